@@ -1,0 +1,54 @@
+//! Glue: build the [`Context`], dispatch to the command, render its report, and
+//! turn an error into one message on stderr and the contract's exit code.
+
+use std::io::Write;
+
+use crate::cli::{Cli, Command};
+use crate::commands;
+use crate::context::Context;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::output::emit;
+
+pub fn run(cli: Cli) -> Result<Exit, Error> {
+    // Needs no org, no store, no network.
+    if let Command::Completions(args) = &cli.command {
+        let text = commands::completions::run(args);
+        let mut out = std::io::stdout().lock();
+        return Ok(match out.write_all(text.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Exit::Error,
+            _ => Exit::Ok,
+        });
+    }
+    let ctx = Context::new(&cli.global)?;
+    let (mode, style) = (ctx.mode, ctx.style);
+    Ok(match &cli.command {
+        Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
+        Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
+        Command::Expires(a) => emit(&commands::expires::run(a, &ctx)?, mode, &style),
+        Command::Refresh(a) => emit(&commands::refresh::run(a, &ctx)?, mode, &style),
+        Command::Token(a) => emit(&commands::token::run(a, &ctx)?, mode, &style),
+        Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
+        Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),
+        Command::Completions(_) => Exit::Ok,
+    })
+}
+
+/// Print the error once (`sfx: error: …`, then a hint) and give its exit code.
+pub fn report_error(err: &Error) -> Exit {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "sfx: error: {err}");
+    if let Some(h) = err.hint() {
+        let _ = writeln!(e, "sfx: hint: {h}");
+    }
+    err.exit()
+}
+
+/// clap's own errors (exit 2) and `--help`/`--version` (exit 0).
+pub fn clap_exit(err: clap::Error) -> std::process::ExitCode {
+    let _ = err.print();
+    match err.exit_code() {
+        0 => Exit::Ok.into(),
+        _ => Exit::Usage.into(),
+    }
+}

@@ -1,0 +1,309 @@
+//! `sfx expires`: when the access token expires, and how sure that answer is.
+//!
+//! One org: one line (or one value with `--format`, or one JSON object). `--all`:
+//! every stored org, checked concurrently (at most [`CONCURRENCY`] at once, so a
+//! host with many orgs does not hammer one org's login rate limit), one row each.
+//! Exit 3 when any answer is expired, inactive or within `--within`.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::cli::{ExpiresArgs, ExpiresFormat};
+use crate::context::{Context, Org};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::output::{Report, Style, paint};
+use crate::store::SecretKind;
+use crate::store::metadata::ExactSource;
+use crate::timefmt;
+use crate::tokens::{self, Expiry, Source};
+
+/// How many orgs `--all` checks at once.
+pub const CONCURRENCY: usize = 16;
+
+/// One org's answer (or why there is none).
+pub struct Row {
+    pub org: String,
+    pub username: Option<String>,
+    pub instance_url: String,
+    pub outcome: Result<Expiry, (Exit, String)>,
+}
+
+pub struct ExpiresReport {
+    pub rows: Vec<Row>,
+    pub all: bool,
+    pub format: ExpiresFormat,
+    pub within: Option<Duration>,
+    pub now: DateTime<Utc>,
+}
+
+impl Row {
+    fn exit(&self, now: DateTime<Utc>, within: Option<Duration>) -> Exit {
+        match &self.outcome {
+            Err((exit, _)) => *exit,
+            Ok(e) if !e.active => Exit::Expired,
+            Ok(e) => match within {
+                Some(w) if !e.outlives(now, w) => Exit::Expired,
+                None if e.exp.is_some_and(|x| x <= now) => Exit::Expired,
+                _ => Exit::Ok,
+            },
+        }
+    }
+
+    /// The stable JSON object (see the contract's `sfx expires --json`).
+    pub fn json(&self, now: DateTime<Utc>) -> Value {
+        match &self.outcome {
+            Err((exit, msg)) => {
+                json!({"org": self.org, "username": self.username, "instance_url": self.instance_url, "error": msg, "exit_code": exit.code()})
+            }
+            Ok(e) => {
+                let (expires_at, expires_at_unix) = crate::commands::exp_json(e);
+                let mut v = json!({
+                    "org": self.org,
+                    "username": self.username,
+                    "instance_url": self.instance_url,
+                    "active": e.active,
+                    "expires_at": expires_at,
+                    "expires_at_unix": expires_at_unix,
+                    "issued_at": e.iat.map(timefmt::rfc3339),
+                    "issued_at_unix": e.iat.map(|t| t.timestamp()),
+                    "seconds_remaining": e.seconds_remaining(now),
+                    "source": e.source.as_str(),
+                });
+                if let Some(c) = e.checked_at.filter(|_| e.source == Source::Cached) {
+                    v["checked_at"] = json!(timefmt::rfc3339(c));
+                }
+                if let Some(n) = &e.note {
+                    v["note"] = json!(n);
+                }
+                v
+            }
+        }
+    }
+
+    /// `expires in 1h 52m — 2026-11-21 22:41:07 +01:00 (introspection as of now, user@example.com)`
+    fn line(&self, now: DateTime<Utc>) -> String {
+        let who = self.username.as_deref().unwrap_or(&self.org);
+        match &self.outcome {
+            Err((_, msg)) => format!("error: {msg}"),
+            Ok(e) => {
+                let src = source_text(e, now);
+                match e.exp {
+                    Some(exp) if e.active || exp <= now => format!(
+                        "{} — {} ({src}, {who})",
+                        timefmt::expiry_phrase(exp, now),
+                        timefmt::local(exp)
+                    ),
+                    _ if !e.active => {
+                        format!("expired — the token is no longer active ({src}, {who})")
+                    }
+                    _ => format!("expiry unknown — the token works ({src}, {who})"),
+                }
+            }
+        }
+    }
+}
+
+fn source_text(e: &Expiry, now: DateTime<Utc>) -> String {
+    match e.source {
+        Source::Introspection => "introspection as of now".to_string(),
+        Source::Cached => match e.checked_at {
+            Some(c) => format!("cached introspection from {}", timefmt::relative(c, now)),
+            None => "cached introspection".to_string(),
+        },
+        Source::Estimate => "estimated".to_string(),
+        Source::Jwt => "jwt".to_string(),
+    }
+}
+
+impl Report for ExpiresReport {
+    fn human(&self, style: &Style) -> String {
+        if !self.all {
+            let row = &self.rows[0];
+            let e = row.outcome.as_ref().ok();
+            return match (self.format, e) {
+                (ExpiresFormat::Human, _) | (_, None) => row.line(self.now),
+                (ExpiresFormat::Iso, Some(e)) => e.exp.map(timefmt::rfc3339).unwrap_or_default(),
+                (ExpiresFormat::Unix, Some(e)) => {
+                    e.exp.map(|t| t.timestamp().to_string()).unwrap_or_default()
+                }
+                (ExpiresFormat::Seconds, Some(e)) => match e.seconds_remaining(self.now) {
+                    Some(s) => s.to_string(),
+                    None if !e.active => "0".to_string(),
+                    None => String::new(),
+                },
+            };
+        }
+        if self.rows.is_empty() {
+            return "no orgs are stored; `sfx login` adds one".to_string();
+        }
+        let mut t = crate::output::table(&["ORG", "USERNAME", "EXPIRES", "AT", "SOURCE"], style);
+        for r in &self.rows {
+            let exit = r.exit(self.now, self.within);
+            let (phrase, at, src) = match &r.outcome {
+                Err((_, msg)) => (format!("error: {msg}"), String::new(), String::new()),
+                Ok(e) => {
+                    let phrase = match e.exp {
+                        Some(exp) if e.active || exp <= self.now => {
+                            timefmt::expiry_phrase(exp, self.now)
+                        }
+                        _ if !e.active => "expired".to_string(),
+                        _ => "unknown".to_string(),
+                    };
+                    let at = e
+                        .exp
+                        .map(|x| {
+                            if style.tty {
+                                timefmt::local(x)
+                            } else {
+                                timefmt::rfc3339(x)
+                            }
+                        })
+                        .unwrap_or_default();
+                    (phrase, at, e.source.as_str().to_string())
+                }
+            };
+            let color = match exit {
+                Exit::Ok => comfy_table::Color::Green,
+                Exit::Expired => comfy_table::Color::Yellow,
+                _ => comfy_table::Color::Red,
+            };
+            t.add_row(vec![
+                r.org.clone(),
+                r.username.clone().unwrap_or_default(),
+                paint(&phrase, color, style),
+                at,
+                src,
+            ]);
+        }
+        t.to_string()
+    }
+
+    fn json(&self) -> Value {
+        if self.all {
+            Value::Array(self.rows.iter().map(|r| r.json(self.now)).collect())
+        } else {
+            self.rows[0].json(self.now)
+        }
+    }
+
+    fn exit(&self) -> Exit {
+        self.rows
+            .iter()
+            .fold(Exit::Ok, |acc, r| acc.worst(r.exit(self.now, self.within)))
+    }
+
+    fn notes(&self) -> Vec<String> {
+        if self.all {
+            return vec![];
+        }
+        self.rows
+            .iter()
+            .filter_map(|r| r.outcome.as_ref().ok()?.note.clone())
+            .map(|n| format!("note: {n}"))
+            .collect()
+    }
+}
+
+/// The answer for one org, by the contract's order.
+pub fn answer(ctx: &Context, org: &Org, offline: bool) -> Result<Expiry, Error> {
+    let now = ctx.now();
+    // A JWT's exp was read when it was minted: no keychain, no request.
+    if org
+        .record
+        .expiry
+        .is_some_and(|k| k.source == ExactSource::Jwt)
+        || offline
+    {
+        if let Some(e) = tokens::offline(org, now).filter(|e| offline || e.source == Source::Jwt) {
+            return Ok(e);
+        }
+        if offline {
+            return Err(none_yet(
+                org,
+                "nothing is known offline about its expiry (no JWT exp, no cached introspection, no issued_at)",
+            ));
+        }
+    }
+    let Some(token) = ctx.secret(org, SecretKind::AccessToken)? else {
+        return Err(none_yet(org, "it has no access token yet"));
+    };
+    tokens::check(ctx, org, &token)
+}
+
+fn none_yet(org: &Org, why: &str) -> Error {
+    Error::Expired(format!(
+        "org {}: {why}; `sfx token` or `sfx refresh` mints a token",
+        org.name()
+    ))
+}
+
+pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
+    let now = ctx.now();
+    if !args.all {
+        let org = ctx.org()?;
+        let e = answer(ctx, &org, args.offline)?;
+        return Ok(ExpiresReport {
+            rows: vec![Row {
+                org: org.name().to_string(),
+                username: org.record.username.clone(),
+                instance_url: org.record.instance_url.clone(),
+                outcome: Ok(e),
+            }],
+            all: false,
+            format: args.format,
+            within: args.within,
+            now,
+        });
+    }
+    let orgs = ctx.all_orgs()?;
+    let rows = for_each_concurrently(&orgs, |org| {
+        let outcome = answer(ctx, org, args.offline).map_err(|e| (e.exit(), e.to_string()));
+        Row {
+            org: org.name().to_string(),
+            username: org.record.username.clone(),
+            instance_url: org.record.instance_url.clone(),
+            outcome,
+        }
+    });
+    Ok(ExpiresReport {
+        rows,
+        all: true,
+        format: args.format,
+        within: args.within,
+        now,
+    })
+}
+
+/// Run `f` over `items` on at most [`CONCURRENCY`] threads, keeping the order.
+pub fn for_each_concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = CONCURRENCY.min(items.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() {
+                        break;
+                    }
+                    let r = f(&items[i]);
+                    if let Ok(mut v) = results.lock() {
+                        v[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
+}

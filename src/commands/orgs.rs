@@ -1,0 +1,154 @@
+//! `sfx orgs`: the stored orgs from the metadata file alone — no keychain, no
+//! network. `--check` asks each org (concurrently) whether its token is alive.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::cli::OrgsArgs;
+use crate::context::{Context, Org};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::output::{Report, Style, paint};
+use crate::timefmt;
+use crate::tokens::{self, Expiry};
+
+pub struct OrgRow {
+    pub org: Org,
+    pub is_default: bool,
+    pub expiry: Option<Expiry>,
+    /// With `--check`: `ok|expired|login_required|unreachable` (or `error`).
+    pub status: Option<(&'static str, Exit, Option<String>)>,
+}
+
+pub struct OrgsReport {
+    pub rows: Vec<OrgRow>,
+    pub now: DateTime<Utc>,
+}
+
+impl Report for OrgsReport {
+    fn human(&self, style: &Style) -> String {
+        if self.rows.is_empty() {
+            return "No orgs are stored. Add one with `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`).".to_string();
+        }
+        let check = self.rows.iter().any(|r| r.status.is_some());
+        let mut header = vec![
+            "", "ORG", "USERNAME", "INSTANCE", "EXPIRES", "SOURCE", "STORE", "TOKEN",
+        ];
+        if check {
+            header.push("STATUS");
+        }
+        let mut t = crate::output::table(&header, style);
+        for r in &self.rows {
+            let rec = &r.org.record;
+            let expires = match r.expiry.as_ref().and_then(|e| e.exp) {
+                Some(exp) if style.tty => timefmt::expiry_phrase(exp, self.now),
+                Some(exp) => timefmt::rfc3339(exp),
+                None => "unknown".to_string(),
+            };
+            let mut row = vec![
+                if r.is_default {
+                    "*".to_string()
+                } else {
+                    String::new()
+                },
+                rec.alias.clone(),
+                rec.username.clone().unwrap_or_default(),
+                rec.instance_url.clone(),
+                expires,
+                r.expiry
+                    .as_ref()
+                    .map(|e| e.source.as_str().to_string())
+                    .unwrap_or_default(),
+                rec.store.as_str().to_string(),
+                rec.access_token_masked.clone().unwrap_or_default(),
+            ];
+            if let Some((status, exit, msg)) = &r.status {
+                let color = if *exit == Exit::Ok {
+                    comfy_table::Color::Green
+                } else {
+                    comfy_table::Color::Red
+                };
+                let text = match msg {
+                    Some(m) if *exit != Exit::Ok => format!("{status}: {m}"),
+                    _ => status.to_string(),
+                };
+                row.push(paint(&text, color, style));
+            }
+            t.add_row(row);
+        }
+        t.to_string()
+    }
+
+    /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source"}]`
+    /// plus `"status"` with `--check`.
+    fn json(&self) -> Value {
+        Value::Array(
+            self.rows
+                .iter()
+                .map(|r| {
+                    let rec = &r.org.record;
+                    let exp = r.expiry.as_ref().and_then(|e| e.exp);
+                    let mut v = json!({
+                        "org": rec.alias,
+                        "username": rec.username,
+                        "instance_url": rec.instance_url,
+                        "default": r.is_default,
+                        "flow": rec.flow.as_str(),
+                        "store": rec.store.as_str(),
+                        "expires_at": exp.map(timefmt::rfc3339),
+                        "expires_at_unix": exp.map(|e| e.timestamp()),
+                        "source": r.expiry.as_ref().map(|e| e.source.as_str()),
+                    });
+                    if let Some((status, _, msg)) = &r.status {
+                        v["status"] = json!(status);
+                        if let Some(m) = msg {
+                            v["message"] = json!(m);
+                        }
+                    }
+                    v
+                })
+                .collect(),
+        )
+    }
+
+    fn exit(&self) -> Exit {
+        self.rows
+            .iter()
+            .filter_map(|r| r.status.as_ref().map(|s| s.1))
+            .fold(Exit::Ok, Exit::worst)
+    }
+}
+
+fn status_of(ctx: &Context, org: &Org) -> (&'static str, Exit, Option<String>) {
+    match crate::commands::expires::answer(ctx, org, false) {
+        Ok(e) if e.active && e.exp.is_none_or(|x| x > ctx.now()) => ("ok", Exit::Ok, e.note),
+        Ok(_) => ("expired", Exit::Expired, None),
+        Err(err) => {
+            let exit = err.exit();
+            let status = match exit {
+                Exit::Expired => "expired",
+                Exit::Relogin => "login_required",
+                Exit::Network => "unreachable",
+                _ => "error",
+            };
+            (status, exit, Some(err.to_string()))
+        }
+    }
+}
+
+pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
+    let now = ctx.now();
+    let default = if ctx.env_org.is_some() {
+        None
+    } else {
+        ctx.store.read()?.default
+    };
+    let orgs = ctx.all_orgs()?;
+    let rows = crate::commands::expires::for_each_concurrently(&orgs, |org| OrgRow {
+        is_default: default.as_deref() == Some(org.name()),
+        expiry: tokens::offline(org, now),
+        status: args.check.then(|| status_of(ctx, org)),
+        org: org.clone(),
+    });
+    Ok(OrgsReport { rows, now })
+}

@@ -1,0 +1,138 @@
+//! `sfx refresh`: a new access token, stored (under the org's lock). A rotated
+//! refresh token is stored before anything else. `--format env` prints
+//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval`.
+
+use serde_json::Value;
+
+use crate::cli::{RefreshArgs, RefreshFormat};
+use crate::commands::TokenSummary;
+use crate::context::Context;
+use crate::error::Error;
+use crate::output::{Report, Style};
+use crate::tokens;
+
+pub enum RefreshReport {
+    /// A token was minted.
+    Done {
+        summary: Box<TokenSummary>,
+        format: RefreshFormat,
+        new_auth_url: Option<String>,
+        from_env: bool,
+    },
+    /// `--if-expiring-within` and the token outlives the window: no request made.
+    Skipped {
+        org: String,
+        expiry: tokens::Expiry,
+        now: chrono::DateTime<chrono::Utc>,
+    },
+}
+
+impl Report for RefreshReport {
+    fn human(&self, style: &Style) -> String {
+        match self {
+            RefreshReport::Done {
+                summary,
+                format: RefreshFormat::Env,
+                new_auth_url,
+                ..
+            } => {
+                let token = summary.access_token.expose();
+                let url = &summary.record.instance_url;
+                let mut s = format!(
+                    "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
+                );
+                if let Some(a) = new_auth_url {
+                    s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+                }
+                s
+            }
+            RefreshReport::Done { summary, .. } => summary.human(style),
+            RefreshReport::Skipped { org, expiry, now } => format!(
+                "Not refreshed: the token of {org} {} ({}), outside the window",
+                expiry
+                    .exp
+                    .map(|e| crate::timefmt::expiry_phrase(e, *now))
+                    .unwrap_or_default(),
+                expiry.source.as_str()
+            ),
+        }
+    }
+
+    fn json(&self) -> Value {
+        match self {
+            RefreshReport::Done { summary, .. } => summary.json(),
+            RefreshReport::Skipped { org, expiry, .. } => {
+                let (expires_at, expires_at_unix) = crate::commands::exp_json(expiry);
+                serde_json::json!({"org": org, "refreshed": false, "expires_at": expires_at, "expires_at_unix": expires_at_unix, "source": expiry.source.as_str()})
+            }
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        match self {
+            RefreshReport::Done {
+                summary,
+                new_auth_url,
+                from_env,
+                ..
+            } => {
+                let mut n = summary.notes.clone();
+                if summary.rotated && *from_env {
+                    n.push(if new_auth_url.is_some() {
+                        "warning: Salesforce rotated the refresh token: the SFX_AUTH_URL you gave is now dead. Update the CI secret with the new SFX_AUTH_URL (printed by --format env), or turn rotation off for this app".into()
+                    } else {
+                        "warning: Salesforce rotated the refresh token: the SFX_REFRESH_TOKEN you gave is now dead. Update the CI secret, or turn rotation off for this app".into()
+                    });
+                }
+                n
+            }
+            RefreshReport::Skipped { .. } => vec![],
+        }
+    }
+}
+
+pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
+    let org = ctx.org()?;
+    let _lock = if org.is_env() {
+        None
+    } else {
+        Some(ctx.store.org_lock(org.name())?)
+    };
+    // Re-read under the lock: another process may have just refreshed.
+    let org = if org.is_env() { org } else { ctx.org()? };
+    let now = ctx.now();
+    if let Some(window) = args.if_expiring_within
+        && let Some(e) =
+            tokens::offline(&org, now).filter(|e| e.exp.is_some() && e.outlives(now, window))
+    {
+        return Ok(RefreshReport::Skipped {
+            org: org.name().to_string(),
+            expiry: e,
+            now,
+        });
+    }
+    let from_env = org.is_env();
+    let r = tokens::refresh(ctx, &org)?;
+    let expiry = tokens::after_mint(&r.org.record, now);
+    let refresh_token = if args.show_token && r.rotated {
+        ctx.secret(&r.org, crate::store::SecretKind::RefreshToken)?
+    } else {
+        None
+    };
+    Ok(RefreshReport::Done {
+        summary: Box::new(TokenSummary {
+            verb: "Refreshed",
+            record: r.org.record,
+            expiry,
+            rotated: r.rotated,
+            now,
+            access_token: r.access_token,
+            refresh_token,
+            show_token: args.show_token,
+            notes: vec![],
+        }),
+        format: args.format,
+        new_auth_url: r.new_auth_url,
+        from_env,
+    })
+}

@@ -1,0 +1,80 @@
+//! The error type of the library layers (`salesforce/`, `store/`, commands).
+//!
+//! Variants follow what the user does next, and each maps to one exit code in
+//! [`Error::exit`]. Messages are whole sentences; `hint` names the command or
+//! flag that fixes the problem. Commands add context with `anyhow::Context`;
+//! `app::report_error` finds the `Error` in the chain to pick the exit code.
+
+use crate::exit::Exit;
+
+/// What went wrong, by what the user should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad flags, values or missing input: fix the command line (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The token is dead or too close to its end (exit 3).
+    #[error("{0}")]
+    Expired(String),
+    /// Only a new login helps (exit 4).
+    #[error("{message}")]
+    Relogin {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Network or server trouble; trying later may help (exit 5).
+    #[error("{0}")]
+    Network(String),
+    /// The keychain or secrets file cannot be used (exit 6).
+    #[error("{message}")]
+    StoreUnavailable {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Salesforce answered with an OAuth error that is not a login problem (exit 1).
+    #[error("{message}")]
+    Server {
+        message: String,
+        hint: Option<String>,
+    },
+    /// Anything else (exit 1).
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn usage(msg: impl Into<String>) -> Error {
+        Error::Usage(msg.into())
+    }
+
+    pub fn relogin(msg: impl Into<String>, hint: impl Into<String>) -> Error {
+        Error::Relogin {
+            message: msg.into(),
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// The exit code the contract assigns to this kind of failure.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Error::Usage(_) => Exit::Usage,
+            Error::Expired(_) => Exit::Expired,
+            Error::Relogin { .. } => Exit::Relogin,
+            Error::Network(_) => Exit::Network,
+            Error::StoreUnavailable { .. } => Exit::StoreUnavailable,
+            Error::Server { .. } | Error::Other(_) => Exit::Error,
+        }
+    }
+
+    /// The "what to do next" line, if there is one.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Relogin { hint, .. }
+            | Error::StoreUnavailable { hint, .. }
+            | Error::Server { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

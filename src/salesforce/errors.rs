@@ -1,0 +1,196 @@
+//! Turning what Salesforce answered into errors a person can act on.
+//!
+//! Nearly every token error is HTTP 400 with `{error, error_description}`, and
+//! `invalid_grant` covers many causes; the description tells them apart
+//! (`salesforce-oauth.md` §6). HTML or other non-JSON bodies are never parsed as
+//! JSON: they become a network/server error quoting at most their first line.
+
+use crate::error::Error;
+use crate::salesforce::http::Reply;
+use crate::salesforce::types::OAuthError;
+use crate::salesforce::url::sanitize;
+
+/// Parse a reply that should be a JSON object: the object, an OAuth error, or a
+/// clear error for anything else (exit 5).
+pub fn json_or_oauth_error(
+    reply: &Reply,
+) -> Result<Result<serde_json::Map<String, serde_json::Value>, OAuthError>, Error> {
+    let host = host_of(&reply.url);
+    if (300..400).contains(&reply.status) {
+        let to = reply
+            .location
+            .as_deref()
+            .map(|l| format!(" to {}", sanitize(l, 120)))
+            .unwrap_or_default();
+        return Err(Error::Network(format!(
+            "{host} answered HTTP {} (a redirect{to}), which sfx does not follow for OAuth requests; check the instance or login URL",
+            reply.status
+        )));
+    }
+    let parsed: Option<serde_json::Value> = if reply.is_json() {
+        serde_json::from_str(&reply.body).ok()
+    } else {
+        None
+    };
+    match parsed {
+        Some(serde_json::Value::Object(map)) => {
+            // Salesforce's errors are `{error, error_description}`, normally with HTTP 400.
+            if let Some(err) = map.get("error").and_then(|e| e.as_str())
+                && (reply.status >= 400 || !map.contains_key("access_token"))
+            {
+                return Ok(Err(OAuthError {
+                    error: sanitize(err, 100),
+                    error_description: map
+                        .get("error_description")
+                        .and_then(|d| d.as_str())
+                        .map(|d| sanitize(d, 300)),
+                    status: reply.status,
+                }));
+            }
+            if reply.status >= 500 || reply.status == 429 {
+                return Err(server_trouble(reply, &host));
+            }
+            if reply.status >= 400 {
+                return Err(Error::Network(format!(
+                    "{host} answered HTTP {} with an unexpected JSON body",
+                    reply.status
+                )));
+            }
+            Ok(Ok(map))
+        }
+        _ if reply.status >= 500 || reply.status == 429 => Err(server_trouble(reply, &host)),
+        _ => {
+            let what = if reply.content_type.to_ascii_lowercase().contains("html")
+                || reply.body.trim_start().starts_with('<')
+            {
+                "an HTML page"
+            } else if reply.body.trim().is_empty() {
+                "an empty body"
+            } else {
+                "a body that is not JSON"
+            };
+            let first = reply.first_line();
+            let quote = if first.is_empty() {
+                String::new()
+            } else {
+                format!(": \"{first}\"")
+            };
+            Err(Error::Network(format!(
+                "{host} answered HTTP {} with {what} instead of Salesforce's JSON{quote} — check the URL, or the org may be in maintenance",
+                reply.status
+            )))
+        }
+    }
+}
+
+fn server_trouble(reply: &Reply, host: &str) -> Error {
+    let kind = if reply.status == 429 {
+        "too many requests"
+    } else {
+        "a server error"
+    };
+    let first = reply.first_line();
+    let quote = if first.is_empty() || reply.is_json() {
+        String::new()
+    } else {
+        format!(": \"{first}\"")
+    };
+    Error::Network(format!(
+        "{host} answered HTTP {} ({kind}){quote}; Salesforce may be busy or in maintenance, try again later",
+        reply.status
+    ))
+}
+
+pub fn host_of(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| sanitize(url, 80))
+}
+
+/// Error codes that mean "these credentials are no good any more": a human must log in.
+pub fn is_login_problem(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_grant"
+            | "invalid_client"
+            | "invalid_client_id"
+            | "invalid_client_credentials"
+            | "invalid_app_access"
+            | "inactive_user"
+            | "inactive_org"
+    )
+}
+
+/// Why a token request was refused, and what usually causes it.
+pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
+    let desc = err.error_description.clone().unwrap_or_default();
+    let said = if desc.is_empty() {
+        err.error.clone()
+    } else {
+        format!("{} (\"{desc}\")", err.error)
+    };
+    let lower = desc.to_ascii_lowercase();
+    let cause = match (err.error.as_str(), lower.as_str()) {
+        ("invalid_grant", d) if d.contains("expired access/refresh token") => {
+            "The refresh token is no longer valid: it was revoked (by the user, an admin or `sfx logout --revoke`), expired under the connected app's refresh-token policy, was pushed out because the user approved the same app a sixth time (Salesforce keeps five approvals per user and app), or was replayed after refresh-token rotation."
+        }
+        ("invalid_grant", d) if d.contains("authentication failure") => {
+            "The user's credentials were rejected: the password changed, the user was deactivated or frozen, or (username-password flow) the password or security token is wrong — or the org blocks that flow, which Salesforce reports the same way."
+        }
+        ("invalid_grant", d) if d.contains("inactive user") => "The user is deactivated.",
+        ("invalid_grant", d) if d.contains("hasn't approved") => {
+            "The user has not approved this connected app: pre-authorize the user's profile or permission set for the app (admin-approved users), or approve it once in a browser."
+        }
+        ("invalid_grant", d) if d.contains("audience") => {
+            "The JWT's audience is wrong: use https://login.salesforce.com for production, https://test.salesforce.com for sandboxes, or the site URL for Experience Cloud."
+        }
+        ("invalid_grant", d) if d.contains("invalid assertion") => {
+            "The JWT assertion was rejected: the key does not match the certificate uploaded to the connected app."
+        }
+        ("invalid_grant", d) if d.contains("expired authorization code") => {
+            "The authorization code or assertion expired before it was used; try again."
+        }
+        ("invalid_grant", d) if d.contains("ip restricted") => {
+            "The login is outside the user's allowed IP ranges or login hours."
+        }
+        ("invalid_grant", _) => "Salesforce refused the grant.",
+        ("invalid_client_id", _) => {
+            "The client id (consumer key) is not known to this org: check it, and that the app is installed in this org (a refreshed sandbox may lack it)."
+        }
+        ("invalid_client", _) | ("invalid_client_credentials", _) => {
+            "The client secret (consumer secret) is wrong for this client id, or the app requires a secret that was not given."
+        }
+        ("invalid_app_access", _) => {
+            "The user is not admin-approved for this app, or the app is not installed in this org (a refreshed sandbox may lack it)."
+        }
+        ("inactive_user", _) => "The user is deactivated.",
+        ("inactive_org", _) => "The org is inactive or locked.",
+        ("unsupported_grant_type", _) => "This grant type is not enabled for the connected app.",
+        ("rate_limit_exceeded", _) => {
+            "Salesforce's login rate limit was reached; wait and try again."
+        }
+        _ => "",
+    };
+    let message = format!("Salesforce refused {doing}: {said}. {cause}")
+        .trim_end()
+        .to_string();
+    if err.error == "rate_limit_exceeded" {
+        Error::Network(message)
+    } else if is_login_problem(&err.error) {
+        Error::Relogin {
+            message,
+            hint: Some(relogin_hint.to_string()),
+        }
+    } else {
+        Error::Server {
+            message,
+            hint: None,
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The Salesforce OAuth client: token grants, introspection, revocation, userinfo.
+//!
+//! No clap and no printing here. Every endpoint is reached through a base URL that
+//! comes from the org record or a flag, never a constant, so tests talk to the
+//! in-repo fake. Secrets leave their [`Secret`] wrapper only in request bodies.
+
+pub mod auth_url;
+pub mod errors;
+pub mod http;
+pub mod jwt;
+pub mod types;
+pub mod url;
+
+use crate::error::Error;
+use crate::secret::Secret;
+use http::{Http, Reply, Request, Retry};
+use types::{OAuthError, TokenResponse, Userinfo};
+
+pub const TOKEN_PATH: &str = "/services/oauth2/token";
+pub const INTROSPECT_PATH: &str = "/services/oauth2/introspect";
+pub const REVOKE_PATH: &str = "/services/oauth2/revoke";
+pub const USERINFO_PATH: &str = "/services/oauth2/userinfo";
+
+/// A connected app's credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientCreds<'a> {
+    pub id: &'a str,
+    pub secret: Option<&'a Secret>,
+}
+
+/// What introspection said.
+#[derive(Debug)]
+pub enum Introspected {
+    /// The endpoint's JSON object as received.
+    Answer(serde_json::Map<String, serde_json::Value>),
+    /// The endpoint rejected the client credentials (`invalid_client`).
+    ClientRejected(String),
+}
+
+/// What userinfo said about a token.
+#[derive(Debug)]
+pub enum TokenProbe {
+    Alive(Userinfo),
+    /// 401/403: the token is dead.
+    Dead(u16),
+}
+
+/// What revocation said.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revoked {
+    Done,
+    /// 400 `invalid_token`: it was already dead.
+    AlreadyInvalid,
+}
+
+pub struct Client<'a> {
+    pub http: &'a Http,
+}
+
+fn url(base: &str, path: &str) -> String {
+    format!("{}{path}", base.trim_end_matches('/'))
+}
+
+impl Client<'_> {
+    /// POST a grant to the token endpoint. `doing` names the action for errors
+    /// ("the refresh of org prod"); `relogin_hint` is the command that fixes a refusal.
+    pub fn token(
+        &self,
+        base: &str,
+        mut form: Vec<(&'static str, String)>,
+        creds: ClientCreds<'_>,
+        retry: Retry,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, Error> {
+        form.push(("client_id", creds.id.to_string()));
+        if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
+            form.push(("client_secret", s.expose().to_string()));
+        }
+        form.push(("format", "json".to_string()));
+        let reply = self.http.send(&Request {
+            method: "POST",
+            url: url(base, TOKEN_PATH),
+            form,
+            bearer: None,
+            basic: None,
+            retry,
+        })?;
+        let map = match errors::json_or_oauth_error(&reply)? {
+            Ok(map) => map,
+            Err(oauth) => return Err(errors::explain(&oauth, doing, relogin_hint)),
+        };
+        let host = errors::host_of(&reply.url);
+        let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+            Error::Network(format!(
+                "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
+                url::sanitize(&e.to_string(), 160)
+            ))
+        })?;
+        if resp.access_token.is_empty() {
+            return Err(Error::Network(format!(
+                "{host} answered {doing} with an empty access_token"
+            )));
+        }
+        if resp.signature_valid(creds.secret) == Some(false) {
+            return Err(Error::Server {
+                message: format!(
+                    "the token response from {host} has a signature that does not match the client secret; the response may have been altered, or the stored client secret is wrong"
+                ),
+                hint: None,
+            });
+        }
+        Ok(resp)
+    }
+
+    /// The refresh-token grant.
+    pub fn refresh(
+        &self,
+        base: &str,
+        refresh_token: &Secret,
+        creds: ClientCreds<'_>,
+        rotating: bool,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, Error> {
+        let form = vec![
+            ("grant_type", "refresh_token".to_string()),
+            ("refresh_token", refresh_token.expose().to_string()),
+        ];
+        // A rotated refresh token replayed revokes the whole family: once the
+        // request may have been delivered, do not send it again.
+        let retry = if rotating {
+            Retry::OnlyUnsent
+        } else {
+            Retry::Transient
+        };
+        self.token(base, form, creds, retry, doing, relogin_hint)
+    }
+
+    /// POST /services/oauth2/introspect with the client id (and secret, if known)
+    /// in the form body.
+    pub fn introspect(
+        &self,
+        base: &str,
+        token: &Secret,
+        hint: &str,
+        creds: ClientCreds<'_>,
+    ) -> Result<Introspected, Error> {
+        let mut form = vec![
+            ("token", token.expose().to_string()),
+            ("token_type_hint", hint.to_string()),
+            ("client_id", creds.id.to_string()),
+        ];
+        if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
+            form.push(("client_secret", s.expose().to_string()));
+        }
+        let reply = self.http.send(&Request {
+            method: "POST",
+            url: url(base, INTROSPECT_PATH),
+            form,
+            bearer: None,
+            basic: None,
+            retry: Retry::Transient,
+        })?;
+        match errors::json_or_oauth_error(&reply)? {
+            Ok(map) => {
+                if !map.get("active").is_some_and(|a| a.is_boolean()) {
+                    return Err(Error::Network(format!(
+                        "{} answered introspection without an `active` field; that is not what Salesforce sends",
+                        errors::host_of(&reply.url)
+                    )));
+                }
+                Ok(Introspected::Answer(map))
+            }
+            Err(OAuthError {
+                error,
+                error_description,
+                ..
+            }) if error.starts_with("invalid_client") => Ok(Introspected::ClientRejected(format!(
+                "{error}{}",
+                error_description
+                    .map(|d| format!(" (\"{d}\")"))
+                    .unwrap_or_default()
+            ))),
+            Err(e) => Err(errors::explain(&e, "the introspection request", "")),
+        }
+    }
+
+    /// GET /services/oauth2/userinfo with the token: alive, or dead (401/403).
+    pub fn userinfo(&self, base: &str, token: &Secret) -> Result<TokenProbe, Error> {
+        let reply = self.http.send(&Request {
+            method: "GET",
+            url: url(base, USERINFO_PATH),
+            form: vec![],
+            bearer: Some(token),
+            basic: None,
+            retry: Retry::Transient,
+        })?;
+        if reply.status == 401 || reply.status == 403 {
+            return Ok(TokenProbe::Dead(reply.status));
+        }
+        let map = match errors::json_or_oauth_error(&reply)? {
+            Ok(map) => map,
+            Err(e) => return Err(errors::explain(&e, "the userinfo request", "")),
+        };
+        serde_json::from_value(serde_json::Value::Object(map))
+            .map(TokenProbe::Alive)
+            .map_err(|_| {
+                Error::Network(format!(
+                    "{} answered userinfo with an unexpected body",
+                    errors::host_of(&reply.url)
+                ))
+            })
+    }
+
+    /// POST /services/oauth2/revoke.
+    pub fn revoke(&self, base: &str, token: &Secret) -> Result<Revoked, Error> {
+        let reply: Reply = self.http.send(&Request {
+            method: "POST",
+            url: url(base, REVOKE_PATH),
+            form: vec![("token", token.expose().to_string())],
+            bearer: None,
+            basic: None,
+            retry: Retry::Transient,
+        })?;
+        if (200..300).contains(&reply.status) {
+            return Ok(Revoked::Done);
+        }
+        if reply.status == 400
+            && (reply.body.contains("invalid_token")
+                || reply.body.contains("unsupported_token_type"))
+        {
+            return Ok(Revoked::AlreadyInvalid);
+        }
+        match errors::json_or_oauth_error(&reply)? {
+            Ok(_) => Err(Error::Network(format!(
+                "{} answered the revocation with HTTP {}",
+                errors::host_of(&reply.url),
+                reply.status
+            ))),
+            Err(e) => Err(errors::explain(&e, "the revocation", "")),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The org metadata file: everything about stored orgs except secrets.
+//!
+//! One JSON file, `orgs.json`, under the sfx home (`$SFX_HOME`, else the XDG-style
+//! config dir `~/.config/sfx`). It holds alias, username, ids, URLs, client id,
+//! flow, `issued_at`, the last known expiry and its source, the masked access
+//! token, which store holds the secrets, and the default mark — enough for
+//! `sfx orgs` and `sfx expires --offline` to answer without opening the keychain.
+//! Reads need no lock (writes are atomic renames); read-modify-write cycles hold
+//! `orgs.lock` so two processes never lose each other's updates.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+pub const FILE_NAME: &str = "orgs.json";
+
+/// How the org was logged in; decides how it can be refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    AuthUrl,
+    RefreshToken,
+    AccessToken,
+    Web,
+    Device,
+    Jwt,
+    ClientCredentials,
+    Password,
+}
+
+impl Flow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::AuthUrl => "auth_url",
+            Flow::RefreshToken => "refresh_token",
+            Flow::AccessToken => "access_token",
+            Flow::Web => "web",
+            Flow::Device => "device",
+            Flow::Jwt => "jwt",
+            Flow::ClientCredentials => "client_credentials",
+            Flow::Password => "password",
+        }
+    }
+}
+
+/// Where an org's secrets live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Keychain,
+    File,
+    Env,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::Keychain => "keychain",
+            StoreKind::File => "file",
+            StoreKind::Env => "env",
+        }
+    }
+}
+
+/// An expiry learned exactly (not estimated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownExpiry {
+    /// Unix seconds.
+    pub exp: i64,
+    /// Unix seconds of `iat`, when known.
+    #[serde(default)]
+    pub iat: Option<i64>,
+    /// `jwt` or `introspection`.
+    pub source: ExactSource,
+    /// When it was learned (Unix seconds).
+    pub checked_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExactSource {
+    Jwt,
+    Introspection,
+}
+
+fn default_timeout() -> u64 {
+    7200
+}
+
+/// One stored org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrgRecord {
+    pub alias: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub org_id: Option<String>,
+    #[serde(default)]
+    pub user_id: Option<String>,
+    pub instance_url: String,
+    #[serde(default)]
+    pub login_url: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    pub flow: Flow,
+    pub store: StoreKind,
+    /// Unix seconds of the current access token's `issued_at`.
+    #[serde(default)]
+    pub issued_at: Option<i64>,
+    #[serde(default = "default_timeout")]
+    pub session_timeout_secs: u64,
+    /// The last exact expiry learned (JWT `exp` or introspection).
+    #[serde(default)]
+    pub expiry: Option<KnownExpiry>,
+    #[serde(default)]
+    pub access_token_masked: Option<String>,
+    #[serde(default)]
+    pub has_refresh_token: bool,
+    #[serde(default)]
+    pub has_client_secret: bool,
+    /// Unix seconds of the last use of the refresh token (for `watch --keepalive`).
+    #[serde(default)]
+    pub refresh_token_used_at: Option<i64>,
+    /// Salesforce rotated this org's refresh token at least once.
+    #[serde(default)]
+    pub rotates_refresh_token: bool,
+    /// JWT bearer: path of the private key file (the key itself is never copied).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub version: u32,
+    #[serde(default)]
+    pub default: Option<String>,
+    #[serde(default)]
+    pub orgs: BTreeMap<String, OrgRecord>,
+}
+
+impl Metadata {
+    /// Read the file; a missing file is an empty store, a broken one a clear error.
+    pub fn read(path: &Path) -> Result<Metadata, Error> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
+            Err(e) => {
+                return Err(Error::Other(format!(
+                    "cannot read the org metadata file {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Metadata::parse(&bytes).map_err(|why| {
+            Error::Other(format!(
+                "the org metadata file {} is damaged ({why}); fix it by hand, or move it away and log in again",
+                path.display()
+            ))
+        })
+    }
+
+    /// Parse file contents (no panics on any input; used by the fuzz target too).
+    pub fn parse(bytes: &[u8]) -> Result<Metadata, String> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if !value.is_object() {
+            return Err("it is not a JSON object".into());
+        }
+        let meta: Metadata = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        for (key, rec) in &meta.orgs {
+            if key != &rec.alias {
+                return Err(format!(
+                    "entry `{}` has alias `{}`",
+                    crate::salesforce::url::sanitize(key, 60),
+                    crate::salesforce::url::sanitize(&rec.alias, 60)
+                ));
+            }
+        }
+        Ok(meta)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
+        v.push(b'\n');
+        v
+    }
+
+    /// Find an org by alias, then by username.
+    pub fn find(&self, name: &str) -> Option<&OrgRecord> {
+        self.orgs.get(name).or_else(|| {
+            self.orgs
+                .values()
+                .find(|o| o.username.as_deref() == Some(name))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for bad in [&b""[..], b"{", b"[]", b"{\"orgs\":{\"a\":{}}}", b"\xff\xfe", b"{\"orgs\":{\"a\":{\"alias\":\"b\",\"instance_url\":\"x\",\"flow\":\"web\",\"store\":\"file\"}}}"] {
+            assert!(Metadata::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(Metadata::parse(b"{}").is_ok());
+    }
+}

@@ -1,0 +1,135 @@
+//! Where orgs live: the metadata file plus one secrets backend per org.
+//!
+//! - [`metadata`]: `orgs.json`, non-secret, read without touching any keychain;
+//! - [`keychain`]: the OS keychain (default);
+//! - [`file`]: `secrets.json`, `0600`, for `--insecure-storage`;
+//! - the environment (`SFX_AUTH_URL`, …): handled in `context.rs`, writes nothing;
+//! - [`lock`]: cross-process locks; [`atomic`]: crash-safe writes.
+
+pub mod atomic;
+pub mod file;
+pub mod keychain;
+pub mod lock;
+pub mod metadata;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::Error;
+use crate::secret::Secret;
+use metadata::{Metadata, StoreKind};
+
+/// The secrets kept per org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretKind {
+    AccessToken,
+    RefreshToken,
+    ClientSecret,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SecretKind::AccessToken => "access-token",
+            SecretKind::RefreshToken => "refresh-token",
+            SecretKind::ClientSecret => "client-secret",
+        }
+    }
+
+    pub const ALL: [SecretKind; 3] = [
+        SecretKind::RefreshToken,
+        SecretKind::AccessToken,
+        SecretKind::ClientSecret,
+    ];
+}
+
+/// A secrets backend. "Nothing stored" is `Ok(None)`; "cannot use the store" is
+/// `Err(Error::StoreUnavailable)`.
+pub trait SecretStore {
+    fn get(&self, alias: &str, kind: SecretKind) -> Result<Option<Secret>, Error>;
+    /// Apply changes in the order given (`None` deletes).
+    fn put(&self, alias: &str, changes: &[(SecretKind, Option<&Secret>)]) -> Result<(), Error>;
+}
+
+/// The sfx home: `$SFX_HOME`, else `~/.config/sfx` (XDG-style on every Unix,
+/// like gh; `%APPDATA%\sfx` on Windows).
+pub fn default_home() -> Result<PathBuf, Error> {
+    if let Some(h) = std::env::var_os("SFX_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    use etcetera::BaseStrategy;
+    let base = etcetera::choose_base_strategy().map_err(|e| {
+        Error::Other(format!(
+            "cannot find the home directory ({e}); set SFX_HOME"
+        ))
+    })?;
+    Ok(base.config_dir().join("sfx"))
+}
+
+/// Create `dir` (mode 0700 when sfx creates it).
+pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// The on-disk store under the sfx home.
+pub struct Store {
+    pub home: PathBuf,
+}
+
+impl Store {
+    pub fn new(home: PathBuf) -> Store {
+        Store { home }
+    }
+
+    pub fn metadata_path(&self) -> PathBuf {
+        self.home.join(metadata::FILE_NAME)
+    }
+
+    /// Read the metadata (no lock, no keychain).
+    pub fn read(&self) -> Result<Metadata, Error> {
+        Metadata::read(&self.metadata_path())
+    }
+
+    /// Read-modify-write the metadata under `orgs.lock`.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
+        ensure_private_dir(&self.home)?;
+        let _guard = lock::acquire(&self.home, "orgs")?;
+        let mut meta = self.read()?;
+        let out = f(&mut meta)?;
+        meta.version = 1;
+        atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
+            Error::Other(format!(
+                "cannot write {}: {e}",
+                self.metadata_path().display()
+            ))
+        })?;
+        Ok(out)
+    }
+
+    /// The secrets backend of one kind.
+    pub fn backend(&self, kind: StoreKind) -> Box<dyn SecretStore> {
+        match kind {
+            StoreKind::Keychain => Box::new(keychain::Keychain),
+            StoreKind::File | StoreKind::Env => Box::new(file::FileStore {
+                path: self.home.join(file::FILE_NAME),
+                notice: true,
+            }),
+        }
+    }
+
+    /// Hold the per-org refresh lock.
+    pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
+        ensure_private_dir(&self.home)?;
+        lock::acquire(&self.home, &format!("org-{alias}"))
+    }
+}

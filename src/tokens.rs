@@ -1,0 +1,417 @@
+//! The token lifecycle shared by `expires`, `introspect`, `token`, `refresh`,
+//! `orgs --check` and `watch`: what is known about expiry, how to learn it exactly,
+//! and how to refresh and save — the one place these rules live.
+//!
+//! Expiry, in the contract's order: a JWT access token's own `exp` (no request);
+//! introspection (one request; when it says inactive, one userinfo probe tells a
+//! dead token from a live one this app cannot see); offline, the cached
+//! introspection result; last, `issued_at` + the org's session timeout.
+
+use chrono::{DateTime, Utc};
+
+use crate::context::{Context, Org};
+use crate::error::Error;
+use crate::salesforce::types::TokenResponse;
+use crate::salesforce::url::base_url;
+use crate::salesforce::{Introspected, TokenProbe, jwt};
+use crate::secret::Secret;
+use crate::store::SecretKind;
+use crate::store::metadata::{ExactSource, KnownExpiry, OrgRecord, StoreKind};
+use crate::timefmt::from_unix;
+
+/// Where an expiry answer came from (the contract's `source` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Jwt,
+    Introspection,
+    Cached,
+    Estimate,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Jwt => "jwt",
+            Source::Introspection => "introspection",
+            Source::Cached => "cached",
+            Source::Estimate => "estimate",
+        }
+    }
+}
+
+/// What is known about the access token's life.
+#[derive(Debug, Clone)]
+pub struct Expiry {
+    pub active: bool,
+    /// `None` when nothing at all is known.
+    pub exp: Option<DateTime<Utc>>,
+    pub iat: Option<DateTime<Utc>>,
+    pub source: Source,
+    /// For `cached`: when introspection answered.
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Why the answer is weaker than it could be.
+    pub note: Option<String>,
+}
+
+impl Expiry {
+    pub fn seconds_remaining(&self, now: DateTime<Utc>) -> Option<i64> {
+        self.exp.map(|e| e.signed_duration_since(now).num_seconds())
+    }
+
+    /// Valid now and for at least `window` more.
+    pub fn outlives(&self, now: DateTime<Utc>, window: std::time::Duration) -> bool {
+        self.active
+            && self
+                .seconds_remaining(now)
+                .is_some_and(|s| s > 0 && s as u128 >= window.as_secs() as u128)
+    }
+
+    fn estimate(rec: &OrgRecord, note: Option<String>, now: DateTime<Utc>) -> Expiry {
+        let iat = rec.issued_at.and_then(from_unix);
+        let exp = iat.map(|i| i + chrono::Duration::seconds(rec.session_timeout_secs as i64));
+        Expiry {
+            active: exp.is_none_or(|e| e > now),
+            exp,
+            iat,
+            source: Source::Estimate,
+            checked_at: None,
+            note,
+        }
+    }
+}
+
+/// What the metadata alone says: JWT `exp`, cached introspection, estimate.
+/// Opens neither the keychain nor the network. `None` when nothing is known.
+pub fn offline(org: &Org, now: DateTime<Utc>) -> Option<Expiry> {
+    if let Some(token) = org.env.as_ref().and_then(|e| e.access_token.as_ref())
+        && let Some(t) = jwt::times(token.expose())
+    {
+        return Some(from_jwt(&t, now));
+    }
+    let rec = &org.record;
+    if let Some(k) = rec.expiry {
+        let exp = from_unix(k.exp)?;
+        return Some(Expiry {
+            active: exp > now,
+            exp: Some(exp),
+            iat: k.iat.and_then(from_unix),
+            source: match k.source {
+                ExactSource::Jwt => Source::Jwt,
+                ExactSource::Introspection => Source::Cached,
+            },
+            checked_at: match k.source {
+                ExactSource::Jwt => None,
+                ExactSource::Introspection => from_unix(k.checked_at),
+            },
+            note: None,
+        });
+    }
+    rec.issued_at.map(|_| Expiry::estimate(rec, None, now))
+}
+
+fn from_jwt(t: &jwt::JwtTimes, now: DateTime<Utc>) -> Expiry {
+    Expiry {
+        active: t.exp > now,
+        exp: Some(t.exp),
+        iat: t.iat,
+        source: Source::Jwt,
+        checked_at: None,
+        note: None,
+    }
+}
+
+/// The exact answer, asking Salesforce when the token itself cannot tell.
+/// Returns the expiry and, for stored orgs, caches an introspection result.
+pub fn check(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
+    let now = ctx.now();
+    if let Some(t) = jwt::times(token.expose()) {
+        return Ok(from_jwt(&t, now));
+    }
+    let rec = &org.record;
+    let Some(client_id) = rec.client_id.as_deref() else {
+        return probe_only(
+            ctx,
+            org,
+            token,
+            "no client id is known for this org, so introspection is not possible",
+        );
+    };
+    let secret = ctx.secret(org, SecretKind::ClientSecret)?;
+    let creds = crate::salesforce::ClientCreds {
+        id: client_id,
+        secret: secret.as_ref(),
+    };
+    match ctx
+        .client()
+        .introspect(&rec.instance_url, token, "access_token", creds)?
+    {
+        Introspected::Answer(map) => {
+            let active = map.get("active").and_then(|a| a.as_bool()).unwrap_or(false);
+            if active {
+                let exp = map.get("exp").and_then(crate::timefmt::parse_epoch_value);
+                let iat = map.get("iat").and_then(crate::timefmt::parse_epoch_value);
+                if let Some(exp) = exp {
+                    cache_introspection(ctx, org, token, exp, iat, now);
+                    return Ok(Expiry {
+                        active: true,
+                        exp: Some(exp),
+                        iat,
+                        source: Source::Introspection,
+                        checked_at: Some(now),
+                        note: None,
+                    });
+                }
+                return Ok(Expiry::estimate(
+                    rec,
+                    Some("introspection said active but gave no exp".into()),
+                    now,
+                ));
+            }
+            // Inactive is checked once: a live token of another app also reads as inactive.
+            match ctx.client().userinfo(&rec.instance_url, token)? {
+                TokenProbe::Dead(_) => Ok(Expiry { active: false, exp: None, iat: None, source: Source::Introspection, checked_at: Some(now), note: None }),
+                TokenProbe::Alive(_) => Ok(Expiry::estimate(
+                    rec,
+                    Some("introspection answered inactive, but the token works (it belongs to another connected app, which this app's introspection cannot see); falling back to the estimate".into()),
+                    now,
+                )),
+            }
+        }
+        Introspected::ClientRejected(why) => Ok(Expiry::estimate(
+            rec,
+            Some(format!(
+                "the introspection endpoint rejected the client credentials ({why}); falling back to the estimate"
+            )),
+            now,
+        )),
+    }
+}
+
+/// No introspection possible: the estimate if `issued_at` is known, else ask
+/// userinfo whether the token works at all.
+fn probe_only(ctx: &Context, org: &Org, token: &Secret, why: &str) -> Result<Expiry, Error> {
+    let now = ctx.now();
+    if org.record.issued_at.is_some() {
+        return Ok(Expiry::estimate(
+            &org.record,
+            Some(format!("{why}; this is an estimate")),
+            now,
+        ));
+    }
+    let alive = matches!(
+        ctx.client().userinfo(&org.record.instance_url, token)?,
+        TokenProbe::Alive(_)
+    );
+    Ok(Expiry {
+        active: alive,
+        exp: None,
+        iat: None,
+        source: Source::Estimate,
+        checked_at: None,
+        note: Some(format!(
+            "{why}, and the token's issue time is unknown: its expiry cannot be told (userinfo says it is {})",
+            if alive { "alive" } else { "dead" }
+        )),
+    })
+}
+
+/// Remember an introspection answer for `--offline` (stored orgs, same token only).
+pub fn cache_introspection(
+    ctx: &Context,
+    org: &Org,
+    token: &Secret,
+    exp: DateTime<Utc>,
+    iat: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) {
+    if org.is_env() {
+        return;
+    }
+    let masked = token.mask();
+    // A failure to cache is not worth failing the command for.
+    let _ = ctx.store.update(|meta| {
+        if let Some(rec) = meta.orgs.get_mut(&org.record.alias)
+            && rec.access_token_masked.as_deref() == Some(masked.as_str())
+        {
+            rec.expiry = Some(KnownExpiry {
+                exp: exp.timestamp(),
+                iat: iat.map(|i| i.timestamp()),
+                source: ExactSource::Introspection,
+                checked_at: now.timestamp(),
+            });
+        }
+        Ok(())
+    });
+}
+
+/// The result of a refresh.
+pub struct Refreshed {
+    pub org: Org,
+    pub access_token: Secret,
+    pub rotated: bool,
+    /// Env mode with a rotated refresh token: the new `SFX_AUTH_URL`.
+    pub new_auth_url: Option<String>,
+}
+
+/// The command that fixes a refused refresh.
+pub fn relogin_hint(org: &Org) -> String {
+    if org.is_env() {
+        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx login …` then export it, or `sf org display --verbose`) and update the CI secret".to_string()
+    } else {
+        format!(
+            "log in again: `sfx login --alias {} …` (for an imported org: `sfx login --auth-url - --alias {}`)",
+            org.name(),
+            org.name()
+        )
+    }
+}
+
+/// Get a new access token by the org's way of refreshing, and save it.
+/// The caller holds the org lock for stored orgs.
+pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
+    let rec = &org.record;
+    let hint = relogin_hint(org);
+    let refresh_token = ctx.secret(org, SecretKind::RefreshToken)?;
+    let Some(refresh_token) = refresh_token else {
+        return Err(Error::relogin(
+            format!(
+                "org {} has no refresh token ({} login), so it cannot be refreshed",
+                org.name(),
+                rec.flow.as_str().replace('_', " ")
+            ),
+            hint,
+        ));
+    };
+    let Some(client_id) = rec.client_id.as_deref() else {
+        return Err(Error::relogin(
+            format!(
+                "org {} has no client id, so its refresh token cannot be used",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let secret = ctx.secret(org, SecretKind::ClientSecret)?;
+    let creds = crate::salesforce::ClientCreds {
+        id: client_id,
+        secret: secret.as_ref(),
+    };
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the refresh of org {}", org.name());
+    let resp = ctx.client().refresh(
+        base,
+        &refresh_token,
+        creds,
+        rec.rotates_refresh_token,
+        &doing,
+        &hint,
+    )?;
+    save(ctx, org, &resp, secret.as_ref())
+}
+
+/// Store a token response for an existing org: a rotated refresh token first,
+/// then the access token, then the metadata. Env orgs change only in memory.
+pub fn save(
+    ctx: &Context,
+    org: &Org,
+    resp: &TokenResponse,
+    client_secret: Option<&Secret>,
+) -> Result<Refreshed, Error> {
+    let now = ctx.now();
+    let instance_url = base_url(
+        &resp.instance_url,
+        "the instance_url in Salesforce's answer",
+    )
+    .map_err(|e| {
+        Error::Network(format!(
+            "Salesforce answered with an unusable instance_url: {e}"
+        ))
+    })?;
+    let rotated = resp.refresh_token.is_some();
+    let mut record = org.record.clone();
+    record.instance_url = instance_url;
+    apply_token(&mut record, resp, now);
+    if rotated {
+        record.rotates_refresh_token = true;
+        record.has_refresh_token = true;
+    }
+    if let Some(env) = &org.env {
+        let mut env = env.clone();
+        env.access_token = Some(resp.access_token.clone());
+        let mut new_auth_url = None;
+        if let Some(rt) = &resp.refresh_token {
+            env.refresh_token = Some(rt.clone());
+            if env.from_auth_url {
+                new_auth_url = Some(crate::salesforce::auth_url::AuthUrl::format(
+                    record.client_id.as_deref().unwrap_or(""),
+                    client_secret,
+                    rt,
+                    &record.instance_url,
+                ));
+            }
+        }
+        return Ok(Refreshed {
+            org: Org {
+                record,
+                env: Some(env),
+            },
+            access_token: resp.access_token.clone(),
+            rotated,
+            new_auth_url,
+        });
+    }
+    let backend = ctx.store.backend(record.store);
+    let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
+    if let Some(rt) = &resp.refresh_token {
+        changes.push((SecretKind::RefreshToken, Some(rt)));
+    }
+    changes.push((SecretKind::AccessToken, Some(&resp.access_token)));
+    backend.put(&record.alias, &changes)?;
+    let saved = record.clone();
+    ctx.store.update(|meta| {
+        let default_keep = meta.default.clone();
+        meta.orgs.insert(saved.alias.clone(), saved.clone());
+        meta.default = default_keep;
+        Ok(())
+    })?;
+    Ok(Refreshed {
+        org: Org { record, env: None },
+        access_token: resp.access_token.clone(),
+        rotated,
+        new_auth_url: None,
+    })
+}
+
+/// Put what a token response says about the new access token into a record.
+pub fn apply_token(record: &mut OrgRecord, resp: &TokenResponse, now: DateTime<Utc>) {
+    let issued = resp.issued_at_time().unwrap_or(now);
+    record.issued_at = Some(issued.timestamp());
+    record.access_token_masked = Some(resp.access_token.mask());
+    record.expiry = jwt::times(resp.access_token.expose()).map(|t| KnownExpiry {
+        exp: t.exp.timestamp(),
+        iat: t.iat.map(|i| i.timestamp()),
+        source: ExactSource::Jwt,
+        checked_at: now.timestamp(),
+    });
+    if resp.refresh_token.is_some() || record.has_refresh_token {
+        record.refresh_token_used_at = Some(now.timestamp());
+    }
+    if let Some((org_id, user_id)) = resp.org_and_user() {
+        record.org_id = Some(org_id);
+        record.user_id = Some(user_id);
+    }
+}
+
+/// The best expiry right after a token was minted: JWT `exp`, else the estimate.
+pub fn after_mint(record: &OrgRecord, now: DateTime<Utc>) -> Expiry {
+    let org = Org {
+        record: record.clone(),
+        env: None,
+    };
+    offline(&org, now).unwrap_or_else(|| Expiry::estimate(record, None, now))
+}
+
+/// `keychain`, `file` or `env`, for output.
+pub fn store_name(kind: StoreKind) -> &'static str {
+    kind.as_str()
+}

@@ -1,0 +1,166 @@
+//! Contract details pinned: exit codes of usage errors and missing orgs, `-q`,
+//! secrets never in output, `--help`, completions.
+
+use crate::common::*;
+use predicates::prelude::*;
+
+#[test]
+fn unknown_flags_and_bad_durations_exit_2() {
+    let t = T::new();
+    t.sfx().args(["expires", "--bogus"]).assert().code(2);
+    t.sfx()
+        .args(["expires", "--within", "soon"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("duration"));
+    t.sfx().args(["--timeout", "x", "orgs"]).assert().code(2);
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    let t = T::new();
+    t.sfx()
+        .args(["--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("expires"));
+    t.sfx()
+        .args(["expires", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--within"));
+    t.sfx()
+        .args(["--version"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("sfx "));
+}
+
+#[test]
+fn no_org_at_all_exits_4_and_says_run_sfx_login() {
+    let t = T::new();
+    t.sfx()
+        .args(["expires"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("sfx login"));
+    t.sfx().args(["expires", "-o", "nope"]).assert().code(4);
+}
+
+#[test]
+fn several_orgs_without_a_default_exit_2_naming_the_ways_out() {
+    let t = T::new();
+    t.login("a");
+    t.login("b");
+    t.sfx()
+        .args(["token"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("-o"))
+        .stderr(predicate::str::contains("--set-default"));
+    t.sfx().args(["token", "-o", "b"]).assert().success();
+    t.sfx()
+        .args(["token"])
+        .env("SFX_ORG", DEFAULT_USERNAME)
+        .assert()
+        .success();
+}
+
+#[test]
+fn quiet_wins_over_json_and_format() {
+    let t = T::new();
+    t.login("a");
+    t.sfx()
+        .args(["expires", "-q", "--json"])
+        .assert()
+        .success()
+        .stdout("");
+    t.sfx()
+        .args(["expires", "-q", "--format", "seconds"])
+        .assert()
+        .success()
+        .stdout("");
+    t.sfx()
+        .args(["refresh", "-q", "--format", "env"])
+        .assert()
+        .success()
+        .stdout("");
+}
+
+#[test]
+fn secrets_never_reach_output_or_traces() {
+    let t = T::new();
+    t.sfx()
+        .args(["login", "--auth-url", "-", "--alias", "p", "-vv"])
+        .write_stdin(t.auth_url())
+        .assert()
+        .success();
+    let mut secrets = vec![
+        t.access_token("p"),
+        t.refresh_token("p"),
+        DEFAULT_CLIENT_SECRET.to_string(),
+    ];
+    let runs: Vec<Vec<&str>> = vec![
+        vec!["expires", "-vv"],
+        vec!["introspect", "-vv"],
+        vec!["introspect", "--refresh", "-vv"],
+        vec!["orgs", "--check", "-vv"],
+        vec!["refresh", "-vv"],
+        vec!["refresh", "--json", "-vv"],
+        vec!["logout", "--revoke", "-vv"],
+    ];
+    for args in runs {
+        let out = t.sfx().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        // Refreshes mint new tokens: they must not leak either.
+        if t.home().join("secrets.json").exists()
+            && let Some(a) = t.secrets()["p"]["access-token"].as_str()
+        {
+            secrets.push(a.to_string());
+        }
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert!(
+            e.contains("> POST") || e.is_empty() || args[0] == "orgs",
+            "{args:?} traced: {e}"
+        );
+        for s in &secrets {
+            assert!(
+                !o.contains(s.as_str()),
+                "{args:?} printed a secret on stdout"
+            );
+            assert!(
+                !e.contains(s.as_str()),
+                "{args:?} printed a secret on stderr: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let t = T::new();
+    t.login("a");
+    let mut child = t
+        .std_sfx()
+        .args(["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let t = T::new();
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        t.sfx()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("expires"));
+    }
+}

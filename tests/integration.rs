@@ -1,0 +1,16 @@
+//! Integration tests: the real `sfx` binary (assert_cmd) against the in-repo fake
+//! Salesforce over real HTTP, each test with its own fake on 127.0.0.1:0, its own
+//! temporary SFX_HOME and a scrubbed environment. One test binary (`autotests = false`).
+
+mod common;
+
+mod contract;
+mod envmode;
+mod expires;
+mod faults;
+mod introspect;
+mod login;
+mod logout;
+mod orgs;
+mod refresh;
+mod token;
