@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command (README, and .ci/run runs exactly this): installs what the
+# tests need where it is missing, then formatting, lints, docs and the whole test
+# suite — the keychain tests against a real Secret Service in a private D-Bus session.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: a Secret Service (gnome-keyring) and D-Bus for the keychain
+# tests, secret-tool to inspect what sfx stored.
+need=()
+for pkg in dbus gnome-keyring libsecret-tools; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test: installing ${need[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "test: cargo is not installed; sfx needs Rust 1.89 or newer" >&2
+  exit 1
+fi
+for comp in rustfmt clippy; do
+  rustup component list --installed 2>/dev/null | grep -q "^$comp" || rustup component add "$comp"
+done
+
+echo "test: cargo fmt --check" >&2
+cargo fmt --all --check
+echo "test: cargo clippy" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "test: cargo doc" >&2
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+echo "test: cargo test" >&2
+cargo test --workspace --locked
