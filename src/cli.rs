@@ -6,6 +6,10 @@
 //! `$ sfx … # what happens`. Durations are parsed here (a bad one is a usage error,
 //! exit 2); URLs and the environment are checked in `context.rs`, before any work.
 
+// Doc comments here are `--help` text for a terminal, where a bare URL is what a
+// reader wants; rustdoc's `<…>` link syntax would show up literally in the help.
+#![allow(rustdoc::bare_urls)]
+
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -20,7 +24,7 @@ use crate::timefmt::parse_duration;
 /// answers scripts with exit codes: 0 valid, 1 error, 2 usage, 3 expired, 4 log in
 /// again, 5 network or server trouble, 6 credential store unavailable.
 #[derive(Debug, Parser)]
-#[command(name = "sfx", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "sfx", version = env!("SFX_VERSION"), propagate_version = true, max_term_width = 100)]
 #[command(after_long_help = "Examples:
   $ sfx login --auth-url - < auth-url.txt     # import an org from an SFDX auth URL
   $ sfx expires                               # when does the access token die?

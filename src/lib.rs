@@ -15,6 +15,7 @@ pub mod commands;
 pub mod context;
 pub mod error;
 pub mod exit;
+pub mod generate;
 pub mod output;
 pub mod salesforce;
 pub mod secret;

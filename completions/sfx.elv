@@ -1,0 +1,221 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[sfx] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'sfx'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'sfx'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand login 'Log in to an org and store it (here: import existing credentials)'
+            cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
+            cand expires 'When does the access token expire, and how sure is that answer?'
+            cand refresh 'Get a new access token and store it'
+            cand token 'Print a valid access token, refreshing first only if needed'
+            cand orgs 'List stored orgs (no network, no keychain)'
+            cand logout 'Remove an org''s stored credentials'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sfx;login'= {
+            cand --auth-url 'Import an SFDX auth URL; `-` reads it from stdin'
+            cand --refresh-token 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url'
+            cand --access-token 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed'
+            cand --client-id 'The connected app''s consumer key (client id)'
+            cand --instance-url 'The org''s instance URL (its My Domain), e.g. https://acme.my.salesforce.com'
+            cand --login-url 'Where to log in [default: https://login.salesforce.com]'
+            cand -a 'A short name for this org [default: the username]'
+            cand --alias 'A short name for this org [default: the username]'
+            cand --session-timeout 'The org''s session timeout, used to estimate expiry when introspection can''t answer'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --client-secret-stdin 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`)'
+            cand --sandbox 'Log in at https://test.salesforce.com (sandboxes)'
+            cand --set-default 'Make this the default org'
+            cand --insecure-storage 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
+            cand --show-token 'Include the token values in `--json` output'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;introspect'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --refresh 'Introspect the refresh token instead of the access token'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;expires'= {
+            cand --within 'Exit 3 if the token expires within this window (e.g. 10m)'
+            cand --format 'Print just one value: human line, RFC 3339, Unix time, or seconds remaining'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --offline 'No network: JWT `exp`, then the cached introspection result, then the estimate'
+            cand --all 'Answer for every stored org, one row each'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;refresh'= {
+            cand --if-expiring-within 'Refresh only if the best known expiry is within this window (or unknown)'
+            cand --format '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --show-token 'Include the token values in `--json` output'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;token'= {
+            cand --min-valid 'Refresh first if the token has less than this left'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;orgs'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --check 'Check each org''s token against Salesforce'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;logout'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --revoke 'Revoke the refresh token (or the access token) at Salesforce first'
+            cand --all 'Log out of every stored org'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;completions'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;help'= {
+            cand login 'Log in to an org and store it (here: import existing credentials)'
+            cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
+            cand expires 'When does the access token expire, and how sure is that answer?'
+            cand refresh 'Get a new access token and store it'
+            cand token 'Print a valid access token, refreshing first only if needed'
+            cand orgs 'List stored orgs (no network, no keychain)'
+            cand logout 'Remove an org''s stored credentials'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sfx;help;login'= {
+        }
+        &'sfx;help;introspect'= {
+        }
+        &'sfx;help;expires'= {
+        }
+        &'sfx;help;refresh'= {
+        }
+        &'sfx;help;token'= {
+        }
+        &'sfx;help;orgs'= {
+        }
+        &'sfx;help;logout'= {
+        }
+        &'sfx;help;completions'= {
+        }
+        &'sfx;help;help'= {
+        }
+    ]
+    $completions[$command]
+}

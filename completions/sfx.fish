@@ -1,0 +1,163 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_sfx_global_optspecs
+    string join \n o/org= json q/quiet v/verbose color= timeout= h/help V/version
+end
+
+function __fish_sfx_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_sfx_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_sfx_using_subcommand
+    set -l cmd (__fish_sfx_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c sfx -n "__fish_sfx_needs_command" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_needs_command" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_needs_command" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "login" -d 'Log in to an org and store it (here: import existing credentials)'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "logout" -d 'Remove an org\'s stored credentials'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an SFDX auth URL; `-` reads it from stdin' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l access-token -d 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-id -d 'The connected app\'s consumer key (client id)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l instance-url -d 'The org\'s instance URL (its My Domain), e.g. https://acme.my.salesforce.com' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-url -d 'Where to log in [default: https://login.salesforce.com]' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s a -l alias -d 'A short name for this org [default: the username]' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l session-timeout -d 'The org\'s session timeout, used to estimate expiry when introspection can\'t answer' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-secret-stdin -d 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l sandbox -d 'Log in at https://test.salesforce.com (sandboxes)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l set-default -d 'Make this the default org'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l insecure-storage -d 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l show-token -d 'Include the token values in `--json` output'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l refresh -d 'Introspect the refresh token instead of the access token'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l within -d 'Exit 3 if the token expires within this window (e.g. 10m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l format -d 'Print just one value: human line, RFC 3339, Unix time, or seconds remaining' -r -f -a "human\t''
+iso\t''
+unix\t''
+seconds\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l offline -d 'No network: JWT `exp`, then the cached introspection result, then the estimate'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l all -d 'Answer for every stored org, one row each'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l if-expiring-within -d 'Refresh only if the best known expiry is within this window (or unknown)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)' -r -f -a "human\t''
+env\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l show-token -d 'Include the token values in `--json` output'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l revoke -d 'Revoke the refresh token (or the access token) at Salesforce first'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l all -d 'Log out of every stored org'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "login" -d 'Log in to an org and store it (here: import existing credentials)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "logout" -d 'Remove an org\'s stored credentials'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
