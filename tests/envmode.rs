@@ -127,3 +127,31 @@ fn environment_urls_are_checked_eagerly() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn an_expired_jwt_in_the_environment_with_no_refresh_token_is_not_handed_out() {
+    let t = T::new();
+    t.fake.update_client(DEFAULT_CLIENT_ID, |c| {
+        c.jwt_access_tokens = true;
+        c.session_timeout_secs = -60;
+    });
+    let jwt = t
+        .fake
+        .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    assert_eq!(jwt.matches('.').count(), 2);
+    t.sfx()
+        .args(["token"])
+        .env("SFX_ACCESS_TOKEN", &jwt)
+        .env("SFX_INSTANCE_URL", t.fake.url())
+        .assert()
+        .code(4)
+        .stdout("")
+        .stderr(predicate::str::contains("cannot be refreshed"));
+    t.sfx()
+        .args(["expires", "--json"])
+        .env("SFX_ACCESS_TOKEN", &jwt)
+        .env("SFX_INSTANCE_URL", t.fake.url())
+        .assert()
+        .code(3)
+        .stdout(predicate::str::contains("\"source\":\"jwt\""));
+}

@@ -287,3 +287,13 @@ fn logging_in_again_under_the_same_alias_replaces_the_org() {
     assert_ne!(first, second);
     assert_eq!(t.metadata()["orgs"].as_object().unwrap().len(), 1);
 }
+
+#[test]
+fn an_auth_url_in_argv_works_but_warns_that_it_leaks() {
+    let t = T::new();
+    t.sfx()
+        .args(["login", "--alias", "p", "--auth-url", &t.auth_url()])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("shows in `ps`"));
+}

@@ -1,12 +1,10 @@
 //! `sfx expires`: when the access token expires, and how sure that answer is.
 //!
 //! One org: one line (or one value with `--format`, or one JSON object). `--all`:
-//! every stored org, checked concurrently (at most [`CONCURRENCY`] at once, so a
-//! host with many orgs does not hammer one org's login rate limit), one row each.
+//! every stored org, checked concurrently (see [`crate::commands::for_each`]), one
+//! row each.
 //! Exit 3 when any answer is expired, inactive or within `--within`.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,9 +19,6 @@ use crate::store::SecretKind;
 use crate::store::metadata::ExactSource;
 use crate::timefmt;
 use crate::tokens::{self, Expiry, Source};
-
-/// How many orgs `--all` checks at once.
-pub const CONCURRENCY: usize = 16;
 
 /// One org's answer (or why there is none).
 pub struct Row {
@@ -261,7 +256,7 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
         });
     }
     let orgs = ctx.all_orgs()?;
-    let rows = for_each_concurrently(&orgs, |org| {
+    let rows = crate::commands::for_each(&orgs, !args.offline, |org| {
         let outcome = answer(ctx, org, args.offline).map_err(|e| (e.exit(), e.to_string()));
         Row {
             org: org.name().to_string(),
@@ -277,33 +272,4 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
         within: args.within,
         now,
     })
-}
-
-/// Run `f` over `items` on at most [`CONCURRENCY`] threads, keeping the order.
-pub fn for_each_concurrently<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
-    let workers = CONCURRENCY.min(items.len());
-    std::thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= items.len() {
-                        break;
-                    }
-                    let r = f(&items[i]);
-                    if let Ok(mut v) = results.lock() {
-                        v[i] = Some(r);
-                    }
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect()
 }

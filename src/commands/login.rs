@@ -108,6 +108,10 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let text = if value == "-" {
             read_stdin_line("SFDX auth URL")?
         } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "sfx: warning: an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin"
+            );
             value.clone()
         };
         let a = AuthUrl::parse(&text)?;

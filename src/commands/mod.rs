@@ -10,6 +10,9 @@ pub mod orgs;
 pub mod refresh;
 pub mod token;
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -18,6 +21,10 @@ use crate::secret::Secret;
 use crate::store::metadata::OrgRecord;
 use crate::timefmt;
 use crate::tokens::Expiry;
+
+/// How many orgs `--all` / `--check` ask at once: fast over hundreds of orgs, yet
+/// gentle on any one org's login-rate limits.
+pub const CONCURRENCY: usize = 16;
 
 /// What `login` and `refresh` report: the org, its new token's life, no token
 /// values unless `--show-token`.
@@ -106,4 +113,41 @@ impl Report for TokenSummary {
     fn notes(&self) -> Vec<String> {
         self.notes.clone()
     }
+}
+
+/// Run `f` over `items`, keeping the order: on at most [`CONCURRENCY`] threads when
+/// each item may wait on the network, in this thread otherwise.
+pub fn for_each<T: Sync, R: Send>(
+    items: &[T],
+    network: bool,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    if !network || items.len() < 2 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let workers = CONCURRENCY.min(items.len());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items.len() {
+                        break;
+                    }
+                    let r = f(&items[i]);
+                    if let Ok(mut v) = results.lock() {
+                        v[i] = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect()
 }

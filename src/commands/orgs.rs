@@ -144,7 +144,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
         ctx.store.read()?.default
     };
     let orgs = ctx.all_orgs()?;
-    let rows = crate::commands::expires::for_each_concurrently(&orgs, |org| OrgRow {
+    let rows = crate::commands::for_each(&orgs, args.check, |org| OrgRow {
         is_default: default.as_deref() == Some(org.name()),
         expiry: tokens::offline(org, now),
         status: args.check.then(|| status_of(ctx, org)),

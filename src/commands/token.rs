@@ -43,10 +43,15 @@ pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
     };
     let org = if org.is_env() { org } else { ctx.org()? };
     let now = ctx.now();
-    let fresh = tokens::offline(&org, now).is_some_and(|e| e.outlives(now, args.min_valid));
-    // An environment access token with no way to refresh is handed out as it is.
-    let cannot_refresh = org.is_env() && !org.record.has_refresh_token;
-    if (fresh || cannot_refresh)
+    let known = tokens::offline(&org, now);
+    let fresh = known
+        .as_ref()
+        .is_some_and(|e| e.outlives(now, args.min_valid));
+    // An environment access token with no way to refresh is handed out as it is,
+    // unless it is known to be dead (then the refresh below says "log in again").
+    let usable_as_is =
+        org.is_env() && !org.record.has_refresh_token && known.is_none_or(|e| e.active);
+    if (fresh || usable_as_is)
         && let Some(token) = ctx.secret(&org, SecretKind::AccessToken)?
     {
         return Ok(TokenReport {
