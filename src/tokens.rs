@@ -120,9 +120,17 @@ fn from_jwt(t: &jwt::JwtTimes, now: DateTime<Utc>) -> Expiry {
     }
 }
 
-/// The exact answer, asking Salesforce when the token itself cannot tell.
-/// Returns the expiry and, for stored orgs, caches an introspection result.
+/// The exact answer, asking Salesforce when the token itself cannot tell, and
+/// remembered for `--offline` when it came from introspection.
 pub fn check(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
+    let e = measure(ctx, org, token)?;
+    remember(ctx, &[(org, token, &e)]);
+    Ok(e)
+}
+
+/// [`check`] without remembering: for callers that answer for many orgs and then
+/// [`remember`] all results in one metadata write.
+pub fn measure(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
     let now = ctx.now();
     if let Some(t) = jwt::times(token.expose()) {
         return Ok(from_jwt(&t, now));
@@ -151,7 +159,6 @@ pub fn check(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> 
                 let exp = map.get("exp").and_then(crate::timefmt::parse_epoch_value);
                 let iat = map.get("iat").and_then(crate::timefmt::parse_epoch_value);
                 if let Some(exp) = exp {
-                    cache_introspection(ctx, org, token, exp, iat, now);
                     return Ok(Expiry {
                         active: true,
                         exp: Some(exp),
@@ -215,30 +222,37 @@ fn probe_only(ctx: &Context, org: &Org, token: &Secret, why: &str) -> Result<Exp
     })
 }
 
-/// Remember an introspection answer for `--offline` (stored orgs, same token only).
-pub fn cache_introspection(
-    ctx: &Context,
-    org: &Org,
-    token: &Secret,
-    exp: DateTime<Utc>,
-    iat: Option<DateTime<Utc>>,
-    now: DateTime<Utc>,
-) {
-    if org.is_env() {
+/// Remember introspection answers for `--offline` and `sfx orgs`: stored orgs only,
+/// and only if the stored token is still the one that was asked about. One
+/// metadata write for all of them.
+pub fn remember(ctx: &Context, results: &[(&Org, &Secret, &Expiry)]) {
+    let fresh: Vec<(&str, String, KnownExpiry)> = results
+        .iter()
+        .filter(|(org, _, e)| !org.is_env() && e.active && e.source == Source::Introspection)
+        .filter_map(|(org, token, e)| {
+            Some((
+                org.name(),
+                token.mask(),
+                KnownExpiry {
+                    exp: e.exp?.timestamp(),
+                    iat: e.iat.map(|i| i.timestamp()),
+                    source: ExactSource::Introspection,
+                    checked_at: e.checked_at?.timestamp(),
+                },
+            ))
+        })
+        .collect();
+    if fresh.is_empty() {
         return;
     }
-    let masked = token.mask();
     // A failure to cache is not worth failing the command for.
     let _ = ctx.store.update(|meta| {
-        if let Some(rec) = meta.orgs.get_mut(&org.record.alias)
-            && rec.access_token_masked.as_deref() == Some(masked.as_str())
-        {
-            rec.expiry = Some(KnownExpiry {
-                exp: exp.timestamp(),
-                iat: iat.map(|i| i.timestamp()),
-                source: ExactSource::Introspection,
-                checked_at: now.timestamp(),
-            });
+        for (alias, masked, known) in &fresh {
+            if let Some(rec) = meta.orgs.get_mut(*alias)
+                && rec.access_token_masked.as_deref() == Some(masked.as_str())
+            {
+                rec.expiry = Some(*known);
+            }
         }
         Ok(())
     });

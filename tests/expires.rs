@@ -277,3 +277,27 @@ fn all_answers_for_every_org_and_exits_3_if_any_is_expired() {
         "{human}"
     );
 }
+
+#[test]
+fn all_remembers_every_introspection_for_offline_use() {
+    let t = T::new();
+    for a in ["a", "b", "c"] {
+        t.login(a);
+    }
+    t.sfx().args(["expires", "--all", "-q"]).assert().success();
+    t.fake.clear_requests();
+    let v = stdout_json(
+        &t.sfx()
+            .args(["expires", "--all", "--offline", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let sources: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["source"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sources, ["cached", "cached", "cached"]);
+    assert_eq!(t.fake.requests().len(), 0);
+}

@@ -15,6 +15,7 @@ use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::{Report, Style, paint};
+use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::ExactSource;
 use crate::timefmt;
@@ -204,8 +205,38 @@ impl Report for ExpiresReport {
     }
 }
 
-/// The answer for one org, by the contract's order.
+/// The answer for one org, by the contract's order (remembered for `--offline`).
 pub fn answer(ctx: &Context, org: &Org, offline: bool) -> Result<Expiry, Error> {
+    let (e, token) = answer_unremembered(ctx, org, offline)?;
+    if let Some(token) = token {
+        tokens::remember(ctx, &[(org, &token, &e)]);
+    }
+    Ok(e)
+}
+
+/// Answers for many orgs, concurrently when the network is involved, remembered
+/// in one metadata write.
+pub fn answer_all(ctx: &Context, orgs: &[Org], offline: bool) -> Vec<Result<Expiry, Error>> {
+    let results =
+        crate::commands::for_each(orgs, !offline, |org| answer_unremembered(ctx, org, offline));
+    let asked: Vec<(&Org, &Secret, &Expiry)> = results
+        .iter()
+        .zip(orgs)
+        .filter_map(|(r, org)| match r {
+            Ok((e, Some(token))) => Some((org, token, e)),
+            _ => None,
+        })
+        .collect();
+    tokens::remember(ctx, &asked);
+    results.into_iter().map(|r| r.map(|(e, _)| e)).collect()
+}
+
+/// The answer, and the token it was asked about when Salesforce was asked.
+fn answer_unremembered(
+    ctx: &Context,
+    org: &Org,
+    offline: bool,
+) -> Result<(Expiry, Option<Secret>), Error> {
     let now = ctx.now();
     // A JWT's exp was read when it was minted: no keychain, no request.
     if org
@@ -215,7 +246,7 @@ pub fn answer(ctx: &Context, org: &Org, offline: bool) -> Result<Expiry, Error> 
         || offline
     {
         if let Some(e) = tokens::offline(org, now).filter(|e| offline || e.source == Source::Jwt) {
-            return Ok(e);
+            return Ok((e, None));
         }
         if offline {
             return Err(none_yet(
@@ -227,7 +258,8 @@ pub fn answer(ctx: &Context, org: &Org, offline: bool) -> Result<Expiry, Error> 
     let Some(token) = ctx.secret(org, SecretKind::AccessToken)? else {
         return Err(none_yet(org, "it has no access token yet"));
     };
-    tokens::check(ctx, org, &token)
+    let e = tokens::measure(ctx, org, &token)?;
+    Ok((e, Some(token)))
 }
 
 fn none_yet(org: &Org, why: &str) -> Error {
@@ -256,15 +288,16 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
         });
     }
     let orgs = ctx.all_orgs()?;
-    let rows = crate::commands::for_each(&orgs, !args.offline, |org| {
-        let outcome = answer(ctx, org, args.offline).map_err(|e| (e.exit(), e.to_string()));
-        Row {
+    let rows = answer_all(ctx, &orgs, args.offline)
+        .into_iter()
+        .zip(&orgs)
+        .map(|(outcome, org)| Row {
             org: org.name().to_string(),
             username: org.record.username.clone(),
             instance_url: org.record.instance_url.clone(),
-            outcome,
-        }
-    });
+            outcome: outcome.map_err(|e| (e.exit(), e.to_string())),
+        })
+        .collect();
     Ok(ExpiresReport {
         rows,
         all: true,

@@ -121,14 +121,20 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
     };
     let now = ctx.now();
     if !args.refresh
-        && !org.is_env()
         && let (Some(true), Some(exp)) = (
             answer.get("active").and_then(Value::as_bool),
             answer.get("exp").and_then(timefmt::parse_epoch_value),
         )
     {
-        let iat = answer.get("iat").and_then(timefmt::parse_epoch_value);
-        crate::tokens::cache_introspection(ctx, &org, &token, exp, iat, now);
+        let e = crate::tokens::Expiry {
+            active: true,
+            exp: Some(exp),
+            iat: answer.get("iat").and_then(timefmt::parse_epoch_value),
+            source: crate::tokens::Source::Introspection,
+            checked_at: Some(now),
+            note: None,
+        };
+        crate::tokens::remember(ctx, &[(&org, &token, &e)]);
     }
     Ok(IntrospectReport {
         answer,

@@ -119,9 +119,12 @@ impl Report for OrgsReport {
     }
 }
 
-fn status_of(ctx: &Context, org: &Org) -> (&'static str, Exit, Option<String>) {
-    match crate::commands::expires::answer(ctx, org, false) {
-        Ok(e) if e.active && e.exp.is_none_or(|x| x > ctx.now()) => ("ok", Exit::Ok, e.note),
+fn status_of(
+    result: Result<Expiry, Error>,
+    now: DateTime<Utc>,
+) -> (&'static str, Exit, Option<String>) {
+    match result {
+        Ok(e) if e.active && e.exp.is_none_or(|x| x > now) => ("ok", Exit::Ok, e.note),
         Ok(_) => ("expired", Exit::Expired, None),
         Err(err) => {
             let exit = err.exit();
@@ -144,11 +147,39 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
         ctx.store.read()?.default
     };
     let orgs = ctx.all_orgs()?;
-    let rows = crate::commands::for_each(&orgs, args.check, |org| OrgRow {
-        is_default: default.as_deref() == Some(org.name()),
-        expiry: tokens::offline(org, now),
-        status: args.check.then(|| status_of(ctx, org)),
-        org: org.clone(),
-    });
+    let mut checks = if args.check {
+        crate::commands::expires::answer_all(ctx, &orgs, false)
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    checks.resize_with(orgs.len(), || None);
+    // Offline knowledge after the checks, so a fresh introspection shows up.
+    let meta = if args.check && ctx.env_org.is_none() {
+        Some(ctx.store.read()?)
+    } else {
+        None
+    };
+    let rows = orgs
+        .into_iter()
+        .zip(checks)
+        .map(|(org, check)| {
+            let org = match meta.as_ref().and_then(|m| m.orgs.get(org.name())) {
+                Some(rec) => Org {
+                    record: rec.clone(),
+                    env: None,
+                },
+                None => org,
+            };
+            OrgRow {
+                is_default: default.as_deref() == Some(org.name()),
+                expiry: tokens::offline(&org, now),
+                status: check.map(|c| status_of(c, now)),
+                org,
+            }
+        })
+        .collect();
     Ok(OrgsReport { rows, now })
 }

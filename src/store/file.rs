@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use crate::error::Error;
 use crate::secret::Secret;
@@ -14,14 +15,65 @@ pub const FILE_NAME: &str = "secrets.json";
 
 pub struct FileStore {
     pub path: PathBuf,
-    /// Print the notice on stderr when writing.
-    pub notice: bool,
+    /// The parsed file and the identity of the version it came from: `expires
+    /// --all` over many orgs reads it once, yet a write by another process (a new
+    /// file, renamed into place) is always seen.
+    cache: Mutex<Option<(Stamp, Doc)>>,
 }
 
 type Doc = BTreeMap<String, BTreeMap<String, Secret>>;
 
+/// Which version of the file: inode, modification time and size.
+type Stamp = (u64, std::time::SystemTime, u64);
+
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let ino = 0;
+    (
+        ino,
+        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
+        meta.len(),
+    )
+}
+
 impl FileStore {
+    pub fn new(path: PathBuf) -> FileStore {
+        FileStore {
+            path,
+            cache: Mutex::new(None),
+        }
+    }
+
     fn read(&self) -> Result<Doc, Error> {
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Doc::new()),
+            Err(e) => return Err(self.unreadable(e)),
+        };
+        let now = stamp(&meta);
+        if let Ok(cache) = self.cache.lock()
+            && let Some((at, doc)) = cache.as_ref()
+            && *at == now
+        {
+            return Ok(doc.clone());
+        }
+        let doc = self.read_file()?;
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Some((now, doc.clone()));
+        }
+        Ok(doc)
+    }
+
+    fn unreadable(&self, e: std::io::Error) -> Error {
+        Error::StoreUnavailable {
+            message: format!("cannot read the secrets file {}: {e}", self.path.display()),
+            hint: None,
+        }
+    }
+
+    fn read_file(&self) -> Result<Doc, Error> {
         match std::fs::read(&self.path) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::Other(format!(
@@ -30,10 +82,7 @@ impl FileStore {
                 ))
             }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Doc::new()),
-            Err(e) => Err(Error::StoreUnavailable {
-                message: format!("cannot read the secrets file {}: {e}", self.path.display()),
-                hint: None,
-            }),
+            Err(e) => Err(self.unreadable(e)),
         }
     }
 }
@@ -59,7 +108,7 @@ impl SecretStore for FileStore {
         if entry.is_empty() {
             doc.remove(alias);
         }
-        if self.notice && changes.iter().any(|(_, v)| v.is_some()) {
+        if changes.iter().any(|(_, v)| v.is_some()) {
             let _ = writeln!(
                 std::io::stderr(),
                 "sfx: note: storing secrets unencrypted in {} (insecure storage, mode 0600)",

@@ -84,11 +84,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
 /// The on-disk store under the sfx home.
 pub struct Store {
     pub home: PathBuf,
+    file: file::FileStore,
 }
 
 impl Store {
     pub fn new(home: PathBuf) -> Store {
-        Store { home }
+        let file = file::FileStore::new(home.join(file::FILE_NAME));
+        Store { home, file }
     }
 
     pub fn metadata_path(&self) -> PathBuf {
@@ -117,13 +119,10 @@ impl Store {
     }
 
     /// The secrets backend of one kind.
-    pub fn backend(&self, kind: StoreKind) -> Box<dyn SecretStore> {
+    pub fn backend(&self, kind: StoreKind) -> &dyn SecretStore {
         match kind {
-            StoreKind::Keychain => Box::new(keychain::Keychain),
-            StoreKind::File | StoreKind::Env => Box::new(file::FileStore {
-                path: self.home.join(file::FILE_NAME),
-                notice: true,
-            }),
+            StoreKind::Keychain => &keychain::Keychain,
+            StoreKind::File | StoreKind::Env => &self.file,
         }
     }
 
