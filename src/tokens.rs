@@ -29,6 +29,14 @@ pub enum Source {
 }
 
 impl Source {
+    /// The word for human output: `estimated` says plainly that it is a guess.
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Estimate => "estimated",
+            other => other.as_str(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Jwt => "jwt",

@@ -195,7 +195,7 @@ fn offline_uses_the_estimate_then_the_cached_introspection_without_requests() {
         .args(["expires", "--offline"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("cached introspection from"));
+        .stdout(predicate::str::contains("introspection cached just now"));
 }
 
 #[test]

@@ -14,4 +14,5 @@ mod login;
 mod logout;
 mod orgs;
 mod refresh;
+mod snapshots;
 mod token;

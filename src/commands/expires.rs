@@ -107,8 +107,9 @@ impl Row {
 fn source_text(e: &Expiry, now: DateTime<Utc>) -> String {
     match e.source {
         Source::Introspection => "introspection as of now".to_string(),
-        Source::Cached => match e.checked_at {
-            Some(c) => format!("cached introspection from {}", timefmt::relative(c, now)),
+        Source::Cached => match e.checked_at.map(|c| timefmt::relative(c, now)) {
+            Some(rel) if rel == "now" => "introspection cached just now".to_string(),
+            Some(rel) => format!("introspection cached {rel}"),
             None => "cached introspection".to_string(),
         },
         Source::Estimate => "estimated".to_string(),

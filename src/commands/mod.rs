@@ -67,10 +67,7 @@ impl Report for TokenSummary {
             Some(exp) => format!(
                 "{} ({})",
                 timefmt::expiry_phrase(exp, self.now),
-                match self.expiry.source {
-                    crate::tokens::Source::Estimate => "estimated",
-                    other => other.as_str(),
-                }
+                self.expiry.source.label()
             ),
             None => "expiry unknown".to_string(),
         };

@@ -24,6 +24,7 @@ pub enum RefreshReport {
         org: String,
         expiry: tokens::Expiry,
         now: chrono::DateTime<chrono::Utc>,
+        window: std::time::Duration,
     },
 }
 
@@ -47,13 +48,19 @@ impl Report for RefreshReport {
                 s
             }
             RefreshReport::Done { summary, .. } => summary.human(style),
-            RefreshReport::Skipped { org, expiry, now } => format!(
-                "Not refreshed: the token of {org} {} ({}), outside the window",
+            RefreshReport::Skipped {
+                org,
+                expiry,
+                now,
+                window,
+            } => format!(
+                "Not refreshed: the token of {org} {} ({}), beyond the {} window",
                 expiry
                     .exp
                     .map(|e| crate::timefmt::expiry_phrase(e, *now))
                     .unwrap_or_default(),
-                expiry.source.as_str()
+                expiry.source.label(),
+                crate::timefmt::humanize(*window)
             ),
         }
     }
@@ -109,6 +116,7 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
             org: org.name().to_string(),
             expiry: e,
             now,
+            window,
         });
     }
     let from_env = org.is_env();

