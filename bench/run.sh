@@ -34,10 +34,17 @@ start_fake() { # start_fake NAME → sets $fake_url
   fake_url=$(sed -n 's/^fake-salesforce listening on //p' "$work/$1.out")
 }
 control() { curl -sf -X "$1" "$fake_url/__fake/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
-grant() { control POST grant '{"client_id":"3MVG9fake.sfx.demo","username":"demo@example.com"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_url"])'; }
+# One user per org: Salesforce (and the fake) keep five approvals per user and app,
+# and a sixth revokes the oldest refresh token.
+grant() { # grant USER → an SFDX auth URL for that user
+  control POST users "{\"username\":\"$1\"}" >/dev/null
+  control POST grant "{\"client_id\":\"3MVG9fake.sfx.demo\",\"username\":\"$1\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth_url"])'
+}
 home_with() { # home_with DIR N: a store with N orgs imported from the fake
   mkdir -p "$1"
-  for i in $(seq 1 "$2"); do grant | SFX_HOME="$1" SFX_CREDENTIAL_STORE=file "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null; done
+  for i in $(seq 1 "$2"); do
+    grant "user$i.$(basename "$1")@example.com" | SFX_HOME="$1" SFX_CREDENTIAL_STORE=file "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null
+  done
 }
 median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }
 minmax() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f–%.2f" % (x["min"]*1000, x["max"]*1000) for x in r))' "$1"; }
