@@ -8,6 +8,7 @@ mod contract;
 mod envmode;
 mod expires;
 mod faults;
+mod flows;
 mod introspect;
 mod login;
 mod logout;
