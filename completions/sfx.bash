@@ -345,7 +345,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --auth-url --refresh-token --access-token --client-id --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +364,26 @@ _sfx() {
                     return 0
                     ;;
                 --client-id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --username)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --port)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --login-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

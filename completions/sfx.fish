@@ -34,7 +34,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on
 complete -c sfx -n "__fish_sfx_needs_command" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_needs_command" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_needs_command" -f -a "login" -d 'Log in to an org and store it (here: import existing credentials)'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "login" -d 'Log in to an org and store it'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "refresh" -d 'Get a new access token and store it'
@@ -47,6 +47,11 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l access-token -d 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-id -d 'The connected app\'s consumer key (client id)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l username -d 'The Salesforce username (--jwt, --password; a login hint for --web)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l key-file -d 'The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt)' -r -F
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l port -d 'The local port for the browser\'s callback `http://localhost:<PORT>/OauthRedirect` (--web; 0 = any free port)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-timeout -d 'How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l scope -d 'OAuth scopes to ask for, space-separated (--web, --device) [default: the app\'s own scopes]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l instance-url -d 'The org\'s instance URL (its My Domain), e.g. https://acme.my.salesforce.com' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-url -d 'Where to log in [default: https://login.salesforce.com]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s a -l alias -d 'A short name for this org [default: the username]' -r
@@ -56,7 +61,13 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use 
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-secret-stdin -d 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l web -d 'Browser login: authorization code with PKCE (the default on a terminal)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l device -d 'Device login: prints a code and a URL to enter it at, then waits for approval'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l jwt -d 'JWT bearer login (unattended): needs --client-id, --username and --key-file'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-credentials -d 'Client credentials login (unattended): needs --client-id, the secret, and the My Domain URL'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l password -d 'Username-password login (legacy): needs --client-id, the secret and --username'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l no-browser -d 'Print the login URL on stderr instead of opening a browser (--web)'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-secret-stdin -d 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`, or a prompt on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l sandbox -d 'Log in at https://test.salesforce.com (sandboxes)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l set-default -d 'Make this the default org'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l insecure-storage -d 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
@@ -152,7 +163,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'P
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "login" -d 'Log in to an org and store it (here: import existing credentials)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "login" -d 'Log in to an org and store it'
 complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
 complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
 complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "refresh" -d 'Get a new access token and store it'

@@ -79,6 +79,8 @@ pub enum ColorChoice {
     Never,
 }
 
+// Parsed once per run: the size of the login variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Login(LoginArgs),
@@ -91,18 +93,53 @@ pub enum Command {
     Completions(CompletionsArgs),
 }
 
-/// Log in to an org and store it (here: import existing credentials).
+/// Log in to an org and store it.
 ///
-/// `--auth-url` imports an SFDX auth URL (`force://<clientId>:<secret>:<refreshToken>@<host>`,
-/// what `sf org display --verbose` prints), then makes one refresh to verify it and one
-/// userinfo call to learn the user. Secrets are read from stdin or the environment,
-/// never from a command-line value.
+/// Flows: `--web` (browser, authorization code + PKCE; the default on a terminal),
+/// `--device` (a code to enter on another device), `--jwt` (RS256 assertion signed
+/// with `--key-file`; unattended), `--client-credentials` (the app's own user;
+/// unattended, My Domain only), `--password` (legacy username-password). Or import
+/// existing credentials: `--auth-url` (an SFDX auth URL, what `sf org display --verbose`
+/// prints), `--refresh-token -`, `--access-token -`.
+///
+/// The user is learned from Salesforce (userinfo) and becomes the alias unless
+/// `--alias` is given. Secrets are read from stdin, a prompt or the environment,
+/// never from a command-line value. Each login of the same user and app takes one
+/// of Salesforce's five approval slots; the sixth silently revokes the oldest
+/// refresh token, so CI should import a stored one (`--auth-url`) instead.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
-  $ sfx login --auth-url - --alias prod < auth-url.txt   # import, verify, store
-  $ echo \"$REFRESH_TOKEN\" | sfx login --refresh-token - --client-id 3MVG9... --instance-url https://acme.my.salesforce.com
-  $ sfx login --access-token - --instance-url https://acme.my.salesforce.com < token.txt")]
+  $ sfx login --alias prod                                # browser login (PKCE) at login.salesforce.com
+  $ sfx login --web --sandbox --client-id 3MVG9...        # a sandbox, your own connected app
+  $ sfx login --device --client-id 3MVG9...               # no browser here: enter a code elsewhere
+  $ sfx login --jwt --client-id 3MVG9... --username ci@acme.com --key-file server.key
+  $ SFX_CLIENT_SECRET=... sfx login --client-credentials --client-id 3MVG9... --login-url https://acme.my.salesforce.com
+  $ sfx login --auth-url - --alias prod < auth-url.txt    # import, verify, store
+  $ echo \"$REFRESH_TOKEN\" | sfx login --refresh-token - --client-id 3MVG9... --instance-url https://acme.my.salesforce.com")]
 pub struct LoginArgs {
+    /// Browser login: authorization code with PKCE (the default on a terminal).
+    #[arg(long, group = "flow")]
+    pub web: bool,
+
+    /// Device login: prints a code and a URL to enter it at, then waits for approval.
+    #[arg(long, group = "flow")]
+    pub device: bool,
+
+    /// JWT bearer login (unattended): needs --client-id, --username and --key-file.
+    #[arg(long, group = "flow")]
+    pub jwt: bool,
+
+    /// Client credentials login (unattended): needs --client-id, the secret, and the My Domain URL.
+    #[arg(long, group = "flow")]
+    pub client_credentials: bool,
+
+    /// Username-password login (legacy): needs --client-id, the secret and --username.
+    ///
+    /// The password and security token are read from two prompts on a terminal, or
+    /// from stdin as one line: the password immediately followed by the token.
+    #[arg(long, group = "flow")]
+    pub password: bool,
+
     /// Import an SFDX auth URL; `-` reads it from stdin.
     #[arg(long, value_name = "URL|-", group = "flow")]
     pub auth_url: Option<String>,
@@ -116,10 +153,40 @@ pub struct LoginArgs {
     pub access_token: Option<String>,
 
     /// The connected app's consumer key (client id).
+    ///
+    /// For --web and --device it defaults to `PlatformCLI`, the Salesforce CLI's own
+    /// app (callback http://localhost:1717/OauthRedirect); set SFX_CLIENT_ID to make
+    /// your own app the default.
     #[arg(long, env = "SFX_CLIENT_ID", value_name = "ID")]
     pub client_id: Option<String>,
 
-    /// Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`).
+    /// The Salesforce username (--jwt, --password; a login hint for --web).
+    #[arg(long, value_name = "USERNAME")]
+    pub username: Option<String>,
+
+    /// The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt).
+    ///
+    /// Its path is stored, never the key: `sfx refresh` signs a new assertion with it.
+    #[arg(long, value_name = "PEM", requires = "jwt")]
+    pub key_file: Option<std::path::PathBuf>,
+
+    /// The local port for the browser's callback `http://localhost:<PORT>/OauthRedirect` (--web; 0 = any free port).
+    #[arg(long, value_name = "PORT", default_value_t = 1717)]
+    pub port: u16,
+
+    /// Print the login URL on stderr instead of opening a browser (--web).
+    #[arg(long)]
+    pub no_browser: bool,
+
+    /// How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires).
+    #[arg(long, env = "SFX_LOGIN_TIMEOUT", value_name = "DURATION", value_parser = duration_arg)]
+    pub login_timeout: Option<Duration>,
+
+    /// OAuth scopes to ask for, space-separated (--web, --device) [default: the app's own scopes].
+    #[arg(long, value_name = "SCOPES")]
+    pub scope: Option<String>,
+
+    /// Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`, or a prompt on a terminal).
     #[arg(long)]
     pub client_secret_stdin: bool,
 

@@ -11,12 +11,13 @@ use chrono::{DateTime, Utc};
 
 use crate::context::{Context, Org};
 use crate::error::Error;
+use crate::salesforce::flows::{client_credentials, jwt_bearer};
 use crate::salesforce::types::TokenResponse;
 use crate::salesforce::url::base_url;
 use crate::salesforce::{Introspected, TokenProbe, jwt};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::store::metadata::{ExactSource, KnownExpiry, OrgRecord, StoreKind};
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
 use crate::timefmt::from_unix;
 
 /// Where an expiry answer came from (the contract's `source` values).
@@ -290,11 +291,33 @@ pub fn relogin_hint(org: &Org) -> String {
 
 /// Get a new access token by the org's way of refreshing, and save it.
 /// The caller holds the org lock for stored orgs.
+///
+/// Refresh token if there is one; JWT bearer and client credentials orgs re-run
+/// their grant (they never get a refresh token); username-password orgs cannot
+/// refresh (exit 4, "log in again").
 pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
     let rec = &org.record;
+    match rec.flow {
+        Flow::Jwt if !org.is_env() => return regrant_jwt(ctx, org),
+        Flow::ClientCredentials if !org.is_env() => return regrant_client_credentials(ctx, org),
+        _ => {}
+    }
     let hint = relogin_hint(org);
     let refresh_token = ctx.secret(org, SecretKind::RefreshToken)?;
     let Some(refresh_token) = refresh_token else {
+        if rec.flow == Flow::Password {
+            return Err(Error::relogin(
+                format!(
+                    "org {} was logged in with the username-password flow, which gives no refresh token, so it cannot be refreshed",
+                    org.name()
+                ),
+                format!(
+                    "log in again: `sfx login --password --alias {} --username {} …`",
+                    org.name(),
+                    rec.username.as_deref().unwrap_or("<USERNAME>")
+                ),
+            ));
+        }
         return Err(Error::relogin(
             format!(
                 "org {} has no refresh token ({} login), so it cannot be refreshed",
@@ -329,6 +352,84 @@ pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
         &hint,
     )?;
     save(ctx, org, &resp, secret.as_ref())
+}
+
+/// JWT bearer orgs: sign a new assertion with the stored key path and run the grant again.
+fn regrant_jwt(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
+    let rec = &org.record;
+    let hint = format!(
+        "log in again: `sfx login --jwt --alias {} --client-id <ID> --username <USERNAME> --key-file <PEM>`",
+        org.name()
+    );
+    let (Some(client_id), Some(username), Some(key_file)) = (
+        rec.client_id.as_deref(),
+        rec.username.as_deref(),
+        rec.key_file.as_deref(),
+    ) else {
+        return Err(Error::relogin(
+            format!(
+                "org {} was logged in with the JWT bearer flow, but its client id, username or key file is not stored, so the grant cannot be re-run",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let key = jwt_bearer::load_key(std::path::Path::new(key_file)).map_err(|why| {
+        Error::relogin(
+            format!(
+                "cannot re-run the JWT bearer grant for org {}: the key file {key_file}: {why}",
+                org.name()
+            ),
+            hint.clone(),
+        )
+    })?;
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the JWT bearer grant for org {}", org.name());
+    let resp = jwt_bearer::grant(
+        &ctx.client(),
+        &jwt_bearer::JwtLogin {
+            base,
+            client_id,
+            username,
+            key: &key,
+            hint: &hint,
+            doing: &doing,
+        },
+        ctx.now().timestamp(),
+    )?;
+    save(ctx, org, &resp, None)
+}
+
+/// Client credentials orgs: run the grant again with the stored secret.
+fn regrant_client_credentials(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
+    let rec = &org.record;
+    let hint = format!(
+        "log in again: `sfx login --client-credentials --alias {} --client-id <ID> --login-url https://<MyDomain>.my.salesforce.com` with SFX_CLIENT_SECRET set",
+        org.name()
+    );
+    let secret = ctx.secret(org, SecretKind::ClientSecret)?;
+    let (Some(client_id), Some(secret)) = (rec.client_id.as_deref(), secret) else {
+        return Err(Error::relogin(
+            format!(
+                "org {} was logged in with the client credentials flow, but its client id or secret is not stored, so the grant cannot be re-run",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the client credentials grant for org {}", org.name());
+    let resp = client_credentials::grant(
+        &ctx.client(),
+        base,
+        crate::salesforce::ClientCreds {
+            id: client_id,
+            secret: Some(&secret),
+        },
+        &doing,
+        &hint,
+    )?;
+    save(ctx, org, &resp, Some(&secret))
 }
 
 /// Store a token response for an existing org: a rotated refresh token first,

@@ -8,6 +8,7 @@ mod contract;
 mod envmode;
 mod expires;
 mod faults;
+mod flows;
 mod generated;
 mod introspect;
 mod login;

@@ -1,10 +1,19 @@
 //! `sfx login`: obtain tokens and store the org.
 //!
-//! Import flows (this file): `--auth-url`, `--refresh-token -`, `--access-token -`.
-//! Each verifies the credentials with as few requests as possible — a refresh
-//! (for refresh tokens) and one userinfo call to learn the user — and stores
-//! nothing unless all of it worked. Secrets come from stdin or the environment,
-//! never from a command-line value.
+//! OAuth flows: `--web` (authorization code + PKCE, the default on a terminal),
+//! `--device`, `--jwt`, `--client-credentials`, `--password`. Their protocol parts
+//! live in `salesforce/flows/`; this file gathers the inputs (flags, environment,
+//! prompts on stderr), shows what a person must see (the login URL, the device
+//! code), and stores the result through `finish`.
+//!
+//! Import flows: `--auth-url`, `--refresh-token -`, `--access-token -`. Each
+//! verifies the credentials with as few requests as possible — a refresh (for
+//! refresh tokens) and one userinfo call to learn the user.
+//!
+//! Every flow stores nothing unless all of it worked. Secrets come from stdin, a
+//! hidden prompt or the environment, never from a command-line value; sfx never
+//! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
+//! the flag or variable that supplies the value).
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -13,6 +22,7 @@ use crate::commands::TokenSummary;
 use crate::context::{Context, check_alias};
 use crate::error::Error;
 use crate::salesforce::auth_url::AuthUrl;
+use crate::salesforce::flows::{client_credentials, device, jwt_bearer, password, web_pkce};
 use crate::salesforce::types::TokenResponse;
 use crate::salesforce::url::base_url;
 use crate::salesforce::{ClientCreds, TokenProbe};
@@ -21,8 +31,36 @@ use crate::store::SecretKind;
 use crate::store::metadata::{Flow, OrgRecord, StoreKind};
 use crate::tokens;
 
-/// Read one line from stdin (prompting on stderr when it is a terminal).
-fn read_stdin_line(what: &str) -> Result<String, Error> {
+/// The client id used by `--web` and `--device` when none is given: the Salesforce
+/// CLI's own connected app, present in every org, a public client (no secret) whose
+/// callback is `http://localhost:1717/OauthRedirect`.
+pub const DEFAULT_CLIENT_ID: &str = "PlatformCLI";
+const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+
+/// May sfx ask the person at the keyboard? Not when stdin is not a terminal, and
+/// not when `SFX_NO_INPUT` is set.
+fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::env::var_os("SFX_NO_INPUT").is_none()
+}
+
+/// A line for the conversation on stderr.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr(), "sfx: {line}");
+}
+
+/// Ask on stderr and read the answer from the terminal without echo.
+fn prompt_hidden(label: &str) -> Result<Secret, Error> {
+    let mut err = std::io::stderr();
+    let _ = write!(err, "{label}: ");
+    let _ = err.flush();
+    rpassword::read_password()
+        .map(Secret::new)
+        .map_err(|e| Error::usage(format!("cannot read the {label} from the terminal: {e}")))
+}
+
+/// Read one line from stdin (prompting on stderr, without echo, when it is a
+/// terminal). `trim`: drop surrounding spaces; otherwise only the line ending.
+fn read_line(what: &str, trim: bool) -> Result<String, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if std::env::var_os("SFX_NO_INPUT").is_some() {
@@ -30,21 +68,37 @@ fn read_stdin_line(what: &str) -> Result<String, Error> {
                 "{what} must be piped on stdin (SFX_NO_INPUT is set, so sfx does not prompt)"
             )));
         }
-        let _ = write!(std::io::stderr(), "Paste the {what} and press Enter: ");
-        let _ = std::io::stderr().flush();
+        let s = prompt_hidden(&format!("Paste the {what} and press Enter"))?;
+        let s = if trim {
+            s.expose().trim().to_string()
+        } else {
+            s.expose().to_string()
+        };
+        if s.is_empty() {
+            return Err(Error::usage(format!("no {what} was entered")));
+        }
+        return Ok(s);
     }
     let mut line = String::new();
     stdin
         .lock()
         .read_line(&mut line)
         .map_err(|e| Error::usage(format!("cannot read the {what} from stdin: {e}")))?;
-    let line = line.trim().to_string();
+    let line = if trim {
+        line.trim().to_string()
+    } else {
+        line.trim_end_matches(['\n', '\r']).to_string()
+    };
     if line.is_empty() {
         return Err(Error::usage(format!(
-            "no {what} on stdin; pipe it in, e.g. `sfx login … - < file`"
+            "no {what} on stdin; pipe it in, e.g. `sfx login … < file`"
         )));
     }
     Ok(line)
+}
+
+fn read_stdin_line(what: &str) -> Result<String, Error> {
+    read_line(what, true)
 }
 
 fn dash_only(value: &str, flag: &str) -> Result<(), Error> {
@@ -163,9 +217,373 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let secret = client_secret(args, true)?;
         return import_access_token(ctx, args, token, secret, instance_url, login, store, now);
     }
+    let base = login
+        .clone()
+        .or(instance.clone())
+        .unwrap_or_else(|| DEFAULT_LOGIN_URL.to_string());
+    if args.password {
+        return password_flow(ctx, args, &base, login, store, now);
+    }
+    if args.jwt {
+        return jwt_flow(ctx, args, &base, store, now);
+    }
+    if args.client_credentials {
+        return client_credentials_flow(ctx, args, login, instance, store, now);
+    }
+    if args.device {
+        check_store(ctx, store)?;
+        return device_flow(ctx, args, &base, login, store, now);
+    }
+    // `--web`, or nothing chosen on a terminal: the browser.
+    if args.web || interactive() {
+        check_store(ctx, store)?;
+        return web_flow(ctx, args, &base, login, store, now);
+    }
     Err(Error::usage(
-        "choose how to log in: --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url), or --access-token - (with --instance-url)",
+        "choose how to log in: --web (browser), --device, --jwt, --client-credentials or --password; or import with --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url) or --access-token - (with --instance-url). (--web is the default only on a terminal.)",
     ))
+}
+
+/// Before a person spends effort in a browser or on another device: is the
+/// credential store usable? (A keychain that is locked or missing fails here,
+/// exit 6, instead of after the login.)
+fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
+    ctx.store
+        .backend(store)
+        .get("sfx-login-check", SecretKind::AccessToken)
+        .map(|_| ())
+}
+
+/// `--client-id`, or the default app for the interactive flows (and whether it was defaulted).
+fn client_id_or_default(args: &LoginArgs) -> (String, bool) {
+    match &args.client_id {
+        Some(id) => (id.clone(), false),
+        None => (DEFAULT_CLIENT_ID.to_string(), true),
+    }
+}
+
+fn required_client_id(args: &LoginArgs, flow: &str) -> Result<String, Error> {
+    args.client_id.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "{flow} needs --client-id (or SFX_CLIENT_ID): the connected app's consumer key"
+        ))
+    })
+}
+
+fn required_username(args: &LoginArgs, flow: &str) -> Result<String, Error> {
+    args.username.clone().ok_or_else(|| {
+        Error::usage(format!(
+            "{flow} needs --username: the Salesforce user to log in as"
+        ))
+    })
+}
+
+/// The client secret a flow cannot do without: flag, environment, or a hidden prompt.
+fn required_secret(args: &LoginArgs, flow: &str, stdin_busy: bool) -> Result<Secret, Error> {
+    if let Some(s) = client_secret(args, stdin_busy)? {
+        return Ok(s);
+    }
+    if interactive() {
+        return prompt_hidden("Client secret (consumer secret) of the connected app");
+    }
+    Err(Error::usage(format!(
+        "{flow} needs the connected app's client secret: set SFX_CLIENT_SECRET or pass --client-secret-stdin (sfx does not prompt when stdin is not a terminal or SFX_NO_INPUT is set)"
+    )))
+}
+
+/// Note for interactive flows whose grant gave no refresh token.
+fn no_refresh_token_note(summary: &mut TokenSummary) {
+    summary.notes.push("note: Salesforce returned no refresh token (the app's scopes lack `refresh_token`/`offline_access`, or --scope left it out), so this org cannot be refreshed: log in again when the session ends".into());
+}
+
+fn web_flow(
+    ctx: &Context,
+    args: &LoginArgs,
+    base: &str,
+    login_url: Option<String>,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let (client_id, defaulted) = client_id_or_default(args);
+    let secret = client_secret(args, false)?;
+    let listener = web_pkce::Listener::bind(args.port)?;
+    if defaulted {
+        say(&format!(
+            "no --client-id given: using {DEFAULT_CLIENT_ID}, the Salesforce CLI's connected app (set SFX_CLIENT_ID or pass --client-id to use your own)"
+        ));
+    }
+    if client_id == DEFAULT_CLIENT_ID && listener.port() != web_pkce::DEFAULT_PORT {
+        say(&format!(
+            "warning: {DEFAULT_CLIENT_ID} only accepts the callback http://localhost:{}{}; Salesforce will refuse port {}",
+            web_pkce::DEFAULT_PORT,
+            web_pkce::CALLBACK_PATH,
+            listener.port()
+        ));
+    }
+    let wait = args.login_timeout.unwrap_or(web_pkce::DEFAULT_WAIT);
+    let hint = format!(
+        "check --client-id and the connected app (its callback URL must be exactly {}), then run `sfx login --web` again",
+        listener.redirect_uri()
+    );
+    let creds = ClientCreds {
+        id: &client_id,
+        secret: secret.as_ref(),
+    };
+    let resp = web_pkce::login(
+        &ctx.client(),
+        &listener,
+        &web_pkce::WebLogin {
+            login_url: base,
+            creds,
+            scope: args.scope.as_deref(),
+            login_hint: args.username.as_deref(),
+            wait,
+            hint: &hint,
+        },
+        |url| {
+            let waiting = format!(
+                "waiting up to {} for the browser to come back to {}",
+                humantime::format_duration(wait),
+                listener.redirect_uri()
+            );
+            if args.no_browser {
+                say(&format!(
+                    "open this URL in a browser to log in ({waiting}):"
+                ));
+                let _ = writeln!(std::io::stderr(), "{url}");
+            } else if open::that_detached(url).is_ok() {
+                say(&format!(
+                    "opened the browser to log in; {waiting}. If no browser appeared, open:"
+                ));
+                let _ = writeln!(std::io::stderr(), "{url}");
+            } else {
+                say(&format!(
+                    "could not open a browser; open this URL to log in ({waiting}):"
+                ));
+                let _ = writeln!(std::io::stderr(), "{url}");
+            }
+        },
+    )?;
+    let refresh_token = resp.refresh_token.clone();
+    let mut summary = finish(
+        ctx,
+        args,
+        Flow::Web,
+        Some(client_id),
+        secret,
+        refresh_token.clone(),
+        &resp,
+        login_url,
+        store,
+        now,
+        None,
+    )?;
+    if refresh_token.is_none() {
+        no_refresh_token_note(&mut summary);
+    }
+    Ok(summary)
+}
+
+fn device_flow(
+    ctx: &Context,
+    args: &LoginArgs,
+    base: &str,
+    login_url: Option<String>,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let (client_id, defaulted) = client_id_or_default(args);
+    let secret = client_secret(args, false)?;
+    if defaulted {
+        say(&format!(
+            "no --client-id given: using {DEFAULT_CLIENT_ID}, the Salesforce CLI's connected app (set SFX_CLIENT_ID or pass --client-id to use your own)"
+        ));
+    }
+    let hint = "check --client-id, and that the connected app has \"Enable for Device Flow\" on; then run `sfx login --device` again";
+    let creds = ClientCreds {
+        id: &client_id,
+        secret: secret.as_ref(),
+    };
+    let resp = device::login(
+        &ctx.client(),
+        &device::DeviceLogin {
+            base,
+            creds,
+            scope: args.scope.as_deref(),
+            wait: args.login_timeout,
+            hint,
+        },
+        |code| {
+            say(&format!("to log in, open {}", code.verification_uri));
+            say(&format!("and enter the code: {}", code.user_code));
+            let lifetime = code.expires_in.unwrap_or(device::DEFAULT_LIFETIME);
+            let wait = args.login_timeout.map_or(lifetime, |w| w.min(lifetime));
+            say(&format!(
+                "waiting up to {} for the approval…",
+                humantime::format_duration(wait)
+            ));
+        },
+        std::thread::sleep,
+    )?;
+    let refresh_token = resp.refresh_token.clone();
+    let mut summary = finish(
+        ctx,
+        args,
+        Flow::Device,
+        Some(client_id),
+        secret,
+        refresh_token.clone(),
+        &resp,
+        login_url,
+        store,
+        now,
+        None,
+    )?;
+    if refresh_token.is_none() {
+        no_refresh_token_note(&mut summary);
+    }
+    Ok(summary)
+}
+
+fn jwt_flow(
+    ctx: &Context,
+    args: &LoginArgs,
+    base: &str,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let client_id = required_client_id(args, "--jwt")?;
+    let username = required_username(args, "--jwt")?;
+    let key_path = args.key_file.clone().ok_or_else(|| {
+        Error::usage("--jwt needs --key-file: the PEM private key whose certificate is uploaded to the connected app")
+    })?;
+    let key = jwt_bearer::load_key(&key_path)
+        .map_err(|why| Error::usage(format!("--key-file {}: {why}", key_path.display())))?;
+    // The path is stored (never the key) so `sfx refresh` can sign again from any directory.
+    let key_file = std::path::absolute(&key_path)
+        .unwrap_or(key_path)
+        .to_string_lossy()
+        .into_owned();
+    let secret = client_secret(args, false)?;
+    let hint = "check that the certificate uploaded to the connected app matches --key-file, that the user is pre-authorized for the app (Permitted Users: \"Admin approved users are pre-authorized\", with the user's profile or permission set assigned) or approved it once, and that --sandbox/--login-url points at the user's org";
+    let resp = jwt_bearer::grant(
+        &ctx.client(),
+        &jwt_bearer::JwtLogin {
+            base,
+            client_id: &client_id,
+            username: &username,
+            key: &key,
+            hint,
+            doing: "the JWT bearer login",
+        },
+        now.timestamp(),
+    )?;
+    finish(
+        ctx,
+        args,
+        Flow::Jwt,
+        Some(client_id),
+        secret,
+        None,
+        &resp,
+        Some(base.to_string()),
+        store,
+        now,
+        Some(key_file),
+    )
+}
+
+fn client_credentials_flow(
+    ctx: &Context,
+    args: &LoginArgs,
+    login: Option<String>,
+    instance: Option<String>,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let client_id = required_client_id(args, "--client-credentials")?;
+    let base = login.or(instance).ok_or_else(|| {
+        Error::usage("--client-credentials needs the org's My Domain URL: --login-url https://<MyDomain>.my.salesforce.com (the flow is refused at login.salesforce.com and test.salesforce.com)")
+    })?;
+    client_credentials::check_host(&base, "--login-url")?;
+    let secret = required_secret(args, "--client-credentials", false)?;
+    let hint = "check --client-id and the client secret, and that the connected app has \"Enable Client Credentials Flow\" on with a run-as user";
+    let resp = client_credentials::grant(
+        &ctx.client(),
+        &base,
+        ClientCreds {
+            id: &client_id,
+            secret: Some(&secret),
+        },
+        "the client credentials login",
+        hint,
+    )?;
+    finish(
+        ctx,
+        args,
+        Flow::ClientCredentials,
+        Some(client_id),
+        Some(secret),
+        None,
+        &resp,
+        Some(base),
+        store,
+        now,
+        None,
+    )
+}
+
+fn password_flow(
+    ctx: &Context,
+    args: &LoginArgs,
+    base: &str,
+    login_url: Option<String>,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let client_id = required_client_id(args, "--password")?;
+    let username = required_username(args, "--password")?;
+    let on_terminal = interactive();
+    // From a pipe, stdin carries the password: the secret must come from elsewhere.
+    let secret = required_secret(args, "--password", !on_terminal)?;
+    say(&format!("warning: {}", password::WARNING));
+    let password = if on_terminal {
+        let pw = prompt_hidden(&format!("Password for {username}"))?;
+        let token = prompt_hidden("Security token (empty if your IP address is trusted)")?;
+        password::with_security_token(&pw, &token)
+    } else {
+        Secret::new(read_line(
+            "password immediately followed by the security token",
+            false,
+        )?)
+    };
+    let hint = "check the username, the password and the security token (a new one: Settings → Reset My Security Token); if they are right, the org blocks this flow: an admin can allow it (Setup → OAuth and OpenID Connect Settings → Allow OAuth Username-Password Flows), or use --web, --jwt or --client-credentials";
+    let resp = password::grant(
+        &ctx.client(),
+        base,
+        ClientCreds {
+            id: &client_id,
+            secret: Some(&secret),
+        },
+        &username,
+        &password,
+        hint,
+    )?;
+    let mut summary = finish(
+        ctx,
+        args,
+        Flow::Password,
+        Some(client_id),
+        Some(secret),
+        None,
+        &resp,
+        login_url,
+        store,
+        now,
+        None,
+    )?;
+    summary.notes.push("note: a username-password login cannot be refreshed; run `sfx login --password` again when the session ends".into());
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -207,6 +625,7 @@ fn import_refresh_token(
         login_url,
         store,
         now,
+        None,
     )
 }
 
@@ -246,6 +665,7 @@ fn import_access_token(
         login_url,
         store,
         now,
+        None,
     )?;
     summary.notes.push("note: an imported access token cannot be refreshed; when it expires, import a new one or log in with a refresh-capable flow".into());
     Ok(summary)
@@ -264,6 +684,7 @@ fn finish(
     login_url: Option<String>,
     store: StoreKind,
     now: chrono::DateTime<chrono::Utc>,
+    key_file: Option<String>,
 ) -> Result<TokenSummary, Error> {
     let instance_url = base_url(
         &resp.instance_url,
@@ -316,7 +737,7 @@ fn finish(
         has_client_secret: client_secret.is_some(),
         refresh_token_used_at: None,
         rotates_refresh_token: false,
-        key_file: None,
+        key_file,
     };
     tokens::apply_token(&mut record, resp, now);
     if refresh_token.is_some() {

@@ -124,6 +124,8 @@ pub fn is_login_problem(code: &str) -> bool {
             | "invalid_app_access"
             | "inactive_user"
             | "inactive_org"
+            | "access_denied"
+            | "expired_token"
     )
 }
 
@@ -159,19 +161,52 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
         ("invalid_grant", d) if d.contains("ip restricted") => {
             "The login is outside the user's allowed IP ranges or login hours."
         }
+        ("invalid_grant", d) if d.contains("code verifier") => {
+            "The PKCE code verifier did not match the challenge sent to the browser; start the login again (if it keeps happening, something between sfx and Salesforce changes the requests)."
+        }
+        ("invalid_grant", d) if d.contains("redirect_uri") => {
+            "The callback URL differs from the one the login started with, or from the connected app's registered callback: it must be exactly http://localhost:<port>/OauthRedirect."
+        }
+        ("invalid_grant", d) if d.contains("invalid authorization code") => {
+            "The authorization code is unknown or was already used; start the login again."
+        }
+        ("invalid_grant", d) if d.contains("device code") => {
+            "The device code is unknown or was already used; start the device login again."
+        }
+        ("invalid_grant", d) if d.contains("client credentials user") => {
+            "The app has no run-as user for the client credentials flow: in the connected app, enable \"Client Credentials Flow\" and set its \"Run As\" user."
+        }
+        ("invalid_grant", d) if d.contains("not supported on this domain") => {
+            "This flow must be sent to the org's My Domain (https://<MyDomain>.my.salesforce.com), not to login.salesforce.com or test.salesforce.com."
+        }
         ("invalid_grant", _) => "Salesforce refused the grant.",
         ("invalid_client_id", _) => {
-            "The client id (consumer key) is not known to this org: check it, and that the app is installed in this org (a refreshed sandbox may lack it)."
+            "The client id (consumer key) is not known to this org: check it, and that the app is installed in this org (a refreshed sandbox may lack it). Changes to a connected app take up to 10 minutes to apply."
         }
         ("invalid_client", _) | ("invalid_client_credentials", _) => {
             "The client secret (consumer secret) is wrong for this client id, or the app requires a secret that was not given."
         }
         ("invalid_app_access", _) => {
-            "The user is not admin-approved for this app, or the app is not installed in this org (a refreshed sandbox may lack it)."
+            "The user may not use this app: its policy is \"Admin approved users are pre-authorized\" and the user's profile or permission sets are not assigned to it, or the app is not installed in this org (a refreshed sandbox may lack it)."
         }
         ("inactive_user", _) => "The user is deactivated.",
         ("inactive_org", _) => "The org is inactive or locked.",
-        ("unsupported_grant_type", _) => "This grant type is not enabled for the connected app.",
+        ("access_denied", _) => {
+            "The login was denied: the user chose Deny, or the app's policies keep this user out."
+        }
+        ("expired_token", _) => "The device code expired before it was approved.",
+        ("invalid_request", d) if d.contains("device flow") => {
+            "The connected app does not allow the device flow: enable \"Enable for Device Flow\" in its OAuth settings."
+        }
+        ("invalid_scope", _) => {
+            "The requested scope is not allowed for this connected app: drop --scope (then the app's own scopes are granted) or add the scopes to the app."
+        }
+        ("redirect_uri_mismatch", _) => {
+            "The callback URL is not registered in the connected app: add exactly http://localhost:<port>/OauthRedirect as a callback URL, or pass the --port it has."
+        }
+        ("unsupported_grant_type", _) => {
+            "This grant type is not enabled for the connected app (client credentials: \"Enable Client Credentials Flow\" and a run-as user; device: \"Enable for Device Flow\"; JWT bearer: \"Use digital signatures\" with the certificate uploaded), or this host does not offer it."
+        }
         ("rate_limit_exceeded", _) => {
             "Salesforce's login rate limit was reached; wait and try again."
         }

@@ -6,6 +6,7 @@
 
 pub mod auth_url;
 pub mod errors;
+pub mod flows;
 pub mod http;
 pub mod jwt;
 pub mod types;
@@ -67,15 +68,30 @@ impl Client<'_> {
     pub fn token(
         &self,
         base: &str,
-        mut form: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
         creds: ClientCreds<'_>,
         retry: Retry,
         doing: &str,
         relogin_hint: &str,
     ) -> Result<TokenResponse, Error> {
-        form.push(("client_id", creds.id.to_string()));
-        if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
-            form.push(("client_secret", s.expose().to_string()));
+        self.grant(base, form, Some(creds), retry, doing, relogin_hint)
+    }
+
+    /// POST to the token endpoint (a grant, or the device-code request): the JSON
+    /// object Salesforce answered, or its OAuth error. Client credentials, when
+    /// given, go in the body; the JWT bearer grant sends none.
+    pub fn token_endpoint(
+        &self,
+        base: &str,
+        mut form: Vec<(&'static str, String)>,
+        creds: Option<ClientCreds<'_>>,
+        retry: Retry,
+    ) -> Result<TokenEndpointReply, Error> {
+        if let Some(creds) = creds {
+            form.push(("client_id", creds.id.to_string()));
+            if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
+                form.push(("client_secret", s.expose().to_string()));
+            }
         }
         form.push(("format", "json".to_string()));
         let reply = self.http.send(&Request {
@@ -86,33 +102,31 @@ impl Client<'_> {
             basic: None,
             retry,
         })?;
-        let map = match errors::json_or_oauth_error(&reply)? {
+        Ok(TokenEndpointReply {
+            host: errors::host_of(&reply.url),
+            body: errors::json_or_oauth_error(&reply)?,
+        })
+    }
+
+    /// A grant on the token endpoint, its answer checked: a usable token
+    /// response whose `signature` matches the client secret (when one is known).
+    pub fn grant(
+        &self,
+        base: &str,
+        form: Vec<(&'static str, String)>,
+        creds: Option<ClientCreds<'_>>,
+        retry: Retry,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, Error> {
+        let reply = self.token_endpoint(base, form, creds, retry)?;
+        let host = reply.host;
+        let map = match reply.body {
             Ok(map) => map,
             Err(oauth) => return Err(errors::explain(&oauth, doing, relogin_hint)),
         };
-        let host = errors::host_of(&reply.url);
-        let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-            Error::Network(format!(
-                "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
-                url::sanitize(&e.to_string(), 160)
-            ))
-        })?;
-        if resp.access_token.is_empty() {
-            return Err(Error::Network(format!(
-                "{host} answered {doing} with an empty access_token"
-            )));
-        }
-        if resp.signature_valid(creds.secret) == Some(false) {
-            return Err(Error::Server {
-                message: format!(
-                    "the token response from {host} has a signature that does not match the client secret; the response may have been altered, or the stored client secret is wrong"
-                ),
-                hint: None,
-            });
-        }
-        Ok(resp)
+        token_response(map, &host, doing, creds.and_then(|c| c.secret))
     }
-
     /// The refresh-token grant.
     pub fn refresh(
         &self,
@@ -241,4 +255,40 @@ impl Client<'_> {
             Err(e) => Err(errors::explain(&e, "the revocation", "")),
         }
     }
+}
+
+/// What the token endpoint answered.
+pub struct TokenEndpointReply {
+    /// `host:port` of the endpoint, for messages.
+    pub host: String,
+    pub body: Result<serde_json::Map<String, serde_json::Value>, OAuthError>,
+}
+
+/// Turn a token endpoint's JSON object into a checked [`TokenResponse`].
+pub fn token_response(
+    map: serde_json::Map<String, serde_json::Value>,
+    host: &str,
+    doing: &str,
+    secret: Option<&Secret>,
+) -> Result<TokenResponse, Error> {
+    let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+        Error::Network(format!(
+            "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
+            url::sanitize(&e.to_string(), 160)
+        ))
+    })?;
+    if resp.access_token.is_empty() {
+        return Err(Error::Network(format!(
+            "{host} answered {doing} with an empty access_token"
+        )));
+    }
+    if resp.signature_valid(secret) == Some(false) {
+        return Err(Error::Server {
+            message: format!(
+                "the token response from {host} has a signature that does not match the client secret; the response may have been altered, or the stored client secret is wrong"
+            ),
+            hint: None,
+        });
+    }
+    Ok(resp)
 }

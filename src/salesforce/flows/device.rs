@@ -1,0 +1,149 @@
+//! Device flow, Salesforce's variant (`salesforce-oauth.md` §4.6): the code request
+//! goes to the token endpoint with `response_type=device_code`; polls send
+//! `grant_type=device&code=<device_code>`. While the user has not approved, the
+//! answer is HTTP 400 `authorization_pending`; `slow_down` adds 5 s to the poll
+//! interval (RFC 8628 §3.5); `access_denied` and `expired_token` end the login.
+//!
+//! Salesforce does not say how long a device code lives (no `expires_in` in the
+//! sf CLI's type); approval must happen within about 10 minutes, so that is the
+//! limit unless the server names one or the caller sets a shorter wait.
+
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::salesforce::http::Retry;
+use crate::salesforce::types::TokenResponse;
+use crate::salesforce::url::sanitize;
+use crate::salesforce::{Client, ClientCreds, errors, token_response};
+use crate::secret::Secret;
+
+/// How long a device code lives when the server does not say.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+/// Never poll faster than this, whatever the server announces.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+
+/// What the device-code request answered (the parts a person needs, and the code to poll with).
+pub struct DeviceCode {
+    device_code: Secret,
+    /// The code the user types (about 8 characters), made safe to print.
+    pub user_code: String,
+    /// Where the user types it, made safe to print.
+    pub verification_uri: String,
+    /// The announced poll interval.
+    pub interval: Duration,
+    /// The code's lifetime, if the server said.
+    pub expires_in: Option<Duration>,
+}
+
+/// A device login's inputs.
+pub struct DeviceLogin<'a> {
+    pub base: &'a str,
+    pub creds: ClientCreds<'a>,
+    pub scope: Option<&'a str>,
+    /// Stop waiting earlier than the code's expiry.
+    pub wait: Option<Duration>,
+    /// The command that fixes a refusal (for error hints).
+    pub hint: &'a str,
+}
+
+/// Ask for a device code.
+pub fn request(client: &Client<'_>, p: &DeviceLogin<'_>) -> Result<DeviceCode, Error> {
+    let mut form = vec![("response_type", "device_code".to_string())];
+    if let Some(scope) = p.scope {
+        form.push(("scope", scope.to_string()));
+    }
+    let reply = client.token_endpoint(p.base, form, Some(p.creds), Retry::Transient)?;
+    let map = match reply.body {
+        Ok(map) => map,
+        Err(oauth) => return Err(errors::explain(&oauth, "the device-code request", p.hint)),
+    };
+    let text = |k: &str| {
+        map.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let secs = |k: &str| {
+        map.get(k).and_then(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+        })
+    };
+    let missing = |what: &str| {
+        Error::Network(format!(
+            "{} answered the device-code request without a {what}; that is not what Salesforce sends",
+            reply.host
+        ))
+    };
+    let device_code = text("device_code").ok_or_else(|| missing("device_code"))?;
+    let user_code = text("user_code").ok_or_else(|| missing("user_code"))?;
+    let verification_uri = text("verification_uri")
+        .or_else(|| text("verification_url"))
+        .ok_or_else(|| missing("verification_uri"))?;
+    Ok(DeviceCode {
+        device_code: Secret::new(device_code),
+        user_code: sanitize(&user_code, 40),
+        verification_uri: sanitize(&verification_uri, 200),
+        interval: secs("interval").map_or(DEFAULT_INTERVAL, Duration::from_secs),
+        expires_in: secs("expires_in")
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+    })
+}
+
+/// Run the flow: `on_code` shows the user code and URL; `sleep` waits between
+/// polls. Returns the token response once the user has approved.
+pub fn login(
+    client: &Client<'_>,
+    p: &DeviceLogin<'_>,
+    on_code: impl FnOnce(&DeviceCode),
+    mut sleep: impl FnMut(Duration),
+) -> Result<TokenResponse, Error> {
+    let code = request(client, p)?;
+    on_code(&code);
+    let lifetime = code.expires_in.unwrap_or(DEFAULT_LIFETIME);
+    let limit = p.wait.map_or(lifetime, |w| w.min(lifetime));
+    let deadline = Instant::now() + limit;
+    let mut interval = code.interval.max(MIN_INTERVAL);
+    let not_approved = |why: &str| {
+        Error::Relogin {
+        message: format!(
+            "the device login was not approved in time: {why}; nothing was stored"
+        ),
+        hint: Some("run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)".into()),
+    }
+    };
+    loop {
+        let Some(left) = deadline
+            .checked_duration_since(Instant::now())
+            .filter(|l| !l.is_zero())
+        else {
+            return Err(not_approved(&format!(
+                "sfx stopped waiting after {}{}",
+                humantime::format_duration(limit),
+                if limit < lifetime {
+                    " (--login-timeout)"
+                } else {
+                    ", when the code expired"
+                }
+            )));
+        };
+        sleep(interval.min(left));
+        let form = vec![
+            ("grant_type", "device".to_string()),
+            ("code", code.device_code.expose().to_string()),
+        ];
+        let reply = client.token_endpoint(p.base, form, Some(p.creds), Retry::Transient)?;
+        match reply.body {
+            Ok(map) => return token_response(map, &reply.host, "the device login", p.creds.secret),
+            Err(e) if e.error == "authorization_pending" => {}
+            Err(e) if e.error == "slow_down" => interval += SLOW_DOWN_STEP,
+            Err(e) if e.error == "expired_token" => {
+                return Err(not_approved("Salesforce says the device code expired"));
+            }
+            Err(e) => return Err(errors::explain(&e, "the device login", p.hint)),
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! Authorization code with PKCE (`salesforce-oauth.md` §4.1): the browser logs in
+//! at `/services/oauth2/authorize`, Salesforce redirects it to a one-shot listener
+//! on `http://localhost:<port>/OauthRedirect`, and the code is exchanged together
+//! with the PKCE verifier.
+//!
+//! - PKCE: a 64-byte random verifier (86 base64url characters); the challenge is
+//!   `BASE64URL-NOPAD(SHA-256(verifier))`, sent with `code_challenge_method=S256`
+//!   explicitly (Salesforce assumes S256 when it is missing; some setups insist).
+//! - `state`: 16 random bytes, checked on return. A callback with another `state`
+//!   is not ours: no code exchange, and the login fails (exit 1).
+//! - The listener binds `127.0.0.1` (and `::1` on the same port when it can, since
+//!   browsers resolve `localhost` either way), answers stray requests (a favicon)
+//!   with 404 and other methods with 405, and gives up after the wait.
+//! - The browser gets a small page saying how it ended, sent after the code
+//!   exchange so that "logged in" is true when it is shown.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::salesforce::flows::random_urlsafe;
+use crate::salesforce::http::Retry;
+use crate::salesforce::types::{OAuthError, TokenResponse};
+use crate::salesforce::url::sanitize;
+use crate::salesforce::{Client, ClientCreds, errors};
+use crate::secret::Secret;
+
+/// The callback path; Salesforce matches the whole callback URL exactly.
+pub const CALLBACK_PATH: &str = "/OauthRedirect";
+/// The default callback port (the sf CLI's, registered in its `PlatformCLI` app).
+pub const DEFAULT_PORT: u16 = 1717;
+/// How long to wait for the browser by default.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+
+/// A PKCE verifier and its S256 challenge.
+pub struct Pkce {
+    pub verifier: Secret,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Result<Pkce, Error> {
+        let verifier = random_urlsafe(64)?;
+        let challenge = s256(&verifier);
+        Ok(Pkce {
+            verifier: Secret::new(verifier),
+            challenge,
+        })
+    }
+}
+
+/// `BASE64URL-NOPAD(SHA-256(verifier))`.
+pub fn s256(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// What goes into the authorize URL.
+pub struct Authorize<'a> {
+    pub login_url: &'a str,
+    pub client_id: &'a str,
+    pub redirect_uri: &'a str,
+    pub scope: Option<&'a str>,
+    pub state: &'a str,
+    pub challenge: &'a str,
+    pub login_hint: Option<&'a str>,
+}
+
+/// `https://<login host>/services/oauth2/authorize?response_type=code&…`.
+///
+/// `prompt=login` shows the login form even when the browser already has a
+/// session, as the sf CLI does: otherwise a browser logged in to another org
+/// would silently log sfx in there. Without `scope`, Salesforce grants the
+/// scopes selected on the connected app.
+pub fn authorize_url(a: &Authorize<'_>) -> String {
+    let base = format!(
+        "{}/services/oauth2/authorize",
+        a.login_url.trim_end_matches('/')
+    );
+    let mut url = match url::Url::parse(&base) {
+        Ok(u) => u,
+        // The login URL was checked by `base_url`; this cannot fail, but never panic.
+        Err(_) => return base,
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", a.client_id)
+            .append_pair("redirect_uri", a.redirect_uri)
+            .append_pair("state", a.state)
+            .append_pair("code_challenge", a.challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("prompt", "login");
+        if let Some(scope) = a.scope {
+            q.append_pair("scope", scope);
+        }
+        if let Some(hint) = a.login_hint {
+            q.append_pair("login_hint", hint);
+        }
+    }
+    url.into()
+}
+
+/// The one-shot loopback listener for the callback.
+pub struct Listener {
+    servers: Vec<tiny_http::Server>,
+    port: u16,
+}
+
+impl Listener {
+    /// Listen on `localhost:<port>` (0 = any free port).
+    pub fn bind(port: u16) -> Result<Listener, Error> {
+        let v4 = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
+            Error::usage(format!(
+                "cannot listen on localhost:{port} for the login callback ({}); free the port or choose another with --port (the connected app's callback URL must then be http://localhost:<port>{CALLBACK_PATH})",
+                sanitize(&e.to_string(), 120)
+            ))
+        })?;
+        let port = v4
+            .server_addr()
+            .to_ip()
+            .map(|a| a.port())
+            .ok_or_else(|| Error::Other("the callback listener has no TCP port".into()))?;
+        let mut servers = vec![v4];
+        // Best effort: without IPv6 loopback, browsers fall back to 127.0.0.1.
+        if let Ok(v6) = tiny_http::Server::http(("::1", port)) {
+            servers.push(v6);
+        }
+        Ok(Listener { servers, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://localhost:<port>/OauthRedirect`.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://localhost:{}{CALLBACK_PATH}", self.port)
+    }
+
+    /// The next request on any of the sockets, or `None` at the deadline.
+    fn next(&self, deadline: Instant) -> Option<tiny_http::Request> {
+        loop {
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if left.is_zero() {
+                return None;
+            }
+            if let [only] = self.servers.as_slice() {
+                return only.recv_timeout(left).ok().flatten();
+            }
+            // Two sockets: take turns in short slices (no busy loop).
+            let slice = left.min(Duration::from_millis(50));
+            for s in &self.servers {
+                if let Ok(Some(req)) = s.recv_timeout(slice) {
+                    return Some(req);
+                }
+            }
+        }
+    }
+
+    /// Wait for the callback carrying `state`: the code, and the browser's
+    /// request (to answer once the exchange is done).
+    fn wait_for_code(
+        &self,
+        state: &str,
+        deadline: Instant,
+        wait: Duration,
+        doing: &str,
+        hint: &str,
+    ) -> Result<(Secret, tiny_http::Request), Error> {
+        loop {
+            let Some(req) = self.next(deadline) else {
+                return Err(Error::Relogin {
+                    message: format!(
+                        "no browser login came back to {} within {}; the login was not finished",
+                        self.redirect_uri(),
+                        humantime::format_duration(wait)
+                    ),
+                    hint: Some(format!(
+                        "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
+                        self.redirect_uri()
+                    )),
+                });
+            };
+            let (path, query) = req.url().split_once('?').unwrap_or((req.url(), ""));
+            if path != CALLBACK_PATH {
+                respond(
+                    req,
+                    404,
+                    "Not found",
+                    "This is sfx's login callback; nothing else lives here.",
+                );
+                continue;
+            }
+            if *req.method() != tiny_http::Method::Get {
+                respond(
+                    req,
+                    405,
+                    "Method not allowed",
+                    "The login callback takes GET only.",
+                );
+                continue;
+            }
+            let param = |name: &str| {
+                url::form_urlencoded::parse(query.as_bytes())
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            };
+            let got_state = param("state");
+            if let Some(error) = param("error")
+                && got_state.as_deref().is_none_or(|s| s == state)
+            {
+                let oauth = OAuthError {
+                    error: sanitize(&error, 100),
+                    error_description: param("error_description").map(|d| sanitize(&d, 300)),
+                    status: 0,
+                };
+                let err = errors::explain(&oauth, doing, hint);
+                respond(req, 400, "Login failed", &format!("sfx: {err}"));
+                return Err(err);
+            }
+            if got_state.as_deref() != Some(state) {
+                let err = Error::Other(
+                    "the login callback carried a different `state` than sfx sent, so it does not belong to this login (a stale browser tab, or a forged request); no code was exchanged and nothing was stored".into(),
+                );
+                respond(req, 400, "Login refused", &format!("sfx: {err}"));
+                return Err(err);
+            }
+            let Some(code) = param("code").filter(|c| !c.is_empty()) else {
+                let err = Error::Server {
+                    message: "the login callback carried neither a code nor an error".into(),
+                    hint: None,
+                };
+                respond(req, 400, "Login failed", &format!("sfx: {err}"));
+                return Err(err);
+            };
+            return Ok((Secret::new(code), req));
+        }
+    }
+}
+
+/// A web login's inputs.
+pub struct WebLogin<'a> {
+    pub login_url: &'a str,
+    pub creds: ClientCreds<'a>,
+    pub scope: Option<&'a str>,
+    pub login_hint: Option<&'a str>,
+    /// How long to wait for the browser.
+    pub wait: Duration,
+    /// The command that fixes a refusal (for error hints).
+    pub hint: &'a str,
+}
+
+/// Run the flow on a bound listener: `on_url` gets the authorize URL to open (or
+/// show); returns Salesforce's token response for the exchanged code.
+pub fn login(
+    client: &Client<'_>,
+    listener: &Listener,
+    p: &WebLogin<'_>,
+    on_url: impl FnOnce(&str),
+) -> Result<TokenResponse, Error> {
+    let pkce = Pkce::new()?;
+    let state = random_urlsafe(16)?;
+    let redirect_uri = listener.redirect_uri();
+    let url = authorize_url(&Authorize {
+        login_url: p.login_url,
+        client_id: p.creds.id,
+        redirect_uri: &redirect_uri,
+        scope: p.scope,
+        state: &state,
+        challenge: &pkce.challenge,
+        login_hint: p.login_hint,
+    });
+    on_url(&url);
+    let deadline = Instant::now() + p.wait;
+    let (code, browser) =
+        listener.wait_for_code(&state, deadline, p.wait, "the browser login", p.hint)?;
+    let form = vec![
+        ("grant_type", "authorization_code".to_string()),
+        ("code", code.expose().to_string()),
+        ("redirect_uri", redirect_uri),
+        ("code_verifier", pkce.verifier.expose().to_string()),
+    ];
+    // A code is single-use: never send it twice.
+    let result = client.grant(
+        p.login_url,
+        form,
+        Some(p.creds),
+        Retry::OnlyUnsent,
+        "the authorization-code exchange",
+        p.hint,
+    );
+    match &result {
+        Ok(_) => respond(
+            browser,
+            200,
+            "Logged in",
+            "sfx is logged in. You can close this tab and go back to the terminal.",
+        ),
+        Err(e) => respond(browser, 400, "Login failed", &format!("sfx: {e}")),
+    }
+    result
+}
+
+/// Answer the browser with a small HTML page.
+fn respond(req: tiny_http::Request, status: u16, title: &str, text: &str) {
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sfx: {t}</title></head>\n<body style=\"font-family: sans-serif; margin: 3em\"><h1>{t}</h1>\n<p>{x}</p>\n</body></html>\n",
+        t = html_escape(title),
+        x = html_escape(text)
+    );
+    let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+    for (k, v) in [
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Cache-Control", "no-store"),
+        ("Connection", "close"),
+    ] {
+        if let Ok(h) = tiny_http::Header::from_bytes(k, v) {
+            resp = resp.with_header(h);
+        }
+    }
+    // The browser may be gone; the outcome is reported on the terminal anyway.
+    let _ = req.respond(resp);
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn verifiers_are_random_and_within_the_rfc_length() {
+        let (a, b) = (Pkce::new().unwrap(), Pkce::new().unwrap());
+        assert_ne!(a.verifier.expose(), b.verifier.expose());
+        let n = a.verifier.expose().len();
+        assert!((43..=128).contains(&n), "{n}");
+        assert_eq!(a.challenge, s256(a.verifier.expose()));
+    }
+
+    #[test]
+    fn the_authorize_url_carries_pkce_state_and_the_exact_callback() {
+        let u = authorize_url(&Authorize {
+            login_url: "https://login.salesforce.com",
+            client_id: "3MVG9 x",
+            redirect_uri: "http://localhost:1717/OauthRedirect",
+            scope: Some("api refresh_token"),
+            state: "st",
+            challenge: "ch",
+            login_hint: None,
+        });
+        let parsed = url::Url::parse(&u).unwrap();
+        assert_eq!(parsed.path(), "/services/oauth2/authorize");
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], "3MVG9 x");
+        assert_eq!(q["redirect_uri"], "http://localhost:1717/OauthRedirect");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["code_challenge"], "ch");
+        assert_eq!(q["state"], "st");
+        assert_eq!(q["scope"], "api refresh_token");
+        assert!(!q.contains_key("login_hint"));
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            html_escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
+    }
+}
