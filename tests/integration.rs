@@ -14,3 +14,4 @@ mod logout;
 mod orgs;
 mod refresh;
 mod token;
+mod watch;

@@ -9,6 +9,7 @@ pub mod logout;
 pub mod orgs;
 pub mod refresh;
 pub mod token;
+pub mod watch;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
