@@ -137,8 +137,10 @@ impl Watch {
     }
 
     fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([&format!("-{sig}"), &self.child.id().to_string()])
+        // The shell's builtin `kill`: no procps needed.
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{sig} {}", self.child.id()))
             .status()
             .unwrap()
             .success();
@@ -385,6 +387,20 @@ fn keepalive_refreshes_an_idle_refresh_token_and_exec_gets_the_token_only_in_its
 }
 
 #[test]
+fn a_failing_exec_is_reported_and_the_watch_goes_on() {
+    let t = T::new();
+    t.login("prod");
+    let mut w = spawn(&t, &["--keepalive", "2s", "--exec", "exit 3"], &[]);
+    w.event("refreshed", LONG);
+    let e = w.event("error", LONG);
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("--exec") && m.contains('3'), "{m}");
+    assert_eq!(e["needs_login"], false);
+    w.event("refreshed", LONG);
+    assert!(w.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
 fn env_only_mode_keeps_tokens_in_memory_hands_them_on_and_writes_nothing() {
     let t = T::new();
     let (script, out) = hook(&t);
@@ -431,6 +447,32 @@ fn sigterm_exits_0_and_sigint_exits_130() {
         .args(["expires", "--offline", "-q"])
         .assert()
         .success();
+}
+
+#[test]
+fn sigterm_during_a_refresh_waits_until_the_rotated_tokens_are_stored() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    t.login("prod");
+    let old_rt = t.refresh_token("prod");
+    t.fake.clear_requests();
+    // The keep-alive refresh is held for 1.5 s at the server; SIGTERM arrives meanwhile.
+    t.fake.inject("/services/oauth2/token", Fault::delay(1500));
+    let mut w = spawn(&t, &["--keepalive", "1s"], &[]);
+    let deadline = Instant::now() + LONG;
+    while t.fake.count_grant("refresh_token") == 0 {
+        assert!(Instant::now() < deadline, "no refresh request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.signal("TERM");
+    assert_eq!(w.exit(LONG).code(), Some(0), "{}", w.stderr());
+    assert!(w.stderr().contains("stopping once"), "{}", w.stderr());
+    // The rotation Salesforce made is not lost: the new refresh token is stored.
+    let new_rt = t.refresh_token("prod");
+    assert_ne!(new_rt, old_rt);
+    assert!(t.fake.is_active(&new_rt));
+    assert_eq!(Some(t.access_token("prod")), t.fake.latest_access_token());
 }
 
 #[test]
