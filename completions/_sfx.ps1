@@ -38,6 +38,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('introspect', 'introspect', [CompletionResultType]::ParameterValue, 'Ask the org''s introspection endpoint about the access (or refresh) token')
             [CompletionResult]::new('expires', 'expires', [CompletionResultType]::ParameterValue, 'When does the access token expire, and how sure is that answer?')
             [CompletionResult]::new('refresh', 'refresh', [CompletionResultType]::ParameterValue, 'Get a new access token and store it')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a valid access token, refreshing first only if needed')
             [CompletionResult]::new('orgs', 'orgs', [CompletionResultType]::ParameterValue, 'List stored orgs (no network, no keychain)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove an org''s stored credentials')
@@ -142,6 +143,28 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'sfx;watch' {
+            [CompletionResult]::new('--refresh-before', '--refresh-before', [CompletionResultType]::ParameterName, 'Refresh when the access token expires within this window')
+            [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'Refresh an org whose refresh token has not been used for this long')
+            [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'After each refresh, run this command through the shell')
+            [CompletionResult]::new('--min-check', '--min-check', [CompletionResultType]::ParameterName, 'Shortest pause between two checks of one org (for tests; default 30s)')
+            [CompletionResult]::new('--max-check', '--max-check', [CompletionResultType]::ParameterName, 'Longest pause between two checks of one org (for tests; default 15m)')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt (e.g. 10s, 1m)')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Watch every stored org, not only the selected one')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'sfx;token' {
             [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
@@ -215,6 +238,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('introspect', 'introspect', [CompletionResultType]::ParameterValue, 'Ask the org''s introspection endpoint about the access (or refresh) token')
             [CompletionResult]::new('expires', 'expires', [CompletionResultType]::ParameterValue, 'When does the access token expire, and how sure is that answer?')
             [CompletionResult]::new('refresh', 'refresh', [CompletionResultType]::ParameterValue, 'Get a new access token and store it')
+            [CompletionResult]::new('watch', 'watch', [CompletionResultType]::ParameterValue, 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive')
             [CompletionResult]::new('token', 'token', [CompletionResultType]::ParameterValue, 'Print a valid access token, refreshing first only if needed')
             [CompletionResult]::new('orgs', 'orgs', [CompletionResultType]::ParameterValue, 'List stored orgs (no network, no keychain)')
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove an org''s stored credentials')
@@ -232,6 +256,9 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             break
         }
         'sfx;help;refresh' {
+            break
+        }
+        'sfx;help;watch' {
             break
         }
         'sfx;help;token' {

@@ -43,6 +43,9 @@ _sfx() {
             sfx,token)
                 cmd="sfx__subcmd__token"
                 ;;
+            sfx,watch)
+                cmd="sfx__subcmd__watch"
+                ;;
             sfx__subcmd__help,completions)
                 cmd="sfx__subcmd__help__subcmd__completions"
                 ;;
@@ -70,6 +73,9 @@ _sfx() {
             sfx__subcmd__help,token)
                 cmd="sfx__subcmd__help__subcmd__token"
                 ;;
+            sfx__subcmd__help,watch)
+                cmd="sfx__subcmd__help__subcmd__watch"
+                ;;
             *)
                 ;;
         esac
@@ -77,7 +83,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh token orgs logout completions help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh watch token orgs logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,7 +181,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help)
-            opts="login introspect expires refresh token orgs logout completions help"
+            opts="login introspect expires refresh watch token orgs logout completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -301,6 +307,20 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help__subcmd__token)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__watch)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -536,6 +556,56 @@ _sfx() {
             fi
             case "${prev}" in
                 --min-valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__watch)
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --refresh-before)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keepalive)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-check)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-check)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -35,6 +35,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
             cand expires 'When does the access token expire, and how sure is that answer?'
             cand refresh 'Get a new access token and store it'
+            cand watch 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
             cand token 'Print a valid access token, refreshing first only if needed'
             cand orgs 'List stored orgs (no network, no keychain)'
             cand logout 'Remove an org''s stored credentials'
@@ -134,6 +135,27 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sfx;watch'= {
+            cand --refresh-before 'Refresh when the access token expires within this window'
+            cand --keepalive 'Refresh an org whose refresh token has not been used for this long'
+            cand --exec 'After each refresh, run this command through the shell'
+            cand --min-check 'Shortest pause between two checks of one org (for tests; default 30s)'
+            cand --max-check 'Longest pause between two checks of one org (for tests; default 15m)'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --all 'Watch every stored org, not only the selected one'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sfx;token'= {
             cand --min-valid 'Refresh first if the token has less than this left'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'
@@ -203,6 +225,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
             cand expires 'When does the access token expire, and how sure is that answer?'
             cand refresh 'Get a new access token and store it'
+            cand watch 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
             cand token 'Print a valid access token, refreshing first only if needed'
             cand orgs 'List stored orgs (no network, no keychain)'
             cand logout 'Remove an org''s stored credentials'
@@ -216,6 +239,8 @@ set edit:completion:arg-completer[sfx] = {|@words|
         &'sfx;help;expires'= {
         }
         &'sfx;help;refresh'= {
+        }
+        &'sfx;help;watch'= {
         }
         &'sfx;help;token'= {
         }

@@ -38,6 +38,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -f -a "login" -d 'Log in to an org
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "logout" -d 'Remove an org\'s stored credentials'
@@ -119,6 +120,22 @@ complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s q -l quiet -d 'Print
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l refresh-before -d 'Refresh when the access token expires within this window' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l keepalive -d 'Refresh an org whose refresh token has not been used for this long' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec -d 'After each refresh, run this command through the shell' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l min-check -d 'Shortest pause between two checks of one org (for tests; default 30s)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l max-check -d 'Longest pause between two checks of one org (for tests; default 15m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l all -d 'Watch every stored org, not only the selected one'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
@@ -163,12 +180,13 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'P
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "login" -d 'Log in to an org and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "refresh" -d 'Get a new access token and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "logout" -d 'Remove an org\'s stored credentials'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh token orgs logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "login" -d 'Log in to an org and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "logout" -d 'Remove an org\'s stored credentials'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

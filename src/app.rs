@@ -27,6 +27,8 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
         Command::Expires(a) => emit(&commands::expires::run(a, &ctx)?, mode, &style),
         Command::Refresh(a) => emit(&commands::refresh::run(a, &ctx)?, mode, &style),
+        // Long-running: prints its own event stream; its worker threads share the context.
+        Command::Watch(a) => commands::watch::run(a, std::sync::Arc::new(ctx))?,
         Command::Token(a) => emit(&commands::token::run(a, &ctx)?, mode, &style),
         Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
         Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),

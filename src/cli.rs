@@ -87,6 +87,7 @@ pub enum Command {
     Introspect(IntrospectArgs),
     Expires(ExpiresArgs),
     Refresh(RefreshArgs),
+    Watch(WatchArgs),
     Token(TokenArgs),
     Orgs(OrgsArgs),
     Logout(LogoutArgs),
@@ -304,6 +305,52 @@ pub enum RefreshFormat {
     Env,
 }
 
+/// Stay running: refresh tokens ahead of expiry, keep refresh tokens alive.
+///
+/// Re-checks each watched org's expiry by introspection at a pace that follows the
+/// remaining lifetime (sleeping in between), refreshes within `--refresh-before`,
+/// refreshes an org whose refresh token has been idle for `--keepalive`, and reports
+/// revocation. On a terminal it shows a live table; otherwise one line per event
+/// (JSON Lines with `--json`). Exits 4 once no watched org can be kept alive (a
+/// human must log in again); SIGTERM exits 0, SIGINT 130.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  $ sfx watch                           # live countdown for the default org
+  $ sfx watch --all --json              # every stored org, JSON Lines events
+  $ sfx watch --exec ./push-token.sh    # hand on each new token (in $SFX_ACCESS_TOKEN)
+  $ SFX_AUTH_URL=… sfx watch --exec ./push-token.sh   # CI sidecar: nothing on disk")]
+pub struct WatchArgs {
+    /// Watch every stored org, not only the selected one.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Refresh when the access token expires within this window.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+    pub refresh_before: Duration,
+
+    /// Refresh an org whose refresh token has not been used for this long.
+    ///
+    /// Keeps refresh tokens alive under idle-expiry policies ("expire refresh token if
+    /// not used for N").
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = positive_duration_arg)]
+    pub keepalive: Duration,
+
+    /// After each refresh, run this command through the shell.
+    ///
+    /// It gets SFX_ORG, SFX_ACCESS_TOKEN and SFX_INSTANCE_URL in its environment (never
+    /// on its command line); its output goes to stderr; its failure is reported, not fatal.
+    #[arg(long, value_name = "CMD")]
+    pub exec: Option<String>,
+
+    /// Shortest pause between two checks of one org (for tests; default 30s).
+    #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = positive_duration_arg)]
+    pub min_check: Duration,
+
+    /// Longest pause between two checks of one org (for tests; default 15m).
+    #[arg(long, hide = true, env = "SFX_WATCH_MAX_CHECK", value_name = "DURATION", default_value = "15m", value_parser = positive_duration_arg)]
+    pub max_check: Duration,
+}
+
 /// Print a valid access token, refreshing first only if needed.
 ///
 /// No request when the token is known to outlive `--min-valid`; otherwise one refresh.
@@ -357,6 +404,13 @@ pub struct CompletionsArgs {
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
     parse_duration(s)
+}
+
+fn positive_duration_arg(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("`{s}` is zero; give a duration longer than that")),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

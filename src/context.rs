@@ -85,7 +85,12 @@ impl Context {
                 )));
             }
         };
-        if let Some(alias) = &g.org {
+        let env_org = env_org()?;
+        // `env` names the environment's org: `sfx watch --exec` hands SFX_ORG=env to
+        // its command, which may itself run sfx with the same environment.
+        if let Some(alias) = &g.org
+            && !(alias == ENV_ORG && env_org.is_some())
+        {
             check_alias(alias, "-o/--org (or SFX_ORG)")?;
         }
         Ok(Context {
@@ -96,7 +101,7 @@ impl Context {
             org_flag: g.org.clone(),
             store: Store::new(crate::store::default_home()?),
             file_store_forced,
-            env_org: env_org()?,
+            env_org,
             http: OnceLock::new(),
         })
     }

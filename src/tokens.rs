@@ -140,10 +140,33 @@ pub fn check(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> 
 /// [`check`] without remembering: for callers that answer for many orgs and then
 /// [`remember`] all results in one metadata write.
 pub fn measure(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
-    let now = ctx.now();
     if let Some(t) = jwt::times(token.expose()) {
-        return Ok(from_jwt(&t, now));
+        return Ok(from_jwt(&t, ctx.now()));
     }
+    ask_server(ctx, org, token)
+}
+
+/// Like [`check`], but asks introspection even about a JWT access token when a
+/// client id is known: its `exp` can be read locally, yet only the server knows
+/// whether it was revoked (`sfx watch` re-checks to notice revocation). Where
+/// the server cannot answer, a JWT's own `exp` beats the estimate.
+pub fn check_with_server(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
+    let Some(t) = jwt::times(token.expose()) else {
+        return check(ctx, org, token);
+    };
+    if org.record.client_id.is_none() {
+        return Ok(from_jwt(&t, ctx.now()));
+    }
+    let e = ask_server(ctx, org, token)?;
+    if e.source == Source::Estimate {
+        return Ok(from_jwt(&t, ctx.now()));
+    }
+    remember(ctx, &[(org, token, &e)]);
+    Ok(e)
+}
+
+fn ask_server(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
+    let now = ctx.now();
     let rec = &org.record;
     let Some(client_id) = rec.client_id.as_deref() else {
         return probe_only(

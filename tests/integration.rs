@@ -17,3 +17,4 @@ mod orgs;
 mod refresh;
 mod snapshots;
 mod token;
+mod watch;

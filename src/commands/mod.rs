@@ -9,6 +9,7 @@ pub mod logout;
 pub mod orgs;
 pub mod refresh;
 pub mod token;
+pub mod watch;
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -2,6 +2,8 @@
 //! the user chose. stdout is the answer, stderr the conversation: `--json` puts
 //! exactly one document on stdout, `-q` nothing, and a closed stdout ends quietly.
 
+pub mod events;
+
 use std::io::{IsTerminal, Write};
 
 use crate::exit::Exit;

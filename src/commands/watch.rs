@@ -1,0 +1,1126 @@
+//! `sfx watch`: keep access tokens fresh and refresh tokens alive, and say when an
+//! org needs a human (issue #4; contract: "`sfx watch`").
+//!
+//! Shape: one scheduler — this thread — holds every watched org's state and the
+//! time its next action is due, and sleeps on one channel until then. A small pool
+//! of worker threads makes the requests (a *check* is introspection through
+//! [`tokens::check_with_server`]; a *refresh* is [`tokens::refresh`] under the
+//! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
+//! A signal thread forwards SIGINT/SIGTERM there too, so a signal is handled in the
+//! loop, never in the middle of a store write: the loop waits for the requests in
+//! flight (a second signal stops at once) and returns 130 for SIGINT, 0 for SIGTERM.
+//!
+//! Pace, per org: refresh when the access token's best-known expiry is within
+//! `--refresh-before` (at most half the token's lifetime, so a short session never
+//! loops), or when the refresh token has been idle for `--keepalive`; in between,
+//! re-check by introspection after half the time left until that refresh point,
+//! bounded by 30 s and 15 min. A two-hour session thus costs about six
+//! introspections an hour and one refresh every 1 h 50 min. Transient failures
+//! back off exponentially (jittered, from 30 s up to 5 min) and keep going;
+//! `invalid_grant` (Error::Relogin) ends the watch of that org, and once no watched
+//! org is left the command exits 4.
+
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::WatchArgs;
+use crate::context::{Context, Org};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::output::events::{Event, Kind, Printer, Row};
+use crate::secret::Secret;
+use crate::store::SecretKind;
+use crate::timefmt::humanize;
+use crate::tokens::{self, Expiry, Source};
+
+/// Requests in flight at once, whatever the number of orgs.
+const WORKERS: usize = 4;
+/// The longest back-off after repeated failures.
+const BACKOFF_CAP: Duration = Duration::from_secs(300);
+/// The longest single sleep. The channel's timeout runs on the monotonic clock,
+/// which stands still while the machine is suspended: waking this often notices
+/// a resume (and a changed wall clock) within a minute.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Durations beyond this are treated as "never" (keeps date arithmetic in range).
+const FOREVER_DAYS: i64 = 365 * 100;
+
+/// The schedule's knobs, resolved.
+#[derive(Debug, Clone, Copy)]
+struct Pace {
+    refresh_before: chrono::Duration,
+    keepalive: chrono::Duration,
+    min_check: chrono::Duration,
+    max_check: chrono::Duration,
+    /// When the watch began (stands in for an unknown last use of a refresh token).
+    started: DateTime<Utc>,
+}
+
+fn span(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d)
+        .unwrap_or(chrono::Duration::MAX)
+        .min(chrono::Duration::days(FOREVER_DAYS))
+}
+
+impl Pace {
+    fn new(args: &WatchArgs, started: DateTime<Utc>) -> Pace {
+        let min_check = span(args.min_check);
+        Pace {
+            refresh_before: span(args.refresh_before),
+            keepalive: span(args.keepalive),
+            min_check,
+            max_check: span(args.max_check).max(min_check),
+            started,
+        }
+    }
+}
+
+/// Why a refresh is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    NoToken,
+    Unknown,
+    Dead,
+    Expiring,
+    Keepalive,
+}
+
+/// When the refresh token should be used to keep it alive (orgs that have one).
+fn keepalive_at(org: &Org, p: &Pace) -> Option<DateTime<Utc>> {
+    if !org.record.has_refresh_token {
+        return None;
+    }
+    let used = org
+        .record
+        .refresh_token_used_at
+        .and_then(crate::timefmt::from_unix)
+        .unwrap_or(p.started);
+    used.checked_add_signed(p.keepalive)
+}
+
+/// The moment to refresh ahead of `exp`: `--refresh-before` earlier, but never
+/// earlier than half-way through the token's known life (a window longer than the
+/// session would otherwise refresh in a loop).
+fn refresh_at(e: &Expiry, p: &Pace) -> Option<DateTime<Utc>> {
+    let exp = e.exp?;
+    let mut window = p.refresh_before;
+    if let Some(iat) = e.iat.filter(|i| *i < exp) {
+        window = window.min((exp - iat) / 2);
+    }
+    Some(exp.checked_sub_signed(window).unwrap_or(exp))
+}
+
+/// Whether (and why) the org should be refreshed now.
+fn refresh_reason(
+    org: &Org,
+    expiry: Option<&Expiry>,
+    has_token: bool,
+    now: DateTime<Utc>,
+    p: &Pace,
+) -> Option<Reason> {
+    if !has_token {
+        return Some(Reason::NoToken);
+    }
+    if keepalive_at(org, p).is_some_and(|k| k <= now) {
+        return Some(Reason::Keepalive);
+    }
+    let Some(e) = expiry else {
+        return Some(Reason::Unknown);
+    };
+    if !e.active {
+        return Some(Reason::Dead);
+    }
+    match refresh_at(e, p) {
+        None => Some(Reason::Unknown),
+        Some(at) if at <= now => Some(Reason::Expiring),
+        Some(_) => None,
+    }
+}
+
+/// When to look at the org next: half the time left until its refresh point,
+/// bounded by the check limits, never past the refresh or keep-alive point, and
+/// never sooner than the shortest pause (so nothing can spin).
+fn next_due(org: &Org, expiry: Option<&Expiry>, now: DateTime<Utc>, p: &Pace) -> DateTime<Utc> {
+    let mut due = now + p.max_check;
+    if let Some(at) = expiry.and_then(|e| refresh_at(e, p)) {
+        let gap = ((at - now) / 2).clamp(p.min_check, p.max_check);
+        due = (now + gap).min(at);
+    }
+    if let Some(k) = keepalive_at(org, p) {
+        due = due.min(k);
+    }
+    due.max(now + p.min_check)
+}
+
+/// Exponential back-off from the shortest pause, capped, with ±25 % jitter.
+fn backoff(failures: u32, p: &Pace) -> chrono::Duration {
+    let base = p.min_check.to_std().unwrap_or(Duration::from_secs(30));
+    let cap = BACKOFF_CAP
+        .min(p.max_check.to_std().unwrap_or(BACKOFF_CAP))
+        .max(base);
+    let d = base
+        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
+        .min(cap);
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let frac = (u16::from_le_bytes(b) % 1000) as f64 / 1000.0; // 0..1
+    span(d.mul_f64(0.75 + frac / 2.0))
+}
+
+// ----- the worker side -----------------------------------------------------------
+
+enum Job {
+    Check,
+    Refresh(Reason),
+}
+
+struct Task {
+    idx: usize,
+    /// The org as the scheduler last knew it (env orgs: with their tokens).
+    org: Org,
+    job: Job,
+}
+
+/// A new token to hand to `--exec`.
+struct Handoff {
+    org: String,
+    instance_url: String,
+    token: Secret,
+}
+
+enum Outcome {
+    Checked {
+        org: Org,
+        expiry: Expiry,
+        /// Another sfx process put a new access token in the store since last time.
+        changed: bool,
+    },
+    /// The store holds no access token for the org.
+    NoToken {
+        org: Org,
+    },
+    Refreshed {
+        org: Org,
+        expiry: Option<Expiry>,
+        reason: Reason,
+        /// Another sfx process had refreshed it already (found under the lock).
+        by_other: bool,
+        /// Salesforce rotated the refresh token of an environment org.
+        rotated_env: bool,
+    },
+    /// The org is no longer in the store (logged out).
+    Gone,
+    Failed(Error),
+}
+
+enum Msg {
+    /// Stop with this exit code (SIGTERM → 0, SIGINT → 130).
+    Signal(Exit),
+    Done(usize, Box<Outcome>),
+    ExecFailed(usize, String),
+}
+
+fn reread(ctx: &Context, alias: &str) -> Result<Option<Org>, Error> {
+    Ok(ctx
+        .store
+        .read()?
+        .orgs
+        .get(alias)
+        .cloned()
+        .map(|record| Org { record, env: None }))
+}
+
+fn handoff(org: &Org, token: Secret) -> Handoff {
+    Handoff {
+        org: org.name().to_string(),
+        instance_url: org.record.instance_url.clone(),
+        token,
+    }
+}
+
+fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error> {
+    let org = if task.org.is_env() {
+        task.org
+    } else {
+        let Some(fresh) = reread(ctx, task.org.name())? else {
+            return Ok((Outcome::Gone, None));
+        };
+        let changed = fresh.record.access_token_masked != task.org.record.access_token_masked;
+        let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
+            return Ok((Outcome::NoToken { org: fresh }, None));
+        };
+        let expiry = tokens::check_with_server(ctx, &fresh, &token)?;
+        let h = (changed && expiry.active).then(|| handoff(&fresh, token));
+        return Ok((
+            Outcome::Checked {
+                org: fresh,
+                expiry,
+                changed,
+            },
+            h,
+        ));
+    };
+    let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
+        return Ok((Outcome::NoToken { org }, None));
+    };
+    let expiry = tokens::check_with_server(ctx, &org, &token)?;
+    Ok((
+        Outcome::Checked {
+            org,
+            expiry,
+            changed: false,
+        },
+        None,
+    ))
+}
+
+fn refresh(
+    ctx: &Context,
+    task: Task,
+    reason: Reason,
+    p: &Pace,
+) -> Result<(Outcome, Option<Handoff>), Error> {
+    let now = ctx.now();
+    if task.org.is_env() {
+        // Env orgs live in memory only: no lock, nothing written.
+        let r = tokens::refresh(ctx, &task.org)?;
+        let h = handoff(&r.org, r.access_token);
+        return Ok((
+            Outcome::Refreshed {
+                expiry: Some(tokens::after_mint(&r.org.record, now)),
+                org: r.org,
+                reason,
+                by_other: false,
+                rotated_env: r.rotated,
+            },
+            Some(h),
+        ));
+    }
+    // The same lock as `sfx refresh`, then re-read: another process may have
+    // refreshed while this one was deciding.
+    let lock = ctx.store.org_lock(task.org.name())?;
+    let Some(org) = reread(ctx, task.org.name())? else {
+        return Ok((Outcome::Gone, None));
+    };
+    if org.record.access_token_masked.is_some()
+        && org.record.access_token_masked != task.org.record.access_token_masked
+    {
+        let e = tokens::offline(&org, now);
+        if refresh_reason(&org, e.as_ref(), true, now, p).is_none() {
+            let h = ctx
+                .secret(&org, SecretKind::AccessToken)?
+                .map(|t| handoff(&org, t));
+            return Ok((
+                Outcome::Refreshed {
+                    org,
+                    expiry: e,
+                    reason,
+                    by_other: true,
+                    rotated_env: false,
+                },
+                h,
+            ));
+        }
+    }
+    let r = tokens::refresh(ctx, &org)?;
+    drop(lock);
+    let h = handoff(&r.org, r.access_token);
+    Ok((
+        Outcome::Refreshed {
+            expiry: Some(tokens::after_mint(&r.org.record, now)),
+            org: r.org,
+            reason,
+            by_other: false,
+            rotated_env: false,
+        },
+        Some(h),
+    ))
+}
+
+fn worker(
+    ctx: Arc<Context>,
+    jobs: Arc<Mutex<Receiver<Task>>>,
+    tx: Sender<Msg>,
+    exec: Option<String>,
+    p: Pace,
+) {
+    loop {
+        let task = {
+            let rx = jobs.lock().unwrap_or_else(|e| e.into_inner());
+            match rx.recv() {
+                Ok(t) => t,
+                Err(_) => return,
+            }
+        };
+        let idx = task.idx;
+        let result = match task.job {
+            Job::Check => check(&ctx, task),
+            Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
+        };
+        let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
+        if tx.send(Msg::Done(idx, Box::new(outcome))).is_err() {
+            return;
+        }
+        if let (Some(cmd), Some(h)) = (&exec, h)
+            && let Err(why) = run_exec(cmd, &h)
+            && tx.send(Msg::ExecFailed(idx, why)).is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// Run `--exec` through the shell with the new token in its environment (never
+/// in its arguments); its stdout goes to our stderr so it cannot corrupt the
+/// event stream.
+fn run_exec(cmd: &str, h: &Handoff) -> Result<(), String> {
+    let mut c = shell(cmd);
+    c.env("SFX_ORG", &h.org)
+        .env("SFX_ACCESS_TOKEN", h.token.expose())
+        .env("SFX_INSTANCE_URL", &h.instance_url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(std::io::stderr()));
+    match c.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("the --exec command failed ({s})")),
+        Err(e) => Err(format!("the --exec command could not be started: {e}")),
+    }
+}
+
+#[cfg(unix)]
+fn shell(cmd: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(cmd);
+    c
+}
+
+#[cfg(not(unix))]
+fn shell(cmd: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("cmd");
+    c.arg("/C").arg(cmd);
+    c
+}
+
+/// Forward SIGINT (→ 130) and SIGTERM/SIGHUP (→ 0) to the loop.
+#[cfg(unix)]
+fn listen_for_signals(tx: Sender<Msg>) -> Result<(), Error> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .map_err(|e| Error::Other(format!("cannot listen for signals: {e}")))?;
+    std::thread::Builder::new()
+        .name("sfx-signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                let code = if s == SIGINT {
+                    Exit::Interrupted
+                } else {
+                    Exit::Ok
+                };
+                if tx.send(Msg::Signal(code)).is_err() {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| Error::Other(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}
+
+/// Elsewhere Ctrl-C ends the process the platform's way.
+#[cfg(not(unix))]
+fn listen_for_signals(_tx: Sender<Msg>) -> Result<(), Error> {
+    Ok(())
+}
+
+// ----- the scheduler side ----------------------------------------------------------
+
+struct Watched {
+    org: Org,
+    expiry: Option<Expiry>,
+    has_token: bool,
+    due: DateTime<Utc>,
+    busy: bool,
+    failures: u32,
+    needs_login: bool,
+    warned_expiring: bool,
+    warned_expired: bool,
+    last: Option<(DateTime<Utc>, Kind)>,
+}
+
+fn has_access_token(org: &Org) -> bool {
+    match &org.env {
+        Some(env) => env.access_token.is_some(),
+        None => org.record.access_token_masked.is_some(),
+    }
+}
+
+impl Watched {
+    fn new(org: Org, now: DateTime<Utc>) -> Watched {
+        Watched {
+            expiry: tokens::offline(&org, now),
+            has_token: has_access_token(&org),
+            org,
+            due: now,
+            busy: false,
+            failures: 0,
+            needs_login: false,
+            warned_expiring: false,
+            warned_expired: false,
+            last: None,
+        }
+    }
+
+    fn exp(&self) -> Option<DateTime<Utc>> {
+        self.expiry.as_ref().and_then(|e| e.exp)
+    }
+
+    fn new_token(&mut self) {
+        self.has_token = true;
+        self.warned_expiring = false;
+        self.warned_expired = false;
+    }
+
+    fn row(&self, now: DateTime<Utc>, p: &Pace) -> Row {
+        Row {
+            org: self.org.name().to_string(),
+            username: self.org.record.username.clone(),
+            expires_at: self.exp(),
+            estimated: self
+                .expiry
+                .as_ref()
+                .is_some_and(|e| e.source == Source::Estimate),
+            due: self
+                .expiry
+                .as_ref()
+                .and_then(|e| refresh_at(e, p))
+                .is_some_and(|a| a <= now),
+            last: self.last,
+            needs_login: self.needs_login,
+        }
+    }
+}
+
+/// `expires in 1h 52m (introspection)`.
+fn expiry_text(e: Option<&Expiry>, now: DateTime<Utc>) -> String {
+    match e.and_then(|e| e.exp.map(|x| (x, e.source))) {
+        Some((exp, source)) => format!(
+            "{} ({})",
+            crate::timefmt::expiry_phrase(exp, now),
+            match source {
+                Source::Estimate => "estimated",
+                s => s.as_str(),
+            }
+        ),
+        None => "expiry unknown".to_string(),
+    }
+}
+
+fn reason_text(r: Reason, old: Option<DateTime<Utc>>, now: DateTime<Utc>, p: &Pace) -> String {
+    match r {
+        Reason::NoToken => "there was no access token yet".into(),
+        Reason::Unknown => "the old one's expiry was unknown".into(),
+        Reason::Dead => match old {
+            Some(e) if e <= now => "the old one had expired".into(),
+            _ => "the old one was no longer active".into(),
+        },
+        Reason::Expiring => match old {
+            Some(e) if e > now => format!(
+                "the old one had {} left",
+                humanize(e.signed_duration_since(now).to_std().unwrap_or_default())
+            ),
+            _ => "the old one had expired".into(),
+        },
+        Reason::Keepalive => format!(
+            "keep-alive: the refresh token had not been used for {}",
+            humanize(p.keepalive.to_std().unwrap_or_default())
+        ),
+    }
+}
+
+struct Scheduler {
+    ctx: Arc<Context>,
+    pace: Pace,
+    all: bool,
+    orgs: Vec<Watched>,
+    jobs: Sender<Task>,
+    printer: Printer,
+    /// stdout was closed: stop quietly.
+    closed: bool,
+    /// The metadata file's modification time when last looked at.
+    store_stamp: Option<SystemTime>,
+}
+
+impl Scheduler {
+    fn emit(&mut self, idx: usize, kind: Kind, message: String, needs_login: bool) {
+        let now = self.ctx.now();
+        let w = &mut self.orgs[idx];
+        w.last = Some((now, kind));
+        let e = Event {
+            at: now,
+            org: w.org.name().to_string(),
+            kind,
+            expires_at: w.exp(),
+            message,
+            needs_login,
+        };
+        if !self.closed && self.printer.event(&e).is_err() {
+            // A closed stdout (`sfx watch --json | head -1`) ends quietly; any other
+            // write failure too: nobody is reading.
+            self.closed = true;
+        }
+    }
+
+    /// Hand every org whose time has come to the workers.
+    fn dispatch(&mut self, now: DateTime<Utc>) {
+        for (idx, w) in self.orgs.iter_mut().enumerate() {
+            if w.busy || w.needs_login || w.due > now {
+                continue;
+            }
+            let job = match refresh_reason(&w.org, w.expiry.as_ref(), w.has_token, now, &self.pace)
+            {
+                Some(r) => Job::Refresh(r),
+                None => Job::Check,
+            };
+            let task = Task {
+                idx,
+                org: w.org.clone(),
+                job,
+            };
+            if self.jobs.send(task).is_ok() {
+                w.busy = true;
+            }
+        }
+    }
+
+    fn handle(&mut self, idx: usize, outcome: Outcome) {
+        let now = self.ctx.now();
+        let p = self.pace;
+        self.orgs[idx].busy = false;
+        match outcome {
+            Outcome::Checked {
+                org,
+                expiry,
+                changed,
+            } => {
+                let w = &mut self.orgs[idx];
+                let expected_alive = w.exp().is_none_or(|e| e > now);
+                w.org = org;
+                w.failures = 0;
+                if changed {
+                    w.new_token();
+                }
+                w.has_token = true;
+                w.expiry = Some(expiry.clone());
+                if !expiry.active {
+                    w.due = now;
+                    let past = expiry.exp.is_some_and(|e| e <= now);
+                    if past || !expected_alive {
+                        w.warned_expired = true;
+                        let m = format!(
+                            "the access token {}; refreshing now",
+                            expiry
+                                .exp
+                                .map(|e| crate::timefmt::expiry_phrase(e, now))
+                                .unwrap_or_else(|| "has expired".into())
+                        );
+                        self.emit(idx, Kind::Expired, m, false);
+                    } else {
+                        self.emit(
+                            idx,
+                            Kind::Revoked,
+                            "Salesforce says the access token is no longer active (revoked, or its session ended); refreshing now".into(),
+                            false,
+                        );
+                    }
+                    return;
+                }
+                // Inside the window already (the check learned a sooner expiry): refresh now.
+                w.due = match refresh_reason(&w.org, w.expiry.as_ref(), true, now, &p) {
+                    Some(_) => now,
+                    None => next_due(&w.org, w.expiry.as_ref(), now, &p),
+                };
+                let mut m = format!("active, {}", expiry_text(Some(&expiry), now));
+                if let Some(n) = &expiry.note {
+                    m.push_str(&format!("; {n}"));
+                }
+                if changed {
+                    m = format!("another sfx process refreshed it: {m}");
+                    self.emit(idx, Kind::Refreshed, m, false);
+                } else {
+                    self.emit(idx, Kind::Checked, m, false);
+                }
+            }
+            Outcome::NoToken { org } => {
+                let w = &mut self.orgs[idx];
+                w.org = org;
+                w.has_token = false;
+                w.expiry = None;
+                w.due = now;
+            }
+            Outcome::Refreshed {
+                org,
+                expiry,
+                reason,
+                by_other,
+                rotated_env,
+            } => {
+                let w = &mut self.orgs[idx];
+                let old = w.exp();
+                w.org = org;
+                w.failures = 0;
+                w.new_token();
+                w.expiry = expiry;
+                // A fresh opaque token's expiry is only an estimate (issued_at + the
+                // stored session timeout, which may be longer than the org's real
+                // one): learn the exact one soon, then follow the usual pace.
+                w.due = if w
+                    .expiry
+                    .as_ref()
+                    .is_none_or(|e| e.source == Source::Estimate)
+                {
+                    now + p.min_check
+                } else {
+                    next_due(&w.org, w.expiry.as_ref(), now, &p)
+                };
+                let mut m = if by_other {
+                    format!(
+                        "another sfx process refreshed it: {}",
+                        expiry_text(w.expiry.as_ref(), now)
+                    )
+                } else {
+                    format!(
+                        "new access token, {}; {}",
+                        expiry_text(w.expiry.as_ref(), now),
+                        reason_text(reason, old, now, &p)
+                    )
+                };
+                if rotated_env {
+                    m.push_str("; Salesforce rotated the refresh token, so the one in the environment is now dead and this process holds the only live one");
+                }
+                self.emit(idx, Kind::Refreshed, m, false);
+            }
+            Outcome::Gone => {
+                self.orgs[idx].needs_login = true;
+                let name = self.orgs[idx].org.name().to_string();
+                self.emit(
+                    idx,
+                    Kind::Error,
+                    format!("org {name} is no longer stored (logged out?); stopped watching it"),
+                    true,
+                );
+            }
+            Outcome::Failed(err) => self.failed(idx, err, now),
+        }
+    }
+
+    fn failed(&mut self, idx: usize, err: Error, now: DateTime<Utc>) {
+        let p = self.pace;
+        if let Error::Relogin { message, hint } = &err {
+            self.orgs[idx].needs_login = true;
+            let hint = hint
+                .clone()
+                .unwrap_or_else(|| tokens::relogin_hint(&self.orgs[idx].org));
+            self.emit(
+                idx,
+                Kind::Error,
+                format!("{message}; stopped watching this org: {hint}"),
+                true,
+            );
+            return;
+        }
+        let w = &mut self.orgs[idx];
+        w.failures = w.failures.saturating_add(1);
+        let delay = backoff(w.failures, &p);
+        w.due = now + delay;
+        let retry = humanize(delay.to_std().unwrap_or_default());
+        let exp = w.exp();
+        let in_window = w
+            .expiry
+            .as_ref()
+            .and_then(|e| refresh_at(e, &p))
+            .is_some_and(|a| a <= now);
+        self.emit(
+            idx,
+            Kind::Error,
+            format!("{err}; trying again in {retry}"),
+            false,
+        );
+        let w = &mut self.orgs[idx];
+        match exp {
+            Some(e) if e <= now && !w.warned_expired => {
+                w.warned_expired = true;
+                let m = format!(
+                    "the access token {} and could not be refreshed yet",
+                    crate::timefmt::expiry_phrase(e, now)
+                );
+                self.emit(idx, Kind::Expired, m, false);
+            }
+            Some(e) if e > now && in_window && !w.warned_expiring => {
+                w.warned_expiring = true;
+                let m = format!(
+                    "the access token {} and could not be refreshed yet",
+                    crate::timefmt::expiry_phrase(e, now)
+                );
+                self.emit(idx, Kind::Expiring, m, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Pick up what changed in the store: orgs logged in again after needing a
+    /// login, and (with `--all`) orgs added since the watch began. One `stat` per
+    /// wake-up; the file is read only when it changed.
+    fn rescan(&mut self, now: DateTime<Utc>) {
+        if self.ctx.env_org.is_some() {
+            return;
+        }
+        let stamp = std::fs::metadata(self.ctx.store.metadata_path())
+            .and_then(|m| m.modified())
+            .ok();
+        if stamp == self.store_stamp {
+            return;
+        }
+        self.store_stamp = stamp;
+        let Ok(meta) = self.ctx.store.read() else {
+            return;
+        };
+        for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
+            if let Some(rec) = meta.orgs.get(w.org.name())
+                && (rec.access_token_masked != w.org.record.access_token_masked
+                    || rec.refresh_token_used_at != w.org.record.refresh_token_used_at)
+            {
+                *w = Watched::new(
+                    Org {
+                        record: rec.clone(),
+                        env: None,
+                    },
+                    now,
+                );
+            }
+        }
+        if self.all {
+            for rec in meta.orgs.values() {
+                if !self.orgs.iter().any(|w| w.org.name() == rec.alias) {
+                    self.orgs.push(Watched::new(
+                        Org {
+                            record: rec.clone(),
+                            env: None,
+                        },
+                        now,
+                    ));
+                }
+            }
+        }
+    }
+
+    fn rows(&self, now: DateTime<Utc>) -> Vec<Row> {
+        self.orgs.iter().map(|w| w.row(now, &self.pace)).collect()
+    }
+
+    fn busy(&self) -> Vec<&str> {
+        self.orgs
+            .iter()
+            .filter(|w| w.busy)
+            .map(|w| w.org.name())
+            .collect()
+    }
+
+    /// How long to sleep: until the earliest due org, the next frame of the live
+    /// table, or [`MAX_SLEEP`].
+    fn wait(&self, now: DateTime<Utc>) -> Duration {
+        let mut wait = MAX_SLEEP;
+        for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
+            wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+        }
+        if let Some(t) = self.printer.next_draw() {
+            wait = wait.min(t.saturating_duration_since(Instant::now()));
+        }
+        wait
+    }
+}
+
+pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
+    let started = ctx.now();
+    let pace = Pace::new(args, started);
+    let orgs = if args.all {
+        ctx.all_orgs()?
+    } else {
+        vec![ctx.org()?]
+    };
+    if orgs.is_empty() {
+        return Err(Error::relogin(
+            "no org is stored, so there is nothing to watch",
+            "run `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`), or set SFX_AUTH_URL",
+        ));
+    }
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    listen_for_signals(tx.clone())?;
+    let (job_tx, job_rx) = mpsc::channel::<Task>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    // One org needs one worker; `--all` may gain orgs while it runs.
+    let workers = if args.all { WORKERS } else { 1 };
+    for i in 0..workers {
+        let (ctx, jobs, tx, exec) = (ctx.clone(), job_rx.clone(), tx.clone(), args.exec.clone());
+        std::thread::Builder::new()
+            .name(format!("sfx-watch-{i}"))
+            .spawn(move || worker(ctx, jobs, tx, exec, pace))
+            .map_err(|e| Error::Other(format!("cannot start a worker thread: {e}")))?;
+    }
+    drop(tx);
+
+    let header = format!(
+        "sfx watch: refresh {} before expiry, keep-alive {}{}; Ctrl-C stops",
+        humanize(args.refresh_before),
+        humanize(args.keepalive),
+        if args.exec.is_some() {
+            ", --exec after each refresh"
+        } else {
+            ""
+        }
+    );
+    let mut s = Scheduler {
+        printer: Printer::new(ctx.mode, ctx.style, header),
+        store_stamp: std::fs::metadata(ctx.store.metadata_path())
+            .and_then(|m| m.modified())
+            .ok(),
+        orgs: orgs.into_iter().map(|o| Watched::new(o, started)).collect(),
+        ctx,
+        pace,
+        all: args.all,
+        jobs: job_tx,
+        closed: false,
+    };
+
+    let mut stop: Option<Exit> = None;
+    let outcome = loop {
+        let now = s.ctx.now();
+        if stop.is_none() && s.closed {
+            stop = Some(Exit::Ok);
+        }
+        if stop.is_none() {
+            s.rescan(now);
+            s.dispatch(now);
+        }
+        let busy = !s.busy().is_empty();
+        if let Some(code) = stop
+            && !busy
+        {
+            break Ok(code);
+        }
+        if stop.is_none() && !busy && s.orgs.iter().all(|w| w.needs_login) {
+            break Err(all_need_login(&s.orgs));
+        }
+        if !s.closed && s.printer.draw(&s.rows(now), now).is_err() {
+            s.closed = true;
+            continue;
+        }
+        let wait = if stop.is_some() {
+            MAX_SLEEP
+        } else {
+            s.wait(now)
+        };
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Signal(code)) => {
+                if stop.is_some() {
+                    // A second signal: stop now, whatever is in flight.
+                    break Ok(code);
+                }
+                stop = Some(code);
+                let busy = s.busy();
+                if !busy.is_empty() {
+                    let _ = std::io::Write::write_fmt(
+                        &mut std::io::stderr(),
+                        format_args!(
+                            "sfx: stopping once the request in flight for {} is done (signal again to stop at once)\n",
+                            busy.join(", ")
+                        ),
+                    );
+                }
+            }
+            Ok(Msg::Done(idx, outcome)) => s.handle(idx, *outcome),
+            Ok(Msg::ExecFailed(idx, why)) => s.emit(idx, Kind::Error, why, false),
+            Err(RecvTimeoutError::Timeout) => {}
+            // Cannot happen while workers hold senders; stop rather than spin.
+            Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),
+        }
+    };
+    let now = s.ctx.now();
+    if !s.closed {
+        let rows = s.rows(now);
+        s.printer.finish(&rows, now);
+    }
+    outcome
+}
+
+fn all_need_login(orgs: &[Watched]) -> Error {
+    let names: Vec<&str> = orgs.iter().map(|w| w.org.name()).collect();
+    let hint = match orgs {
+        [one] => tokens::relogin_hint(&one.org),
+        _ => "log in again (`sfx login --alias <ALIAS> …`), then start sfx watch again".to_string(),
+    };
+    Error::Relogin {
+        message: format!(
+            "no watched org can be kept fresh any more: {} need{} a new login",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" }
+        ),
+        hint: Some(hint),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::metadata::{Flow, OrgRecord, StoreKind};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_795_290_000 + s, 0).unwrap()
+    }
+
+    fn pace() -> Pace {
+        Pace {
+            refresh_before: chrono::Duration::minutes(10),
+            keepalive: chrono::Duration::hours(24),
+            min_check: chrono::Duration::seconds(30),
+            max_check: chrono::Duration::minutes(15),
+            started: t(0),
+        }
+    }
+
+    fn org(used: Option<i64>) -> Org {
+        Org {
+            record: OrgRecord {
+                alias: "prod".into(),
+                username: None,
+                org_id: None,
+                user_id: None,
+                instance_url: "https://a.example.com".into(),
+                login_url: None,
+                client_id: Some("id".into()),
+                flow: Flow::AuthUrl,
+                store: StoreKind::File,
+                issued_at: Some(t(0).timestamp()),
+                session_timeout_secs: 7200,
+                expiry: None,
+                access_token_masked: Some("00D…abcd".into()),
+                has_refresh_token: true,
+                has_client_secret: false,
+                refresh_token_used_at: used.map(|u| t(u).timestamp()),
+                rotates_refresh_token: false,
+                key_file: None,
+            },
+            env: None,
+        }
+    }
+
+    fn exp(iat: i64, exp: i64) -> Expiry {
+        Expiry {
+            active: true,
+            exp: Some(t(exp)),
+            iat: Some(t(iat)),
+            source: Source::Introspection,
+            checked_at: None,
+            note: None,
+        }
+    }
+
+    #[test]
+    fn a_two_hour_session_costs_a_handful_of_checks_then_one_refresh() {
+        let p = pace();
+        let o = org(Some(0));
+        let e = exp(0, 7200);
+        let mut now = t(0);
+        let mut checks = 0;
+        while refresh_reason(&o, Some(&e), true, now, &p).is_none() {
+            let due = next_due(&o, Some(&e), now, &p);
+            assert!(due - now >= p.min_check && due - now <= p.max_check);
+            now = due;
+            checks += 1;
+            assert!(checks < 50, "runaway schedule");
+        }
+        // Refresh 10 minutes ahead, after about eleven checks in 110 minutes.
+        assert!(now >= t(7200 - 600) && now < t(7200 - 600 + 30), "{now}");
+        assert!((8..=13).contains(&checks), "{checks}");
+        assert_eq!(
+            refresh_reason(&o, Some(&e), true, now, &p),
+            Some(Reason::Expiring)
+        );
+    }
+
+    #[test]
+    fn a_window_longer_than_the_session_refreshes_half_way_not_in_a_loop() {
+        let p = Pace {
+            refresh_before: chrono::Duration::hours(3),
+            ..pace()
+        };
+        let e = exp(0, 7200);
+        assert_eq!(refresh_at(&e, &p), Some(t(3600)));
+        assert_eq!(
+            refresh_reason(&org(Some(0)), Some(&e), true, t(10), &p),
+            None
+        );
+    }
+
+    #[test]
+    fn keepalive_refreshes_an_idle_refresh_token_and_bounds_the_sleep() {
+        let p = pace();
+        let e = exp(86_000, 86_000 + 7200);
+        let o = org(Some(0));
+        assert_eq!(
+            refresh_reason(&o, Some(&e), true, t(86_400), &p),
+            Some(Reason::Keepalive)
+        );
+        assert_eq!(next_due(&o, Some(&e), t(86_390), &p), t(86_420));
+        // No refresh token: no keep-alive.
+        let mut no_rt = org(None);
+        no_rt.record.has_refresh_token = false;
+        assert_eq!(refresh_reason(&no_rt, Some(&e), true, t(86_400), &p), None);
+    }
+
+    #[test]
+    fn dead_unknown_and_missing_tokens_refresh_at_once() {
+        let p = pace();
+        let o = org(Some(0));
+        let dead = Expiry {
+            active: false,
+            exp: None,
+            ..exp(0, 7200)
+        };
+        assert_eq!(
+            refresh_reason(&o, Some(&dead), true, t(1), &p),
+            Some(Reason::Dead)
+        );
+        assert_eq!(
+            refresh_reason(&o, None, true, t(1), &p),
+            Some(Reason::Unknown)
+        );
+        assert_eq!(
+            refresh_reason(&o, Some(&exp(0, 7200)), false, t(1), &p),
+            Some(Reason::NoToken)
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_the_shortest_pause_and_is_capped() {
+        let p = pace();
+        for (n, base) in [(1, 30), (2, 60), (3, 120), (4, 240), (5, 300), (20, 300)] {
+            let d = backoff(n, &p).num_milliseconds();
+            let base = base * 1000;
+            assert!(d >= base * 3 / 4 && d <= base * 5 / 4, "{n}: {d}");
+        }
+    }
+
+    #[test]
+    fn huge_durations_do_not_overflow_the_calendar() {
+        let p = Pace {
+            keepalive: span(Duration::from_secs(u64::MAX / 4)),
+            refresh_before: span(Duration::from_secs(u64::MAX / 4)),
+            ..pace()
+        };
+        let o = org(Some(0));
+        let _ = refresh_reason(&o, Some(&exp(0, 7200)), true, t(1), &p);
+        let _ = next_due(&o, Some(&exp(0, 7200)), t(1), &p);
+    }
+}

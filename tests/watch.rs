@@ -1,0 +1,539 @@
+//! `sfx watch` (issue #4): refreshes ahead of expiry, paces its checks, notices
+//! revocation, ends with exit 4 when a human is needed, hands tokens to `--exec`
+//! through the environment only, and stops cleanly on signals and a closed stdout.
+//! Each test reads the JSON Lines event stream of a spawned `sfx watch` with a
+//! deadline; short token lifetimes (seconds) come from the fake's client settings.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The contract's event shape, pinned: unknown keys fail the test.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct WireEvent {
+    at: String,
+    org: String,
+    event: String,
+    expires_at: Option<String>,
+    seconds_remaining: Option<i64>,
+    message: String,
+    needs_login: bool,
+}
+
+const EVENTS: [&str; 6] = [
+    "checked",
+    "refreshed",
+    "expiring",
+    "expired",
+    "revoked",
+    "error",
+];
+
+/// A running `sfx watch --json` with its event stream.
+struct Watch {
+    child: Child,
+    events: Receiver<Value>,
+    stderr: Arc<Mutex<String>>,
+    seen: Vec<Value>,
+}
+
+fn spawn(t: &T, args: &[&str], env: &[(&str, &str)]) -> Watch {
+    let mut cmd = t.std_sfx();
+    cmd.arg("watch")
+        .arg("--json")
+        .args(args)
+        .env("SFX_WATCH_MIN_CHECK", "1s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn sfx watch");
+    let (tx, events) = channel();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            let typed: Result<WireEvent, _> = serde_json::from_value(v.clone());
+            assert!(typed.is_ok(), "event shape {typed:?}: {line}");
+            assert!(EVENTS.contains(&v["event"].as_str().unwrap()), "{line}");
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let stderr = Arc::new(Mutex::new(String::new()));
+    let sink = stderr.clone();
+    let mut err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    Watch {
+        child,
+        events,
+        stderr,
+        seen: Vec::new(),
+    }
+}
+
+impl Watch {
+    /// Read events until one matches; returns it. Fails the test at the deadline.
+    fn until(&mut self, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => panic!(
+                    "no {what} event within {within:?}; events: {:#?}\nstderr: {}",
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    fn event(&mut self, kind: &str, within: Duration) -> Value {
+        self.until(kind, within, |v| v["event"] == kind)
+    }
+
+    /// Events arriving within `window` (for "nothing more happens" checks).
+    fn during(&mut self, window: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + window;
+        let mut got = Vec::new();
+        while let Ok(v) = self
+            .events
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v.clone());
+            got.push(v);
+        }
+        got
+    }
+
+    fn signal(&self, sig: &str) {
+        // The shell's builtin `kill`: no procps needed.
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{sig} {}", self.child.id()))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig}");
+    }
+
+    fn exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sfx watch still running after {within:?}; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn short_sessions(t: &T, secs: i64) {
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.session_timeout_secs = secs);
+}
+
+fn unix(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time"))
+        .expect("RFC 3339")
+        .timestamp()
+}
+
+#[test]
+fn a_token_is_refreshed_before_it_expires_and_the_stream_says_so() {
+    let t = T::new();
+    short_sessions(&t, 15);
+    let old = t.login("prod");
+    let old_exp = t.fake.session_exp(&old).unwrap();
+    t.fake.clear_requests();
+    let mut w = spawn(&t, &["--refresh-before", "5s"], &[]);
+    let first = w.event("checked", LONG);
+    assert_eq!(first["org"], "prod");
+    assert_eq!(
+        unix(&first["expires_at"]),
+        old_exp,
+        "exact, by introspection"
+    );
+    let r = w.event("refreshed", LONG);
+    assert!(
+        unix(&r["at"]) < old_exp,
+        "refreshed at {} but the token expired at {old_exp}",
+        r["at"]
+    );
+    assert!(r["message"].as_str().unwrap().contains("left"), "{r}");
+    assert!(r["seconds_remaining"].as_i64().unwrap() > 0);
+    assert!(
+        !w.seen
+            .iter()
+            .any(|e| ["expired", "revoked", "error"].contains(&e["event"].as_str().unwrap())),
+        "{:#?}",
+        w.seen
+    );
+    let new = t.access_token("prod");
+    assert_ne!(new, old);
+    assert!(t.fake.is_active(&new));
+    // One refresh; the checks before it follow the shrinking pace (a 10 s run-up
+    // to the refresh point with a 1 s floor allows about five), not a busy loop.
+    assert_eq!(t.fake.count_grant("refresh_token"), 1);
+    let checks = t.fake.count("/services/oauth2/introspect");
+    assert!((2..=8).contains(&checks), "{checks} introspections");
+    assert_eq!(t.fake.count("/services/oauth2/userinfo"), 0);
+}
+
+#[test]
+fn a_long_lived_token_costs_one_check_and_then_the_watch_sleeps() {
+    let t = T::new();
+    t.login("prod");
+    t.fake.clear_requests();
+    let mut w = spawn(&t, &[], &[]);
+    let first = w.event("checked", LONG);
+    assert!(first["seconds_remaining"].as_i64().unwrap() > 3600);
+    // The next check is due in 15 minutes (half the run-up, capped): nothing in
+    // the meantime, even with a 1 s floor on the pause between checks.
+    let more = w.during(Duration::from_secs(3));
+    assert!(more.is_empty(), "{more:#?}");
+    assert_eq!(t.fake.requests().len(), 1, "{:?}", t.fake.requests());
+    assert_eq!(t.fake.count("/services/oauth2/introspect"), 1);
+}
+
+#[test]
+fn a_revoked_session_is_noticed_and_replaced_at_once() {
+    let t = T::new();
+    let old = t.login("prod");
+    let mut w = spawn(&t, &[], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    w.event("checked", LONG);
+    t.fake.revoke_token(&old);
+    let revoked = w.event("revoked", LONG);
+    assert!(
+        revoked["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer active")
+    );
+    let r = w.event("refreshed", LONG);
+    assert!(
+        r["message"].as_str().unwrap().contains("no longer active"),
+        "{r}"
+    );
+    let new = t.access_token("prod");
+    assert_ne!(new, old);
+    assert!(t.fake.is_active(&new));
+}
+
+#[test]
+fn a_revoked_jwt_access_token_is_noticed_although_its_exp_is_local() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.jwt_access_tokens = true);
+    let old = t.login("prod");
+    assert_eq!(old.matches('.').count(), 2, "a JWT");
+    let mut w = spawn(&t, &[], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    w.event("checked", LONG);
+    t.fake.revoke_token(&old);
+    w.event("revoked", LONG);
+    w.event("refreshed", LONG);
+    assert!(t.fake.is_active(&t.access_token("prod")));
+}
+
+#[test]
+fn a_dead_refresh_token_is_reported_and_ends_the_watch_with_exit_4() {
+    let t = T::new();
+    t.login("prod");
+    let mut w = spawn(&t, &[], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    w.event("checked", LONG);
+    // Revoking the refresh token ends its access tokens too: the next check sees
+    // it, the refresh is refused with invalid_grant, and nobody is left to watch.
+    t.fake.revoke_token(&t.refresh_token("prod"));
+    let e = w.until("error needing a login", LONG, |v| {
+        v["event"] == "error" && v["needs_login"] == true
+    });
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("log in again"), "{m}");
+    assert!(m.contains("stopped watching"), "{m}");
+    let status = w.exit(LONG);
+    assert_eq!(status.code(), Some(4), "stderr: {}", w.stderr());
+    assert!(
+        w.stderr().contains("prod needs a new login"),
+        "{}",
+        w.stderr()
+    );
+}
+
+#[test]
+fn transient_failures_are_reported_and_the_watch_keeps_going() {
+    let t = T::new();
+    t.login("prod");
+    // One whole check fails (3 attempts), then the fake answers again.
+    t.fake
+        .inject("/services/oauth2/introspect", Fault::status(503).times(3));
+    let mut w = spawn(&t, &[], &[]);
+    let e = w.event("error", LONG);
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("503") && m.contains("trying again in"), "{m}");
+    assert_eq!(e["needs_login"], false);
+    w.event("checked", LONG);
+    assert!(w.child.try_wait().unwrap().is_none(), "still running");
+}
+
+/// A hook script that records its environment's token and its own argv.
+fn hook(t: &T) -> (std::path::PathBuf, std::path::PathBuf) {
+    let out = t.dir.path().join("hook.out");
+    let script = t.dir.path().join("hook.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{{ printf '%s\\n' \"$SFX_ACCESS_TOKEN\" \"$SFX_ORG\" \"$SFX_INSTANCE_URL\" \"$0 $*\"; }} > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (script, out)
+}
+
+fn wait_for_file(p: &std::path::Path) -> Vec<String> {
+    let deadline = Instant::now() + LONG;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(p) {
+            return s.lines().map(str::to_string).collect();
+        }
+        assert!(Instant::now() < deadline, "{} never written", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn keepalive_refreshes_an_idle_refresh_token_and_exec_gets_the_token_only_in_its_environment() {
+    let t = T::new();
+    t.login("prod");
+    let rt = t.refresh_token("prod");
+    let (script, out) = hook(&t);
+    let cmd = format!("{} one two", script.display());
+    let mut w = spawn(&t, &["--keepalive", "2s", "--exec", &cmd], &[]);
+    let r = w.event("refreshed", LONG);
+    assert!(r["message"].as_str().unwrap().contains("keep-alive"), "{r}");
+    let lines = wait_for_file(&out);
+    let token = &lines[0];
+    assert!(token.starts_with("00D"), "{lines:?}");
+    assert!(
+        t.fake.access_tokens_of(&rt).contains(token),
+        "a minted token"
+    );
+    assert_eq!(lines[1], "prod");
+    assert_eq!(lines[2], t.fake.url());
+    assert_eq!(lines[3], format!("{} one two", script.display()));
+    assert!(
+        !lines[3].contains(token.as_str()),
+        "the token is not in argv"
+    );
+    assert!(!w.stderr().contains(token.as_str()));
+    assert!(
+        w.seen
+            .iter()
+            .all(|e| !e.to_string().contains(token.as_str()))
+    );
+}
+
+#[test]
+fn a_failing_exec_is_reported_and_the_watch_goes_on() {
+    let t = T::new();
+    t.login("prod");
+    let mut w = spawn(&t, &["--keepalive", "2s", "--exec", "exit 3"], &[]);
+    w.event("refreshed", LONG);
+    let e = w.event("error", LONG);
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("--exec") && m.contains('3'), "{m}");
+    assert_eq!(e["needs_login"], false);
+    w.event("refreshed", LONG);
+    assert!(w.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+fn env_only_mode_keeps_tokens_in_memory_hands_them_on_and_writes_nothing() {
+    let t = T::new();
+    let (script, out) = hook(&t);
+    let cmd = script.display().to_string();
+    let mut w = spawn(&t, &["--exec", &cmd], &[("SFX_AUTH_URL", &t.auth_url())]);
+    let r = w.event("refreshed", LONG);
+    assert_eq!(r["org"], "env");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("no access token yet"),
+        "{r}"
+    );
+    let lines = wait_for_file(&out);
+    assert!(t.fake.is_active(&lines[0]));
+    assert_eq!(lines[1], "env");
+    // The token handed on works with sfx itself (SFX_ORG=env is accepted).
+    t.sfx()
+        .args(["expires", "-q"])
+        .env("SFX_ORG", "env")
+        .env("SFX_ACCESS_TOKEN", &lines[0])
+        .env("SFX_INSTANCE_URL", &lines[2])
+        .assert()
+        .success();
+    w.event("checked", LONG);
+    w.signal("TERM");
+    assert_eq!(w.exit(LONG).code(), Some(0));
+    assert!(!t.home().exists(), "nothing under SFX_HOME");
+}
+
+#[test]
+fn sigterm_exits_0_and_sigint_exits_130() {
+    let t = T::new();
+    t.login("prod");
+    for (sig, code) in [("TERM", 0), ("INT", 130)] {
+        let mut w = spawn(&t, &[], &[]);
+        w.event("checked", LONG);
+        w.signal(sig);
+        assert_eq!(w.exit(LONG).code(), Some(code), "SIG{sig}: {}", w.stderr());
+    }
+    // The store is intact and usable.
+    t.sfx()
+        .args(["expires", "--offline", "-q"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn sigterm_during_a_refresh_waits_until_the_rotated_tokens_are_stored() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    t.login("prod");
+    let old_rt = t.refresh_token("prod");
+    t.fake.clear_requests();
+    // The keep-alive refresh is held for 1.5 s at the server; SIGTERM arrives meanwhile.
+    t.fake.inject("/services/oauth2/token", Fault::delay(1500));
+    let mut w = spawn(&t, &["--keepalive", "1s"], &[]);
+    let deadline = Instant::now() + LONG;
+    while t.fake.count_grant("refresh_token") == 0 {
+        assert!(Instant::now() < deadline, "no refresh request");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.signal("TERM");
+    assert_eq!(w.exit(LONG).code(), Some(0), "{}", w.stderr());
+    assert!(w.stderr().contains("stopping once"), "{}", w.stderr());
+    // The rotation Salesforce made is not lost: the new refresh token is stored.
+    let new_rt = t.refresh_token("prod");
+    assert_ne!(new_rt, old_rt);
+    assert!(t.fake.is_active(&new_rt));
+    assert_eq!(Some(t.access_token("prod")), t.fake.latest_access_token());
+}
+
+#[test]
+fn a_closed_stdout_ends_the_watch_quietly_with_0() {
+    let t = T::new();
+    t.login("prod");
+    let mut child = t
+        .std_sfx()
+        .args(["watch", "--json"])
+        .env("SFX_WATCH_MIN_CHECK", "1s")
+        .env("SFX_WATCH_MAX_CHECK", "1s")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `| head -1`: read one line, then close the pipe.
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("\"checked\""), "{line}");
+    drop(out);
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sfx watch did not stop after stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "quietly: {err}");
+}
+
+#[test]
+fn all_watches_every_stored_org_in_one_process() {
+    let t = T::new();
+    t.login("prod");
+    t.login("dev");
+    t.fake.clear_requests();
+    let mut w = spawn(&t, &["--all"], &[]);
+    let orgs = std::cell::RefCell::new(std::collections::BTreeSet::new());
+    w.until("a check of each org", LONG, |v| {
+        if v["event"] == "checked" {
+            orgs.borrow_mut()
+                .insert(v["org"].as_str().unwrap().to_string());
+        }
+        orgs.borrow().len() == 2
+    });
+    assert_eq!(
+        orgs.into_inner().into_iter().collect::<Vec<_>>(),
+        ["dev", "prod"]
+    );
+    assert_eq!(t.fake.count("/services/oauth2/introspect"), 2);
+}
