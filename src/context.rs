@@ -129,6 +129,27 @@ impl Context {
         select(&meta, self.org_flag.as_deref()).map(|record| Org { record, env: None })
     }
 
+    /// Hold the org's refresh lock (the one `refresh`, `token` and `watch` share)
+    /// and read its record again: another process may have refreshed it, or
+    /// logged it out (`None`), while this one was deciding. Environment orgs
+    /// need no lock: nothing of theirs is shared.
+    pub fn locked(
+        &self,
+        org: &Org,
+    ) -> Result<Option<(Org, Option<crate::store::lock::Lock>)>, Error> {
+        if org.is_env() {
+            return Ok(Some((org.clone(), None)));
+        }
+        let lock = self.store.org_lock(org.name())?;
+        Ok(self
+            .store
+            .read()?
+            .orgs
+            .get(org.name())
+            .cloned()
+            .map(|record| (Org { record, env: None }, Some(lock))))
+    }
+
     /// Every stored org (for `--all`); the environment org alone in env mode.
     pub fn all_orgs(&self) -> Result<Vec<Org>, Error> {
         if let Some(org) = &self.env_org {

@@ -99,14 +99,14 @@ impl Report for RefreshReport {
 }
 
 pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
-    let org = ctx.org()?;
-    let _lock = if org.is_env() {
-        None
-    } else {
-        Some(ctx.store.org_lock(org.name())?)
-    };
-    // Re-read under the lock: another process may have just refreshed.
-    let org = if org.is_env() { org } else { ctx.org()? };
+    // Under the lock, with the record read again: another process may have
+    // just refreshed.
+    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
+        Error::relogin(
+            "the org was logged out while sfx waited for its lock",
+            "`sfx login` again",
+        )
+    })?;
     let now = ctx.now();
     if let Some(window) = args.if_expiring_within
         && let Some(e) =

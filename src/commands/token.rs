@@ -35,13 +35,14 @@ impl Report for TokenReport {
 }
 
 pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
-    let org = ctx.org()?;
-    let _lock = if org.is_env() {
-        None
-    } else {
-        Some(ctx.store.org_lock(org.name())?)
-    };
-    let org = if org.is_env() { org } else { ctx.org()? };
+    // Under the lock, with the record read again: another process may have
+    // just refreshed.
+    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
+        Error::relogin(
+            "the org was logged out while sfx waited for its lock",
+            "`sfx login` again",
+        )
+    })?;
     let now = ctx.now();
     let known = tokens::offline(&org, now);
     let fresh = known

@@ -300,8 +300,7 @@ fn refresh(
     }
     // The same lock as `sfx refresh`, then re-read: another process may have
     // refreshed while this one was deciding.
-    let lock = ctx.store.org_lock(task.org.name())?;
-    let Some(org) = reread(ctx, task.org.name())? else {
+    let Some((org, lock)) = ctx.locked(&task.org)? else {
         return Ok((Outcome::Gone, None));
     };
     if org.record.access_token_masked.is_some()
