@@ -9,6 +9,7 @@ mod envmode;
 mod expires;
 mod faults;
 mod introspect;
+mod keychain;
 mod login;
 mod logout;
 mod orgs;

@@ -49,6 +49,7 @@ impl SecretStore for FileStore {
 
     fn put(&self, alias: &str, changes: &[(SecretKind, Option<&Secret>)]) -> Result<(), Error> {
         let mut doc = self.read()?;
+        let before = doc.clone();
         let entry = doc.entry(alias.to_string()).or_default();
         for (kind, value) in changes {
             match value {
@@ -58,6 +59,10 @@ impl SecretStore for FileStore {
         }
         if entry.is_empty() {
             doc.remove(alias);
+        }
+        if doc == before {
+            // Nothing to change (e.g. deleting what is not there): no write, no file.
+            return Ok(());
         }
         if self.notice && changes.iter().any(|(_, v)| v.is_some()) {
             let _ = writeln!(
