@@ -535,8 +535,8 @@ impl PrivateBus {
 
     /// Start gnome-keyring on this bus with a fresh, unlocked login keyring, and
     /// wait (with a deadline) until it owns org.freedesktop.secrets.
-    fn with_keyring() -> Option<PrivateBus> {
-        let mut bus = PrivateBus::start(&["gnome-keyring-daemon", "secret-tool"], &[])?;
+    fn with_keyring(services: &[(&str, String)]) -> Option<PrivateBus> {
+        let mut bus = PrivateBus::start(&["gnome-keyring-daemon", "secret-tool"], services)?;
         let home = bus.dir.path();
         for d in ["data", "run"] {
             std::fs::create_dir(home.join(d)).unwrap();
@@ -597,7 +597,7 @@ fn sleep_exec() -> String {
 
 #[test]
 fn a_locked_keychain_gives_exit_6_within_the_timeout_and_the_file_store_still_works() {
-    let Some(private) = PrivateBus::with_keyring() else {
+    let Some(private) = PrivateBus::with_keyring(&[]) else {
         return;
     };
     let bus = private.as_bus();
@@ -639,6 +639,30 @@ fn a_locked_keychain_gives_exit_6_within_the_timeout_and_the_file_store_still_wo
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_eq!(t.metadata()["orgs"]["prod"]["store"], "file");
     bus.sfx(&t).args(["token"]).assert().success();
+}
+
+#[test]
+fn a_locked_keychain_whose_unlock_prompt_never_answers_gives_exit_6_after_3_s() {
+    // The password prompter is "activated" but never appears: without sfx's own
+    // bound, the unlock would wait for it (keyring's prompt wait has no limit).
+    let services = [("org.gnome.keyring.SystemPrompter", sleep_exec())];
+    let Some(private) = PrivateBus::with_keyring(&services) else {
+        return;
+    };
+    let bus = private.as_bus();
+    let t = T::new();
+    login(&bus, &t, "prod");
+    bus.lock();
+    let started = Instant::now();
+    bus.sfx(&t)
+        .args(["token"])
+        .assert()
+        .code(6)
+        .stderr(predicate::str::contains("did not answer within 3 s"))
+        .stderr(predicate::str::contains("--insecure-storage"));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(took < HANG_BOUND, "{took:?}");
 }
 
 #[test]
@@ -798,4 +822,52 @@ fn migrate_with_nothing_to_move_says_so_and_opens_no_keychain() {
         .args(["login", "--migrate", "--alias", "x"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn doctor_and_migrate_json_keys_are_pinned() {
+    let t = T::new();
+    t.login("prod");
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let v = stdout_json(&t.sfx().args(["doctor", "--json"]).output().unwrap());
+    assert_eq!(
+        keys(&v),
+        [
+            "environment",
+            "file",
+            "keychain",
+            "needs_keychain",
+            "new_logins",
+            "orgs"
+        ]
+    );
+    assert_eq!(
+        keys(&v["keychain"]),
+        [
+            "backend",
+            "elapsed_ms",
+            "message",
+            "name",
+            "status",
+            "works"
+        ]
+    );
+    assert_eq!(keys(&v["file"]), ["exists", "mode", "path"]);
+    assert_eq!(v["file"]["mode"], "0600");
+    assert_eq!(
+        v["orgs"],
+        serde_json::json!([{"org": "prod", "store": "file"}])
+    );
+    let v = stdout_json(
+        &t.sfx()
+            .args(["login", "--migrate", "--json"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(keys(&v), ["from", "moved", "org", "to"]);
+    assert_eq!(v["moved"], false);
 }

@@ -25,6 +25,8 @@ pub struct DoctorReport {
     pub home: PathBuf,
     pub file: PathBuf,
     pub file_exists: bool,
+    /// Unix permission bits of the secrets file.
+    pub file_mode: Option<u32>,
     pub new_logins: StoreKind,
     /// `SFX_CREDENTIAL_STORE=file` chose the file for new logins.
     pub forced_by_env: bool,
@@ -88,10 +90,10 @@ impl Report for DoctorReport {
         lines.push(format!(
             "Secrets file:  {} ({})",
             self.file.display(),
-            if self.file_exists {
-                "exists, mode 0600"
-            } else {
-                "not created"
+            match self.file_mode {
+                Some(m) => format!("exists, mode {m:04o}"),
+                None if self.file_exists => "exists".to_string(),
+                None => "not created".to_string(),
             }
         ));
         lines.push(format!(
@@ -122,7 +124,7 @@ impl Report for DoctorReport {
                 ));
             }
         }
-        if self.probe.result.is_ok() {
+        if self.probe.result.is_ok() && self.new_logins == StoreKind::Keychain {
             for (alias, store) in &self.orgs {
                 if *store == StoreKind::File {
                     lines.push(format!(
@@ -135,7 +137,7 @@ impl Report for DoctorReport {
     }
 
     /// `{"keychain":{"backend","name","status","works","message","elapsed_ms"},
-    /// "file":{"path","exists"},"new_logins","orgs":[{"org","store"}],
+    /// "file":{"path","exists","mode"},"new_logins","orgs":[{"org","store"}],
     /// "environment","needs_keychain"}`; `status` is
     /// `ok|no_dbus_session|no_provider|locked|no_answer|error`.
     fn json(&self) -> Value {
@@ -152,7 +154,11 @@ impl Report for DoctorReport {
                 "message": message,
                 "elapsed_ms": self.probe.elapsed.as_millis() as u64,
             },
-            "file": {"path": self.file.display().to_string(), "exists": self.file_exists},
+            "file": {
+                "path": self.file.display().to_string(),
+                "exists": self.file_exists,
+                "mode": self.file_mode.map(|m| format!("{m:04o}")),
+            },
             "new_logins": self.new_logins.as_str(),
             "orgs": self.orgs.iter().map(|(a, s)| json!({"org": a, "store": s.as_str()})).collect::<Vec<_>>(),
             "environment": self.environment,
@@ -192,10 +198,24 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         probe: keychain::probe(),
         home: ctx.store.home.clone(),
         file_exists: file.is_file(),
+        file_mode: file_mode(&file),
         file,
         new_logins: ctx.store_for_new_login(false),
         forced_by_env: ctx.file_store_forced,
         orgs,
         environment: ctx.env_org.is_some(),
     })
+}
+
+#[cfg(unix)]
+fn file_mode(p: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_p: &std::path::Path) -> Option<u32> {
+    None
 }
