@@ -60,8 +60,8 @@ impl SecretStore for FileStore {
         if entry.is_empty() {
             doc.remove(alias);
         }
-        if doc == before {
-            // Nothing to change (e.g. deleting what is not there): no write, no file.
+        if doc == before && changes.iter().all(|(_, v)| v.is_none()) {
+            // Deleting what is not there: no write, and no file created for it.
             return Ok(());
         }
         if self.notice && changes.iter().any(|(_, v)| v.is_some()) {
