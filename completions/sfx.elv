@@ -40,6 +40,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand orgs 'List stored orgs (no network, no keychain)'
             cand logout 'Remove an org''s stored credentials'
             cand completions 'Print a shell completion script'
+            cand doctor 'Show where credentials are kept and whether the OS keychain works'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;login'= {
@@ -72,6 +73,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --set-default 'Make this the default org'
             cand --insecure-storage 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
             cand --show-token 'Include the token values in `--json` output'
+            cand --migrate 'Move an existing org''s secrets into the OS keychain (or, with --insecure-storage, into the file) without logging in again; the old copies are deleted'
             cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
             cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
             cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -220,6 +222,21 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sfx;doctor'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sfx;help'= {
             cand login 'Log in to an org and store it'
             cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
@@ -230,6 +247,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand orgs 'List stored orgs (no network, no keychain)'
             cand logout 'Remove an org''s stored credentials'
             cand completions 'Print a shell completion script'
+            cand doctor 'Show where credentials are kept and whether the OS keychain works'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;help;login'= {
@@ -249,6 +267,8 @@ set edit:completion:arg-completer[sfx] = {|@words|
         &'sfx;help;logout'= {
         }
         &'sfx;help;completions'= {
+        }
+        &'sfx;help;doctor'= {
         }
         &'sfx;help;help'= {
         }

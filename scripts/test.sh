@@ -31,5 +31,5 @@ echo "test: cargo clippy" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "test: cargo doc" >&2
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
-echo "test: cargo test" >&2
-cargo test --workspace --locked
+echo "test: cargo test (in a private D-Bus session with a throw-away, unlocked gnome-keyring)" >&2
+bash .ci/with-keyring.sh cargo test --workspace --locked

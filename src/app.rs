@@ -23,6 +23,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let ctx = Context::new(&cli.global)?;
     let (mode, style) = (ctx.mode, ctx.style);
     Ok(match &cli.command {
+        Command::Login(a) if a.migrate => emit(&commands::migrate::run(a, &ctx)?, mode, &style),
         Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
         Command::Expires(a) => emit(&commands::expires::run(a, &ctx)?, mode, &style),
@@ -32,6 +33,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Token(a) => emit(&commands::token::run(a, &ctx)?, mode, &style),
         Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
         Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),
+        Command::Doctor(a) => emit(&commands::doctor::run(a, &ctx)?, mode, &style),
         Command::Completions(_) => Exit::Ok,
     })
 }

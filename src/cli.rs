@@ -92,6 +92,7 @@ pub enum Command {
     Orgs(OrgsArgs),
     Logout(LogoutArgs),
     Completions(CompletionsArgs),
+    Doctor(DoctorArgs),
 }
 
 /// Log in to an org and store it.
@@ -222,6 +223,15 @@ pub struct LoginArgs {
     /// Include the token values in `--json` output.
     #[arg(long)]
     pub show_token: bool,
+
+    /// Move an existing org's secrets into the OS keychain (or, with --insecure-storage,
+    /// into the file) without logging in again; the old copies are deleted.
+    ///
+    /// Picks the org with -o (or the default, or the only one). Nothing is sent to
+    /// Salesforce. Use it after `sfx login --insecure-storage` once the host has a
+    /// working keychain (`sfx doctor` tells).
+    #[arg(long, group = "flow", conflicts_with_all = ["alias", "set_default"])]
+    pub migrate: bool,
 }
 
 /// Ask the org's introspection endpoint about the access (or refresh) token.
@@ -390,6 +400,20 @@ pub struct LogoutArgs {
     #[arg(long)]
     pub all: bool,
 }
+
+/// Show where credentials are kept and whether the OS keychain works.
+///
+/// Tests the keychain by writing, reading back and deleting one test entry (each
+/// call bounded by 3 s, so it never hangs), and explains what it finds: no D-Bus
+/// session, no Secret Service provider, a locked keychain. Lists which store holds
+/// each org's secrets. Exit 6 when the keychain does not work and something needs
+/// it (an org stored there, or new logins going there); otherwise 0.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  $ sfx doctor                           # which keychain, does it work, which org is where
+  $ sfx doctor --json | jq .keychain.status
+  $ sfx doctor -q || sfx login --insecure-storage --auth-url - < auth-url.txt")]
+pub struct DoctorArgs {}
 
 /// Print a shell completion script.
 #[derive(Debug, Args)]

@@ -183,7 +183,23 @@ impl Context {
             // The metadata says there is none: do not open the keychain for nothing.
             return Ok(None);
         }
-        self.store.backend(rec.store).get(&rec.alias, kind)
+        match self.store.backend(rec.store).get(&rec.alias, kind)? {
+            Some(s) => Ok(Some(s)),
+            // The metadata says it was stored, the store has none: removed by hand,
+            // a reset keychain, or another machine's metadata. Only a login helps.
+            None => Err(Error::relogin(
+                format!(
+                    "the {} has no {} for org {}, although sfx stored one there (was the entry removed, or the keychain reset?)",
+                    match rec.store {
+                        StoreKind::Keychain => "OS keychain",
+                        _ => "secrets file",
+                    },
+                    kind.as_str().replace('-', " "),
+                    rec.alias
+                ),
+                crate::tokens::relogin_hint(org),
+            )),
+        }
     }
 
     /// The client credentials of an org, if it has a client id.

@@ -11,6 +11,7 @@ mod faults;
 mod flows;
 mod generated;
 mod introspect;
+mod keychain;
 mod login;
 mod logout;
 mod orgs;

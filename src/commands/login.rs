@@ -753,18 +753,26 @@ fn finish(
     ];
     backend.put(&alias, &changes)?;
     // Moving an org between stores leaves no copy behind in the old one.
+    let mut notes = Vec::new();
     if let Some(prev) = &previous
         && prev.store != store
         && prev.store != StoreKind::Env
-    {
-        let _ = ctx.store.backend(prev.store).put(
+        && let Err(e) = ctx.store.backend(prev.store).put(
             &alias,
             &[
                 (SecretKind::RefreshToken, None),
                 (SecretKind::AccessToken, None),
                 (SecretKind::ClientSecret, None),
             ],
-        );
+        )
+    {
+        notes.push(format!(
+            "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
+            match prev.store {
+                StoreKind::Keychain => "OS keychain",
+                _ => "secrets file",
+            }
+        ));
     }
     let saved = record.clone();
     ctx.store.update(|meta| {
@@ -784,6 +792,6 @@ fn finish(
         access_token: resp.access_token.clone(),
         refresh_token,
         show_token: args.show_token,
-        notes: Vec::new(),
+        notes,
     })
 }

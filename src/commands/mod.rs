@@ -2,10 +2,12 @@
 //! rendered by `app.rs`. Shared here: the summary that `login` and `refresh` print.
 
 pub mod completions;
+pub mod doctor;
 pub mod expires;
 pub mod introspect;
 pub mod login;
 pub mod logout;
+pub mod migrate;
 pub mod orgs;
 pub mod refresh;
 pub mod token;

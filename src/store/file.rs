@@ -98,6 +98,7 @@ impl SecretStore for FileStore {
 
     fn put(&self, alias: &str, changes: &[(SecretKind, Option<&Secret>)]) -> Result<(), Error> {
         let mut doc = self.read()?;
+        let before = doc.clone();
         let entry = doc.entry(alias.to_string()).or_default();
         for (kind, value) in changes {
             match value {
@@ -107,6 +108,10 @@ impl SecretStore for FileStore {
         }
         if entry.is_empty() {
             doc.remove(alias);
+        }
+        if doc == before && changes.iter().all(|(_, v)| v.is_none()) {
+            // Deleting what is not there: no write, and no file created for it.
+            return Ok(());
         }
         if changes.iter().any(|(_, v)| v.is_some()) {
             let _ = writeln!(

@@ -1,0 +1,221 @@
+//! `sfx doctor`: which credential store is in use, and does the OS keychain work?
+//!
+//! The keychain is tested the only honest way — write, read back and delete one
+//! test entry — within the 3 s bound of every keychain call, so `doctor` never
+//! hangs. Failures are explained by cause (no D-Bus session, no Secret Service
+//! provider, locked, no answer) with the ways out. Nothing else is read: the
+//! org list comes from the metadata file, the secrets file is only looked at.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::cli::DoctorArgs;
+use crate::commands::migrate::describe;
+use crate::context::Context;
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::output::{Report, Style, paint};
+use crate::store::file;
+use crate::store::keychain::{self, Probe, Trouble};
+use crate::store::metadata::StoreKind;
+
+pub struct DoctorReport {
+    pub probe: Probe,
+    pub home: PathBuf,
+    pub file: PathBuf,
+    pub file_exists: bool,
+    /// Unix permission bits of the secrets file.
+    pub file_mode: Option<u32>,
+    pub new_logins: StoreKind,
+    /// `SFX_CREDENTIAL_STORE=file` chose the file for new logins.
+    pub forced_by_env: bool,
+    /// (alias, store) of every stored org.
+    pub orgs: Vec<(String, StoreKind)>,
+    /// Credentials come from the environment: no store is used.
+    pub environment: bool,
+}
+
+impl DoctorReport {
+    /// The keychain is needed: an org lives there, or new logins would go there.
+    pub fn needs_keychain(&self) -> bool {
+        !self.environment
+            && (self.new_logins == StoreKind::Keychain
+                || self.orgs.iter().any(|(_, s)| *s == StoreKind::Keychain))
+    }
+
+    fn advice(&self, t: &Trouble) -> Vec<String> {
+        let mut out = Vec::new();
+        match t {
+            Trouble::NoSession => out.push(
+                "On a desktop, run sfx inside your graphical session (over SSH, the session's D-Bus is not reachable). On a server, start a private keyring: `dbus-run-session -- sh -c 'printf %s \"$KEYRING_PASSWORD\" | gnome-keyring-daemon --unlock --components=secrets >/dev/null; exec sfx …'`.".to_string(),
+            ),
+            Trouble::NoProvider => out.push(
+                "Install and start a Secret Service provider, e.g. GNOME Keyring (`apt install gnome-keyring`; `gnome-keyring-daemon --unlock --components=secrets` reads the keyring password on stdin).".to_string(),
+            ),
+            Trouble::Locked | Trouble::NoAnswer => out.push(if cfg!(target_os = "macos") {
+                "Unlock the login keychain (Keychain Access, or `security unlock-keychain`), then run `sfx doctor` again.".to_string()
+            } else {
+                "Unlock the keyring from your desktop session; on a headless host, GNOME Keyring unlocks with `gnome-keyring-daemon --replace --unlock --components=secrets` (password on stdin).".to_string()
+            }),
+            Trouble::Other(_) => {}
+        }
+        out.push("Or keep secrets in a 0600 file: `sfx login --insecure-storage …` (or SFX_CREDENTIAL_STORE=file).".to_string());
+        out.push("Or, in CI, give the credentials through the environment: SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN (nothing is stored).".to_string());
+        out
+    }
+}
+
+impl Report for DoctorReport {
+    fn human(&self, style: &Style) -> String {
+        let mut lines = vec![format!("OS keychain:   {}", keychain::backend_name())];
+        match &self.probe.result {
+            Ok(()) => lines.push(format!(
+                "  status:      {} (a test entry was written, read back and deleted in {} ms)",
+                paint("works", comfy_table::Color::Green, style),
+                self.probe.elapsed.as_millis()
+            )),
+            Err(t) => {
+                lines.push(format!(
+                    "  status:      {}: {}",
+                    paint("not usable", comfy_table::Color::Red, style),
+                    t.sentence()
+                ));
+                lines.push("  what to do:".to_string());
+                for a in self.advice(t) {
+                    lines.push(format!("    - {a}"));
+                }
+            }
+        }
+        lines.push(format!(
+            "Secrets file:  {} ({})",
+            self.file.display(),
+            match self.file_mode {
+                Some(m) => format!("exists, mode {m:04o}"),
+                None if self.file_exists => "exists".to_string(),
+                None => "not created".to_string(),
+            }
+        ));
+        lines.push(format!(
+            "New logins:    {}{}",
+            describe(self.new_logins, &self.file),
+            if self.forced_by_env {
+                " (SFX_CREDENTIAL_STORE=file)"
+            } else if self.new_logins == StoreKind::Keychain {
+                " (`--insecure-storage` chooses the file)"
+            } else {
+                ""
+            }
+        ));
+        if self.environment {
+            lines.push("Environment:   SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN is set: commands use it and read or write no store".to_string());
+        }
+        if self.orgs.is_empty() {
+            lines.push(format!(
+                "Orgs:          none stored (under {})",
+                self.home.display()
+            ));
+        } else {
+            lines.push(format!("Orgs:          (under {})", self.home.display()));
+            for (alias, store) in &self.orgs {
+                lines.push(format!(
+                    "  {alias}: secrets in {}",
+                    describe(*store, &self.file)
+                ));
+            }
+        }
+        if self.probe.result.is_ok() && self.new_logins == StoreKind::Keychain {
+            for (alias, store) in &self.orgs {
+                if *store == StoreKind::File {
+                    lines.push(format!(
+                        "Tip: `sfx login --migrate -o {alias}` moves the secrets of {alias} into the keychain and deletes the file copies."
+                    ));
+                }
+            }
+        }
+        lines.join("\n")
+    }
+
+    /// `{"keychain":{"backend","name","status","works","message","elapsed_ms"},
+    /// "file":{"path","exists","mode"},"new_logins","orgs":[{"org","store"}],
+    /// "environment","needs_keychain"}`; `status` is
+    /// `ok|no_dbus_session|no_provider|locked|no_answer|error`.
+    fn json(&self) -> Value {
+        let (status, message) = match &self.probe.result {
+            Ok(()) => ("ok", Value::Null),
+            Err(t) => (t.code(), json!(t.sentence())),
+        };
+        json!({
+            "keychain": {
+                "backend": keychain::backend_id(),
+                "name": keychain::backend_name(),
+                "status": status,
+                "works": self.probe.result.is_ok(),
+                "message": message,
+                "elapsed_ms": self.probe.elapsed.as_millis() as u64,
+            },
+            "file": {
+                "path": self.file.display().to_string(),
+                "exists": self.file_exists,
+                "mode": self.file_mode.map(|m| format!("{m:04o}")),
+            },
+            "new_logins": self.new_logins.as_str(),
+            "orgs": self.orgs.iter().map(|(a, s)| json!({"org": a, "store": s.as_str()})).collect::<Vec<_>>(),
+            "environment": self.environment,
+            "needs_keychain": self.needs_keychain(),
+        })
+    }
+
+    fn exit(&self) -> Exit {
+        if self.probe.result.is_err() && self.needs_keychain() {
+            Exit::StoreUnavailable
+        } else {
+            Exit::Ok
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        match &self.probe.result {
+            Err(t) if self.needs_keychain() => vec![format!(
+                "error: the OS keychain is not usable: {}",
+                t.sentence()
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
+    let file = ctx.store.home.join(file::FILE_NAME);
+    let orgs = ctx
+        .store
+        .read()?
+        .orgs
+        .into_values()
+        .map(|r| (r.alias, r.store))
+        .collect();
+    Ok(DoctorReport {
+        probe: keychain::probe(),
+        home: ctx.store.home.clone(),
+        file_exists: file.is_file(),
+        file_mode: file_mode(&file),
+        file,
+        new_logins: ctx.store_for_new_login(false),
+        forced_by_env: ctx.file_store_forced,
+        orgs,
+        environment: ctx.env_org.is_some(),
+    })
+}
+
+#[cfg(unix)]
+fn file_mode(p: &std::path::Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_p: &std::path::Path) -> Option<u32> {
+    None
+}
