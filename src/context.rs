@@ -94,7 +94,10 @@ impl Context {
             verbose: g.verbose,
             timeout: g.timeout,
             org_flag: g.org.clone(),
-            store: Store::new(crate::store::default_home()?),
+            store: Store {
+                refresh_lock_wait: crate::store::refresh_lock_wait(g.timeout),
+                ..Store::new(crate::store::default_home()?)
+            },
             file_store_forced,
             env_org: env_org()?,
             http: OnceLock::new(),

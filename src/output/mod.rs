@@ -41,7 +41,7 @@ pub trait Report {
 pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
     let mut err = std::io::stderr();
     for n in report.notes() {
-        let _ = writeln!(err, "sfx: {n}");
+        let _ = writeln!(err, "sfx: {}", crate::salesforce::url::sanitize(&n, 2000));
     }
     let text = match mode {
         Mode::Quiet => return report.exit(),

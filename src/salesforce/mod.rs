@@ -13,7 +13,7 @@ pub mod url;
 
 use crate::error::Error;
 use crate::secret::Secret;
-use http::{Http, Reply, Request, Retry};
+use http::{Delivery, Http, Reply, Request, Retry};
 use types::{OAuthError, TokenResponse, Userinfo};
 
 pub const TOKEN_PATH: &str = "/services/oauth2/token";
@@ -67,48 +67,72 @@ impl Client<'_> {
     pub fn token(
         &self,
         base: &str,
-        mut form: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
         creds: ClientCreds<'_>,
         retry: Retry,
         doing: &str,
         relogin_hint: &str,
     ) -> Result<TokenResponse, Error> {
+        self.token_tracked(base, form, creds, retry, doing, relogin_hint)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::token`], also telling on failure whether the grant may have taken
+    /// effect (a rotating refresh that may have spent its refresh token).
+    pub fn token_tracked(
+        &self,
+        base: &str,
+        mut form: Vec<(&'static str, String)>,
+        creds: ClientCreds<'_>,
+        retry: Retry,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, (Error, Delivery)> {
         form.push(("client_id", creds.id.to_string()));
         if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
             form.push(("client_secret", s.expose().to_string()));
         }
         form.push(("format", "json".to_string()));
-        let reply = self.http.send(&Request {
+        let (sent, delivery) = self.http.send_tracked(&Request {
             method: "POST",
             url: url(base, TOKEN_PATH),
             form,
             bearer: None,
             basic: None,
             retry,
-        })?;
-        let map = match errors::json_or_oauth_error(&reply)? {
+        });
+        let reply = sent.map_err(|e| (e, delivery))?;
+        let map = match errors::json_or_oauth_error(&reply).map_err(|e| (e, delivery))? {
             Ok(map) => map,
-            Err(oauth) => return Err(errors::explain(&oauth, doing, relogin_hint)),
+            Err(oauth) => {
+                return Err((errors::explain(&oauth, doing, relogin_hint), delivery));
+            }
         };
         let host = errors::host_of(&reply.url);
         let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-            Error::Network(format!(
+            (Error::Network(format!(
                 "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
                 url::sanitize(&e.to_string(), 160)
-            ))
+            )), delivery)
         })?;
         if resp.access_token.is_empty() {
-            return Err(Error::Network(format!(
-                "{host} answered {doing} with an empty access_token"
-            )));
+            return Err((
+                Error::Network(format!(
+                    "{host} answered {doing} with an empty access_token"
+                )),
+                delivery,
+            ));
         }
         if resp.signature_valid(creds.secret) == Some(false) {
-            return Err(Error::Server {
-                message: format!(
-                    "the token response from {host} has a signature that does not match the client secret; the response may have been altered, or the stored client secret is wrong"
-                ),
-                hint: None,
-            });
+            return Err((
+                Error::Server {
+                    message: format!(
+                        "the token response from {host} has a signature that does not match the client secret; the response may have been altered, or the stored client secret is wrong"
+                    ),
+                    hint: None,
+                },
+                delivery,
+            ));
         }
         Ok(resp)
     }
@@ -123,6 +147,21 @@ impl Client<'_> {
         doing: &str,
         relogin_hint: &str,
     ) -> Result<TokenResponse, Error> {
+        self.refresh_tracked(base, refresh_token, creds, rotating, doing, relogin_hint)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::refresh`], also telling on failure whether it may have spent the
+    /// refresh token.
+    pub fn refresh_tracked(
+        &self,
+        base: &str,
+        refresh_token: &Secret,
+        creds: ClientCreds<'_>,
+        rotating: bool,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, (Error, Delivery)> {
         let form = vec![
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
@@ -134,7 +173,7 @@ impl Client<'_> {
         } else {
             Retry::Transient
         };
-        self.token(base, form, creds, retry, doing, relogin_hint)
+        self.token_tracked(base, form, creds, retry, doing, relogin_hint)
     }
 
     /// POST /services/oauth2/introspect with the client id (and secret, if known)
