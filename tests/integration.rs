@@ -5,10 +5,12 @@
 mod common;
 
 mod contract;
+mod crash;
 mod envmode;
 mod expires;
 mod faults;
 mod introspect;
+mod locking;
 mod login;
 mod logout;
 mod orgs;
