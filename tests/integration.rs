@@ -9,6 +9,7 @@ mod crash;
 mod envmode;
 mod expires;
 mod faults;
+mod hygiene;
 mod introspect;
 mod locking;
 mod login;
