@@ -17,3 +17,4 @@ mod logout;
 mod orgs;
 mod refresh;
 mod token;
+mod transport;

@@ -549,6 +549,21 @@ impl Failure {
                 retryable: false,
                 unsent: false,
             },
+            // std reports a failed name lookup as an uncategorised I/O error.
+            ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+                Failure {
+                    message: format!(
+                        "the host {host} was not found (check the instance or login URL): {}",
+                        sanitize(
+                            io.to_string()
+                                .trim_start_matches("failed to lookup address information: "),
+                            120
+                        )
+                    ),
+                    retryable: true,
+                    unsent: true,
+                }
+            }
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Failure {
                 message: format!("{host} closed the connection without answering"),
                 retryable: true,
