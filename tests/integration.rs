@@ -15,6 +15,7 @@ mod locking;
 mod login;
 mod logout;
 mod orgs;
+mod properties;
 mod refresh;
 mod token;
 mod transport;
