@@ -71,8 +71,7 @@ pub struct Request<'a> {
     pub retry: Retry,
 }
 
-/// What came back.
-#[derive(Debug)]
+/// What came back. `Debug` shows the body redacted, like a `-vv` trace.
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
@@ -81,6 +80,17 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// The `Location` of a redirect that was not followed.
     pub location: Option<String>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &redacted_body(&self.body))
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reply {
@@ -613,6 +623,33 @@ mod tests {
             let base = (250u64 << (attempt - 1).min(3)).min(2000);
             assert!(d >= base / 2 && d <= base + base / 2, "{attempt}: {d}");
         }
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let mut r = Reply {
+            status: 503,
+            content_type: String::new(),
+            body: String::new(),
+            url: String::new(),
+            retry_after: Some(" 7 ".into()),
+            location: None,
+        };
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(7)));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+        r.retry_after = Some(later.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        let d = r.retry_after().unwrap().as_secs();
+        assert!((115..=120).contains(&d), "{d}");
+        r.retry_after = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
+        assert_eq!(
+            r.retry_after(),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        r.retry_after = Some("soon".into());
+        assert_eq!(r.retry_after(), None);
+        r.body = r#"{"access_token":"00D5g000004ABCD!AQ0secret"}"#.into();
+        assert!(!format!("{r:?}").contains("AQ0secret"));
     }
 
     #[test]
