@@ -367,7 +367,7 @@ fn check_unsettled(
         Introspected::Answer(map) if map.get("active").and_then(|a| a.as_bool()) == Some(false) => {
             Err(Error::relogin(
                 format!(
-                    "an earlier refresh of org {} was interrupted after it reached Salesforce, which rotated the refresh token; the new one never arrived and the stored one is spent, so sfx did not send it (a spent refresh token would revoke every token of this login)",
+                    "an earlier refresh of org {} was interrupted and its refresh token is no longer active: Salesforce most likely rotated it and the new one never arrived (or it was revoked); sfx did not send it again, since a spent refresh token would revoke every token of this login",
                     org.name()
                 ),
                 hint,

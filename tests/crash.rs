@@ -226,7 +226,10 @@ fn kill_9_of_a_rotating_refresh_never_leads_to_a_replay() {
                 "the spent refresh token was not sent"
             );
             assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
-            assert!(text(&out.stderr).contains("was interrupted after it reached Salesforce"));
+            assert!(
+                text(&out.stderr)
+                    .contains("was interrupted and its refresh token is no longer active")
+            );
             assert_eq!(t.fake.count(INTROSPECT), 1);
             let newest = t.fake.latest_access_token().unwrap();
             assert!(

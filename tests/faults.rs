@@ -361,7 +361,11 @@ fn after_a_timed_out_rotating_refresh_a_spent_token_is_not_replayed() {
     }
     t.fake.clear_requests();
     let out = t.sfx().args(["refresh"]).output().unwrap();
-    assert_one_clear_error(&out, 4, "was interrupted after it reached Salesforce");
+    assert_one_clear_error(
+        &out,
+        4,
+        "was interrupted and its refresh token is no longer active",
+    );
     assert_eq!(t.token_requests(), 0, "the spent token was not sent again");
     assert_eq!(t.fake.count(INTROSPECT), 1);
     assert!(

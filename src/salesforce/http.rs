@@ -175,6 +175,9 @@ impl Http {
             match outcome {
                 Ok(reply) => {
                     self.trace_reply(&reply, started.elapsed());
+                    if Delivery::of_status(reply.status) == Delivery::InDoubt {
+                        doubt = Delivery::InDoubt;
+                    }
                     let transient = reply.status == 429 || reply.status >= 500;
                     let may_retry = match req.retry {
                         Retry::Transient => transient,
@@ -196,18 +199,11 @@ impl Http {
                             wait.as_millis(),
                             reply.status
                         ));
-                        if Delivery::of_status(reply.status) == Delivery::InDoubt {
-                            doubt = Delivery::InDoubt;
-                        }
                         std::thread::sleep(wait);
                         attempt += 1;
                         continue;
                     }
-                    let final_doubt = match Delivery::of_status(reply.status) {
-                        Delivery::InDoubt => Delivery::InDoubt,
-                        Delivery::NotProcessed => doubt,
-                    };
-                    return (Ok(reply), final_doubt);
+                    return (Ok(reply), doubt);
                 }
                 Err(failure) => {
                     if !failure.unsent {
