@@ -91,6 +91,7 @@ fn offsets(n: usize, life: Duration) -> Vec<Duration> {
         .collect()
 }
 
+#[cfg(unix)]
 #[test]
 fn kill_9_at_any_moment_of_a_refresh_leaves_old_or_new_and_the_org_refreshable() {
     let t = T::new();
@@ -158,6 +159,7 @@ fn kill_9_at_any_moment_of_a_refresh_leaves_old_or_new_and_the_org_refreshable()
     );
 }
 
+#[cfg(unix)]
 #[test]
 fn kill_9_of_a_rotating_refresh_never_leads_to_a_replay() {
     let t = T::new();

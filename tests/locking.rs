@@ -149,6 +149,7 @@ fn refresh_racing_token_never_replays_a_rotated_refresh_token() {
 /// A refresh killed with SIGKILL while it holds the lock (its request is still
 /// at the server) leaves the lock file behind, but not the lock: the next call
 /// goes straight through.
+#[cfg(unix)]
 #[test]
 fn a_lock_held_by_a_sigkilled_process_does_not_block() {
     let t = T::new();
