@@ -141,11 +141,11 @@ fn secret_assignment(chars: &[char], i: usize) -> Option<usize> {
         }
         return (j < chars.len() && !ends_value(chars[j])).then_some(j);
     }
-    let mut keys: Vec<&str> = SECRET_KEYS.to_vec();
-    keys.sort_by_key(|k| std::cmp::Reverse(k.len()));
-    let key = keys
-        .into_iter()
-        .find(|k| starts(i, k) && chars.get(i + k.len()).is_none_or(|c| !is_word(*c)))?;
+    // The longest key that matches here (`access_token` rather than `token`).
+    let key = SECRET_KEYS
+        .iter()
+        .filter(|k| starts(i, k) && chars.get(i + k.len()).is_none_or(|c| !is_word(*c)))
+        .max_by_key(|k| k.len())?;
     let mut j = i + key.len();
     if chars.get(j) == Some(&'"') {
         j += 1;
