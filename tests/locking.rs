@@ -124,6 +124,7 @@ fn refresh_racing_token_never_replays_a_rotated_refresh_token() {
         .filter(|r| r.path == TOKEN)
         .map(|r| r.param("refresh_token").unwrap().to_string())
         .collect();
+    eprintln!("race: 8 refresh + 8 token -> {} token requests", sent.len());
     // 8 refreshes, plus one by `sfx token` if one of them got the lock first.
     assert!(
         sent.len() == 8 || sent.len() == 9,

@@ -2,7 +2,7 @@
 //!
 //! - [`metadata`]: `orgs.json`, non-secret, read without touching any keychain;
 //! - [`keychain`]: the OS keychain (default);
-//! - [`file`]: `secrets.json`, `0600`, for `--insecure-storage`;
+//! - [`file`](mod@file): `secrets.json`, `0600`, for `--insecure-storage`;
 //! - the environment (`SFX_AUTH_URL`, …): handled in `context.rs`, writes nothing;
 //! - [`lock`]: cross-process locks; [`atomic`]: crash-safe writes;
 //! - [`journal`]: the in-flight marker of a rotating refresh.
