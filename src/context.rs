@@ -99,7 +99,7 @@ impl Context {
             verbose: g.verbose,
             timeout: g.timeout,
             org_flag: g.org.clone(),
-            store: Store::new(crate::store::default_home()?),
+            store: Store::new(crate::store::default_home()?).with_timeout(g.timeout),
             file_store_forced,
             env_org,
             http: OnceLock::new(),

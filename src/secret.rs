@@ -66,9 +66,171 @@ pub fn mask(value: &str) -> String {
     }
 }
 
+/// Field names whose values are secrets, in forms, JSON bodies, URLs and traces.
+pub const SECRET_KEYS: &[&str] = &[
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "client_secret",
+    "password",
+    "assertion",
+    "code",
+    "code_verifier",
+    "device_code",
+    "signature",
+];
+
+const REDACTED: &str = "<redacted>";
+
+fn is_word(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+fn ends_value(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '&' | '"' | '\'' | ',' | ';' | '}' | ']' | '<' | '>' | '#'
+        )
+}
+
+/// Text that may hold secrets (a URL, a line of a body that is not JSON, a
+/// message quoting a server) with them replaced by `<redacted>`: the values of
+/// [`SECRET_KEYS`] written `key=value` or `"key":"value"`, `Bearer` credentials,
+/// and anything shaped like a Salesforce access token (`00D…!…`). Used where sfx
+/// quotes text it does not control, so that a token never leaks through a quote.
+pub fn redact_text(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let boundary = i == 0 || !is_word(chars[i - 1]);
+        if boundary && let Some(after) = secret_assignment(&chars, i) {
+            out.extend(&chars[i..after]);
+            out.push_str(REDACTED);
+            i = skip_value(&chars, after);
+            continue;
+        }
+        if boundary && let Some(after) = access_token_shape(&chars, i) {
+            out.push_str(REDACTED);
+            i = after;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// At `i`, `key = "` or `"key": "` for a secret key (or `Bearer `): the index
+/// where the value starts.
+fn secret_assignment(chars: &[char], i: usize) -> Option<usize> {
+    let rest = |from: usize| chars.get(from..).unwrap_or(&[]);
+    let starts = |from: usize, word: &str| {
+        let r = rest(from);
+        r.len() >= word.len()
+            && r.iter()
+                .zip(word.chars())
+                .all(|(a, b)| a.eq_ignore_ascii_case(&b))
+    };
+    if starts(i, "bearer ") {
+        let mut j = i + 7;
+        while chars.get(j) == Some(&' ') {
+            j += 1;
+        }
+        return (j < chars.len() && !ends_value(chars[j])).then_some(j);
+    }
+    // The longest key that matches here (`access_token` rather than `token`).
+    let key = SECRET_KEYS
+        .iter()
+        .filter(|k| starts(i, k) && chars.get(i + k.len()).is_none_or(|c| !is_word(*c)))
+        .max_by_key(|k| k.len())?;
+    let mut j = i + key.len();
+    if chars.get(j) == Some(&'"') {
+        j += 1;
+    }
+    while chars.get(j).is_some_and(|c| *c == ' ') {
+        j += 1;
+    }
+    if !matches!(chars.get(j), Some('=') | Some(':')) {
+        return None;
+    }
+    j += 1;
+    while chars.get(j).is_some_and(|c| *c == ' ') {
+        j += 1;
+    }
+    if chars.get(j) == Some(&'"') {
+        j += 1;
+    }
+    (j < chars.len() && !ends_value(chars[j])).then_some(j)
+}
+
+fn skip_value(chars: &[char], mut j: usize) -> usize {
+    while j < chars.len() && !ends_value(chars[j]) {
+        j += 1;
+    }
+    j
+}
+
+/// `00D` + 12 or 15 more id characters + `!` + the rest: a Salesforce access token.
+fn access_token_shape(chars: &[char], i: usize) -> Option<usize> {
+    let r = chars.get(i..)?;
+    if r.len() < 17 || r[0] != '0' || r[1] != '0' || r[2] != 'D' {
+        return None;
+    }
+    let id_len = r[3..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .count();
+    if !(12..=15).contains(&id_len) || r.get(3 + id_len) != Some(&'!') {
+        return None;
+    }
+    Some(skip_value(chars, i + 3 + id_len + 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redact_text_hides_assignments_bearers_and_token_shapes() {
+        let cases = [
+            (
+                "grant_type=refresh_token&refresh_token=5Aep861.x&client_id=abc",
+                "grant_type=refresh_token&refresh_token=<redacted>&client_id=abc",
+            ),
+            (
+                "https://h/cb?code=aPrx.y%3D&state=1",
+                "https://h/cb?code=<redacted>&state=1",
+            ),
+            (
+                "{\"access_token\":\"00D5g000004FAKE!AQ",
+                "{\"access_token\":\"<redacted>",
+            ),
+            (
+                "{\"error\": \"x\", \"password\" : \"hunter2\"}",
+                "{\"error\": \"x\", \"password\" : \"<redacted>\"}",
+            ),
+            (
+                "Authorization: Bearer 00D5g000004ABCD!AQ0.x",
+                "Authorization: Bearer <redacted>",
+            ),
+            (
+                "token 00D5g000004ABCD!AQ0AQxyz leaked",
+                "token <redacted> leaked",
+            ),
+            ("CLIENT_SECRET=abc", "CLIENT_SECRET=<redacted>"),
+            (
+                "no secrets: token expired, code 42",
+                "no secrets: token expired, code 42",
+            ),
+            ("mytoken=keep&barcode=keep", "mytoken=keep&barcode=keep"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(redact_text(input), want, "{input}");
+        }
+    }
 
     #[test]
     fn debug_never_shows_the_value() {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::salesforce::flows::{client_credentials, jwt_bearer};
+use crate::salesforce::http::Delivery;
 use crate::salesforce::types::TokenResponse;
 use crate::salesforce::url::base_url;
 use crate::salesforce::{Introspected, TokenProbe, jwt};
@@ -77,7 +78,11 @@ impl Expiry {
 
     fn estimate(rec: &OrgRecord, note: Option<String>, now: DateTime<Utc>) -> Expiry {
         let iat = rec.issued_at.and_then(from_unix);
-        let exp = iat.map(|i| i + chrono::Duration::seconds(rec.session_timeout_secs as i64));
+        // Checked: a hand-edited session timeout must not overflow the clock.
+        let timeout = i64::try_from(rec.session_timeout_secs)
+            .ok()
+            .and_then(chrono::Duration::try_seconds);
+        let exp = iat.and_then(|i| timeout.and_then(|t| i.checked_add_signed(t)));
         Expiry {
             active: exp.is_none_or(|e| e > now),
             exp,
@@ -366,15 +371,80 @@ pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
     };
     let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
     let doing = format!("the refresh of org {}", org.name());
-    let resp = ctx.client().refresh(
+    // Rotating stored orgs: never replay a refresh token an interrupted refresh
+    // may have spent (see `store::journal`).
+    let journal =
+        (!org.is_env() && rec.rotates_refresh_token).then(|| ctx.store.refresh_journal(&rec.alias));
+    if let Some(j) = &journal {
+        if j.pending_for(&refresh_token) {
+            check_unsettled(ctx, org, &refresh_token, creds, &hint)?;
+        }
+        j.begin(&refresh_token)?;
+    }
+    let sent = ctx.client().refresh_tracked(
         base,
         &refresh_token,
         creds,
         rec.rotates_refresh_token,
         &doing,
         &hint,
+    );
+    let resp = match (sent, &journal) {
+        (Ok(resp), _) => resp,
+        // It may have spent the refresh token: keep the journal.
+        (Err((e, Delivery::InDoubt)), Some(_)) => {
+            return Err(match e {
+                Error::Network(m) => Error::Network(format!(
+                    "{m}; the refresh may have reached Salesforce, so the next one first checks that the refresh token is unspent"
+                )),
+                other => other,
+            });
+        }
+        (Err((e, _)), j) => {
+            // Certainly not processed: nothing is in doubt.
+            if let Some(j) = j {
+                j.end();
+            }
+            return Err(e);
+        }
+    };
+    let saved = save(ctx, org, &resp, secret.as_ref())?;
+    if let Some(j) = &journal {
+        j.end();
+    }
+    Ok(saved)
+}
+
+/// An earlier rotating refresh with this token was never settled: ask introspection
+/// whether the token is still active before sending it (a spent one would revoke
+/// the whole login).
+fn check_unsettled(
+    ctx: &Context,
+    org: &Org,
+    refresh_token: &Secret,
+    creds: crate::salesforce::ClientCreds<'_>,
+    hint: &str,
+) -> Result<(), Error> {
+    let answer = ctx.client().introspect(
+        &org.record.instance_url,
+        refresh_token,
+        "refresh_token",
+        creds,
     )?;
-    save(ctx, org, &resp, secret.as_ref())
+    match answer {
+        Introspected::Answer(map) if map.get("active").and_then(|a| a.as_bool()) == Some(false) => {
+            Err(Error::relogin(
+                format!(
+                    "an earlier refresh of org {} was interrupted and its refresh token is no longer active: Salesforce most likely rotated it and the new one never arrived (or it was revoked); sfx did not send it again, since a spent refresh token would revoke every token of this login",
+                    org.name()
+                ),
+                hint,
+            ))
+        }
+        // Active (the earlier request never took effect), or introspection
+        // cannot tell: go ahead.
+        _ => Ok(()),
+    }
 }
 
 /// JWT bearer orgs: sign a new assertion with the stored key path and run the grant again.

@@ -5,17 +5,22 @@
 mod common;
 
 mod contract;
+mod crash;
 mod envmode;
 mod expires;
 mod faults;
 mod flows;
 mod generated;
+mod hygiene;
 mod introspect;
 mod keychain;
+mod locking;
 mod login;
 mod logout;
 mod orgs;
+mod properties;
 mod refresh;
 mod snapshots;
 mod token;
+mod transport;
 mod watch;

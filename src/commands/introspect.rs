@@ -44,7 +44,7 @@ impl Report for IntrospectReport {
             } else {
                 text
             };
-            t.add_row(vec![k.clone(), text]);
+            t.add_row(vec![sanitize(k, 60), text]);
         }
         format!("{} token of {}:\n{t}", self.which, self.org)
     }

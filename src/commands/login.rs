@@ -740,6 +740,10 @@ fn finish(
         key_file,
     };
     tokens::apply_token(&mut record, resp, now);
+    // A refresh-token grant that returns a refresh token is rotation: remember it,
+    // so later refreshes are never retried once they may have been delivered.
+    record.rotates_refresh_token =
+        matches!(flow, Flow::AuthUrl | Flow::RefreshToken) && resp.refresh_token.is_some();
     if refresh_token.is_some() {
         record.refresh_token_used_at = Some(now.timestamp());
     }

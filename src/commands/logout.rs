@@ -103,6 +103,8 @@ pub fn run(args: &LogoutArgs, ctx: &Context) -> Result<LogoutReport, Error> {
     };
     let mut done = Vec::new();
     for org in orgs {
+        // Not while a refresh of this org is under way: it would store the org again.
+        let _lock = ctx.store.org_lock(org.name())?;
         let revoked = if args.revoke {
             Some(revoke(ctx, &org)?)
         } else {

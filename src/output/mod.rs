@@ -43,12 +43,12 @@ pub trait Report {
 pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
     let mut err = std::io::stderr();
     for n in report.notes() {
-        let _ = writeln!(err, "sfx: {n}");
+        let _ = writeln!(err, "sfx: {}", crate::salesforce::url::sanitize(&n, 2000));
     }
     let text = match mode {
         Mode::Quiet => return report.exit(),
         Mode::Json => {
-            let mut s = report.json().to_string();
+            let mut s = terminal_safe_json(&report.json().to_string());
             s.push('\n');
             s
         }
@@ -66,6 +66,21 @@ pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Exit::Ok,
         Err(_) => Exit::Error,
     }
+}
+
+/// JSON text with the characters serde_json leaves raw but a terminal would act
+/// on (C1 controls, bidi overrides) written as `\uXXXX` escapes: the same JSON
+/// value, safe to show. They can only occur inside strings, where escapes are valid.
+fn terminal_safe_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if crate::salesforce::url::is_unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Colour decision: `--color`, then `NO_COLOR`, then whether stdout is a terminal.

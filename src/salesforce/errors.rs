@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::salesforce::http::Reply;
 use crate::salesforce::types::OAuthError;
 use crate::salesforce::url::sanitize;
+use crate::secret::redact_text;
 
 /// Parse a reply that should be a JSON object: the object, an OAuth error, or a
 /// clear error for anything else (exit 5).
@@ -20,7 +21,7 @@ pub fn json_or_oauth_error(
         let to = reply
             .location
             .as_deref()
-            .map(|l| format!(" to {}", sanitize(l, 120)))
+            .map(|l| format!(" to {}", sanitize(&redact_text(l), 120)))
             .unwrap_or_default();
         return Err(Error::Network(format!(
             "{host} answered HTTP {} (a redirect{to}), which sfx does not follow for OAuth requests; check the instance or login URL",
@@ -66,8 +67,15 @@ pub fn json_or_oauth_error(
                 "an HTML page"
             } else if reply.body.trim().is_empty() {
                 "an empty body"
+            } else if reply.body.trim_start().starts_with(['{', '[']) {
+                // Broken JSON may be a cut-off token response: never quote it.
+                return Err(Error::Network(format!(
+                    "{host} answered HTTP {} with JSON that cannot be parsed ({}); that is not what Salesforce sends — try again, or check the URL",
+                    reply.status,
+                    json_problem(&reply.body)
+                )));
             } else {
-                "a body that is not JSON"
+                "plain text"
             };
             let first = reply.first_line();
             let quote = if first.is_empty() {
@@ -95,10 +103,28 @@ fn server_trouble(reply: &Reply, host: &str) -> Error {
     } else {
         format!(": \"{first}\"")
     };
+    let later = match reply.retry_after() {
+        Some(w) if w > crate::salesforce::http::RETRY_AFTER_CAP => format!(
+            "it asks to wait {} before trying again",
+            humantime::format_duration(w)
+        ),
+        _ => "try again later".to_string(),
+    };
     Error::Network(format!(
-        "{host} answered HTTP {} ({kind}){quote}; Salesforce may be busy or in maintenance, try again later",
+        "{host} answered HTTP {} ({kind}){quote}; Salesforce may be busy or in maintenance, {later}",
         reply.status
     ))
+}
+
+/// Where a JSON body breaks, without quoting it.
+fn json_problem(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(_) => "it is not an object".to_string(),
+        Err(e) if e.is_eof() => {
+            format!("it ends early, at line {} column {}", e.line(), e.column())
+        }
+        Err(e) => format!("error at line {} column {}", e.line(), e.column()),
+    }
 }
 
 pub fn host_of(url: &str) -> String {

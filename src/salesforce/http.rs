@@ -1,39 +1,35 @@
-//! HTTP transport: one blocking ureq agent, per-attempt timeouts, retries with
+//! HTTP transport: blocking ureq agents, per-attempt timeouts, retries with
 //! jittered exponential back-off, a 1 MiB body cap, no redirects, and a `-v` trace
 //! with every secret redacted.
 //!
 //! Retries (contract, "Safety rules"): connection errors, timeouts, 5xx and 429 are
-//! tried again, 3 attempts in all, honouring `Retry-After` (capped); a 4xx never.
-//! A request that must not be repeated once it may have reached the server (a
-//! refresh with a rotating refresh token: a replay revokes the whole family) asks
-//! for [`Retry::OnlyUnsent`].
+//! tried again, 3 attempts in all, honouring `Retry-After` (seconds or an HTTP
+//! date); a 4xx never. A `Retry-After` longer than [`RETRY_AFTER_CAP`] is not
+//! waited out: the answer is returned at once and the error says how long the
+//! server asked to wait. A request that must not be repeated once it may have
+//! reached the server (a refresh with a rotating refresh token: a replay revokes
+//! the whole family) asks for [`Retry::OnlyUnsent`].
+//!
+//! Proxies: `ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY` (and lower-case forms), first
+//! one set wins, whatever the target's scheme (ureq 3.5's rule, which sends every
+//! request through an HTTP `CONNECT` tunnel), and `NO_PROXY` (exact hosts,
+//! `.suffix`, `*.suffix`, `*`). Loopback targets (`127.0.0.0/8`, `::1`,
+//! `localhost`) always go direct, as in Go's `net/http`: ureq itself does not
+//! exempt them, and a corporate proxy cannot reach a fake on the runner anyway.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::salesforce::url::sanitize;
-use crate::secret::Secret;
+use crate::secret::{SECRET_KEYS, Secret, redact_text};
 
 /// Bodies larger than this are refused.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
-const ATTEMPTS: u32 = 3;
-const RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
-
-/// Form fields and JSON keys whose values are never traced.
-const SECRET_KEYS: &[&str] = &[
-    "token",
-    "access_token",
-    "refresh_token",
-    "id_token",
-    "client_secret",
-    "password",
-    "assertion",
-    "code",
-    "code_verifier",
-    "device_code",
-    "signature",
-];
+/// Attempts in all, the first included.
+pub const ATTEMPTS: u32 = 3;
+/// The longest `Retry-After` sfx waits out before trying again.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(10);
 
 /// Which failures may be tried again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +39,26 @@ pub enum Retry {
     /// Only failures where the request cannot have reached the server
     /// (connection refused, host not found), and 429/503 answers.
     OnlyUnsent,
+}
+
+/// Whether a request that did not succeed may have taken effect at the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// It certainly did not: it was never sent, or the server refused it (4xx,
+    /// 429, 503) or redirected it.
+    NotProcessed,
+    /// It may have: no answer (timeout, dropped or cut-off connection), a 5xx
+    /// other than 503, or a success answer sfx could not use.
+    InDoubt,
+}
+
+impl Delivery {
+    fn of_status(status: u16) -> Delivery {
+        match status {
+            300..=499 | 503 => Delivery::NotProcessed,
+            _ => Delivery::InDoubt,
+        }
+    }
 }
 
 /// What to send.
@@ -55,8 +71,7 @@ pub struct Request<'a> {
     pub retry: Retry,
 }
 
-/// What came back.
-#[derive(Debug)]
+/// What came back. `Debug` shows the body redacted, like a `-vv` trace.
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
@@ -65,6 +80,17 @@ pub struct Reply {
     pub retry_after: Option<String>,
     /// The `Location` of a redirect that was not followed.
     pub location: Option<String>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &redacted_body(&self.body))
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Reply {
@@ -76,35 +102,72 @@ impl Reply {
 
 /// The HTTP client. Build one per run, lazily (commands without network never do).
 pub struct Http {
+    /// Through the proxy from the environment, if one is set.
     agent: ureq::Agent,
+    /// Never through a proxy: for loopback targets.
+    direct: ureq::Agent,
+    proxy: Option<ureq::Proxy>,
     timeout: Duration,
     verbose: u8,
 }
 
 impl Http {
     pub fn new(timeout: Duration, verbose: u8) -> Http {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .timeout_global(Some(timeout))
-            .user_agent(concat!("sfx/", env!("CARGO_PKG_VERSION")))
-            .tls_config(
-                ureq::tls::TlsConfig::builder()
-                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-                    .build(),
-            )
-            .build();
+        let proxy = ureq::Proxy::try_from_env();
+        let agent = |proxy: Option<ureq::Proxy>| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                // Never follow a redirect: an OAuth request carries secrets in its
+                // body, and a 30x from a token endpoint means a wrong URL.
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .timeout_global(Some(timeout))
+                .user_agent(concat!("sfx/", env!("CARGO_PKG_VERSION")))
+                .proxy(proxy)
+                .tls_config(
+                    ureq::tls::TlsConfig::builder()
+                        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                        .build(),
+                )
+                .build()
+                .new_agent()
+        };
         Http {
-            agent: config.new_agent(),
+            agent: agent(proxy.clone()),
+            direct: agent(None),
+            proxy,
             timeout,
             verbose,
         }
     }
 
+    /// The proxy a request to `url` goes through (`host:port`), if any.
+    pub fn proxy_for(&self, url: &str) -> Option<String> {
+        let proxy = self.proxy.as_ref()?;
+        let parsed = url::Url::parse(url).ok()?;
+        if parsed
+            .host()
+            .is_some_and(|h| crate::salesforce::url::is_loopback(&h))
+        {
+            return None;
+        }
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        if proxy.is_no_proxy(&uri) {
+            return None;
+        }
+        Some(format!("{}:{}", proxy.host(), proxy.port()))
+    }
+
     /// Send with retries; returns the final reply, or a network error (exit 5).
     pub fn send(&self, req: &Request<'_>) -> Result<Reply, Error> {
+        self.send_tracked(req).0
+    }
+
+    /// [`Http::send`], also telling whether an attempt may have taken effect
+    /// (for the final reply: judged by its status).
+    pub fn send_tracked(&self, req: &Request<'_>) -> (Result<Reply, Error>, Delivery) {
         let mut attempt = 1;
+        let mut doubt = Delivery::NotProcessed;
         loop {
             let started = Instant::now();
             self.trace_request(req, attempt);
@@ -112,13 +175,25 @@ impl Http {
             match outcome {
                 Ok(reply) => {
                     self.trace_reply(&reply, started.elapsed());
+                    if Delivery::of_status(reply.status) == Delivery::InDoubt {
+                        doubt = Delivery::InDoubt;
+                    }
                     let transient = reply.status == 429 || reply.status >= 500;
                     let may_retry = match req.retry {
                         Retry::Transient => transient,
                         Retry::OnlyUnsent => reply.status == 429 || reply.status == 503,
                     };
+                    let asked = retry_after(&reply);
+                    if asked.is_some_and(|w| w > RETRY_AFTER_CAP) {
+                        // Retrying sooner than asked would only be refused again.
+                        self.trace_line(&format!(
+                            "not retrying: the server asks to wait {}",
+                            humantime::format_duration(asked.unwrap_or_default())
+                        ));
+                        return (Ok(reply), doubt);
+                    }
                     if may_retry && attempt < ATTEMPTS {
-                        let wait = retry_after(&reply).unwrap_or_else(|| backoff(attempt));
+                        let wait = asked.unwrap_or_else(|| backoff(attempt));
                         self.trace_line(&format!(
                             "retrying in {} ms (HTTP {})",
                             wait.as_millis(),
@@ -128,9 +203,12 @@ impl Http {
                         attempt += 1;
                         continue;
                     }
-                    return Ok(reply);
+                    return (Ok(reply), doubt);
                 }
                 Err(failure) => {
+                    if !failure.unsent {
+                        doubt = Delivery::InDoubt;
+                    }
                     self.trace_line(&format!("! {}", failure.message));
                     let may_retry = match req.retry {
                         Retry::Transient => failure.retryable,
@@ -148,7 +226,10 @@ impl Http {
                     } else {
                         String::new()
                     };
-                    return Err(Error::Network(format!("{}{tries}", failure.message)));
+                    return (
+                        Err(Error::Network(format!("{}{tries}", failure.message))),
+                        doubt,
+                    );
                 }
             }
         }
@@ -167,26 +248,27 @@ impl Http {
                 )
             })
         };
+        let via = self.proxy_for(&req.url);
+        let agent = if via.is_some() {
+            &self.agent
+        } else {
+            &self.direct
+        };
         let result = if req.method == "GET" {
-            let mut r = self
-                .agent
-                .get(&req.url)
-                .header("Accept", "application/json");
+            let mut r = agent.get(&req.url).header("Accept", "application/json");
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }
             r.call()
         } else {
-            let mut r = self
-                .agent
-                .post(&req.url)
-                .header("Accept", "application/json");
+            let mut r = agent.post(&req.url).header("Accept", "application/json");
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }
             r.send_form(req.form.iter().map(|(k, v)| (*k, v.as_str())))
         };
-        let mut resp = result.map_err(|e| Failure::from_ureq(e, &req.url, self.timeout))?;
+        let mut resp =
+            result.map_err(|e| Failure::from_ureq(e, &req.url, self.timeout, via.as_deref()))?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -210,7 +292,7 @@ impl Http {
             .limit(BODY_LIMIT)
             .lossy_utf8(true)
             .read_to_string()
-            .map_err(|e| Failure::from_ureq(e, &req.url, self.timeout))?;
+            .map_err(|e| Failure::in_body(e, &req.url, self.timeout, via.as_deref()))?;
         Ok(Reply {
             status,
             content_type,
@@ -236,7 +318,15 @@ impl Http {
         } else {
             String::new()
         };
-        self.trace_line(&format!("> {} {}{n}", req.method, req.url));
+        let via = self
+            .proxy_for(&req.url)
+            .map(|p| format!(" (via proxy {p})"))
+            .unwrap_or_default();
+        self.trace_line(&format!(
+            "> {} {}{n}{via}",
+            req.method,
+            sanitize(&redact_text(&req.url), 300)
+        ));
         if req.bearer.is_some() {
             self.trace_line(">   Authorization: Bearer <redacted>");
         }
@@ -251,7 +341,7 @@ impl Http {
                     if SECRET_KEYS.contains(k) {
                         format!("{k}=<redacted>")
                     } else {
-                        format!("{k}={}", sanitize(v, 200))
+                        format!("{k}={}", sanitize(&redact_text(v), 200))
                     }
                 })
                 .collect();
@@ -277,28 +367,40 @@ impl Http {
 }
 
 impl Reply {
-    /// What to quote of a body that is not JSON: an HTML page's `<title>` (what
-    /// a maintenance page says), else its first non-empty line without tags; made
-    /// safe to print and cut short.
+    /// What to quote of a body that is not JSON: an HTML page's `<title>` (what a
+    /// maintenance page says), else its first non-empty line without tags; made
+    /// safe to print (control characters and anything that looks like a secret
+    /// removed) and cut short.
     pub fn first_line(&self) -> String {
-        let lower = self.body.to_ascii_lowercase();
-        if let (Some(a), Some(b)) = (lower.find("<title>"), lower.find("</title>"))
-            && a + 7 <= b
-        {
-            let title = self.body[a + 7..b].trim();
-            if !title.is_empty() {
-                return sanitize(title, 120);
-            }
-        }
-        let line = self
-            .body
-            .lines()
-            .map(strip_tags)
-            .map(|l| l.trim().to_string())
-            .find(|l| !l.is_empty())
-            .unwrap_or_default();
-        sanitize(&line, 120)
+        let line = match html_title(&self.body) {
+            Some(title) => title.to_string(),
+            None => self
+                .body
+                .lines()
+                .map(strip_tags)
+                .map(|l| l.trim().to_string())
+                .find(|l| !l.is_empty())
+                .unwrap_or_default(),
+        };
+        let cut: String = line.chars().take(400).collect();
+        sanitize(&redact_text(&cut), 120)
     }
+
+    /// How long the server asked to wait (`Retry-After`), when it said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        retry_after(self)
+    }
+}
+
+/// The `<title>` of an HTML page (what a maintenance page says in one line).
+fn html_title(body: &str) -> Option<&str> {
+    let head = body.get(..body.len().min(8192)).unwrap_or(body);
+    let lower = head.to_ascii_lowercase();
+    let start = lower.find("<title")?;
+    let open_end = start + lower[start..].find('>')? + 1;
+    let end = open_end + lower[open_end..].find("</title")?;
+    let title = head[open_end..end].trim();
+    (!title.is_empty()).then_some(title)
 }
 
 fn strip_tags(line: &str) -> String {
@@ -315,9 +417,17 @@ fn strip_tags(line: &str) -> String {
     out
 }
 
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 fn retry_after(reply: &Reply) -> Option<Duration> {
-    let secs: u64 = reply.retry_after.as_deref()?.trim().parse().ok()?;
-    Some(Duration::from_secs(secs).min(RETRY_AFTER_CAP))
+    let value = reply.retry_after.as_deref()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = at
+        .timestamp()
+        .saturating_sub(chrono::Utc::now().timestamp());
+    Some(Duration::from_secs(secs.max(0) as u64))
 }
 
 /// 250 ms, 500 ms, … doubled per attempt, capped at 2 s, with ±50 % jitter.
@@ -329,14 +439,24 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(base / 2 + base * frac / 1000)
 }
 
-/// A JSON body with secret-valued keys replaced; other bodies cut to one line.
+/// A JSON body with secret-valued keys replaced; other bodies cut to one line,
+/// with anything that looks like a secret replaced.
 pub fn redacted_body(body: &str) -> String {
     match serde_json::from_str::<serde_json::Value>(body) {
         Ok(mut v) => {
             redact_value(&mut v);
-            sanitize(&v.to_string(), 2000)
+            sanitize(&redact_text(&v.to_string()), 2000)
         }
-        Err(_) => sanitize(body.lines().next().unwrap_or(""), 200),
+        Err(_) => {
+            let line: String = body
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(400)
+                .collect();
+            sanitize(&redact_text(&line), 200)
+        }
     }
 }
 
@@ -364,16 +484,70 @@ struct Failure {
 }
 
 impl Failure {
-    fn from_ureq(e: ureq::Error, url: &str, timeout: Duration) -> Failure {
-        let host = url::Url::parse(url)
-            .ok()
-            .and_then(|u| {
-                u.host_str().map(|h| match u.port() {
-                    Some(p) => format!("{h}:{p}"),
-                    None => h.to_string(),
-                })
-            })
-            .unwrap_or_else(|| url.to_string());
+    /// A failure while reading the body: the answer had begun, so the request was
+    /// delivered; a cut connection here is a truncated answer.
+    fn in_body(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
+        let host = crate::salesforce::errors::host_of(url);
+        match e {
+            ureq::Error::Io(io)
+                if matches!(
+                    io.kind(),
+                    std::io::ErrorKind::UnexpectedEof
+                        | std::io::ErrorKind::ConnectionReset
+                        | std::io::ErrorKind::ConnectionAborted
+                        | std::io::ErrorKind::BrokenPipe
+                ) =>
+            {
+                Failure {
+                    message: format!(
+                        "the answer from {host} was cut off before its end (the connection closed early)"
+                    ),
+                    retryable: true,
+                    unsent: false,
+                }
+            }
+            ureq::Error::Protocol(_) => Failure {
+                message: format!("the answer from {host} was cut off or malformed"),
+                retryable: true,
+                unsent: false,
+            },
+            other => Failure::from_ureq(other, url, timeout, via),
+        }
+    }
+
+    fn from_ureq(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
+        let host = crate::salesforce::errors::host_of(url);
+        if let Some(proxy) = via {
+            // Connection-level trouble is the proxy's: say so, or the message would
+            // send the user looking at the wrong host.
+            let unreachable = match &e {
+                ureq::Error::ConnectionFailed => true,
+                ureq::Error::Io(io) => matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::AddrNotAvailable
+                ),
+                _ => false,
+            };
+            if unreachable {
+                return Failure {
+                    message: format!(
+                        "could not connect to the proxy {proxy} (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) to reach {host}; check the proxy, or add the host to NO_PROXY"
+                    ),
+                    retryable: true,
+                    unsent: true,
+                };
+            }
+            if let ureq::Error::ConnectProxyFailed(why) = &e {
+                return Failure {
+                    message: format!(
+                        "the proxy {proxy} (from HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) did not open a connection to {host}: {}",
+                        sanitize(why, 120)
+                    ),
+                    retryable: true,
+                    unsent: true,
+                };
+            }
+        }
         match e {
             ureq::Error::Timeout(_) => Failure {
                 message: format!(
@@ -400,6 +574,26 @@ impl Failure {
                 retryable: false,
                 unsent: false,
             },
+            // std reports a failed name lookup as an uncategorised I/O error.
+            ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
+                Failure {
+                    message: format!(
+                        "the host {host} was not found (check the instance or login URL): {}",
+                        sanitize(
+                            io.to_string()
+                                .trim_start_matches("failed to lookup address information: "),
+                            120
+                        )
+                    ),
+                    retryable: true,
+                    unsent: true,
+                }
+            }
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Failure {
+                message: format!("{host} closed the connection without answering"),
+                retryable: true,
+                unsent: false,
+            },
             ureq::Error::Io(io) => {
                 let unsent = matches!(
                     io.kind(),
@@ -424,7 +618,7 @@ impl Failure {
             other => Failure {
                 message: format!(
                     "the request to {host} failed: {}",
-                    sanitize(&other.to_string(), 200)
+                    sanitize(&redact_text(&other.to_string()), 200)
                 ),
                 retryable: true,
                 unsent: false,
@@ -461,6 +655,33 @@ mod tests {
         assert_eq!(r.first_line(), "Bad  [31mgateway");
         r.body = "plain text\nsecond".into();
         assert_eq!(r.first_line(), "plain text");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_an_http_date() {
+        let mut r = Reply {
+            status: 503,
+            content_type: String::new(),
+            body: String::new(),
+            url: String::new(),
+            retry_after: Some(" 7 ".into()),
+            location: None,
+        };
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(7)));
+        let later = chrono::Utc::now() + chrono::Duration::seconds(120);
+        r.retry_after = Some(later.format("%a, %d %b %Y %H:%M:%S GMT").to_string());
+        let d = r.retry_after().unwrap().as_secs();
+        assert!((115..=120).contains(&d), "{d}");
+        r.retry_after = Some("Wed, 21 Oct 2015 07:28:00 GMT".into());
+        assert_eq!(
+            r.retry_after(),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
+        r.retry_after = Some("soon".into());
+        assert_eq!(r.retry_after(), None);
+        r.body = r#"{"access_token":"00D5g000004ABCD!AQ0secret"}"#.into();
+        assert!(!format!("{r:?}").contains("AQ0secret"));
     }
 
     #[test]

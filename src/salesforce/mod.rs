@@ -14,7 +14,7 @@ pub mod url;
 
 use crate::error::Error;
 use crate::secret::Secret;
-use http::{Http, Reply, Request, Retry};
+use http::{Delivery, Http, Reply, Request, Retry};
 use types::{OAuthError, TokenResponse, Userinfo};
 
 pub const TOKEN_PATH: &str = "/services/oauth2/token";
@@ -83,10 +83,23 @@ impl Client<'_> {
     pub fn token_endpoint(
         &self,
         base: &str,
-        mut form: Vec<(&'static str, String)>,
+        form: Vec<(&'static str, String)>,
         creds: Option<ClientCreds<'_>>,
         retry: Retry,
     ) -> Result<TokenEndpointReply, Error> {
+        self.token_endpoint_tracked(base, form, creds, retry)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::token_endpoint`], also telling on failure whether the request
+    /// may have taken effect at Salesforce.
+    fn token_endpoint_tracked(
+        &self,
+        base: &str,
+        mut form: Vec<(&'static str, String)>,
+        creds: Option<ClientCreds<'_>>,
+        retry: Retry,
+    ) -> Result<TokenEndpointReply, (Error, Delivery)> {
         if let Some(creds) = creds {
             form.push(("client_id", creds.id.to_string()));
             if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
@@ -94,17 +107,19 @@ impl Client<'_> {
             }
         }
         form.push(("format", "json".to_string()));
-        let reply = self.http.send(&Request {
+        let (sent, delivery) = self.http.send_tracked(&Request {
             method: "POST",
             url: url(base, TOKEN_PATH),
             form,
             bearer: None,
             basic: None,
             retry,
-        })?;
+        });
+        let reply = sent.map_err(|e| (e, delivery))?;
         Ok(TokenEndpointReply {
             host: errors::host_of(&reply.url),
-            body: errors::json_or_oauth_error(&reply)?,
+            body: errors::json_or_oauth_error(&reply).map_err(|e| (e, delivery))?,
+            delivery,
         })
     }
 
@@ -119,14 +134,31 @@ impl Client<'_> {
         doing: &str,
         relogin_hint: &str,
     ) -> Result<TokenResponse, Error> {
-        let reply = self.token_endpoint(base, form, creds, retry)?;
-        let host = reply.host;
+        self.grant_tracked(base, form, creds, retry, doing, relogin_hint)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::grant`], also telling on failure whether the grant may have
+    /// taken effect (a rotating refresh that may have spent its refresh token).
+    pub fn grant_tracked(
+        &self,
+        base: &str,
+        form: Vec<(&'static str, String)>,
+        creds: Option<ClientCreds<'_>>,
+        retry: Retry,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, (Error, Delivery)> {
+        let reply = self.token_endpoint_tracked(base, form, creds, retry)?;
+        let delivery = reply.delivery;
         let map = match reply.body {
             Ok(map) => map,
-            Err(oauth) => return Err(errors::explain(&oauth, doing, relogin_hint)),
+            Err(oauth) => return Err((errors::explain(&oauth, doing, relogin_hint), delivery)),
         };
-        token_response(map, &host, doing, creds.and_then(|c| c.secret))
+        token_response(map, &reply.host, doing, creds.and_then(|c| c.secret))
+            .map_err(|e| (e, delivery))
     }
+
     /// The refresh-token grant.
     pub fn refresh(
         &self,
@@ -137,6 +169,21 @@ impl Client<'_> {
         doing: &str,
         relogin_hint: &str,
     ) -> Result<TokenResponse, Error> {
+        self.refresh_tracked(base, refresh_token, creds, rotating, doing, relogin_hint)
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`Client::refresh`], also telling on failure whether it may have spent the
+    /// refresh token.
+    pub fn refresh_tracked(
+        &self,
+        base: &str,
+        refresh_token: &Secret,
+        creds: ClientCreds<'_>,
+        rotating: bool,
+        doing: &str,
+        relogin_hint: &str,
+    ) -> Result<TokenResponse, (Error, Delivery)> {
         let form = vec![
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
@@ -148,7 +195,7 @@ impl Client<'_> {
         } else {
             Retry::Transient
         };
-        self.token(base, form, creds, retry, doing, relogin_hint)
+        self.grant_tracked(base, form, Some(creds), retry, doing, relogin_hint)
     }
 
     /// POST /services/oauth2/introspect with the client id (and secret, if known)
@@ -262,6 +309,8 @@ pub struct TokenEndpointReply {
     /// `host:port` of the endpoint, for messages.
     pub host: String,
     pub body: Result<serde_json::Map<String, serde_json::Value>, OAuthError>,
+    /// Whether a failure judged from this reply may have taken effect.
+    pub delivery: Delivery,
 }
 
 /// Turn a token endpoint's JSON object into a checked [`TokenResponse`].

@@ -70,7 +70,9 @@ pub fn ids_from_identity_url(id: &str) -> Option<(String, String)> {
     let mut segs = id.trim_end_matches('/').rsplit('/');
     let user = segs.next()?;
     let org = segs.next()?;
-    (org.starts_with("00D") && user.starts_with("005")).then(|| (org.to_string(), user.to_string()))
+    let plain = |s: &str| s.len() <= 18 && s.chars().all(|c| c.is_ascii_alphanumeric());
+    (org.starts_with("00D") && user.starts_with("005") && plain(org) && plain(user))
+        .then(|| (org.to_string(), user.to_string()))
 }
 
 /// An `{"error","error_description"}` body.
@@ -83,17 +85,28 @@ pub struct OAuthError {
     pub status: u16,
 }
 
-/// The parts of `/services/oauth2/userinfo` sfx uses.
+/// The parts of `/services/oauth2/userinfo` sfx uses. Text fields are stored and
+/// shown on terminals, so control characters are removed as they arrive.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Userinfo {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_text")]
     pub preferred_username: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_text")]
     pub user_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_text")]
     pub organization_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "clean_text")]
     pub sub: Option<String>,
+}
+
+/// An optional string from the server with control characters (and bidi
+/// overrides) removed; any other JSON type reads as absent.
+fn clean_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(match v {
+        Some(serde_json::Value::String(s)) => Some(crate::salesforce::url::sanitize(&s, 200)),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

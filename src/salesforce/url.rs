@@ -74,12 +74,20 @@ fn bad(what: &str, input: &str, why: &str) -> Error {
     ))
 }
 
+/// Characters that must not reach a terminal from outside text: C0/C1 controls
+/// (ESC starts terminal escape sequences, BEL, CR and backspace rewrite lines) and
+/// the Unicode bidirectional overrides and isolates, which reorder what is shown.
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// Text from outside (the server, a file) made safe to print: control characters
-/// become spaces and the result is cut to `max` characters.
+/// and bidi overrides become spaces and the result is cut to `max` characters.
 pub fn sanitize(s: &str, max: usize) -> String {
     let mut out: String = s
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe_char(c) { ' ' } else { c })
         .take(max)
         .collect();
     if s.chars().count() > max {
@@ -153,5 +161,6 @@ mod tests {
     fn sanitize_strips_control_characters() {
         assert_eq!(sanitize("a\x1b[31mb\nc", 100), "a [31mb c");
         assert_eq!(sanitize("abcdef", 3), "abc…");
+        assert_eq!(sanitize("a\u{9b}b\u{202E}c\u{7}", 100), "a b c ");
     }
 }

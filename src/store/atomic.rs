@@ -1,6 +1,10 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync
 //! the directory. A crash or `kill -9` at any moment leaves the old or the new
 //! file, never a mix. Files are created `0600` (tempfile's default on Unix).
+//!
+//! Callers hold the lock that guards `path` (`orgs.lock`, `secrets.lock`), so a
+//! temp file of `path` found here was left by a writer that died mid-write: it is
+//! removed, and such leftovers never pile up.
 
 use std::io::Write;
 use std::path::Path;
@@ -8,8 +12,10 @@ use std::path::Path;
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let prefix = format!(".{name}.");
+    remove_leftovers(dir, &prefix);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
@@ -18,4 +24,40 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Temp files of a writer killed between creating and renaming its temp file.
+fn remove_leftovers(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(prefix) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_the_file_and_removes_leftover_temp_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orgs.json");
+        std::fs::write(dir.path().join(".orgs.json.abc123.tmp"), b"half").unwrap();
+        std::fs::write(dir.path().join(".other.json.x.tmp"), b"keep").unwrap();
+        write(&path, b"one").unwrap();
+        write(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".other.json.x.tmp", "orgs.json"]);
+    }
 }

@@ -97,6 +97,20 @@ impl SecretStore for FileStore {
     }
 
     fn put(&self, alias: &str, changes: &[(SecretKind, Option<&Secret>)]) -> Result<(), Error> {
+        // One file holds every org's secrets: without this lock, two processes
+        // refreshing two orgs at once could each write back the other's old tokens.
+        let dir = self
+            .path
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default();
+        super::ensure_private_dir(&dir)?;
+        let _guard = super::lock::acquire(
+            &dir,
+            "secrets",
+            super::lock::SHORT_WAIT,
+            "the secrets file lock",
+        )?;
         let mut doc = self.read()?;
         let before = doc.clone();
         let entry = doc.entry(alias.to_string()).or_default();
@@ -119,9 +133,6 @@ impl SecretStore for FileStore {
                 "sfx: note: storing secrets unencrypted in {} (insecure storage, mode 0600)",
                 self.path.display()
             );
-        }
-        if let Some(dir) = self.path.parent() {
-            super::ensure_private_dir(dir)?;
         }
         let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
         atomic::write(&self.path, &bytes).map_err(|e| Error::StoreUnavailable {

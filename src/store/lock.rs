@@ -1,23 +1,34 @@
 //! Cross-process locks: std `File::lock` on files under `<sfx home>/locks/`.
 //!
-//! `orgs.lock` guards read-modify-write of the metadata and secrets files; one
-//! `<alias>.lock` per org serialises refreshes, so twenty `sfx token` calls racing
-//! on an expired token make one token request. The OS drops a lock when its
-//! process dies, so a killed process never blocks the next one.
+//! `orgs.lock` guards read-modify-write of the metadata file and `secrets.lock`
+//! that of the secrets file; one `org-<alias>.lock` per org serialises refreshes,
+//! so twenty `sfx token` calls racing on an expired token make one token request.
+//! The locks live under the sfx home, so two `SFX_HOME`s never block each other.
+//!
+//! Stale locks cannot happen: these are OS advisory locks (`flock` on Unix,
+//! `LockFileEx` on Windows) that the kernel drops when the holder's process dies,
+//! `kill -9` included; the file left behind is just a name. A holder that is alive
+//! but stuck (stopped, hung) does not block forever either: waiting gives up after
+//! a bound and says which process holds the lock (its pid is written in the file).
 
-use std::fs::{File, OpenOptions};
-use std::path::Path;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
-/// Held while alive.
+/// Held while alive; dropping it (or the process dying) releases the lock.
 pub struct Lock {
     _file: File,
 }
 
-pub fn acquire(dir: &Path, name: &str) -> Result<Lock, Error> {
-    let locks = dir.join("locks");
-    super::ensure_private_dir(&locks)?;
+/// How long to wait for the short locks (`orgs`, `secrets`): their holders only
+/// read and rename one small file.
+pub const SHORT_WAIT: Duration = Duration::from_secs(30);
+
+/// The lock file for `name` under `<dir>/locks/`.
+pub fn path_for(dir: &Path, name: &str) -> PathBuf {
     let safe: String = name
         .chars()
         .map(|c| {
@@ -28,14 +39,74 @@ pub fn acquire(dir: &Path, name: &str) -> Result<Lock, Error> {
             }
         })
         .collect();
-    let path = locks.join(format!("{safe}.lock"));
-    let file = OpenOptions::new()
+    dir.join("locks").join(format!("{safe}.lock"))
+}
+
+/// Take the lock `name` under `dir`, waiting at most `wait` for another process
+/// to release it. `what` names the lock in messages ("the refresh lock of org prod").
+pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Lock, Error> {
+    let locks = dir.join("locks");
+    super::ensure_private_dir(&locks)?;
+    let path = path_for(dir, name);
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
         .map_err(|e| Error::Other(format!("cannot open the lock file {}: {e}", path.display())))?;
-    file.lock()
-        .map_err(|e| Error::Other(format!("cannot lock {}: {e}", path.display())))?;
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(5);
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::Other(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+        let waited = started.elapsed();
+        if waited >= wait {
+            let holder = holder_pid(&mut file)
+                .map(|p| format!("sfx process {p}"))
+                .unwrap_or_else(|| "another sfx process".to_string());
+            return Err(Error::StoreUnavailable {
+                message: format!(
+                    "{holder} has held {what} for more than {}, so this one gives up",
+                    crate::timefmt::humanize(wait)
+                ),
+                hint: Some(format!(
+                    "if that process is stuck, stop it (the lock is released when it exits); the lock file is {}",
+                    path.display()
+                )),
+            });
+        }
+        if !told && waited >= Duration::from_secs(2) {
+            told = true;
+            let holder = holder_pid(&mut file)
+                .map(|p| format!(" (pid {p})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                std::io::stderr(),
+                "sfx: waiting for another sfx process{holder} that holds {what}…"
+            );
+        }
+        std::thread::sleep(pause.min(wait.saturating_sub(waited)));
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+    // Say who holds it, for the message of a process that gives up waiting.
+    // Best effort: a failure here does not matter.
+    let _ = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| writeln!(file, "{}", std::process::id()));
     Ok(Lock { _file: file })
+}
+
+fn holder_pid(file: &mut File) -> Option<u32> {
+    let mut s = String::new();
+    file.rewind().ok()?;
+    file.take(32).read_to_string(&mut s).ok()?;
+    s.trim().parse().ok()
 }

@@ -132,6 +132,67 @@ pub struct OrgRecord {
     pub key_file: Option<String>,
 }
 
+/// The longest session timeout a record may carry (Salesforce's maximum is 24 h).
+pub const MAX_SESSION_TIMEOUT_SECS: u64 = 366 * 86_400;
+
+impl OrgRecord {
+    /// Check a record read from the file (which a person may have edited): the
+    /// alias is a plain name matching its key, URLs obey the transport rule
+    /// (`https://`, `http://` only to loopback) and are reduced to their origin,
+    /// numbers are in range, and display text carries no control characters.
+    fn check(&mut self, key: &str) -> Result<(), String> {
+        use crate::salesforce::url::{base_url, sanitize};
+        let name = sanitize(key, 60);
+        if key != self.alias {
+            return Err(format!(
+                "entry `{name}` has alias `{}`",
+                sanitize(&self.alias, 60)
+            ));
+        }
+        crate::context::check_alias(key, "the alias").map_err(|_| {
+            format!("entry `{name}` is not a valid alias (letters, digits and . _ - @ + only)")
+        })?;
+        let url_problem = |field: &str, e: crate::error::Error| {
+            format!("entry `{name}` has an unusable {field}: {e}")
+        };
+        self.instance_url = base_url(&self.instance_url, "instance_url")
+            .map_err(|e| url_problem("instance_url", e))?;
+        if let Some(l) = &self.login_url {
+            self.login_url =
+                Some(base_url(l, "login_url").map_err(|e| url_problem("login_url", e))?);
+        }
+        if self.session_timeout_secs == 0 || self.session_timeout_secs > MAX_SESSION_TIMEOUT_SECS {
+            return Err(format!(
+                "entry `{name}` has session_timeout_secs {} (it must be between 1 and {MAX_SESSION_TIMEOUT_SECS})",
+                self.session_timeout_secs
+            ));
+        }
+        if let Some(id) = &self.client_id
+            && (id.is_empty() || id.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "entry `{name}` has an empty client_id or one with control characters"
+            ));
+        }
+        for text in [&mut self.username, &mut self.org_id, &mut self.user_id] {
+            if let Some(t) = text.as_mut()
+                && t.chars().any(crate::salesforce::url::is_unsafe_char)
+            {
+                *t = sanitize(t, 200);
+            }
+        }
+        if let Some(m) = &self.access_token_masked
+            && m.chars().count() > 20
+        {
+            // Only a masked form belongs here, never a token.
+            return Err(format!(
+                "entry `{name}` has an access_token_masked that is not masked"
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -170,15 +231,9 @@ impl Metadata {
         if !value.is_object() {
             return Err("it is not a JSON object".into());
         }
-        let meta: Metadata = serde_json::from_value(value).map_err(|e| e.to_string())?;
-        for (key, rec) in &meta.orgs {
-            if key != &rec.alias {
-                return Err(format!(
-                    "entry `{}` has alias `{}`",
-                    crate::salesforce::url::sanitize(key, 60),
-                    crate::salesforce::url::sanitize(&rec.alias, 60)
-                ));
-            }
+        let mut meta: Metadata = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        for (key, rec) in meta.orgs.iter_mut() {
+            rec.check(key)?;
         }
         Ok(meta)
     }

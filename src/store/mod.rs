@@ -4,10 +4,12 @@
 //! - [`keychain`]: the OS keychain (default);
 //! - [`file`](mod@file): `secrets.json`, `0600`, for `--insecure-storage`;
 //! - the environment (`SFX_AUTH_URL`, …): handled in `context.rs`, writes nothing;
-//! - [`lock`]: cross-process locks; [`atomic`]: crash-safe writes.
+//! - [`lock`]: cross-process locks; [`atomic`]: crash-safe writes;
+//! - [`journal`]: the in-flight marker of a rotating refresh.
 
 pub mod atomic;
 pub mod file;
+pub mod journal;
 pub mod keychain;
 pub mod lock;
 pub mod metadata;
@@ -85,12 +87,32 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
 pub struct Store {
     pub home: PathBuf,
     file: file::FileStore,
+    /// How long to wait for another process's refresh of the same org
+    /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
+    pub refresh_lock_wait: std::time::Duration,
+}
+
+/// The longest a refresh can legitimately hold its org's lock: three attempts of
+/// `timeout`, back-off and `Retry-After` waits (at most 2 x 10 s), keychain calls
+/// (3 s each) and the writes. Waiting longer means the holder is stuck.
+pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
+    timeout.saturating_mul(3) + std::time::Duration::from_secs(30)
 }
 
 impl Store {
     pub fn new(home: PathBuf) -> Store {
         let file = file::FileStore::new(home.join(file::FILE_NAME));
-        Store { home, file }
+        Store {
+            home,
+            file,
+            refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
+        }
+    }
+
+    /// Size the wait for another process's refresh from the per-request timeout.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Store {
+        self.refresh_lock_wait = refresh_lock_wait(timeout);
+        self
     }
 
     pub fn metadata_path(&self) -> PathBuf {
@@ -105,7 +127,7 @@ impl Store {
     /// Read-modify-write the metadata under `orgs.lock`.
     pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
         ensure_private_dir(&self.home)?;
-        let _guard = lock::acquire(&self.home, "orgs")?;
+        let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
         let mut meta = self.read()?;
         let out = f(&mut meta)?;
         meta.version = 1;
@@ -126,9 +148,22 @@ impl Store {
         }
     }
 
-    /// Hold the per-org refresh lock.
+    /// The in-flight journal of an org's rotating refreshes (see [`journal`]).
+    pub fn refresh_journal(&self, alias: &str) -> journal::Journal {
+        let lock = lock::path_for(&self.home, &format!("org-{alias}"));
+        journal::Journal {
+            path: lock.with_extension("refreshing"),
+        }
+    }
+
+    /// Hold the per-org refresh lock (`locks/org-<alias>.lock` under this home).
     pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
         ensure_private_dir(&self.home)?;
-        lock::acquire(&self.home, &format!("org-{alias}"))
+        lock::acquire(
+            &self.home,
+            &format!("org-{alias}"),
+            self.refresh_lock_wait,
+            &format!("the refresh lock of org {alias}"),
+        )
     }
 }

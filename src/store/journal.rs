@@ -1,0 +1,75 @@
+//! The in-flight journal of a rotating refresh.
+//!
+//! With refresh-token rotation, a refresh that reached Salesforce spends the stored
+//! refresh token, and presenting a spent one again revokes the whole login (every
+//! access token of it, in every tool that shares it). When sfx cannot know whether
+//! a refresh was delivered — it timed out, the connection dropped, or the process
+//! was killed before storing the answer — sending the stored token again would be
+//! a gamble. So, before sending a rotating refresh, sfx writes a fingerprint of the
+//! refresh token to `locks/org-<alias>.refreshing`, and removes it once the answer
+//! is stored (or Salesforce answered at all). If the next refresh finds the
+//! fingerprint of the token it is about to send, it first asks introspection
+//! whether that refresh token is still active: if so, the earlier request never
+//! took effect and the refresh goes ahead; if not, it stops with exit 4 instead of
+//! replaying a spent token. The caller holds the org's refresh lock throughout.
+
+use std::path::PathBuf;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::secret::Secret;
+
+pub struct Journal {
+    pub path: PathBuf,
+}
+
+/// A short, one-way fingerprint: it says which token was in flight without
+/// storing the token.
+fn fingerprint(token: &Secret) -> String {
+    let digest = Sha256::digest(token.expose().as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Journal {
+    /// Was a refresh with this token started and never settled?
+    pub fn pending_for(&self, token: &Secret) -> bool {
+        std::fs::read_to_string(&self.path)
+            .map(|s| s.trim() == fingerprint(token))
+            .unwrap_or(false)
+    }
+
+    /// Record that a refresh with this token is about to be sent.
+    pub fn begin(&self, token: &Secret) -> Result<(), Error> {
+        if let Some(dir) = self.path.parent() {
+            super::ensure_private_dir(dir)?;
+        }
+        super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes())
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", self.path.display())))
+    }
+
+    /// The refresh is settled (its answer stored, or Salesforce answered).
+    pub fn end(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn begin_then_end_and_only_the_same_token_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal {
+            path: dir.path().join("locks").join("org-a.refreshing"),
+        };
+        let (a, b) = (Secret::new("5Aep-one"), Secret::new("5Aep-two"));
+        assert!(!j.pending_for(&a));
+        j.begin(&a).unwrap();
+        assert!(j.pending_for(&a) && !j.pending_for(&b));
+        assert!(!std::fs::read_to_string(&j.path).unwrap().contains("5Aep"));
+        j.end();
+        assert!(!j.pending_for(&a));
+    }
+}
