@@ -5,7 +5,8 @@
 #
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
-#   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 3 minutes)
+#   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
+#   STAGES="1 4" bash bench/run.sh  # only some of the five stages
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -18,6 +19,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
+stages=" ${STAGES:-1 2 3 4 5} "
+stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
@@ -48,6 +51,8 @@ home_with() { # home_with DIR N: a store with N orgs imported from the fake
 }
 median() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f" % (x["median"]*1000) for x in r))' "$1"; }
 minmax() { python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"]; print(" ".join("%.2f–%.2f" % (x["min"]*1000, x["max"]*1000) for x in r))' "$1"; }
+count() { control GET requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+ratio() { python3 -c "import sys; print('%.0f×' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
 rss() { /usr/bin/time -f '%M' "$@" 2>&1 >/dev/null | tail -n 1; } # peak RSS in KiB
 
 {
@@ -59,12 +64,15 @@ echo "- sfx: $("$sfx" --version)"
 echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/summary.md"
 
+export SFX_CREDENTIAL_STORE=file
 # 1. Start-up without network: 1 and 100 stored orgs.
-say "1. start-up, no network"
+if stage 1 || stage 2; then
 start_fake startup
 home_with "$work/h1" 1
+fi
+if stage 1; then
+say "1. start-up, no network"
 home_with "$work/h100" 100
-export SFX_CREDENTIAL_STORE=file
 hyperfine -N --warmup 10 --runs 100 --export-json "$out/startup.json" \
   -n "orgs (1)" "env SFX_HOME=$work/h1 $sfx orgs" \
   -n "orgs (100)" "env SFX_HOME=$work/h100 $sfx orgs" \
@@ -88,9 +96,8 @@ if [ -z "${SKIP_SF:-}" ]; then
     -n "sf org list" "env HOME=$work/sfhome SF_DISABLE_TELEMETRY=true SF_AUTOUPDATE_DISABLE=true $peers/node_modules/.bin/sf org list" >/dev/null
   sf_ms=$(median "$out/sf.json"); sf_range=$(minmax "$out/sf.json")
   sf_rss=$(HOME=$work/sfhome SF_DISABLE_TELEMETRY=true SF_AUTOUPDATE_DISABLE=true rss "$peers/node_modules/.bin/sf" org list)
-  sf_line="| \`sf org list\` (Salesforce CLI $("$peers/node_modules/.bin/sf" --version 2>/dev/null | cut -d' ' -f1 | cut -d/ -f2), node $(node --version), no orgs) | $sf_ms | $sf_range | $sf_rss |"
+  sf_line="| \`sf org list\` (Salesforce CLI $("$peers/node_modules/.bin/sf" --version 2>/dev/null | cut -d' ' -f1 | cut -d/ -f3), node $(node --version), no orgs) | $sf_ms | $sf_range | $sf_rss |"
 fi
-ratio() { python3 -c "import sys; print('%.0f×' % (float(sys.argv[1])/float(sys.argv[2])))" "$1" "$2"; }
 {
 echo
 echo "## 1. Start-up, no network (goal: a few ms, ≥ 100× faster than sf)"
@@ -104,8 +111,10 @@ echo "| \`sfx expires --all --offline\`, 100 orgs | $m4 | $r4 | $k4 |"
 echo "$sf_line"
 if [ -n "$sf_ms" ]; then echo; echo "Ratio \`sf org list\` / \`sfx orgs\` (1 org): $(ratio "$sf_ms" "$m1"); / \`sfx orgs\` (100 orgs): $(ratio "$sf_ms" "$m2")."; fi
 } >>"$out/summary.md"
+fi
 
 # 2. One request: sfx introspect vs curl sending the same POST; requests per command.
+if stage 2; then
 say "2. one request"
 home="$work/h1"
 token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["access-token"])' "$home/secrets.json")
@@ -116,7 +125,6 @@ hyperfine -N --warmup 10 --runs 100 --export-json "$out/introspect.json" \
   -n "curl" "curl -s -X POST $fake_url/services/oauth2/introspect -H 'Accept: application/json' --data-binary @$work/form" >/dev/null
 read -r i1 i2 <<<"$(median "$out/introspect.json")"
 read -r j1 j2 <<<"$(minmax "$out/introspect.json")"
-count() { control GET requests | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
 control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" token >/dev/null; c_token=$(count)
 control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" expires >/dev/null; c_exp=$(count)
 control DELETE requests >/dev/null; SFX_HOME=$home "$sfx" refresh -q; c_ref=$(count)
@@ -134,12 +142,16 @@ echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($i1/$i2))")."
 echo
 echo "Requests the fake saw per command: fresh \`sfx token\` = $c_token, \`sfx expires\` (opaque token) = $c_exp, \`sfx refresh\` = $c_ref, \`sfx introspect\` = $c_int."
 } >>"$out/summary.md"
+fi
 
 # 3. Scale: expires --all over 10, 100, 1000 orgs with 50 ms added per request.
-say "3. scale (this imports 1,000 orgs)"
+if stage 3 || stage 4; then
 start_fake scale
-home_with "$work/s10" 10
 home_with "$work/s100" 100
+fi
+if stage 3; then
+say "3. scale (this imports 1,000 orgs)"
+home_with "$work/s10" 10
 home_with "$work/s1000" 1000
 control POST delay '{"ms":50}' >/dev/null
 hyperfine -N --warmup 1 --runs 5 --export-json "$out/scale.json" \
@@ -161,13 +173,16 @@ echo "| 100 | $s2 | $t2 |"
 echo "| 1,000 | $s3 | $t3 |"
 } >>"$out/summary.md"
 control POST delay '{"ms":0}' >/dev/null
+fi
 
 # 4. Long-running: watch --all over 100 orgs for 60 s with long-lived tokens.
+if stage 4; then
 say "4. watch --all over 100 orgs for 60 s"
 if "$sfx" watch --help >/dev/null 2>&1; then
   control DELETE requests >/dev/null
   SFX_HOME=$work/s100 /usr/bin/time -f '%U %S %M' -o "$work/watch.time" timeout -s TERM 60 "$sfx" watch --all --json >"$work/watch.out" 2>/dev/null || true
-  read -r wu ws wm <"$work/watch.time"
+  # (time prints "Command exited with non-zero status 124" first: timeout stopped it)
+  read -r wu ws wm < <(tail -n 1 "$work/watch.time")
   wreq=$(count)
   {
   echo
@@ -180,8 +195,10 @@ if "$sfx" watch --help >/dev/null 2>&1; then
 else
   echo -e "\n## 4. watch\n\nnot measured: this sfx has no \`watch\` command" >>"$out/summary.md"
 fi
+fi
 
 # 5. Size and build.
+if stage 5; then
 say "5. size and build"
 size=$(stat -c %s "$sfx")
 build_line="not measured (SKIP_CLEAN_BUILD)"
@@ -198,5 +215,6 @@ echo "| stripped release binary | clean release build of sfx (deps downloaded) |
 echo "|---|---|"
 echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
 } >>"$out/summary.md"
+fi
 
 cat "$out/summary.md"
