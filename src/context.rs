@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::cli::GlobalArgs;
 use crate::error::Error;
 use crate::output::{Mode, Style};
+use crate::salesforce::Client;
 use crate::salesforce::auth_url::AuthUrl;
 use crate::salesforce::http::Http;
 use crate::salesforce::url::base_url;
-use crate::salesforce::{Client, ClientCreds};
 use crate::secret::Secret;
 use crate::store::metadata::{Flow, Metadata, OrgRecord, StoreKind};
 use crate::store::{SecretKind, Store};
@@ -200,18 +200,6 @@ impl Context {
                 crate::tokens::relogin_hint(org),
             )),
         }
-    }
-
-    /// The client credentials of an org, if it has a client id.
-    pub fn creds_of<'a>(
-        &self,
-        org: &'a Org,
-        secret: &'a Option<Secret>,
-    ) -> Option<ClientCreds<'a>> {
-        org.record.client_id.as_deref().map(|id| ClientCreds {
-            id,
-            secret: secret.as_ref(),
-        })
     }
 
     /// Which store new secrets go to.

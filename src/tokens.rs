@@ -18,7 +18,7 @@ use crate::salesforce::url::base_url;
 use crate::salesforce::{Introspected, TokenProbe, jwt};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord};
 use crate::timefmt::from_unix;
 
 /// Where an expiry answer came from (the contract's `source` values).
@@ -625,9 +625,4 @@ pub fn after_mint(record: &OrgRecord, now: DateTime<Utc>) -> Expiry {
         env: None,
     };
     offline(&org, now).unwrap_or_else(|| Expiry::estimate(record, None, now))
-}
-
-/// `keychain`, `file` or `env`, for output.
-pub fn store_name(kind: StoreKind) -> &'static str {
-    kind.as_str()
 }

@@ -56,11 +56,15 @@ fn pin(name: &str, t: &T, out: &std::process::Output) {
         normalize(&text(&out.stdout), t),
         normalize(&text(&out.stderr), t)
     );
+    pin_text(name, &got);
+}
+
+fn pin_text(name: &str, got: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/snapshots")
         .join(format!("{name}.txt"));
     if std::env::var_os("SFX_UPDATE_GENERATED").is_some() {
-        std::fs::write(&path, &got).unwrap();
+        std::fs::write(&path, got).unwrap();
         return;
     }
     let want = std::fs::read_to_string(&path).unwrap_or_default();
@@ -144,4 +148,49 @@ fn human_output_of_errors() {
     t.fake
         .inject("/services/oauth2/token", Fault::html(503).forever());
     pin("error-html-503", &t, &run(&t, &["refresh", "-o", "again"]));
+}
+
+#[test]
+fn human_output_of_doctor_and_watch() {
+    use std::io::BufRead;
+    let t = T::new();
+    t.login("prod");
+    // No D-Bus in the scrubbed environment: doctor explains that, deterministically.
+    pin("doctor", &t, &run(&t, &["doctor"]));
+
+    // watch, piped: one line per event. Pin the first event, then stop it.
+    let mut child = t
+        .std_sfx()
+        .args(["watch"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("a first watch event");
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    pin_text(
+        "watch-first-event",
+        &format!(
+            "exit: {}\n{}",
+            status.code().unwrap_or(-1),
+            normalize(&format!("{first}\n"), &t)
+        ),
+    );
 }
