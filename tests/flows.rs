@@ -468,6 +468,20 @@ fn device_login_shows_the_code_polls_until_approved_and_refreshes_with_the_refre
 }
 
 #[test]
+fn a_login_without_the_refresh_token_scope_says_it_cannot_be_refreshed() {
+    let t = T::new();
+    t.fake.set_device_interval(1);
+    let mut run = spawn_device(&t, &["--alias", "short", "--scope", "api web"]);
+    let code = user_code(&mut run);
+    assert!(t.fake.approve_device(&code, DEFAULT_USERNAME));
+    let (out, stderr) = run.finish();
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("returned no refresh token"), "{stderr}");
+    assert_eq!(t.metadata()["orgs"]["short"]["has_refresh_token"], false);
+    t.sfx().args(["refresh", "-o", "short"]).assert().code(4);
+}
+
+#[test]
 fn device_login_slows_down_by_five_seconds_when_told() {
     let t = T::new();
     t.fake.set_device_interval(1);

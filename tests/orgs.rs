@@ -112,3 +112,20 @@ fn empty_store_says_how_to_log_in() {
         .success()
         .stdout("[]\n");
 }
+
+#[test]
+fn check_reports_an_unreachable_org_and_exits_5() {
+    let t = T::new();
+    t.login("good");
+    t.fake
+        .inject("/services/oauth2/introspect", Fault::html(503).forever());
+    let out = t
+        .sfx()
+        .args(["orgs", "--check", "--json", "--timeout", "2s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v[0]["status"], "unreachable");
+    assert!(v[0]["message"].as_str().unwrap().contains("503"));
+}

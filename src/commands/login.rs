@@ -292,8 +292,38 @@ fn required_secret(args: &LoginArgs, flow: &str, stdin_busy: bool) -> Result<Sec
 }
 
 /// Note for interactive flows whose grant gave no refresh token.
-fn no_refresh_token_note(summary: &mut TokenSummary) {
-    summary.notes.push("note: Salesforce returned no refresh token (the app's scopes lack `refresh_token`/`offline_access`, or --scope left it out), so this org cannot be refreshed: log in again when the session ends".into());
+/// Store an org from an interactive flow that should bring a refresh token
+/// (web, device), and say so when Salesforce gave none.
+#[allow(clippy::too_many_arguments)]
+fn finish_with_refresh_token(
+    ctx: &Context,
+    args: &LoginArgs,
+    flow: Flow,
+    client_id: String,
+    secret: Option<Secret>,
+    resp: &TokenResponse,
+    login_url: Option<String>,
+    store: StoreKind,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<TokenSummary, Error> {
+    let refresh_token = resp.refresh_token.clone();
+    let mut summary = finish(
+        ctx,
+        args,
+        flow,
+        Some(client_id),
+        secret,
+        refresh_token.clone(),
+        resp,
+        login_url,
+        store,
+        now,
+        None,
+    )?;
+    if refresh_token.is_none() {
+        summary.notes.push("note: Salesforce returned no refresh token (the app's scopes lack `refresh_token`/`offline_access`, or --scope left it out), so this org cannot be refreshed: log in again when the session ends".into());
+    }
+    Ok(summary)
 }
 
 fn web_flow(
@@ -364,24 +394,17 @@ fn web_flow(
             }
         },
     )?;
-    let refresh_token = resp.refresh_token.clone();
-    let mut summary = finish(
+    finish_with_refresh_token(
         ctx,
         args,
         Flow::Web,
-        Some(client_id),
+        client_id,
         secret,
-        refresh_token.clone(),
         &resp,
         login_url,
         store,
         now,
-        None,
-    )?;
-    if refresh_token.is_none() {
-        no_refresh_token_note(&mut summary);
-    }
-    Ok(summary)
+    )
 }
 
 fn device_flow(
@@ -425,24 +448,17 @@ fn device_flow(
         },
         std::thread::sleep,
     )?;
-    let refresh_token = resp.refresh_token.clone();
-    let mut summary = finish(
+    finish_with_refresh_token(
         ctx,
         args,
         Flow::Device,
-        Some(client_id),
+        client_id,
         secret,
-        refresh_token.clone(),
         &resp,
         login_url,
         store,
         now,
-        None,
-    )?;
-    if refresh_token.is_none() {
-        no_refresh_token_note(&mut summary);
-    }
-    Ok(summary)
+    )
 }
 
 fn jwt_flow(
