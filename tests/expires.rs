@@ -301,3 +301,23 @@ fn all_remembers_every_introspection_for_offline_use() {
     assert_eq!(sources, ["cached", "cached", "cached"]);
     assert_eq!(t.fake.requests().len(), 0);
 }
+
+#[test]
+fn an_app_without_a_secret_introspects_with_its_client_id_alone() {
+    let t = T::new();
+    let url = t
+        .fake
+        .auth_url(fake_salesforce::PUBLIC_CLIENT_ID, DEFAULT_USERNAME);
+    assert!(url.starts_with("force://PlatformCLI::"), "{url}");
+    t.sfx()
+        .args(["login", "--auth-url", "-", "--alias", "p"])
+        .write_stdin(url)
+        .assert()
+        .success();
+    t.fake.clear_requests();
+    let v = stdout_json(&t.sfx().args(["expires", "--json"]).output().unwrap());
+    assert_eq!(v["source"], "introspection");
+    let req = &t.fake.requests()[0];
+    assert_eq!(req.param("client_id"), Some("PlatformCLI"));
+    assert_eq!(req.param("client_secret"), None);
+}
