@@ -198,22 +198,7 @@ fn a_token_value_on_the_command_line_is_refused() {
 #[test]
 fn access_token_import_works_but_cannot_refresh() {
     let t = T::new();
-    let at = t
-        .fake
-        .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
-    t.sfx()
-        .args([
-            "login",
-            "--access-token",
-            "-",
-            "--instance-url",
-            &t.fake.url(),
-            "--alias",
-            "a",
-        ])
-        .write_stdin(at.clone())
-        .assert()
-        .success();
+    let at = t.login_access_token("a");
     assert_eq!(t.access_token("a"), at);
     t.sfx()
         .args(["refresh", "-o", "a"])

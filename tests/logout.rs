@@ -97,22 +97,7 @@ fn logout_all_removes_every_org() {
 #[test]
 fn logout_revoke_revokes_the_access_token_when_there_is_no_refresh_token() {
     let t = T::new();
-    let at = t
-        .fake
-        .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
-    t.sfx()
-        .args([
-            "login",
-            "--access-token",
-            "-",
-            "--instance-url",
-            &t.fake.url(),
-            "--alias",
-            "a",
-        ])
-        .write_stdin(at.clone())
-        .assert()
-        .success();
+    let at = t.login_access_token("a");
     t.fake.clear_requests();
     t.sfx().args(["logout", "--revoke"]).assert().success();
     assert_eq!(t.fake.requests().len(), 1);

@@ -255,10 +255,17 @@ fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
 }
 
 /// `--client-id`, or the default app for the interactive flows (and whether it was defaulted).
-fn client_id_or_default(args: &LoginArgs) -> (String, bool) {
+/// The client id of an interactive flow (web, device): `--client-id`, else the
+/// Salesforce CLI's own app, which sfx says it is using.
+fn client_id_or_default(args: &LoginArgs) -> String {
     match &args.client_id {
-        Some(id) => (id.clone(), false),
-        None => (DEFAULT_CLIENT_ID.to_string(), true),
+        Some(id) => id.clone(),
+        None => {
+            say(&format!(
+                "no --client-id given: using {DEFAULT_CLIENT_ID}, the Salesforce CLI's connected app (set SFX_CLIENT_ID or pass --client-id to use your own)"
+            ));
+            DEFAULT_CLIENT_ID.to_string()
+        }
     }
 }
 
@@ -334,14 +341,9 @@ fn web_flow(
     store: StoreKind,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TokenSummary, Error> {
-    let (client_id, defaulted) = client_id_or_default(args);
+    let client_id = client_id_or_default(args);
     let secret = client_secret(args, false)?;
     let listener = web_pkce::Listener::bind(args.port)?;
-    if defaulted {
-        say(&format!(
-            "no --client-id given: using {DEFAULT_CLIENT_ID}, the Salesforce CLI's connected app (set SFX_CLIENT_ID or pass --client-id to use your own)"
-        ));
-    }
     if client_id == DEFAULT_CLIENT_ID && listener.port() != web_pkce::DEFAULT_PORT {
         say(&format!(
             "warning: {DEFAULT_CLIENT_ID} only accepts the callback http://localhost:{}{}; Salesforce will refuse port {}",
@@ -415,13 +417,8 @@ fn device_flow(
     store: StoreKind,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<TokenSummary, Error> {
-    let (client_id, defaulted) = client_id_or_default(args);
+    let client_id = client_id_or_default(args);
     let secret = client_secret(args, false)?;
-    if defaulted {
-        say(&format!(
-            "no --client-id given: using {DEFAULT_CLIENT_ID}, the Salesforce CLI's connected app (set SFX_CLIENT_ID or pass --client-id to use your own)"
-        ));
-    }
     let hint = "check --client-id, and that the connected app has \"Enable for Device Flow\" on; then run `sfx login --device` again";
     let creds = ClientCreds {
         id: &client_id,

@@ -80,6 +80,28 @@ impl T {
         self.access_token(alias)
     }
 
+    /// Import a fresh access token of the default client and user under `alias`
+    /// (no refresh token, no client id); returns the token.
+    pub fn login_access_token(&self, alias: &str) -> String {
+        let at = self
+            .fake
+            .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+        self.sfx()
+            .args([
+                "login",
+                "--access-token",
+                "-",
+                "--instance-url",
+                &self.fake.url(),
+                "--alias",
+                alias,
+            ])
+            .write_stdin(at.clone())
+            .assert()
+            .success();
+        at
+    }
+
     pub fn metadata(&self) -> Value {
         read_json(&self.home().join("orgs.json"))
     }
