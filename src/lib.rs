@@ -16,6 +16,7 @@ pub mod context;
 pub mod error;
 pub mod exit;
 pub mod generate;
+pub mod limits;
 pub mod output;
 pub mod salesforce;
 pub mod secret;

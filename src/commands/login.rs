@@ -15,7 +15,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
@@ -79,11 +79,8 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
         }
         return Ok(s);
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::usage(format!("cannot read the {what} from stdin: {e}")))?;
+    // Bounded: `< /dev/zero` is an error, not a hang (issue #11).
+    let line = crate::limits::read_line_capped(&mut stdin.lock(), what).map_err(Error::usage)?;
     let line = if trim {
         line.trim().to_string()
     } else {
@@ -148,6 +145,14 @@ fn checked_urls(args: &LoginArgs) -> Result<(Option<String>, Option<String>), Er
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
     if let Some(alias) = &args.alias {
         check_alias(alias, "--alias")?;
+    }
+    // The client id is stored: refuse at once what the store would refuse later.
+    if let Some(id) = &args.client_id
+        && (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
+    {
+        return Err(Error::usage(
+            "--client-id (or SFX_CLIENT_ID) must be the connected app's consumer key: 1–255 characters, no control characters",
+        ));
     }
     let (instance, login) = checked_urls(args)?;
     if ctx.env_org.is_some() {
@@ -761,6 +766,12 @@ fn finish(
         record.refresh_token_used_at = Some(now.timestamp());
     }
 
+    // Never store an org sfx would refuse to read back: check before any write.
+    record.readable().map_err(|why| {
+        Error::Other(format!(
+            "sfx did not store org {alias}: its record would not read back ({why}); nothing was stored"
+        ))
+    })?;
     let previous = ctx.store.read()?.orgs.get(&alias).cloned();
     let backend = ctx.store.backend(store);
     let changes = [

@@ -193,6 +193,14 @@ impl OrgRecord {
     }
 }
 
+impl OrgRecord {
+    /// Whether [`Metadata::parse`] would accept this record: sfx never writes a
+    /// record it would refuse to read back (issue #11).
+    pub fn readable(&self) -> Result<(), String> {
+        self.clone().check(&self.alias)
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -207,7 +215,7 @@ pub struct Metadata {
 impl Metadata {
     /// Read the file; a missing file is an empty store, a broken one a clear error.
     pub fn read(path: &Path) -> Result<Metadata, Error> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::limits::read_capped(path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
             Err(e) => {
@@ -238,6 +246,13 @@ impl Metadata {
         Ok(meta)
     }
 
+    /// The file's bytes, read back before they are returned: a record that
+    /// [`Metadata::parse`] would refuse is never written.
+    pub fn to_checked_bytes(&self) -> Result<Vec<u8>, String> {
+        let bytes = self.to_bytes();
+        Metadata::parse(&bytes).map(|_| bytes)
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).unwrap_or_default();
         v.push(b'\n');
@@ -264,5 +279,19 @@ mod tests {
             assert!(Metadata::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Metadata::parse(b"{}").is_ok());
+    }
+
+    #[test]
+    fn a_record_that_would_not_read_back_is_not_written() {
+        let mut meta: Metadata = Metadata::parse(
+            br#"{"orgs":{"a":{"alias":"a","instance_url":"https://a.my.salesforce.com","flow":"web","store":"file"}}}"#,
+        )
+        .unwrap();
+        assert!(meta.to_checked_bytes().is_ok());
+        let rec = meta.orgs.get_mut("a").unwrap();
+        rec.session_timeout_secs = 400 * 86_400;
+        assert!(rec.readable().is_err());
+        let why = meta.to_checked_bytes().unwrap_err();
+        assert!(why.contains("session_timeout_secs"), "{why}");
     }
 }
