@@ -11,6 +11,7 @@ mod expires;
 mod faults;
 mod flows;
 mod generated;
+mod hardening;
 mod hygiene;
 mod introspect;
 mod keychain;

@@ -742,7 +742,10 @@ impl Scheduler {
         self.emit(
             idx,
             Kind::Error,
-            format!("{err}; trying again in {retry}"),
+            format!(
+                "{}; trying again in {retry}",
+                err.to_string().trim_end_matches('.')
+            ),
             false,
         );
         let w = &mut self.orgs[idx];
