@@ -101,7 +101,7 @@ fn show(d: Duration) -> String {
         return format!("{}ms", d.as_millis());
     }
     for (size, unit) in [(DAY, "d"), (HOUR, "h"), (MIN, "m")] {
-        if secs % size == 0 {
+        if secs.is_multiple_of(size) {
             return format!("{}{unit}", secs / size);
         }
     }

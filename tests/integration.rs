@@ -12,6 +12,7 @@ mod faults;
 mod flows;
 mod generated;
 mod hardening;
+mod hostile;
 mod hygiene;
 mod introspect;
 mod keychain;
