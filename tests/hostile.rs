@@ -362,8 +362,10 @@ fn the_variable_list_is_complete() {
         }
     }
     let mut found = std::collections::BTreeSet::new();
+    let re = regex::Regex::new(r#""(SFX_[A-Z0-9_]+)""#).unwrap();
     walk(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &re,
         &mut found,
     );
     let missing: Vec<&String> = found
