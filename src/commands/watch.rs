@@ -6,7 +6,7 @@
 //! of worker threads makes the requests (a *check* is introspection through
 //! [`tokens::check_with_server`]; a *refresh* is [`tokens::refresh`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
-//! `--exec` hooks run on threads of their own ([`exec`]), with a timeout, so a
+//! `--exec` hooks run on threads of their own (`exec.rs`), with a timeout, so a
 //! hung hook never holds up a refresh. A signal thread forwards SIGINT/SIGTERM
 //! there too, so a signal is handled in the loop, never in the middle of a store
 //! write: the loop waits for the requests in flight (a second signal stops at
@@ -14,8 +14,8 @@
 //! SIGTERM. Another thread waits for stdout's reader to go away, so a closed
 //! stdout ends the watch at once, not at the next event.
 //!
-//! Pace, per org (the pure functions [`refresh_at`], [`next_due`] and
-//! [`retry_delay`], unit-tested below): refresh when the access token's
+//! Pace, per org (the pure functions `refresh_at`, `next_due` and
+//! `retry_delay`, unit-tested below): refresh when the access token's
 //! best-known expiry is within `--refresh-before` — at most half the token's
 //! lifetime, so a window longer than the session refreshes half-way through it
 //! rather than in a loop — or when the refresh token has been idle for
