@@ -582,18 +582,25 @@ fn the_event_check_fails_on_what_the_contract_forbids() {
     ] {
         assert!(parse_event(&bad).is_err(), "{bad}");
     }
-    // And a bad line reaches the test thread: `take` fails the test with it.
-    let (tx, rx) = channel();
-    tx.send(parse_event("not json")).unwrap();
-    let got = std::panic::catch_unwind(move || {
-        let v = rx.recv().unwrap();
-        let mut seen = Vec::new();
-        match v {
-            Ok(v) => seen.push(v),
-            Err(why) => panic!("{why}"),
-        }
-    });
-    assert!(got.is_err());
+    // And a bad line reaches the test thread: waiting for events fails there.
+    let (tx, events) = channel();
+    tx.send(parse_event("{\"event\":\"checked\"}")).unwrap();
+    let child = std::process::Command::new("sh")
+        .args(["-c", "exit 0"])
+        .spawn()
+        .unwrap();
+    let mut w = Watch {
+        child,
+        events,
+        stderr: Arc::default(),
+        seen: Vec::new(),
+    };
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.event("checked", Duration::from_secs(5))
+    }));
+    let why = got.expect_err("a malformed event must fail the test");
+    let why = why.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(why.contains("event shape"), "{why}");
 }
 
 // ----- short sessions with the defaults (issue #11) -----------------------------------

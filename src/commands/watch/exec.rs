@@ -7,7 +7,7 @@
 //! no use once a newer one exists). Every hook gets `--exec-timeout`: past it the
 //! hook is killed (SIGKILL) together with its process group — every process it
 //! started that did not leave the group — and the failure is reported like any
-//! other failed hook. When the watch stops, running hooks get a short grace
+//! other failed hook. When the watch stops, hooks get a short grace
 //! ([`Hooks::stop`]) and are then killed the same way.
 
 use std::collections::{HashMap, HashSet};
@@ -46,8 +46,10 @@ struct State {
     pids: HashSet<u32>,
     /// Hook threads alive (running or about to).
     threads: usize,
-    /// Set by [`Hooks::stop`]: nothing new starts.
+    /// Set by [`Hooks::stop`]: no new token is taken.
     stopping: bool,
+    /// Set when the grace is over: no hook process starts any more.
+    killing: bool,
 }
 
 struct Inner {
@@ -118,14 +120,12 @@ impl Hooks {
         }
     }
 
-    /// Stop: nothing new starts; hooks still running after `grace` are killed
-    /// with their process groups (and reaped, briefly waited for).
+    /// Stop: no new token is taken; the hooks already handed a token may run
+    /// for `grace`, then whatever still runs is killed with its process group
+    /// (and reaped, briefly waited for) and nothing more starts.
     pub fn stop(&self, grace: Duration) {
         let mut st = self.inner.lock();
         st.stopping = true;
-        for s in st.slots.values_mut() {
-            s.pending = None;
-        }
         let deadline = Instant::now() + grace;
         while st.threads > 0 {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -139,6 +139,7 @@ impl Hooks {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+        st.killing = true;
         for pid in &st.pids {
             kill_group(*pid);
         }
@@ -164,7 +165,7 @@ fn hook_thread(inner: &Inner, idx: usize, mut h: Handoff) {
             (inner.report)(idx, why);
         }
         let mut st = inner.lock();
-        let next = if st.stopping {
+        let next = if st.killing {
             None
         } else {
             st.slots.get_mut(&idx).and_then(|s| s.pending.take())
@@ -199,7 +200,7 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
     let mut child = {
         // Registered under the lock, so `stop` never misses a hook it started.
         let mut st = inner.lock();
-        if st.stopping {
+        if st.killing {
             return Ok(());
         }
         let child = c
@@ -276,4 +277,78 @@ fn kill_group(pid: u32) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn handoff(token: &str) -> Handoff {
+        Handoff {
+            org: "prod".into(),
+            instance_url: "https://a.example.com".into(),
+            token: Secret::new(token),
+        }
+    }
+
+    fn reports() -> (
+        Arc<Mutex<Vec<String>>>,
+        impl Fn(usize, String) + Send + Sync,
+    ) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        (got, move |_, why| sink.lock().unwrap().push(why))
+    }
+
+    #[test]
+    fn hooks_of_one_org_run_in_order_and_only_the_newest_waiting_token_is_handed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cmd = format!(
+            "printf '%s\\n' \"$SFX_ACCESS_TOKEN\" >> '{}'; sleep 0.3",
+            out.display()
+        );
+        let (got, report) = reports();
+        let hooks = Hooks::new(cmd, Duration::from_secs(10), report);
+        for t in ["one", "two", "three"] {
+            hooks.submit(0, handoff(t));
+        }
+        hooks.stop(Duration::from_secs(5));
+        let lines = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(lines, "one\nthree\n");
+        assert!(got.lock().unwrap().is_empty(), "{:?}", got.lock().unwrap());
+    }
+
+    #[test]
+    fn a_hook_past_its_timeout_is_killed_and_reported() {
+        let (got, report) = reports();
+        let hooks = Hooks::new("sleep 1000".into(), Duration::from_millis(200), report);
+        let started = Instant::now();
+        hooks.submit(3, handoff("t"));
+        hooks.stop(Duration::from_secs(20));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "killed, not waited for"
+        );
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("--exec-timeout"), "{}", got[0]);
+    }
+
+    #[test]
+    fn stop_kills_a_running_hook_after_the_grace() {
+        let (got, report) = reports();
+        let hooks = Hooks::new("sleep 1000".into(), Duration::from_secs(600), report);
+        hooks.submit(0, handoff("t"));
+        let started = Instant::now();
+        hooks.stop(Duration::from_millis(200));
+        assert!(started.elapsed() >= Duration::from_millis(200), "the grace");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(hooks.inner.lock().pids.is_empty(), "reaped");
+        // A hook started after the stop never runs.
+        let before = hooks.inner.lock().threads;
+        hooks.submit(0, handoff("late"));
+        assert!(hooks.inner.lock().threads <= before);
+        drop(got);
+    }
 }
