@@ -750,7 +750,7 @@ fn keepalive_points_are_kept_with_the_defaults() {
         |v| v["event"] == "refreshed" && v["message"].as_str().unwrap().contains("keep-alive"),
     );
     let gap = unix(&b["at"]) - unix(&a["at"]);
-    assert!((2..=5).contains(&gap), "{gap} s between keep-alives");
+    assert!((2..=10).contains(&gap), "{gap} s between keep-alives");
     no_trouble(&w);
 }
 
@@ -818,7 +818,7 @@ fn a_hung_exec_times_out_is_reported_and_refreshes_go_on() {
             "--exec",
             &cmd,
             "--exec-timeout",
-            "7s",
+            "9s",
         ],
     );
     w.event("refreshed", LONG);
@@ -828,7 +828,7 @@ fn a_hung_exec_times_out_is_reported_and_refreshes_go_on() {
         v["event"] == "error" && v["message"].as_str().unwrap().contains("--exec-timeout")
     });
     let m = timeout["message"].as_str().unwrap();
-    assert!(m.contains("7s") && m.contains("killed"), "{m}");
+    assert!(m.contains("9s") && m.contains("killed"), "{m}");
     assert_eq!(timeout["needs_login"], false);
     let during = w.seen.iter().filter(|e| e["event"] == "refreshed").count();
     assert!(
