@@ -349,8 +349,15 @@ pub struct WatchArgs {
     ///
     /// It gets SFX_ORG, SFX_ACCESS_TOKEN and SFX_INSTANCE_URL in its environment (never
     /// on its command line); its output goes to stderr; its failure is reported, not fatal.
+    /// It runs beside the refreshes, never holding them up.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+
+    /// Kill an --exec command (and every process it started) that runs longer than this.
+    ///
+    /// From 1s to 24h. The timeout is reported as an error event; the watch goes on.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = |s: &str| limits::EXEC_TIMEOUT.parse(s))]
+    pub exec_timeout: Duration,
 
     /// Shortest pause between two checks of one org (for tests; default 30s).
     #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::WATCH_MIN_CHECK.parse(s))]

@@ -56,6 +56,12 @@ pub const KEEPALIVE: DurationRange = DurationRange {
     min: Duration::from_secs(1),
     max: Duration::from_secs(366 * DAY),
 };
+/// `watch --exec-timeout`: how long an `--exec` hook may run.
+pub const EXEC_TIMEOUT: DurationRange = DurationRange {
+    name: "--exec-timeout",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(DAY),
+};
 /// `watch`'s hidden check-pace knobs (`SFX_WATCH_MIN_CHECK`, `SFX_WATCH_MAX_CHECK`).
 pub const WATCH_MIN_CHECK: DurationRange = DurationRange {
     name: "SFX_WATCH_MIN_CHECK",
@@ -87,6 +93,7 @@ pub const DURATIONS: &[DurationRange] = &[
     MIN_VALID,
     REFRESH_BEFORE,
     KEEPALIVE,
+    EXEC_TIMEOUT,
     WATCH_MIN_CHECK,
     WATCH_MAX_CHECK,
 ];
