@@ -75,6 +75,11 @@ fn hostile_values(fake_url: &str) -> Vec<std::ffi::OsString> {
         "javascript:alert(1)",
         "65536",
         "00D5g000004ABCD!AQ0fake.token",
+        // Aliases that differ only in characters a file name might fold.
+        "a+b",
+        "a_b",
+        "A.B",
+        "env",
     ]
     .iter()
     .map(Into::into)
