@@ -170,6 +170,12 @@ fn run_case(t: &T, case: &Case) -> Result<(), String> {
     if err.contains("panicked") {
         return Err(format!("{}: panicked: {err}", case.what));
     }
+    // Whatever was typed, stderr cannot drive the terminal.
+    if err.chars().any(|c| {
+        (c.is_control() && c != '\n') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}')
+    }) {
+        return Err(format!("{}: control or bidi characters on stderr: {err:?}", case.what));
+    }
     match status.code() {
         Some(0..=6 | 130) => Ok(()),
         code => Err(format!("{}: exit {code:?}: {err}", case.what)),
