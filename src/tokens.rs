@@ -308,6 +308,13 @@ pub struct Refreshed {
 pub fn relogin_hint(org: &Org) -> String {
     if org.is_env() {
         "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx token --auth-url -o <ORG>`, or `sf org auth show-sfdx-auth-url -o <ORG> --json`) and update the CI secret".to_string()
+    } else if let Some(link) = &org.record.sf_link {
+        format!(
+            "if sf itself still works for this org, take its login again: `sfx login --from-sf {} --alias {}`; otherwise log in again: `sfx login --web --alias {}`",
+            link.username,
+            org.name(),
+            org.name()
+        )
     } else {
         format!(
             "log in again: `sfx login --alias {} …` (for an imported org: `sfx login --auth-url - --alias {}`)",

@@ -708,6 +708,16 @@ fn the_key_in_the_secret_service_is_found_as_sf_stores_it() {
     t.fake
         .update_client(PUBLIC_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
     let sf = Sf::without_key(t.dir.path(), KeyVersion::V1);
+    // Never touch a real sf key: this test stores and clears the one item sf uses.
+    let existing = std::process::Command::new("secret-tool")
+        .args(["lookup", "user", "local", "domain", "sfdx"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &addr)
+        .output()
+        .expect("secret-tool (libsecret-tools)");
+    assert!(
+        existing.stdout.is_empty(),
+        "this Secret Service already holds sf's key (user=local domain=sfdx); run this test under .ci/with-keyring.sh, whose throw-away keyring has none"
+    );
     let mut store = std::process::Command::new("secret-tool")
         .args([
             "store",
@@ -787,4 +797,39 @@ fn the_real_sf_reads_the_tokens_sfx_wrote_back() {
     let v = stdout_json(&out);
     let url = v["result"]["sfdxAuthUrl"].as_str().unwrap();
     assert!(url.contains(&t.refresh_token("prod")), "{url}");
+}
+
+/// On a terminal, `--auth-url` needs a confirmation; where none can be asked
+/// (SFX_NO_INPUT), it prints nothing and says how to pipe it instead.
+#[cfg(unix)]
+#[test]
+fn token_auth_url_on_a_terminal_without_a_confirmation_prints_nothing() {
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        panic!("util-linux `script` is needed to give sfx a terminal");
+    }
+    let (t, _sf) = setup(KeyVersion::V1, false);
+    import(&t);
+    let sfx_bin = env!("CARGO_BIN_EXE_sfx");
+    // `script` runs the command with a pseudo-terminal as stdin and stdout.
+    let mut c = t.std_sfx();
+    c.env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true");
+    let envs: Vec<(String, String)> = c
+        .get_envs()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v?.to_str()?.to_string())))
+        .collect();
+    let out = std::process::Command::new("/usr/bin/script")
+        .args([
+            "-qec",
+            &format!("{sfx_bin} token --auth-url -o prod"),
+            "/dev/null",
+        ])
+        .env_clear()
+        .envs(envs)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    assert!(all.contains("only after a confirmation"), "{all}");
+    assert!(!all.contains("force://"), "nothing printed: {all}");
 }

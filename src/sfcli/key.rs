@@ -83,7 +83,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// The hint for "sf's key cannot be found".
 fn no_key_hint() -> String {
-    "run any `sf` command that uses the org (e.g. `sf org display -o <ALIAS>`) in this same environment; if sf uses ~/.sfdx/key.json here, set SF_USE_GENERIC_UNIX_KEYCHAIN=true for sfx as for sf".to_string()
+    "run sfx where sf itself works (the same user and desktop session, whose keychain holds sf's key); if sf keeps its key in ~/.sfdx/key.json here, set SF_USE_GENERIC_UNIX_KEYCHAIN=true for sfx as for sf".to_string()
 }
 
 /// Load sf's key from where sf keeps it.
