@@ -833,3 +833,20 @@ fn token_auth_url_on_a_terminal_without_a_confirmation_prints_nothing() {
     assert!(all.contains("only after a confirmation"), "{all}");
     assert!(!all.contains("force://"), "nothing printed: {all}");
 }
+
+/// sf rotated the token, then the app stopped rotating: sfx's refresh with sf's
+/// token brings no new one, and sfx must keep sf's (not fall back to its spent copy).
+#[test]
+fn a_token_taken_from_sf_is_kept_when_the_refresh_brings_none() {
+    let (t, sf) = setup(KeyVersion::V2, true);
+    import(&t);
+    sf.refresh(&t.fake.url(), USER).unwrap();
+    t.fake
+        .update_client(PUBLIC_CLIENT_ID, |c| c.rotate_refresh_tokens = false);
+    for _ in 0..2 {
+        let out = sfx(&t).args(["refresh"]).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    assert_eq!(t.refresh_token("prod"), sf.token(USER, "refreshToken"));
+    assert_eq!(t.fake.replays(), 0);
+}

@@ -32,6 +32,7 @@ use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::salesforce::types::TokenResponse;
 use crate::secret::Secret;
+use crate::store::SecretKind;
 use crate::store::metadata::SfLink;
 
 /// A fingerprint of a refresh token for the metadata (never the token).
@@ -81,7 +82,7 @@ fn broken(org: &Org, link: &SfLink, why: &str) -> Result<Option<Linked>, Error> 
 /// and put into `refresh_token` the newest refresh token of the two tools.
 /// `None` for orgs that are not linked (nothing happens).
 pub fn before_refresh(
-    _ctx: &Context,
+    ctx: &Context,
     org: &Org,
     refresh_token: &mut Secret,
 ) -> Result<Option<Linked>, Error> {
@@ -145,8 +146,14 @@ pub fn before_refresh(
             );
         }
     };
-    if fingerprint(&sf_rt) != link.refresh_token_fingerprint {
-        // sf refreshed with rotation since sfx last saw its file: sfx's copy is spent.
+    if fingerprint(&sf_rt) != link.refresh_token_fingerprint
+        && sf_rt.expose() != refresh_token.expose()
+    {
+        // sf refreshed with rotation since sfx last saw its file: sfx's copy is
+        // spent. Keep sf's in sfx's store too, whatever the refresh brings.
+        ctx.store
+            .backend(org.record.store)
+            .put(org.name(), &[(SecretKind::RefreshToken, Some(&sf_rt))])?;
         *refresh_token = sf_rt.clone();
     }
     Ok(Some(Linked {
