@@ -248,7 +248,7 @@ fn set_mode(_p: &Path, _mode: u32) {}
 const USER: &str = DEFAULT_USERNAME;
 
 /// A test with sf logged in to the fake's default user as `prod` (PlatformCLI, key.json).
-fn setup(version: KeyVersion, rotate: bool) -> (T, Sf) {
+pub fn setup(version: KeyVersion, rotate: bool) -> (T, Sf) {
     let t = T::new();
     if rotate {
         t.fake
@@ -263,13 +263,13 @@ fn setup(version: KeyVersion, rotate: bool) -> (T, Sf) {
 }
 
 /// `sfx` as a user whose sf keeps its key in key.json.
-fn sfx(t: &T) -> assert_cmd::Command {
+pub fn sfx(t: &T) -> assert_cmd::Command {
     let mut c = t.sfx();
     c.env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true");
     c
 }
 
-fn import(t: &T) {
+pub fn import(t: &T) {
     sfx(t)
         .args(["login", "--from-sf", "prod"])
         .assert()
