@@ -183,7 +183,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
     })?;
     let expiry = tokens::after_mint(&record, now);
     Ok(FromSf::Imported(Box::new(TokenSummary {
-        verb: "Took from sf",
+        verb: "Took sf's login into",
         record,
         expiry,
         rotated: false,

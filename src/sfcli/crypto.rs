@@ -193,8 +193,26 @@ pub fn hex_decode(s: &str) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
-    /// Values computed by Node's crypto exactly as sfdx-core does it
-    /// (`createCipheriv('aes-256-gcm', key, iv)`), pinned here.
+    /// Values computed by Node 22's crypto exactly as sfdx-core's `encryptV1` and
+    /// `encryptV2` do (`createCipheriv('aes-256-gcm', key, iv)`, v1 with the key and
+    /// IV strings, v2 with the decoded bytes), pinned here.
+    #[test]
+    fn values_written_by_node_as_sf_writes_them_decrypt_and_reencrypt_identically() {
+        let plain = "5Aep861_refresh.token!";
+        let v1 = Key::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let node_v1 = "a1b2c3d4e5f6127d8a64048e317bf2f9d30ed49799fe63c6c3f51e54:6d0df6cfb8cbfc29120d78a0917eb143";
+        assert_eq!(v1.decrypt(node_v1).unwrap().expose(), plain);
+        assert_eq!(v1.encrypt_with_iv(plain, "a1b2c3d4e5f6").unwrap(), node_v1);
+        let v2 = Key::parse(&format!("{}{}", "ab".repeat(16), "cd".repeat(16))).unwrap();
+        let node_v2 = "00112233445566778899aabbaaa8b6b935614a8eb33163af948ac7f91b52dbe03584:31bd5ace9de7d507703448a67fe96722";
+        assert_eq!(v2.decrypt(node_v2).unwrap().expose(), plain);
+        assert_eq!(
+            v2.encrypt_with_iv(plain, "00112233445566778899aabb")
+                .unwrap(),
+            node_v2
+        );
+    }
+
     #[test]
     fn both_versions_round_trip_and_keep_sfs_layout() {
         let v1 = Key::parse("0123456789abcdef0123456789abcdef").unwrap();
