@@ -850,3 +850,33 @@ fn a_token_taken_from_sf_is_kept_when_the_refresh_brings_none() {
     assert_eq!(t.refresh_token("prod"), sf.token(USER, "refreshToken"));
     assert_eq!(t.fake.replays(), 0);
 }
+
+/// sf's choice of key store, followed: with sf's `secret-tool` present the key is
+/// in the Secret Service (here unreachable: no D-Bus session, exit 6 with the way
+/// out); without it, `key.json`.
+#[cfg(unix)]
+#[test]
+fn the_key_store_is_chosen_as_sf_chooses_it() {
+    let (t, _sf) = setup(KeyVersion::V1, false);
+    let tool = t.dir.path().join("secret-tool");
+    std::fs::write(&tool, "#!/bin/sh\nexit 1\n").unwrap();
+    set_mode(&tool, 0o755);
+    let out = t
+        .sfx()
+        .env("SFDX_SECRET_TOOL_PATH", &tool)
+        .args(["login", "--from-sf", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("Salesforce CLI's key cannot be read"), "{err}");
+    assert!(err.contains("SF_USE_GENERIC_UNIX_KEYCHAIN=true"), "{err}");
+    assert!(!t.home().join("orgs.json").exists());
+    let out = t
+        .sfx()
+        .env("SFDX_SECRET_TOOL_PATH", t.dir.path().join("no-such-tool"))
+        .args(["login", "--from-sf", "prod"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
