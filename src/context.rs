@@ -62,7 +62,7 @@ impl Context {
             Some(other) => {
                 return Err(Error::usage(format!(
                     "SFX_CREDENTIAL_STORE is `{}`; it takes `file` or `keychain`",
-                    crate::salesforce::url::sanitize(other, 40)
+                    crate::text::sanitize(other, 40)
                 )));
             }
         };

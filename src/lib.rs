@@ -10,7 +10,8 @@
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
 //! - [`clock`]: time as an input;
-//! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
+//! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
+//!   sanitising, rendering.
 
 pub mod app;
 pub mod cli;
@@ -25,4 +26,5 @@ pub mod output;
 pub mod salesforce;
 pub mod secret;
 pub mod store;
+pub mod text;
 pub mod timefmt;

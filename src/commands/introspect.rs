@@ -9,9 +9,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::{Report, Style};
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{ClientCreds, Introspected};
 use crate::store::SecretKind;
+use crate::text::sanitize;
 use crate::timefmt;
 
 /// JSON: the endpoint's object as received, plus `exp_at`, `iat_at`, `nbf_at`

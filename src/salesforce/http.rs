@@ -21,8 +21,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::salesforce::url::sanitize;
 use crate::secret::{SECRET_KEYS, Secret, redact_text};
+use crate::text::sanitize;
 
 /// Bodies larger than this are refused.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
@@ -503,7 +503,7 @@ impl Failure {
     /// A failure while reading the body: the answer had begun, so the request was
     /// delivered; a cut connection here is a truncated answer.
     fn in_body(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
-        let host = crate::salesforce::errors::host_of(url);
+        let host = super::url::host_of(url);
         match e {
             ureq::Error::Io(io)
                 if matches!(
@@ -532,7 +532,7 @@ impl Failure {
     }
 
     fn from_ureq(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
-        let host = crate::salesforce::errors::host_of(url);
+        let host = super::url::host_of(url);
         if let Some(proxy) = via {
             // Connection-level trouble is the proxy's: say so, or the message would
             // send the user looking at the wrong host.

@@ -323,7 +323,7 @@ pub fn token_response(
     let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
         Error::Network(format!(
             "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
-            url::sanitize(&e.to_string(), 160)
+            crate::text::sanitize(&e.to_string(), 160)
         ))
     })?;
     if resp.access_token.is_empty() {

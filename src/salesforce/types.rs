@@ -104,7 +104,7 @@ pub struct Userinfo {
 fn clean_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
-        Some(serde_json::Value::String(s)) => Some(crate::salesforce::url::sanitize(&s, 200)),
+        Some(serde_json::Value::String(s)) => Some(crate::text::sanitize(&s, 200)),
         _ => None,
     })
 }

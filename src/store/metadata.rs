@@ -33,7 +33,7 @@ pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
     } else {
         Err(Error::usage(format!(
             "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
-            crate::salesforce::url::sanitize(alias, 100)
+            crate::text::sanitize(alias, 100)
         )))
     }
 }
@@ -162,7 +162,8 @@ impl OrgRecord {
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
     fn check(&mut self, key: &str) -> Result<(), String> {
-        use crate::salesforce::url::{base_url, sanitize};
+        use crate::salesforce::url::base_url;
+        use crate::text::sanitize;
         let name = sanitize(key, 60);
         if key != self.alias {
             return Err(format!(
@@ -197,7 +198,7 @@ impl OrgRecord {
         }
         for text in [&mut self.username, &mut self.org_id, &mut self.user_id] {
             if let Some(t) = text.as_mut()
-                && t.chars().any(crate::salesforce::url::is_unsafe_char)
+                && t.chars().any(crate::text::is_unsafe_char)
             {
                 *t = sanitize(t, 200);
             }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{Client, ClientCreds, errors, token_response};
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 /// How long a device code lives when the server does not say.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);

@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::salesforce::Client;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Salesforce wants `exp` "within 3 minutes".

@@ -23,9 +23,9 @@ use crate::error::Error;
 use crate::salesforce::flows::random_urlsafe;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::{OAuthError, TokenResponse};
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{Client, ClientCreds, errors};
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 /// The callback path; Salesforce matches the whole callback URL exactly.
 pub const CALLBACK_PATH: &str = "/OauthRedirect";
