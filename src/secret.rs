@@ -258,7 +258,8 @@ mod tests {
         impl<T: serde::Serialize> Probe<T> {
             const SERIALIZE: bool = true;
         }
-        assert!(Probe::<String>::SERIALIZE, "the probe sees Serialize");
-        assert!(!Probe::<Secret>::SERIALIZE);
+        // Checked when the tests compile.
+        const { assert!(Probe::<String>::SERIALIZE, "the probe sees Serialize") };
+        const { assert!(!Probe::<Secret>::SERIALIZE) };
     }
 }

@@ -371,6 +371,10 @@ fn web_flow(
             login_hint: args.username.as_deref(),
             wait,
             hint: &hint,
+            timeout_hint: &format!(
+                "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
+                listener.redirect_uri()
+            ),
         },
         |url| {
             let waiting = format!(
@@ -432,6 +436,7 @@ fn device_flow(
             scope: args.scope.as_deref(),
             wait: args.login_timeout,
             hint,
+            timeout_hint: "run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)",
         },
         |code| {
             say(&format!("to log in, open {}", code.verification_uri));

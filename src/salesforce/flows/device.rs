@@ -46,6 +46,8 @@ pub struct DeviceLogin<'a> {
     pub wait: Option<Duration>,
     /// The command that fixes a refusal (for error hints).
     pub hint: &'a str,
+    /// What to do when the code was not approved in time (the caller's prose).
+    pub timeout_hint: &'a str,
 }
 
 /// Ask for a device code.
@@ -107,13 +109,9 @@ pub fn login(
     let limit = p.wait.map_or(lifetime, |w| w.min(lifetime));
     let deadline = Instant::now() + limit;
     let mut interval = code.interval.max(MIN_INTERVAL);
-    let not_approved = |why: &str| {
-        Error::Relogin {
-        message: format!(
-            "the device login was not approved in time: {why}; nothing was stored"
-        ),
-        hint: Some("run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)".into()),
-    }
+    let not_approved = |why: &str| Error::Relogin {
+        message: format!("the device login was not approved in time: {why}; nothing was stored"),
+        hint: Some(p.timeout_hint.to_string()),
     };
     loop {
         let Some(left) = deadline
