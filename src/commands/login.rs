@@ -704,15 +704,7 @@ fn finish(
     now: chrono::DateTime<chrono::Utc>,
     key_file: Option<String>,
 ) -> Result<TokenSummary, Error> {
-    let instance_url = base_url(
-        &resp.instance_url,
-        "the instance_url in Salesforce's answer",
-    )
-    .map_err(|e| {
-        Error::Network(format!(
-            "Salesforce answered with an unusable instance_url: {e}"
-        ))
-    })?;
+    let instance_url = resp.checked_instance_url()?;
     let info = match ctx.client().userinfo(&instance_url, &resp.access_token)? {
         TokenProbe::Alive(info) => info,
         TokenProbe::Dead(status) => {

@@ -111,7 +111,9 @@ pub fn grant(client: &Client<'_>, p: &JwtLogin<'_>, now: i64) -> Result<TokenRes
         ("grant_type", GRANT_TYPE.to_string()),
         ("assertion", assertion.expose().to_string()),
     ];
-    client.grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+    client
+        .grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+        .map_err(Error::from)
 }
 
 #[cfg(test)]

@@ -290,14 +290,16 @@ pub fn login(
         ("code_verifier", pkce.verifier.expose().to_string()),
     ];
     // A code is single-use: never send it twice.
-    let result = client.grant(
-        p.login_url,
-        form,
-        Some(p.creds),
-        Retry::OnlyUnsent,
-        "the authorization-code exchange",
-        p.hint,
-    );
+    let result = client
+        .grant(
+            p.login_url,
+            form,
+            Some(p.creds),
+            Retry::OnlyUnsent,
+            "the authorization-code exchange",
+            p.hint,
+        )
+        .map_err(Error::from);
     match &result {
         Ok(_) => respond(
             browser,
