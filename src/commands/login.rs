@@ -60,7 +60,8 @@ fn prompt_hidden(label: &str) -> Result<Secret, Error> {
 
 /// Read one line from stdin (prompting on stderr, without echo, when it is a
 /// terminal). `trim`: drop surrounding spaces; otherwise only the line ending.
-fn read_line(what: &str, trim: bool) -> Result<String, Error> {
+/// What is read is a secret (token, password, auth URL): it stays wrapped.
+fn read_line(what: &str, trim: bool) -> Result<Secret, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if std::env::var_os("SFX_NO_INPUT").is_some() {
@@ -77,7 +78,7 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
         if s.is_empty() {
             return Err(Error::usage(format!("no {what} was entered")));
         }
-        return Ok(s);
+        return Ok(Secret::new(s));
     }
     let mut line = String::new();
     stdin
@@ -94,10 +95,10 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
             "no {what} on stdin; pipe it in, e.g. `sfx login … < file`"
         )));
     }
-    Ok(line)
+    Ok(Secret::new(line))
 }
 
-fn read_stdin_line(what: &str) -> Result<String, Error> {
+fn read_stdin_line(what: &str) -> Result<Secret, Error> {
     read_line(what, true)
 }
 
@@ -119,7 +120,7 @@ fn client_secret(args: &LoginArgs, stdin_busy: bool) -> Result<Option<Secret>, E
                 "--client-secret-stdin cannot be used when stdin already carries the token; set SFX_CLIENT_SECRET instead",
             ));
         }
-        return read_stdin_line("client secret").map(|s| Some(Secret::new(s)));
+        return read_stdin_line("client secret").map(Some);
     }
     Ok(std::env::var("SFX_CLIENT_SECRET")
         .ok()
@@ -166,9 +167,9 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
                 std::io::stderr(),
                 "sfx: warning: an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin"
             );
-            value.clone()
+            Secret::new(value.clone())
         };
-        let a = AuthUrl::parse(&text)?;
+        let a = AuthUrl::parse(text.expose())?;
         let secret = a
             .client_secret
             .clone()
@@ -193,7 +194,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.or(login.clone()).ok_or_else(|| {
             Error::usage("--refresh-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let rt = Secret::new(read_stdin_line("refresh token")?);
+        let rt = read_stdin_line("refresh token")?;
         let secret = client_secret(args, true)?;
         return import_refresh_token(
             ctx,
@@ -213,7 +214,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.ok_or_else(|| {
             Error::usage("--access-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let token = Secret::new(read_stdin_line("access token")?);
+        let token = read_stdin_line("access token")?;
         let secret = client_secret(args, true)?;
         return import_access_token(ctx, args, token, secret, instance_url, login, store, now);
     }
@@ -570,10 +571,7 @@ fn password_flow(
         let token = prompt_hidden("Security token (empty if your IP address is trusted)")?;
         password::with_security_token(&pw, &token)
     } else {
-        Secret::new(read_line(
-            "password immediately followed by the security token",
-            false,
-        )?)
+        read_line("password immediately followed by the security token", false)?
     };
     let hint = "check the username, the password and the security token (a new one: Settings → Reset My Security Token); if they are right, the org blocks this flow: an admin can allow it (Setup → OAuth and OpenID Connect Settings → Allow OAuth Username-Password Flows), or use --web, --jwt or --client-credentials";
     let resp = password::grant(

@@ -16,7 +16,8 @@ pub enum RefreshReport {
     Done {
         summary: Box<TokenSummary>,
         format: RefreshFormat,
-        new_auth_url: Option<String>,
+        /// Holds a refresh token: printed only by `--format env`.
+        new_auth_url: Option<crate::secret::Secret>,
         from_env: bool,
     },
     /// `--if-expiring-within` and the token outlives the window: no request made.
@@ -43,7 +44,7 @@ impl Report for RefreshReport {
                     "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
                 );
                 if let Some(a) = new_auth_url {
-                    s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+                    s.push_str(&format!("SFX_AUTH_URL={}\n", a.expose()));
                 }
                 s
             }
@@ -148,7 +149,7 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
 
 /// Credentials from `SFX_AUTH_URL` whose refresh token Salesforce rotated: the
 /// new `SFX_AUTH_URL` to hand back (the old one is now dead).
-fn new_auth_url(r: &Refreshed) -> Option<String> {
+fn new_auth_url(r: &Refreshed) -> Option<crate::secret::Secret> {
     let env = r
         .org
         .env
