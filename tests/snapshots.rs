@@ -239,3 +239,22 @@ fn offline_answers_at_a_set_clock_are_pinned_exactly() {
     );
     pin_text("expires-offline-set-clock", &got);
 }
+
+/// The test-only clock setting is checked like any other input: a clear
+/// sentence and exit 2, not a silently ignored value.
+#[test]
+fn an_unparsable_sfx_test_now_exits_2() {
+    let t = T::new();
+    let out = t
+        .sfx()
+        .env("SFX_TEST_NOW", "yesterday")
+        .args(["orgs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("SFX_TEST_NOW"),
+        "{}",
+        text(&out.stderr)
+    );
+}
