@@ -102,12 +102,9 @@ impl Report for RefreshReport {
 pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     // Under the lock, with the record read again: another process may have
     // just refreshed.
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let now = ctx.now();
     if let Some(window) = args.if_expiring_within
         && let Some(e) =

@@ -62,12 +62,7 @@ pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
         org.name(),
         args.min_valid,
     )?
-    .ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let mut notes = vec![];
     if fresh.refreshed.as_ref().is_some_and(|r| r.rotated) && fresh.org.is_env() {
         notes.push("warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app".to_string());
