@@ -45,7 +45,7 @@ impl Journal {
             super::ensure_private_dir(dir)?;
         }
         super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes())
-            .map_err(|e| Error::Other(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
     }
 
     /// The refresh is settled (its answer stored, or Salesforce answered).

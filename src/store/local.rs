@@ -59,7 +59,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
         b.mode(0o700);
     }
     b.create(dir)
-        .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
 }
 
 /// The on-disk store under the sfx home.
@@ -117,10 +117,10 @@ impl LocalStore {
         }
         meta.version = 1;
         atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
-            Error::Other(format!(
-                "cannot write {}: {e}",
-                self.metadata_path().display()
-            ))
+            Error::io(
+                format!("cannot write {}", self.metadata_path().display()),
+                e,
+            )
         })?;
         Ok(out)
     }

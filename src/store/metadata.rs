@@ -233,10 +233,10 @@ impl Metadata {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "cannot read the org metadata file {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::io(
+                    format!("cannot read the org metadata file {}", path.display()),
+                    e,
+                ));
             }
         };
         Metadata::parse(&bytes).map_err(|why| {
