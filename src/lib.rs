@@ -9,6 +9,7 @@
 //! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
+//! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`clock`]: time as an input;
 //! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
 //!   sanitising, rendering.
@@ -25,6 +26,7 @@ pub mod lifecycle;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
+pub mod sfcli;
 pub mod store;
 pub mod text;
 pub mod timefmt;

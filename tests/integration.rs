@@ -21,6 +21,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod sfcli;
 mod shapes;
 mod snapshots;
 mod token;

@@ -7,7 +7,7 @@
 //! and `super::x`). Layers, lowest first:
 //!
 //! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`;
-//! 1. `salesforce`, `store`;
+//! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files);
 //! 2. `lifecycle`;
 //! 3. the command layer: `commands`, `context`, `output`, `cli`, `generate`, `app`.
 //!
@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("salesforce", 1),
     ("store", 1),
+    ("sfcli", 1),
     ("lifecycle", 2),
     ("commands", 3),
     ("context", 3),

@@ -1120,6 +1120,7 @@ mod tests {
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
                 rotates_refresh_token: false,
                 key_file: None,
+                sf_link: None,
             },
             env: None,
         }

@@ -104,7 +104,7 @@ pub fn refresh_now(
         _ => {}
     }
     let hint = relogin_hint(org);
-    let Some(refresh_token) = secret(store, org, SecretKind::RefreshToken)? else {
+    let Some(mut refresh_token) = secret(store, org, SecretKind::RefreshToken)? else {
         if rec.flow == Flow::Password {
             return Err(Error::relogin(
                 format!(
@@ -136,6 +136,9 @@ pub fn refresh_now(
             hint,
         ));
     };
+    // Linked to the Salesforce CLI: hold sf's lock and send the newer of the two
+    // tools' refresh tokens (sf may have rotated it).
+    let sf_link = crate::sfcli::link::before_refresh(store, org, &mut refresh_token)?;
     let client_secret = secret(store, org, SecretKind::ClientSecret)?;
     let creds = ClientCreds {
         id: client_id,
@@ -187,6 +190,8 @@ pub fn refresh_now(
     if journaled {
         store.journal_settle(&rec.alias);
     }
+    // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
+    crate::sfcli::link::after_refresh(store, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
 }
 

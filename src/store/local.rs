@@ -220,6 +220,19 @@ impl OrgStore for LocalStore {
         })
     }
 
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
+        self.backend(org.record.store)
+            .put(org.name(), &[(kind, Some(value))])
+    }
+
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error> {
+        self.update(|meta| Ok(meta.orgs.get_mut(alias).map(change).is_some()))
+    }
+
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
         if answers.is_empty() {
             return Ok(());

@@ -184,6 +184,20 @@ pub trait OrgStore: Send + Sync {
     /// whatever the default mark was.
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error>;
 
+    /// Store one secret of an existing org as it is, outside any refresh: no
+    /// version check, the record unchanged (the version too). For a refresh
+    /// token another tool rotated (the Salesforce CLI, see
+    /// [`crate::sfcli::link`]), kept before it is sent.
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error>;
+
+    /// Change an org's record in place (metadata only; the version changes).
+    /// `Ok(false)` when the org is not stored.
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error>;
+
     /// Cache introspection answers (one write for all): each only where the
     /// org's current masked access token equals [`Remembered::masked`].
     /// Best effort for callers; a store with no cache may do nothing.
