@@ -14,6 +14,8 @@
 //! A third (shared Redis/Valkey) backend implements the same trait.
 
 pub mod atomic;
+#[cfg(test)]
+pub mod contract;
 pub mod env;
 pub mod file;
 pub mod journal;
