@@ -44,7 +44,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 /// Print the error once (`sfx: error: …`, then a hint) and give its exit code.
 pub fn report_error(err: &Error) -> Exit {
     // One line each, whatever a server or a file put into the text.
-    let one_line = |s: &str| crate::salesforce::url::sanitize(s, 2000);
+    let one_line = |s: &str| crate::text::sanitize(s, 2000);
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "sfx: error: {}", one_line(&err.to_string()));
     if let Some(h) = err.hint() {

@@ -16,6 +16,7 @@ mod hostile;
 mod hygiene;
 mod introspect;
 mod keychain;
+mod layers;
 mod locking;
 mod login;
 mod logout;

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use crate::cli::TokenArgs;
 use crate::context::Context;
 use crate::error::Error;
+use crate::lifecycle::{expiry, refresh};
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::tokens;
 
 pub struct TokenReport {
     pub token: Secret,
@@ -90,12 +90,9 @@ pub const ROTATION_WARNING: &str = "warning: this org's connected app rotates re
 /// Print the org's SFDX auth URL, with its newest refresh token (sf's, for a
 /// linked org that sf rotated). On a terminal only after a confirmation.
 pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let rec = &org.record;
     let Some(rt) = ctx.secret(&org, SecretKind::RefreshToken)? else {
         return Err(Error::relogin(
@@ -113,17 +110,17 @@ pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
                 "org {} has no client id, so it has no SFDX auth URL",
                 org.name()
             ),
-            crate::tokens::relogin_hint(&org),
+            crate::lifecycle::relogin_hint(&org),
         ));
     };
-    let rt = crate::sfcli::link::current_refresh_token(ctx, &org, rt)?;
+    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt)?;
     let secret = ctx.secret(&org, SecretKind::ClientSecret)?;
-    let url = Secret::new(crate::salesforce::auth_url::AuthUrl::format(
+    let url = crate::salesforce::auth_url::AuthUrl::format(
         client_id,
         secret.as_ref(),
         &rt,
         &rec.instance_url,
-    ));
+    );
     if ctx.mode != crate::output::Mode::Quiet && std::io::stdout().is_terminal() {
         confirm(org.name())?;
     }
@@ -172,44 +169,43 @@ pub fn run_any(args: &TokenArgs, ctx: &Context) -> Result<Printed, Error> {
 }
 
 pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
-    // Under the lock, with the record read again: another process may have
-    // just refreshed.
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
-    let now = ctx.now();
-    let known = tokens::offline(&org, now);
-    let fresh = known
-        .as_ref()
-        .is_some_and(|e| e.outlives(now, args.min_valid));
+    let org = ctx.org()?;
     // An environment access token with no way to refresh is handed out as it is,
     // unless it is known to be dead (then the refresh below says "log in again").
-    let usable_as_is =
-        org.is_env() && !org.record.has_refresh_token && known.is_none_or(|e| e.active);
-    if (fresh || usable_as_is)
-        && let Some(token) = ctx.secret(&org, SecretKind::AccessToken)?
-    {
-        return Ok(TokenReport {
-            token,
-            org: org.name().to_string(),
-            instance_url: org.record.instance_url.clone(),
-            refreshed: false,
-            notes: vec![],
-        });
+    if org.is_env() && !org.record.has_refresh_token {
+        let now = ctx.now();
+        let known = expiry::offline(&org.record, now);
+        if known.is_none_or(|e| e.active)
+            && let Some(token) = ctx.secret(&org, SecretKind::AccessToken)?
+        {
+            return Ok(TokenReport {
+                token,
+                org: org.name().to_string(),
+                instance_url: org.record.instance_url.clone(),
+                refreshed: false,
+                notes: vec![],
+            });
+        }
     }
-    let r = tokens::refresh(ctx, &org)?;
+    // Under the lock, with the record read again: another process may have
+    // just refreshed.
+    let fresh = refresh::refresh_if_needed(
+        ctx.orgs(),
+        &ctx.client(),
+        ctx.clock(),
+        org.name(),
+        args.min_valid,
+    )?
+    .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let mut notes = vec![];
-    if r.rotated && org.is_env() {
+    if fresh.refreshed.as_ref().is_some_and(|r| r.rotated) && fresh.org.is_env() {
         notes.push("warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app".to_string());
     }
     Ok(TokenReport {
-        token: r.access_token,
-        org: r.org.name().to_string(),
-        instance_url: r.org.record.instance_url.clone(),
-        refreshed: true,
+        token: fresh.access_token,
+        org: fresh.org.name().to_string(),
+        instance_url: fresh.org.record.instance_url.clone(),
+        refreshed: fresh.refreshed.is_some(),
         notes,
     })
 }
