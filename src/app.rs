@@ -45,11 +45,10 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 pub fn report_error(err: &Error) -> Exit {
     // One line each, whatever a server or a file put into the text.
     let one_line = |s: &str| crate::text::sanitize(s, 2000);
-    let mut e = std::io::stderr().lock();
-    let _ = writeln!(e, "sfx: error: {}", one_line(&err.to_string()));
-    if let Some(h) = err.hint() {
-        let _ = writeln!(e, "sfx: hint: {}", one_line(h));
-    }
+    crate::messages::error(
+        &one_line(&err.to_string()),
+        err.hint().map(one_line).as_deref(),
+    );
     err.exit()
 }
 
@@ -66,8 +65,8 @@ pub fn clap_exit(err: clap::Error) -> std::process::ExitCode {
     let text = err.render().to_string();
     let safe: Vec<String> = text
         .lines()
-        .map(|l| crate::salesforce::url::sanitize(l, 4000))
+        .map(|l| crate::text::sanitize(l, 4000))
         .collect();
-    let _ = writeln!(std::io::stderr().lock(), "{}", safe.join("\n").trim_end());
+    crate::messages::raw(safe.join("\n").trim_end());
     Exit::Usage.into()
 }

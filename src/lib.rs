@@ -24,6 +24,7 @@ pub mod exit;
 pub mod generate;
 pub mod lifecycle;
 pub mod limits;
+pub mod messages;
 pub mod output;
 pub mod salesforce;
 pub mod secret;

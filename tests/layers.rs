@@ -6,10 +6,14 @@
 //! where the old circles were — between their submodules too (`crate::store::x`
 //! and `super::x`). Layers, lowest first:
 //!
-//! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`;
+//! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`, `messages`,
+//!    `limits`;
 //! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files);
 //! 2. `lifecycle`;
 //! 3. the command layer: `commands`, `context`, `output`, `cli`, `generate`, `app`.
+//!
+//! And one owner of stderr (architecture rule 16): only `src/messages.rs` writes
+//! to it.
 //!
 //! Run alone: `cargo test --test integration layers::`.
 
@@ -23,6 +27,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("timefmt", 0),
     ("text", 0),
     ("clock", 0),
+    ("messages", 0),
+    ("limits", 0),
     ("salesforce", 1),
     ("store", 1),
     ("sfcli", 1),
@@ -256,4 +262,60 @@ fn the_checker_sees_a_circle_and_a_grouped_import() {
         "use crate::{store, text::sanitize};\n/// [`crate::app`]\nlet x = crate::clock::SystemClock; // crate::cli",
     );
     assert_eq!(after(&c, "crate::"), ["store", "text", "clock"]);
+}
+
+/// Ways to reach stderr without going through `src/messages.rs`.
+const STDERR_WRITES: &[&str] = &["eprint", "stderr()", "io::stderr", "dbg!("];
+
+fn stderr_writers(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, text) in files {
+        if name == "messages.rs" {
+            continue;
+        }
+        for (i, line) in code(text).lines().enumerate() {
+            if STDERR_WRITES.iter().any(|w| line.contains(w)) {
+                found.push(format!("src/{name}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn only_the_messages_module_writes_to_stderr() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    assert!(files.iter().any(|(n, _)| n == "messages.rs"));
+    let found = stderr_writers(&files);
+    assert!(
+        found.is_empty(),
+        "write to stderr through crate::messages (architecture rule 16):\n{}",
+        found.join("\n")
+    );
+    // The check itself can fail: planted writes are found, a comment is not.
+    let planted = vec![
+        (
+            "a.rs".to_string(),
+            "fn f() { eprintln!(\"x\"); }".to_string(),
+        ),
+        (
+            "b.rs".to_string(),
+            "let _ = writeln!(std::io::stderr(), \"x\");".to_string(),
+        ),
+        ("c.rs".to_string(), "// eprintln! in a comment".to_string()),
+        ("messages.rs".to_string(), "eprintln!(\"x\");".to_string()),
+    ];
+    let found = stderr_writers(&planted);
+    assert_eq!(found.len(), 2, "{found:?}");
 }

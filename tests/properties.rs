@@ -14,9 +14,9 @@ use sfx::salesforce::errors::json_or_oauth_error;
 use sfx::salesforce::http::Reply;
 use sfx::salesforce::jwt;
 use sfx::salesforce::types::TokenResponse;
-use sfx::salesforce::url::{is_unsafe_char, sanitize};
 use sfx::secret::redact_text;
 use sfx::store::metadata::Metadata;
+use sfx::text::{is_unsafe_char, sanitize};
 use sfx::timefmt::{parse_epoch, parse_epoch_value};
 
 use crate::common::*;

@@ -15,7 +15,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
@@ -45,14 +45,12 @@ fn interactive() -> bool {
 
 /// A line for the conversation on stderr.
 fn say(line: &str) {
-    let _ = writeln!(std::io::stderr(), "sfx: {line}");
+    crate::messages::say(line);
 }
 
 /// Ask on stderr and read the answer from the terminal without echo.
 fn prompt_hidden(label: &str) -> Result<Secret, Error> {
-    let mut err = std::io::stderr();
-    let _ = write!(err, "{label}: ");
-    let _ = err.flush();
+    crate::messages::prompt(&format!("{label}: "));
     rpassword::read_password()
         .map(Secret::new)
         .map_err(|e| Error::usage(format!("cannot read the {label} from the terminal: {e}")))
@@ -168,9 +166,8 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let text = if value == "-" {
             read_stdin_line("SFDX auth URL")?
         } else {
-            let _ = writeln!(
-                std::io::stderr(),
-                "sfx: warning: an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin"
+            crate::messages::warning(
+                "an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin",
             );
             Secret::new(value.clone())
         };
@@ -392,17 +389,17 @@ fn web_flow(
                 say(&format!(
                     "open this URL in a browser to log in ({waiting}):"
                 ));
-                let _ = writeln!(std::io::stderr(), "{url}");
+                crate::messages::raw(url);
             } else if open::that_detached(url).is_ok() {
                 say(&format!(
                     "opened the browser to log in; {waiting}. If no browser appeared, open:"
                 ));
-                let _ = writeln!(std::io::stderr(), "{url}");
+                crate::messages::raw(url);
             } else {
                 say(&format!(
                     "could not open a browser; open this URL to log in ({waiting}):"
                 ));
-                let _ = writeln!(std::io::stderr(), "{url}");
+                crate::messages::raw(url);
             }
         },
     )?;

@@ -2,7 +2,7 @@
 //! known expiry is within `--min-valid` (no request otherwise). Serialised per
 //! org, so racing callers make one token request and print the same token.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 use serde_json::{Value, json};
 
@@ -143,12 +143,9 @@ fn confirm(org: &str) -> Result<(), Error> {
             "stdout is a terminal, and sfx shows an SFDX auth URL (a refresh token: anyone who sees it can use the org) there only after a confirmation, which it cannot ask for here; send it where it is needed instead, e.g. `sfx token --auth-url -o {org} | gh secret set SFX_AUTH_URL`"
         )));
     }
-    let mut err = std::io::stderr();
-    let _ = write!(
-        err,
+    crate::messages::prompt(&format!(
         "sfx: the SFDX auth URL of org {org} holds its refresh token: anyone who sees it can use the org. Print it on this terminal? [y/N] "
-    );
-    let _ = err.flush();
+    ));
     let mut answer = String::new();
     stdin
         .lock()

@@ -1033,13 +1033,10 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                 stop = Some(code);
                 let busy = s.busy();
                 if !busy.is_empty() {
-                    let _ = std::io::Write::write_fmt(
-                        &mut std::io::stderr(),
-                        format_args!(
-                            "sfx: stopping once the request in flight for {} is done (signal again to stop at once)\n",
-                            busy.join(", ")
-                        ),
-                    );
+                    crate::messages::say(&format!(
+                        "stopping once the request in flight for {} is done (signal again to stop at once)",
+                        busy.join(", ")
+                    ));
                 }
             }
             Ok(Msg::Done(idx, outcome, h)) => {

@@ -143,7 +143,7 @@ impl Printer {
             Printer::Lines => write_line(&e.line()),
             Printer::Quiet => {
                 if e.kind == Kind::Error {
-                    let _ = writeln!(io::stderr(), "sfx: {}: {}", e.org, e.message);
+                    crate::messages::say(&format!("{}: {}", e.org, e.message));
                 }
                 Ok(())
             }
@@ -198,8 +198,10 @@ fn write_line(s: &str) -> io::Result<()> {
 const RECENT: usize = 6;
 
 /// The terminal view: a table with a countdown per org, then the latest events,
-/// redrawn in place on the alternate screen (so a stray line on stderr is painted
-/// over at the next frame). At the end the terminal is restored — main screen,
+/// redrawn in place on the alternate screen. Meanwhile sfx's own stderr messages
+/// are held by [`crate::messages`] and listed under the table instead (a child
+/// process's stderr, e.g. an `--exec` hook's, is painted over at the next frame).
+/// At the end the terminal is restored — main screen,
 /// cursor shown — and the last frame is printed there, so it stays visible.
 pub struct Live {
     style: Style,
@@ -216,6 +218,19 @@ impl Live {
         let at = e.at.with_timezone(&Local).format("%H:%M:%S");
         self.recent
             .push_back(format!("{at} {} {}: {}", e.org, e.kind.as_str(), e.message));
+        while self.recent.len() > RECENT {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Messages other parts of sfx meant for stderr while the table owns the
+    /// terminal ([`crate::messages`] queues them): listed with the recent events.
+    fn take_messages(&mut self) {
+        for m in crate::messages::take_queued() {
+            for line in m.lines() {
+                self.recent.push_back(line.to_string());
+            }
+        }
         while self.recent.len() > RECENT {
             self.recent.pop_front();
         }
@@ -281,11 +296,16 @@ impl Live {
         use crossterm::{cursor, queue, terminal};
         let (width, height) = terminal::size().unwrap_or((100, 30));
         let (width, height) = (width.max(20), height.max(3));
+        if !self.entered {
+            // From here until `restore`, stderr waits: a note must not tear the table.
+            crate::messages::live_begin();
+        }
+        self.take_messages();
         let lines = self.frame(rows, now, width);
         let mut out = io::stdout().lock();
         if !self.entered {
-            queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
             self.entered = true;
+            queue!(out, terminal::EnterAlternateScreen, cursor::Hide)?;
         }
         queue!(out, cursor::MoveTo(0, 0))?;
         // Leave the last row free: writing past it would scroll.
@@ -315,6 +335,9 @@ impl Live {
             let _ = writeln!(out, "{line}");
         }
         let _ = out.flush();
+        drop(out);
+        // The terminal is back: what was held for stderr is written now, in order.
+        crate::messages::live_end();
     }
 }
 

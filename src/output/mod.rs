@@ -41,9 +41,8 @@ pub trait Report {
 
 /// Print a report; a closed stdout is not an error.
 pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
-    let mut err = std::io::stderr();
     for n in report.notes() {
-        let _ = writeln!(err, "sfx: {}", crate::text::sanitize(&n, 2000));
+        crate::messages::say(&crate::text::sanitize(&n, 2000));
     }
     let text = match mode {
         Mode::Quiet => return report.exit(),

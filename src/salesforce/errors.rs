@@ -8,8 +8,8 @@
 use crate::error::Error;
 use crate::salesforce::http::Reply;
 use crate::salesforce::types::OAuthError;
-use crate::salesforce::url::sanitize;
 use crate::secret::redact_text;
+use crate::text::sanitize;
 
 /// Parse a reply that should be a JSON object: the object, an OAuth error, or a
 /// clear error for anything else (exit 5).

@@ -17,7 +17,6 @@
 //! `localhost`) always go direct, as in Go's `net/http`: ureq itself does not
 //! exempt them, and a corporate proxy cannot reach a fake on the runner anyway.
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
@@ -323,7 +322,7 @@ impl Http {
 
     fn trace_line(&self, line: &str) {
         if self.verbose > 0 {
-            let _ = writeln!(std::io::stderr(), "sfx: {line}");
+            crate::messages::trace(line);
         }
     }
 

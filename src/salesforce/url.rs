@@ -75,7 +75,7 @@ fn bad(what: &str, input: &str, why: &str) -> Error {
 }
 
 // Kept here too for callers written before it moved to [`crate::text`].
-pub use crate::text::{is_unsafe_char, sanitize};
+use crate::text::sanitize;
 
 /// `host[:port]` of a URL, for messages (the input, sanitised, if it does not parse).
 pub fn host_of(url: &str) -> String {

@@ -124,7 +124,7 @@ pub fn auth_path(dir: &Path, username: &str) -> Result<PathBuf, Error> {
     if !ok {
         return Err(Error::usage(format!(
             "`{}` is not a Salesforce username sf could have a file for",
-            crate::salesforce::url::sanitize(username, 100)
+            crate::text::sanitize(username, 100)
         )));
     }
     Ok(dir.join(format!("{username}.json")))

@@ -20,7 +20,6 @@
 //! (its copy may be spent), exit 4; otherwise it says so on stderr and uses its
 //! own refresh token, which is as good as sf's.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -69,12 +68,10 @@ fn broken(org: &Org, link: &SfLink, why: &str) -> Result<Option<Linked>, Error> 
             ),
         ));
     }
-    let _ = writeln!(
-        std::io::stderr(),
-        "sfx: warning: org {alias} is linked to the Salesforce CLI's login {} but {why}; sfx refreshes with its own refresh token (no rotation has been seen, so it is as good as sf's) and cannot pass the result on to sf. `sfx login --from-sf {} --alias {alias}` links it again",
-        link.username,
-        link.username
-    );
+    crate::messages::warning(&format!(
+        "org {alias} is linked to the Salesforce CLI's login {} but {why}; sfx refreshes with its own refresh token (no rotation has been seen, so it is as good as sf's) and cannot pass the result on to sf. `sfx login --from-sf {} --alias {alias}` links it again",
+        link.username, link.username
+    ));
     Ok(None)
 }
 
@@ -261,7 +258,7 @@ pub fn import(name: &str) -> Result<Imported, Error> {
         None => (None, name.to_string()),
     };
     let path = files::auth_path(&dir, &username)?;
-    let shown = crate::salesforce::url::sanitize(name, 100);
+    let shown = crate::text::sanitize(name, 100);
     let Some(file) = AuthFile::read(&path)? else {
         return Err(Error::relogin(
             format!(
@@ -281,7 +278,7 @@ pub fn import(name: &str) -> Result<Imported, Error> {
     if !file.username.eq_ignore_ascii_case(&username) {
         return Err(damaged(format!(
             "it names the user `{}`",
-            crate::salesforce::url::sanitize(&file.username, 100)
+            crate::text::sanitize(&file.username, 100)
         )));
     }
     let instance_url = file

@@ -3,7 +3,6 @@
 //! with no keychain. Every write says so on stderr.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -128,11 +127,10 @@ impl SecretStore for FileStore {
             return Ok(());
         }
         if changes.iter().any(|(_, v)| v.is_some()) {
-            let _ = writeln!(
-                std::io::stderr(),
-                "sfx: note: storing secrets unencrypted in {} (insecure storage, mode 0600)",
+            crate::messages::note(&format!(
+                "storing secrets unencrypted in {} (insecure storage, mode 0600)",
                 self.path.display()
-            );
+            ));
         }
         // The one place the file's secrets leave their wrapper.
         let exposed: BTreeMap<&str, BTreeMap<&str, &str>> = doc

@@ -95,10 +95,9 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
             let holder = holder_pid(&mut file)
                 .map(|p| format!(" (pid {p})"))
                 .unwrap_or_default();
-            let _ = writeln!(
-                std::io::stderr(),
-                "sfx: waiting for another sfx process{holder} that holds {what}…"
-            );
+            crate::messages::say(&format!(
+                "waiting for another sfx process{holder} that holds {what}…"
+            ));
         }
         std::thread::sleep(pause.min(wait.saturating_sub(waited)));
         pause = (pause * 2).min(Duration::from_millis(100));

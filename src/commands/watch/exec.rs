@@ -194,7 +194,7 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
         .env("SFX_ACCESS_TOKEN", h.token.expose())
         .env("SFX_INSTANCE_URL", &h.instance_url)
         .stdin(Stdio::null())
-        .stdout(Stdio::from(std::io::stderr()));
+        .stdout(crate::messages::child_output());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = {
