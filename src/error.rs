@@ -1,9 +1,14 @@
-//! The error type of the library layers (`salesforce/`, `store/`, commands).
+//! The one error type of every layer (`salesforce/`, `store/`, `lifecycle/`,
+//! commands); there is no anyhow.
 //!
 //! Variants follow what the user does next, and each maps to one exit code in
 //! [`Error::exit`]. Messages are whole sentences; `hint` names the command or
-//! flag that fixes the problem. Commands add context with `anyhow::Context`;
-//! `app::report_error` finds the `Error` in the chain to pick the exit code.
+//! flag that fixes the problem. The layers below the commands return "log in
+//! again" errors without a hint (they do not know which `sfx login` fits); the
+//! command layer adds it ([`Error::with_relogin_hint`]). Where a library error
+//! lies behind a failure (ureq, keyring, an I/O error) it is kept as the
+//! `source`. `app::report_error` prints the message and hint once and returns
+//! [`Error::exit`].
 
 use crate::exit::Exit;
 
@@ -22,12 +27,28 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
-    /// Network or server trouble; trying later may help (exit 5).
-    #[error("{0}")]
-    Network(String),
-    /// The keychain or secrets file cannot be used (exit 6).
+    /// Network or server trouble; trying later may help (exit 5). `source` is
+    /// the transport's own error when there is one.
+    #[error("{message}")]
+    Network {
+        message: String,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// The keychain or secrets file cannot be used (exit 6). `source` is the
+    /// keychain library's own error when there is one.
     #[error("{message}")]
     StoreUnavailable {
+        message: String,
+        hint: Option<String>,
+        #[source]
+        source: Option<Cause>,
+    },
+    /// An interactive login (browser, device code) was not finished in time
+    /// (exit 4, like every "log in again"). `salesforce/` leaves `hint` empty;
+    /// the login command names the way to try again.
+    #[error("{message}")]
+    LoginTimeout {
         message: String,
         hint: Option<String>,
     },
@@ -40,6 +61,13 @@ pub enum Error {
     /// Anything else (exit 1).
     #[error("{0}")]
     Other(String),
+    /// Anything else, with the library error that caused it kept (exit 1).
+    #[error("{message}")]
+    Failed {
+        message: String,
+        #[source]
+        source: Cause,
+    },
     /// A file operation failed (exit 1): `what` says which ("cannot write
     /// /…/orgs.json"), the I/O error is kept as the cause.
     #[error("{what}: {source}")]
@@ -50,7 +78,56 @@ pub enum Error {
     },
 }
 
+/// The error of a library below sfx (ureq, keyring), kept as the cause.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// Network or server trouble with no library error behind it.
+    pub fn network(msg: impl Into<String>) -> Error {
+        Error::Network {
+            message: msg.into(),
+            source: None,
+        }
+    }
+
+    /// Network trouble, its cause kept.
+    pub fn network_from(msg: impl Into<String>, source: Option<Cause>) -> Error {
+        Error::Network {
+            message: msg.into(),
+            source,
+        }
+    }
+
+    /// A "log in again" error as the layers below return it, with no hint yet,
+    /// gets the caller's (which names the `sfx login` that fixes it). `salesforce/`
+    /// does not know the org's alias or flow, so the command layer adds this.
+    pub fn with_relogin_hint(self, hint: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::Relogin {
+                message,
+                hint: None,
+            } => Error::Relogin {
+                message,
+                hint: Some(hint()),
+            },
+            other => other,
+        }
+    }
+
+    /// A login that timed out gets the caller's way to try again.
+    pub fn with_timeout_hint(self, hint: impl FnOnce() -> String) -> Error {
+        match self {
+            Error::LoginTimeout {
+                message,
+                hint: None,
+            } => Error::LoginTimeout {
+                message,
+                hint: Some(hint()),
+            },
+            other => other,
+        }
+    }
+
     pub fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
     }
@@ -75,10 +152,12 @@ impl Error {
         match self {
             Error::Usage(_) => Exit::Usage,
             Error::Expired(_) => Exit::Expired,
-            Error::Relogin { .. } => Exit::Relogin,
-            Error::Network(_) => Exit::Network,
+            Error::Relogin { .. } | Error::LoginTimeout { .. } => Exit::Relogin,
+            Error::Network { .. } => Exit::Network,
             Error::StoreUnavailable { .. } => Exit::StoreUnavailable,
-            Error::Server { .. } | Error::Other(_) | Error::Io { .. } => Exit::Error,
+            Error::Server { .. } | Error::Other(_) | Error::Failed { .. } | Error::Io { .. } => {
+                Exit::Error
+            }
         }
     }
 
@@ -86,6 +165,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Relogin { hint, .. }
+            | Error::LoginTimeout { hint, .. }
             | Error::StoreUnavailable { hint, .. }
             | Error::Server { hint, .. } => hint.as_deref(),
             _ => None,

@@ -5,12 +5,14 @@
 //!
 //! - [`cli`]: what the user typed (clap derive only);
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
-//! - [`salesforce`]: the OAuth client — no clap, no printing;
+//! - [`salesforce`]: the OAuth client — no clap, no printing but the `-v` trace;
 //! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
 //! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`clock`]: time as an input;
+//! - [`messages`]: the one owner of stderr (notes, prompts, traces, the error);
+//! - [`limits`]: the range of every duration and the size of every input;
 //! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
 //!   sanitising, rendering.
 

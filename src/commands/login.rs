@@ -373,11 +373,6 @@ fn web_flow(
             scope: args.scope.as_deref(),
             login_hint: args.username.as_deref(),
             wait,
-            hint: &hint,
-            timeout_hint: &format!(
-                "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
-                listener.redirect_uri()
-            ),
         },
         |url| {
             let waiting = format!(
@@ -402,7 +397,13 @@ fn web_flow(
                 crate::messages::raw(url);
             }
         },
-    )?;
+    )
+    .map_err(|e| {
+        e.with_relogin_hint(|| hint).with_timeout_hint(|| format!(
+            "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
+            listener.redirect_uri()
+        ))
+    })?;
     finish_with_refresh_token(
         ctx,
         args,
@@ -438,8 +439,6 @@ fn device_flow(
             creds,
             scope: args.scope.as_deref(),
             wait: args.login_timeout,
-            hint,
-            timeout_hint: "run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)",
         },
         |code| {
             say(&format!("to log in, open {}", code.verification_uri));
@@ -452,7 +451,12 @@ fn device_flow(
             ));
         },
         std::thread::sleep,
-    )?;
+    )
+    .map_err(|e| {
+        e.with_relogin_hint(|| hint.into()).with_timeout_hint(|| {
+            "run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)".into()
+        })
+    })?;
     finish_with_refresh_token(
         ctx,
         args,
@@ -494,11 +498,11 @@ fn jwt_flow(
             client_id: &client_id,
             username: &username,
             key: &key,
-            hint,
             doing: "the JWT bearer login",
         },
         now.timestamp(),
-    )?;
+    )
+    .map_err(|e| e.with_relogin_hint(|| hint.into()))?;
     finish(
         ctx,
         args,
@@ -537,8 +541,8 @@ fn client_credentials_flow(
             secret: Some(&secret),
         },
         "the client credentials login",
-        hint,
-    )?;
+    )
+    .map_err(|e| e.with_relogin_hint(|| hint.into()))?;
     finish(
         ctx,
         args,
@@ -585,8 +589,8 @@ fn password_flow(
         },
         &username,
         &password,
-        hint,
-    )?;
+    )
+    .map_err(|e| e.with_relogin_hint(|| hint.into()))?;
     let mut summary = finish(
         ctx,
         args,
@@ -623,14 +627,16 @@ fn import_refresh_token(
     };
     let base = login_url.as_deref().unwrap_or(&instance_url);
     let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL (`sf org auth show-sfdx-auth-url -o <ORG> --json` prints it as .result.sfdxAuthUrl), take sf's login with `sfx login --from-sf`, or log in interactively";
-    let resp = ctx.client().refresh(
-        base,
-        &refresh_token,
-        creds,
-        false,
-        "the refresh that verifies the imported credentials",
-        hint,
-    )?;
+    let resp = ctx
+        .client()
+        .refresh(
+            base,
+            &refresh_token,
+            creds,
+            false,
+            "the refresh that verifies the imported credentials",
+        )
+        .map_err(|f| Error::from(f).with_relogin_hint(|| hint.into()))?;
     // Salesforce rotated the refresh token: the string the user pasted is spent.
     let rotated = resp
         .refresh_token

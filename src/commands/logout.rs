@@ -72,9 +72,10 @@ fn revoke(ctx: &Context, org: &Org) -> Result<Revoked, Error> {
             .ok_or_else(|| Error::Other(format!("org {} has no token to revoke", org.name())))?,
     };
     ctx.client().revoke(&org.record.instance_url, &token).map_err(|e| match e {
-        Error::Network(m) => Error::Network(format!(
-            "{m}; nothing was removed — run `sfx logout` without --revoke to remove the local credentials anyway"
-        )),
+        Error::Network { message: m, source } => Error::network_from(
+            format!("{m}; nothing was removed — run `sfx logout` without --revoke to remove the local credentials anyway"),
+            source,
+        ),
         other => other,
     })
 }

@@ -134,6 +134,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
                     kind.as_str().replace('-', " ")
                 ),
                 hint: Some("`sfx doctor` shows whether the keychain works".into()),
+                source: None,
             });
         }
     }

@@ -1,5 +1,9 @@
 //! One file per command, each with `run(args, ctx) -> Result<Report>`; results are
-//! rendered by `app.rs`. Shared here: the summary that `login` and `refresh` print.
+//! rendered by `app.rs`. Exceptions: `watch` runs until stopped and prints its own
+//! event stream; `completions` returns its script as text; `login --from-sf` and
+//! `login --migrate` are modes of `login` with files of their own (`from_sf`,
+//! `migrate`). Shared here: the summary that `login` and `refresh` print, and
+//! [`for_each`], which runs a check over many orgs concurrently.
 
 pub mod completions;
 pub mod doctor;

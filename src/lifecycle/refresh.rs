@@ -156,14 +156,18 @@ pub fn refresh_now(
     } else {
         false
     };
-    let sent = sf.refresh(
-        base,
-        &refresh_token,
-        creds,
-        rec.rotates_refresh_token,
-        &doing,
-        &hint,
-    );
+    let sent = sf
+        .refresh(
+            base,
+            &refresh_token,
+            creds,
+            rec.rotates_refresh_token,
+            &doing,
+        )
+        .map_err(|f| Failed {
+            error: f.error.with_relogin_hint(|| hint.clone()),
+            delivery: f.delivery,
+        });
     let resp = match sent {
         Ok(resp) => resp,
         // It may have spent the refresh token: keep the journal.
@@ -172,9 +176,12 @@ pub fn refresh_now(
             delivery: Delivery::InDoubt,
         }) if journaled => {
             return Err(match error {
-                Error::Network(m) => Error::Network(format!(
-                    "{m}; the refresh may have reached Salesforce, so the next one first checks that the refresh token is unspent"
-                )),
+                Error::Network { message: m, source } => Error::network_from(
+                    format!(
+                        "{m}; the refresh may have reached Salesforce, so the next one first checks that the refresh token is unspent"
+                    ),
+                    source,
+                ),
                 other => other,
             });
         }
@@ -271,11 +278,11 @@ fn regrant_jwt(
             client_id,
             username,
             key: &key,
-            hint: &hint,
             doing: &doing,
         },
         clock.now().timestamp(),
-    )?;
+    )
+    .map_err(|e| e.with_relogin_hint(|| hint))?;
     save(store, clock.now(), org, version, &resp)
 }
 
@@ -312,8 +319,8 @@ fn regrant_client_credentials(
             secret: Some(&client_secret),
         },
         &doing,
-        &hint,
-    )?;
+    )
+    .map_err(|e| e.with_relogin_hint(|| hint))?;
     save(store, clock.now(), org, version, &resp)
 }
 

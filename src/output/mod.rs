@@ -1,6 +1,9 @@
-//! Rendering: every command returns a report; this module prints it in the mode
-//! the user chose. stdout is the answer, stderr the conversation: `--json` puts
-//! exactly one document on stdout, `-q` nothing, and a closed stdout ends quietly.
+//! Rendering: a command that answers once returns a [`Report`], and [`emit`]
+//! prints it in the mode the user chose (`sfx watch` prints its own event stream
+//! through [`events`]; `sfx completions` writes its script as it is). stdout is
+//! the answer, stderr the conversation (through [`crate::messages`]): `--json`
+//! puts exactly one document on stdout, `-q` nothing, and a closed stdout ends
+//! quietly.
 
 pub mod events;
 

@@ -23,7 +23,7 @@ pub fn json_or_oauth_error(
             .as_deref()
             .map(|l| format!(" to {}", sanitize(&redact_text(l), 120)))
             .unwrap_or_default();
-        return Err(Error::Network(format!(
+        return Err(Error::network(format!(
             "{host} answered HTTP {} (a redirect{to}), which sfx does not follow for OAuth requests; check the instance or login URL",
             reply.status
         )));
@@ -55,7 +55,7 @@ pub fn json_or_oauth_error(
                 }));
             }
             if reply.status >= 400 {
-                return Err(Error::Network(format!(
+                return Err(Error::network(format!(
                     "{host} answered HTTP {} with an unexpected JSON body",
                     reply.status
                 )));
@@ -79,7 +79,7 @@ pub fn json_or_oauth_error(
                 }
             } else if reply.body.trim_start().starts_with(['{', '[']) {
                 // Broken JSON may be a cut-off token response: never quote it.
-                return Err(Error::Network(format!(
+                return Err(Error::network(format!(
                     "{host} answered HTTP {} with JSON that cannot be parsed ({}); that is not what Salesforce sends — try again, or check the URL",
                     reply.status,
                     json_problem(&reply.body)
@@ -93,7 +93,7 @@ pub fn json_or_oauth_error(
             } else {
                 format!(": \"{first}\"")
             };
-            Err(Error::Network(format!(
+            Err(Error::network(format!(
                 "{host} answered HTTP {} with {what} instead of Salesforce's JSON{quote} — check the URL, or the org may be in maintenance",
                 reply.status
             )))
@@ -132,7 +132,7 @@ fn server_trouble(reply: &Reply, host: &str, oauth: Option<&str>) -> Error {
         ),
         _ => "try again later".to_string(),
     };
-    Error::Network(format!(
+    Error::network(format!(
         "{host} answered HTTP {} ({kind}){quote}; this is trouble at the server, not a refusal of the credentials: Salesforce may be busy or in maintenance, {later}",
         reply.status
     ))
@@ -185,8 +185,10 @@ fn transient(err: &OAuthError, lower_desc: &str) -> Option<&'static str> {
     }
 }
 
-/// Why a token request was refused, and what usually causes it.
-pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
+/// Why a token request was refused, and what usually causes it. A refusal that
+/// only a new login fixes is [`Error::Relogin`] without a hint: which `sfx login`
+/// fixes it is the caller's to say ([`Error::with_relogin_hint`]).
+pub fn explain(err: &OAuthError, doing: &str) -> Error {
     let desc = err.error_description.clone().unwrap_or_default();
     let said = if desc.is_empty() {
         err.error.clone()
@@ -195,7 +197,7 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
     };
     let lower = desc.to_ascii_lowercase();
     if let Some(why) = transient(err, &lower) {
-        return Error::Network(format!(
+        return Error::network(format!(
             "Salesforce turned down {doing} for now: {said}. {why}"
         ));
     }
@@ -285,12 +287,48 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
     } else if is_login_problem(&err.error) {
         Error::Relogin {
             message,
-            hint: Some(relogin_hint.to_string()),
+            hint: None,
         }
     } else {
         Error::Server {
             message,
             hint: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(error: &str, desc: &str) -> OAuthError {
+        OAuthError {
+            error: error.into(),
+            error_description: Some(desc.into()),
+            status: 400,
+        }
+    }
+
+    #[test]
+    fn a_login_refusal_has_no_sfx_hint_until_the_caller_adds_one() {
+        let e = explain(
+            &refusal("invalid_grant", "expired access/refresh token"),
+            "the refresh of org prod",
+        );
+        assert!(matches!(e, Error::Relogin { hint: None, .. }), "{e:?}");
+        let e = e.with_relogin_hint(|| "log in again: `sfx login --web --alias prod`".into());
+        assert_eq!(
+            e.hint(),
+            Some("log in again: `sfx login --web --alias prod`")
+        );
+        // A hint already there (not a matter of logging in again) is kept.
+        let ip = explain(&refusal("invalid_grant", "ip restricted"), "the refresh")
+            .with_relogin_hint(|| "unused".into());
+        assert!(ip.hint().is_some_and(|h| h.contains("network")), "{ip:?}");
+        // Transient refusals are network trouble, untouched by a relogin hint.
+        let busy = explain(&refusal("rate_limit_exceeded", ""), "the refresh")
+            .with_relogin_hint(|| "unused".into());
+        assert_eq!(busy.exit(), crate::exit::Exit::Network);
+        assert_eq!(busy.hint(), None);
     }
 }

@@ -243,7 +243,10 @@ impl Http {
                         String::new()
                     };
                     return (
-                        Err(Error::Network(format!("{}{tries}", failure.message))),
+                        Err(Error::network_from(
+                            format!("{}{tries}", failure.message),
+                            failure.source.map(|e| Box::new(e) as crate::error::Cause),
+                        )),
                         doubt,
                     );
                 }
@@ -588,6 +591,8 @@ struct Failure {
     retryable: bool,
     /// The request cannot have reached the server.
     unsent: bool,
+    /// ureq's own error, kept as the cause of the final [`Error::Network`].
+    source: Option<ureq::Error>,
 }
 
 impl Failure {
@@ -595,7 +600,7 @@ impl Failure {
     /// delivered; a cut connection here is a truncated answer.
     fn in_body(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
         let host = super::url::host_of(url);
-        match e {
+        let f = match &e {
             ureq::Error::Io(io)
                 if matches!(
                     io.kind(),
@@ -611,14 +616,20 @@ impl Failure {
                     ),
                     retryable: true,
                     unsent: false,
+                    source: None,
                 }
             }
             ureq::Error::Protocol(_) => Failure {
                 message: format!("the answer from {host} was cut off or malformed"),
                 retryable: true,
                 unsent: false,
+                source: None,
             },
-            other => Failure::from_ureq(other, url, timeout, via),
+            _ => return Failure::from_ureq(e, url, timeout, via),
+        };
+        Failure {
+            source: Some(e),
+            ..f
         }
     }
 
@@ -642,6 +653,7 @@ impl Failure {
                     ),
                     retryable: true,
                     unsent: true,
+                    source: None,
                 };
             }
             if let ureq::Error::ConnectProxyFailed(why) = &e {
@@ -652,10 +664,11 @@ impl Failure {
                     ),
                     retryable: true,
                     unsent: true,
+                    source: None,
                 };
             }
         }
-        match e {
+        let f = match &e {
             ureq::Error::Timeout(_) => Failure {
                 message: format!(
                     "{host} did not answer within {} (raise it with --timeout)",
@@ -663,16 +676,19 @@ impl Failure {
                 ),
                 retryable: true,
                 unsent: false,
+                source: None,
             },
             ureq::Error::HostNotFound => Failure {
                 message: format!("the host {host} was not found (check the instance or login URL)"),
                 retryable: true,
                 unsent: true,
+                source: None,
             },
             ureq::Error::ConnectionFailed => Failure {
                 message: format!("could not connect to {host}"),
                 retryable: true,
                 unsent: true,
+                source: None,
             },
             ureq::Error::BodyExceedsLimit(_) => Failure {
                 message: format!(
@@ -680,6 +696,7 @@ impl Failure {
                 ),
                 retryable: false,
                 unsent: false,
+                source: None,
             },
             // std reports a failed name lookup as an uncategorised I/O error.
             ureq::Error::Io(io) if io.to_string().starts_with("failed to lookup address") => {
@@ -694,12 +711,14 @@ impl Failure {
                     ),
                     retryable: true,
                     unsent: true,
+                    source: None,
                 }
             }
             ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => Failure {
                 message: format!("{host} closed the connection without answering"),
                 retryable: true,
                 unsent: false,
+                source: None,
             },
             ureq::Error::Io(io) => {
                 let unsent = matches!(
@@ -720,6 +739,7 @@ impl Failure {
                     },
                     retryable: true,
                     unsent,
+                    source: None,
                 }
             }
             other => Failure {
@@ -729,7 +749,12 @@ impl Failure {
                 ),
                 retryable: true,
                 unsent: false,
+                source: None,
             },
+        };
+        Failure {
+            source: Some(e),
+            ..f
         }
     }
 }
@@ -737,6 +762,31 @@ impl Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_network_failure_keeps_ureqs_error_as_its_cause() {
+        // A port nothing listens on: bound, then closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let http = Http::new(Duration::from_secs(2), 0);
+        let err = http
+            .send(&Request {
+                method: "POST",
+                url: format!("http://127.0.0.1:{port}/services/oauth2/token"),
+                form: Vec::new(),
+                bearer: None,
+                basic: None,
+                retry: Retry::OnlyUnsent,
+            })
+            .unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::Network, "{err}");
+        assert!(err.to_string().contains("127.0.0.1"), "{err}");
+        let cause = std::error::Error::source(&err).expect("the cause is kept");
+        assert!(cause.downcast_ref::<ureq::Error>().is_some(), "{cause:?}");
+    }
 
     #[test]
     fn backoff_grows_and_stays_capped() {

@@ -1,6 +1,8 @@
 //! The Salesforce OAuth client: token grants, introspection, revocation, userinfo.
 //!
-//! No clap and no printing here. Every endpoint is reached through a base URL that
+//! No clap, and no printing except the `-v` trace (through [`crate::messages`]);
+//! no `sfx …` advice either: a refusal that needs a new login comes back without
+//! a hint, for the command layer to add. Every endpoint is reached through a base URL that
 //! comes from the org record or a flag, never a constant, so tests talk to the
 //! in-repo fake. Secrets leave their [`Secret`] wrapper only in request bodies.
 
@@ -114,8 +116,8 @@ impl Client<'_> {
 
     /// A grant on the token endpoint, its answer checked: a usable token
     /// response whose `signature` matches the client secret (when one is known).
-    /// `doing` names the action for errors ("the refresh of org prod");
-    /// `relogin_hint` is the caller's advice for a refusal.
+    /// `doing` names the action for errors ("the refresh of org prod"); a
+    /// refusal comes back without a hint, for the caller to add.
     pub fn grant(
         &self,
         base: &str,
@@ -123,14 +125,13 @@ impl Client<'_> {
         creds: Option<ClientCreds<'_>>,
         retry: Retry,
         doing: &str,
-        relogin_hint: &str,
     ) -> Result<TokenResponse, Failed> {
         let reply = self.token_endpoint(base, form, creds, retry)?;
         let delivery = reply.delivery;
         let failed = |error| Failed { error, delivery };
         let map = match reply.body {
             Ok(map) => map,
-            Err(oauth) => return Err(failed(errors::explain(&oauth, doing, relogin_hint))),
+            Err(oauth) => return Err(failed(errors::explain(&oauth, doing))),
         };
         token_response(map, &reply.host, doing, creds.and_then(|c| c.secret)).map_err(failed)
     }
@@ -144,7 +145,6 @@ impl Client<'_> {
         creds: ClientCreds<'_>,
         rotating: bool,
         doing: &str,
-        relogin_hint: &str,
     ) -> Result<TokenResponse, Failed> {
         let form = vec![
             ("grant_type", "refresh_token".to_string()),
@@ -157,7 +157,7 @@ impl Client<'_> {
         } else {
             Retry::Transient
         };
-        self.grant(base, form, Some(creds), retry, doing, relogin_hint)
+        self.grant(base, form, Some(creds), retry, doing)
     }
 
     /// POST /services/oauth2/introspect with the client id (and secret, if known)
@@ -188,7 +188,7 @@ impl Client<'_> {
         match errors::json_or_oauth_error(&reply)? {
             Ok(map) => {
                 if !map.get("active").is_some_and(|a| a.is_boolean()) {
-                    return Err(Error::Network(format!(
+                    return Err(Error::network(format!(
                         "{} answered introspection without an `active` field; that is not what Salesforce sends",
                         errors::host_of(&reply.url)
                     )));
@@ -205,7 +205,7 @@ impl Client<'_> {
                     .map(|d| format!(" (\"{d}\")"))
                     .unwrap_or_default()
             ))),
-            Err(e) => Err(errors::explain(&e, "the introspection request", "")),
+            Err(e) => Err(errors::explain(&e, "the introspection request")),
         }
     }
 
@@ -224,12 +224,12 @@ impl Client<'_> {
         }
         let map = match errors::json_or_oauth_error(&reply)? {
             Ok(map) => map,
-            Err(e) => return Err(errors::explain(&e, "the userinfo request", "")),
+            Err(e) => return Err(errors::explain(&e, "the userinfo request")),
         };
         serde_json::from_value(serde_json::Value::Object(map))
             .map(TokenProbe::Alive)
             .map_err(|_| {
-                Error::Network(format!(
+                Error::network(format!(
                     "{} answered userinfo with an unexpected body",
                     errors::host_of(&reply.url)
                 ))
@@ -256,12 +256,12 @@ impl Client<'_> {
             return Ok(Revoked::AlreadyInvalid);
         }
         match errors::json_or_oauth_error(&reply)? {
-            Ok(_) => Err(Error::Network(format!(
+            Ok(_) => Err(Error::network(format!(
                 "{} answered the revocation with HTTP {}",
                 errors::host_of(&reply.url),
                 reply.status
             ))),
-            Err(e) => Err(errors::explain(&e, "the revocation", "")),
+            Err(e) => Err(errors::explain(&e, "the revocation")),
         }
     }
 }
@@ -283,13 +283,13 @@ pub fn token_response(
     secret: Option<&Secret>,
 ) -> Result<TokenResponse, Error> {
     let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
-        Error::Network(format!(
+        Error::network(format!(
             "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
             crate::text::sanitize(&e.to_string(), 160)
         ))
     })?;
     if resp.access_token.is_empty() {
-        return Err(Error::Network(format!(
+        return Err(Error::network(format!(
             "{host} answered {doing} with an empty access_token"
         )));
     }

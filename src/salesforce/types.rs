@@ -46,7 +46,7 @@ impl TokenResponse {
             "the instance_url in Salesforce's answer",
         )
         .map_err(|e| {
-            crate::error::Error::Network(format!(
+            crate::error::Error::network(format!(
                 "Salesforce answered with an unusable instance_url: {e}"
             ))
         })

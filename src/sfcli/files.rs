@@ -307,6 +307,7 @@ pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
                             "let the running `sf` command finish, then run sfx again; if no sf is running, remove the directory {}",
                             dir.display()
                         )),
+                        source: None,
                     });
                 }
                 std::thread::sleep(Duration::from_millis(100));

@@ -173,6 +173,7 @@ fn sf_trouble(t: Trouble) -> Error {
             t.sentence()
         ),
         hint: Some("run sfx where sf itself works (the same desktop session), or, if sf uses ~/.sfdx/key.json here, set SF_USE_GENERIC_UNIX_KEYCHAIN=true".into()),
+        source: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Working with the Salesforce CLI (`sf`): read its logins, share them, and keep
 //! both tools working when Salesforce rotates refresh tokens. No clap, no printing
-//! (apart from the one-line warning of a broken link, see [`link`]).
+//! (apart from the one-line warning of a broken link, see [`link`], written
+//! through [`crate::messages`]).
 //!
 //! - [`files`]: `~/.sfdx/alias.json`, `~/.sfdx/<username>.json`, sf's file lock;
 //! - [`key`]: where sf keeps its encryption key (OS keychain or `key.json`);

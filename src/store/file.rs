@@ -69,6 +69,7 @@ impl FileStore {
         Error::StoreUnavailable {
             message: format!("cannot read the secrets file {}: {e}", self.path.display()),
             hint: None,
+            source: Some(Box::new(e)),
         }
     }
 
@@ -146,6 +147,7 @@ impl SecretStore for FileStore {
         atomic::write(&self.path, &bytes).map_err(|e| Error::StoreUnavailable {
             message: format!("cannot write the secrets file {}: {e}", self.path.display()),
             hint: None,
+            source: Some(Box::new(e)),
         })
     }
 }

@@ -187,6 +187,18 @@ impl Trouble {
     pub fn into_error(self) -> Error {
         unavailable(&self.sentence())
     }
+
+    /// [`Trouble::into_error`] with keyring's own error kept as the cause.
+    fn into_error_from(self, source: keyring::Error) -> Error {
+        match self.into_error() {
+            Error::StoreUnavailable { message, hint, .. } => Error::StoreUnavailable {
+                message,
+                hint,
+                source: Some(Box::new(source)),
+            },
+            other => other,
+        }
+    }
 }
 
 /// The hint every "keychain unavailable" error carries: both ways out.
@@ -199,6 +211,7 @@ pub fn unavailable(cause: &str) -> Error {
             short_name()
         ),
         hint: Some(WAYS_OUT.into()),
+        source: None,
     }
 }
 
@@ -251,7 +264,7 @@ fn trouble(e: &keyring::Error) -> Option<Trouble> {
 
 fn map_err(e: keyring::Error, account: &str) -> Error {
     if let Some(t) = trouble(&e) {
-        return t.into_error();
+        return t.into_error_from(e);
     }
     match e {
         keyring::Error::BadEncoding(_) => Error::relogin(
@@ -272,11 +285,15 @@ fn map_err(e: keyring::Error, account: &str) -> Error {
                 "the OS keychain cannot hold `{account}`: its {what} is longer than the limit of {limit}"
             ),
             hint: Some(WAYS_OUT.into()),
+            source: None,
         },
-        other => Error::Other(format!(
-            "the OS keychain failed: {}",
-            crate::text::sanitize(&other.to_string(), 200)
-        )),
+        other => Error::Failed {
+            message: format!(
+                "the OS keychain failed: {}",
+                crate::text::sanitize(&other.to_string(), 200)
+            ),
+            source: Box::new(other),
+        },
     }
 }
 
@@ -348,6 +365,7 @@ fn check_size(account: &str, len: usize, limit: Option<usize>) -> Result<(), Err
                 short_name()
             ),
             hint: Some(WAYS_OUT.into()),
+            source: None,
         }),
         _ => Ok(()),
     }

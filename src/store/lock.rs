@@ -88,6 +88,7 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
                     "if that process is stuck, stop it (the lock is released when it exits); the lock file is {}",
                     path.display()
                 )),
+                source: None,
             });
         }
         if !told && waited >= Duration::from_secs(2) {

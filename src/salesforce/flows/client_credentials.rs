@@ -29,10 +29,9 @@ pub fn grant(
     base: &str,
     creds: ClientCreds<'_>,
     doing: &str,
-    hint: &str,
 ) -> Result<TokenResponse, Error> {
     let form = vec![("grant_type", GRANT_TYPE.to_string())];
     client
-        .grant(base, form, Some(creds), Retry::Transient, doing, hint)
+        .grant(base, form, Some(creds), Retry::Transient, doing)
         .map_err(Error::from)
 }

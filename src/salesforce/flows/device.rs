@@ -49,10 +49,6 @@ pub struct DeviceLogin<'a> {
     pub scope: Option<&'a str>,
     /// Stop waiting earlier than the code's expiry.
     pub wait: Option<Duration>,
-    /// The command that fixes a refusal (for error hints).
-    pub hint: &'a str,
-    /// What to do when the code was not approved in time (the caller's prose).
-    pub timeout_hint: &'a str,
 }
 
 /// Ask for a device code.
@@ -64,7 +60,7 @@ pub fn request(client: &Client<'_>, p: &DeviceLogin<'_>) -> Result<DeviceCode, E
     let reply = client.token_endpoint(p.base, form, Some(p.creds), Retry::Transient)?;
     let map = match reply.body {
         Ok(map) => map,
-        Err(oauth) => return Err(errors::explain(&oauth, "the device-code request", p.hint)),
+        Err(oauth) => return Err(errors::explain(&oauth, "the device-code request")),
     };
     let text = |k: &str| {
         map.get(k)
@@ -79,7 +75,7 @@ pub fn request(client: &Client<'_>, p: &DeviceLogin<'_>) -> Result<DeviceCode, E
         })
     };
     let missing = |what: &str| {
-        Error::Network(format!(
+        Error::network(format!(
             "{} answered the device-code request without a {what}; that is not what Salesforce sends",
             reply.host
         ))
@@ -119,9 +115,9 @@ pub fn login(
     // yet checked: no input may make this overflow.
     let deadline = started.checked_add(limit).unwrap_or(started);
     let mut interval = code.interval.max(MIN_INTERVAL);
-    let not_approved = |why: &str| Error::Relogin {
+    let not_approved = |why: &str| Error::LoginTimeout {
         message: format!("the device login was not approved in time: {why}; nothing was stored"),
-        hint: Some(p.timeout_hint.to_string()),
+        hint: None,
     };
     loop {
         let Some(left) = deadline
@@ -153,7 +149,7 @@ pub fn login(
             Err(e) if e.error == "expired_token" => {
                 return Err(not_approved("Salesforce says the device code expired"));
             }
-            Err(e) => return Err(errors::explain(&e, "the device login", p.hint)),
+            Err(e) => return Err(errors::explain(&e, "the device login")),
         }
     }
 }

@@ -97,8 +97,6 @@ pub struct JwtLogin<'a> {
     pub client_id: &'a str,
     pub username: &'a str,
     pub key: &'a EncodingKey,
-    /// The command that fixes a refusal (for error hints).
-    pub hint: &'a str,
     /// Names the action in errors ("the JWT bearer login", "the refresh of org x").
     pub doing: &'a str,
 }
@@ -113,7 +111,7 @@ pub fn grant(client: &Client<'_>, p: &JwtLogin<'_>, now: i64) -> Result<TokenRes
         ("assertion", assertion.expose().to_string()),
     ];
     client
-        .grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+        .grant(p.base, form, None, Retry::Transient, p.doing)
         .map_err(Error::from)
 }
 

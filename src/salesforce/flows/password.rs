@@ -28,7 +28,6 @@ pub fn grant(
     creds: ClientCreds<'_>,
     username: &str,
     password: &Secret,
-    hint: &str,
 ) -> Result<TokenResponse, Error> {
     let form = vec![
         ("grant_type", GRANT_TYPE.to_string()),
@@ -44,7 +43,6 @@ pub fn grant(
             Some(creds),
             Retry::OnlyUnsent,
             "the username-password login",
-            hint,
         )
         .map_err(Error::from)
 }

@@ -167,18 +167,16 @@ impl Listener {
         deadline: Instant,
         wait: Duration,
         doing: &str,
-        hint: &str,
-        timeout_hint: &str,
     ) -> Result<(Secret, tiny_http::Request), Error> {
         loop {
             let Some(req) = self.next(deadline) else {
-                return Err(Error::Relogin {
+                return Err(Error::LoginTimeout {
                     message: format!(
                         "no browser login came back to {} within {}; the login was not finished",
                         self.redirect_uri(),
                         humantime::format_duration(wait)
                     ),
-                    hint: Some(timeout_hint.to_string()),
+                    hint: None,
                 });
             };
             let (path, query) = req.url().split_once('?').unwrap_or((req.url(), ""));
@@ -214,7 +212,7 @@ impl Listener {
                     error_description: param("error_description").map(|d| sanitize(&d, 300)),
                     status: 0,
                 };
-                let err = errors::explain(&oauth, doing, hint);
+                let err = errors::explain(&oauth, doing);
                 respond(req, 400, "Login failed", &format!("sfx: {err}"));
                 return Err(err);
             }
@@ -246,11 +244,6 @@ pub struct WebLogin<'a> {
     pub login_hint: Option<&'a str>,
     /// How long to wait for the browser.
     pub wait: Duration,
-    /// The command that fixes a refusal (for error hints).
-    pub hint: &'a str,
-    /// What to do when no browser login came back in time (the caller's
-    /// prose: no `sfx …` advice is written in `salesforce/`).
-    pub timeout_hint: &'a str,
 }
 
 /// Run the flow on a bound listener: `on_url` gets the authorize URL to open (or
@@ -277,14 +270,7 @@ pub fn login(
     let started = Instant::now();
     // `wait` is bounded by --login-timeout's range; checked all the same.
     let deadline = started.checked_add(p.wait).unwrap_or(started);
-    let (code, browser) = listener.wait_for_code(
-        &state,
-        deadline,
-        p.wait,
-        "the browser login",
-        p.hint,
-        p.timeout_hint,
-    )?;
+    let (code, browser) = listener.wait_for_code(&state, deadline, p.wait, "the browser login")?;
     let form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
@@ -299,7 +285,6 @@ pub fn login(
             Some(p.creds),
             Retry::OnlyUnsent,
             "the authorization-code exchange",
-            p.hint,
         )
         .map_err(Error::from);
     match &result {
