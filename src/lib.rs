@@ -12,11 +12,13 @@
 //! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`clock`]: time as an input;
 //! - [`messages`]: the one owner of stderr (notes, prompts, traces, the error);
+//! - [`backoff`]: exponential back-off with jitter (HTTP retries, watch);
 //! - [`limits`]: the range of every duration and the size of every input;
 //! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
 //!   sanitising, rendering.
 
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod clock;
 pub mod commands;

@@ -7,7 +7,7 @@
 //! and `super::x`). Layers, lowest first:
 //!
 //! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`, `messages`,
-//!    `limits`;
+//!    `limits`, `backoff`;
 //! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files);
 //! 2. `lifecycle`;
 //! 3. the command layer: `commands`, `context`, `output`, `cli`, `generate`, `app`.
@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("clock", 0),
     ("messages", 0),
     ("limits", 0),
+    ("backoff", 0),
     ("salesforce", 1),
     ("store", 1),
     ("sfcli", 1),

@@ -207,21 +207,11 @@ fn retry_delay(
     let cap = BACKOFF_CAP
         .min(p.max_check.to_std().unwrap_or(BACKOFF_CAP))
         .max(base);
-    let d = base
-        .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-        .min(cap);
-    let mut d = span(d.mul_f64(0.75 + jitter.clamp(0.0, 1.0) / 2.0));
+    let mut d = span(crate::backoff::delay(failures, base, cap, 0.25, jitter));
     if let Some(left) = left.filter(|l| *l > chrono::Duration::zero()) {
         d = d.min(left / 2);
     }
     d.max(min_gap())
-}
-
-/// A random fraction in 0..1 for [`retry_delay`]'s jitter.
-fn jitter() -> f64 {
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    f64::from(u16::from_le_bytes(b) % 1000) / 1000.0
 }
 
 /// A fresh token's expiry is often an estimate (`issued_at` + the stored session
@@ -817,7 +807,12 @@ impl Scheduler {
         }
         let w = &mut self.orgs[idx];
         w.failures = w.failures.saturating_add(1);
-        let delay = retry_delay(w.failures, w.exp().map(|e| e - now), &p, jitter());
+        let delay = retry_delay(
+            w.failures,
+            w.exp().map(|e| e - now),
+            &p,
+            crate::backoff::jitter(),
+        );
         w.due = plus(now, delay);
         let retry = humanize(delay.to_std().unwrap_or_default());
         let exp = w.exp();

@@ -542,11 +542,13 @@ fn retry_after(reply: &Reply) -> Option<Duration> {
 
 /// 250 ms, 500 ms, … doubled per attempt, capped at 2 s, with ±50 % jitter.
 fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << (attempt - 1).min(3)).min(2_000);
-    let mut b = [0u8; 2];
-    let _ = getrandom::fill(&mut b);
-    let frac = u16::from_le_bytes(b) as u64 % 1000; // 0..999
-    Duration::from_millis(base / 2 + base * frac / 1000)
+    crate::backoff::delay(
+        attempt,
+        Duration::from_millis(250),
+        Duration::from_secs(2),
+        0.5,
+        crate::backoff::jitter(),
+    )
 }
 
 /// A JSON body with secret-valued keys replaced; other bodies cut to one line,

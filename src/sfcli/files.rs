@@ -11,7 +11,7 @@
 //!
 //! Every read is bounded ([`MAX_FILE`]); nothing here prints.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -230,21 +230,7 @@ impl AuthFile {
 /// Write `bytes` to `path` atomically (temp file beside it, fsync, rename),
 /// keeping the file's mode. The caller holds sf's lock on `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".sfx.tmp")
-        .tempfile_in(dir)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        std::fs::set_permissions(tmp.path(), meta.permissions())?;
-    }
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::store::atomic::write_keeping_mode(path, bytes)
 }
 
 /// sf's lock on one file, held: the `<file>.lock` directory, kept fresh by a

@@ -10,14 +10,28 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, bytes, ".tmp", false)
+}
+
+/// [`write`] for a file another program owns (the Salesforce CLI's, under its
+/// lock): the file keeps its mode, and the temp file's name ends in `.sfx.tmp`,
+/// so only sfx's own leftovers are ever removed there.
+pub fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_with(path, bytes, ".sfx.tmp", true)
+}
+
+fn write_with(path: &Path, bytes: &[u8], suffix: &str, keep_mode: bool) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let prefix = format!(".{name}.");
-    remove_leftovers(dir, &prefix);
+    remove_leftovers(dir, &prefix, suffix);
     let mut tmp = tempfile::Builder::new()
         .prefix(&prefix)
-        .suffix(".tmp")
+        .suffix(suffix)
         .tempfile_in(dir)?;
+    if keep_mode && let Ok(meta) = std::fs::metadata(path) {
+        std::fs::set_permissions(tmp.path(), meta.permissions())?;
+    }
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
@@ -27,14 +41,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Temp files of a writer killed between creating and renaming its temp file.
-fn remove_leftovers(dir: &Path, prefix: &str) {
+fn remove_leftovers(dir: &Path, prefix: &str, suffix: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.starts_with(prefix) && name.ends_with(".tmp") {
+        if name.starts_with(prefix) && name.ends_with(suffix) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -59,5 +73,23 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, [".other.json.x.tmp", "orgs.json"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn keeping_mode_keeps_the_files_mode_and_removes_only_sfx_leftovers() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("user.json");
+        std::fs::write(&path, b"old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::write(dir.path().join(".user.json.x.sfx.tmp"), b"ours").unwrap();
+        std::fs::write(dir.path().join(".user.json.y.tmp"), b"not ours").unwrap();
+        write_keeping_mode(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        assert!(!dir.path().join(".user.json.x.sfx.tmp").exists());
+        assert!(dir.path().join(".user.json.y.tmp").exists());
     }
 }
