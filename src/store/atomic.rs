@@ -13,7 +13,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_with(path, bytes, ".tmp", false)
 }
 
-/// [`write`] for a file another program owns (the Salesforce CLI's, under its
+/// [`write()`] for a file another program owns (the Salesforce CLI's, under its
 /// lock): the file keeps its mode, and the temp file's name ends in `.sfx.tmp`,
 /// so only sfx's own leftovers are ever removed there.
 pub fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -1,0 +1,158 @@
+//! The end of every `sfx login` flow: learn the user (one userinfo request),
+//! build the org's record, check that it reads back, and store it — secrets
+//! first, the record last — through the store's one interface.
+
+use super::Login;
+use crate::commands::TokenSummary;
+use crate::context::check_alias;
+use crate::error::Error;
+use crate::lifecycle;
+use crate::salesforce::TokenProbe;
+use crate::salesforce::types::TokenResponse;
+use crate::secret::Secret;
+use crate::store::SecretKind;
+use crate::store::metadata::{Flow, OrgRecord};
+
+/// What a flow obtained besides the token response: what the record and the
+/// store need to know about how the org was logged in.
+pub(super) struct Obtained {
+    pub flow: Flow,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub login_url: Option<String>,
+    /// JWT bearer: the key's path (never the key), to sign again on refresh.
+    pub key_file: Option<String>,
+}
+
+/// Learn the user, then store everything: secrets first, metadata last.
+pub(super) fn finish(
+    l: &Login<'_>,
+    got: Obtained,
+    resp: &TokenResponse,
+) -> Result<TokenSummary, Error> {
+    let Login {
+        ctx,
+        args,
+        store,
+        now,
+    } = *l;
+    let Obtained {
+        flow,
+        client_id,
+        client_secret,
+        refresh_token,
+        login_url,
+        key_file,
+    } = got;
+    let instance_url = resp.checked_instance_url()?;
+    let info = match ctx.client().userinfo(&instance_url, &resp.access_token)? {
+        TokenProbe::Alive(info) => info,
+        TokenProbe::Dead(status) => {
+            return Err(Error::relogin(
+                format!(
+                    "Salesforce does not accept the access token (userinfo answered HTTP {status}); it is expired, revoked, or for another org"
+                ),
+                "get a fresh token and import it again",
+            ));
+        }
+    };
+    let username = info.preferred_username.clone();
+    let alias = match (&args.alias, &username) {
+        (Some(a), _) => a.clone(),
+        (None, Some(u)) => {
+            check_alias(u, "the username (used as the alias)")?;
+            u.clone()
+        }
+        (None, None) => {
+            return Err(Error::usage(
+                "Salesforce did not say the username; give the org a name with --alias",
+            ));
+        }
+    };
+    let mut record = OrgRecord {
+        alias: alias.clone(),
+        username,
+        org_id: info.organization_id.clone(),
+        user_id: info.user_id.clone(),
+        instance_url,
+        login_url,
+        client_id,
+        flow,
+        store,
+        issued_at: None,
+        session_timeout_secs: args.session_timeout.as_secs().max(60),
+        expiry: None,
+        access_token_masked: None,
+        has_refresh_token: refresh_token.is_some(),
+        has_client_secret: client_secret.is_some(),
+        refresh_token_used_at: None,
+        rotates_refresh_token: false,
+        key_file,
+        sf_link: None,
+    };
+    lifecycle::apply_token(&mut record, resp, now);
+    // A refresh-token grant that returns a refresh token is rotation: remember it,
+    // so later refreshes are never retried once they may have been delivered.
+    record.rotates_refresh_token =
+        matches!(flow, Flow::AuthUrl | Flow::RefreshToken) && resp.refresh_token.is_some();
+    if refresh_token.is_some() {
+        record.refresh_token_used_at = Some(now.timestamp());
+    }
+
+    // Never store an org sfx would refuse to read back: check before any write.
+    record.readable().map_err(|why| {
+        Error::Other(format!(
+            "sfx did not store org {alias}: its record would not read back ({why}); nothing was stored"
+        ))
+    })?;
+    let changes = [
+        (SecretKind::RefreshToken, refresh_token.as_ref()),
+        (SecretKind::AccessToken, Some(&resp.access_token)),
+        (SecretKind::ClientSecret, client_secret.as_ref()),
+    ];
+    // Secrets first, then the record; an org moved between stores leaves no
+    // copy behind in the old one (a failure to delete it is a warning).
+    let notes = crate::store::OrgStore::save_org(&ctx.store, &record, &changes, args.set_default)?;
+    let expiry = lifecycle::expiry::after_mint(&record, now);
+    Ok(TokenSummary {
+        verb: "Logged in to",
+        record,
+        expiry,
+        rotated: false,
+        now,
+        access_token: resp.access_token.clone(),
+        refresh_token,
+        show_token: args.show_token,
+        notes,
+    })
+}
+
+/// Store an org from an interactive flow that should bring a refresh token
+/// (web, device), and say so when Salesforce gave none.
+pub(super) fn finish_with_refresh_token(
+    l: &Login<'_>,
+    flow: Flow,
+    client_id: String,
+    secret: Option<Secret>,
+    resp: &TokenResponse,
+    login_url: Option<String>,
+) -> Result<TokenSummary, Error> {
+    let refresh_token = resp.refresh_token.clone();
+    let mut summary = finish(
+        l,
+        Obtained {
+            flow,
+            client_id: Some(client_id),
+            client_secret: secret,
+            refresh_token: refresh_token.clone(),
+            login_url,
+            key_file: None,
+        },
+        resp,
+    )?;
+    if refresh_token.is_none() {
+        summary.notes.push("note: Salesforce returned no refresh token (the app's scopes lack `refresh_token`/`offline_access`, or --scope left it out), so this org cannot be refreshed: log in again when the session ends".into());
+    }
+    Ok(summary)
+}
