@@ -4,7 +4,7 @@
 //!
 //! Nothing here prints or prompts: what a person must see (the authorize URL, the
 //! device code) is handed to a callback, and secrets come in as values. The
-//! command glue in `commands/login.rs` does the talking and the storing.
+//! command glue in `commands/login/` does the talking and the storing.
 //!
 //! | flow | module | refresh afterwards |
 //! |---|---|---|
