@@ -626,3 +626,83 @@ pub fn after_mint(record: &OrgRecord, now: DateTime<Utc>) -> Expiry {
     };
     offline(&org, now).unwrap_or_else(|| Expiry::estimate(record, None, now))
 }
+
+/// An access token handed to a caller that will use it (`token`, `api`, `exec`).
+pub struct ValidToken {
+    /// The org as it stands after any refresh (new instance URL included).
+    pub org: Org,
+    pub token: Secret,
+    /// Whether a token request was made to get it.
+    pub refreshed: bool,
+    /// Warnings for stderr (a rotated refresh token in the environment).
+    pub notes: Vec<String>,
+}
+
+const LOGGED_OUT: &str = "the org was logged out while sfx waited for its lock";
+
+/// A token known to stay valid for at least `min_valid`: the stored one when the
+/// best offline knowledge says so (0 requests), else a new one (1 refresh).
+/// Under the org's lock with the record read again, so racing callers make one
+/// token request and all get the same token.
+pub fn valid_token(
+    ctx: &Context,
+    org: &Org,
+    min_valid: std::time::Duration,
+) -> Result<ValidToken, Error> {
+    let (org, _lock) = ctx
+        .locked(org)?
+        .ok_or_else(|| Error::relogin(LOGGED_OUT, "`sfx login` again"))?;
+    let now = ctx.now();
+    let known = offline(&org, now);
+    let fresh = known.as_ref().is_some_and(|e| e.outlives(now, min_valid));
+    // An environment access token with no way to refresh is handed out as it is,
+    // unless it is known to be dead (then the refresh below says "log in again").
+    let usable_as_is =
+        org.is_env() && !org.record.has_refresh_token && known.is_none_or(|e| e.active);
+    if (fresh || usable_as_is)
+        && let Some(token) = ctx.secret(&org, SecretKind::AccessToken)?
+    {
+        return Ok(ValidToken {
+            org,
+            token,
+            refreshed: false,
+            notes: vec![],
+        });
+    }
+    refreshed(ctx, &org)
+}
+
+/// Salesforce rejected `sent` (HTTP 401) although it looked valid: it was revoked,
+/// or its session ended early. Under the org's lock: if another process has stored
+/// a different token meanwhile, that one (0 requests); otherwise a refresh (1).
+pub fn after_rejection(ctx: &Context, org: &Org, sent: &Secret) -> Result<ValidToken, Error> {
+    let (org, _lock) = ctx
+        .locked(org)?
+        .ok_or_else(|| Error::relogin(LOGGED_OUT, "`sfx login` again"))?;
+    if !org.is_env()
+        && let Some(stored) = ctx.secret(&org, SecretKind::AccessToken)?
+        && stored.expose() != sent.expose()
+    {
+        return Ok(ValidToken {
+            org,
+            token: stored,
+            refreshed: false,
+            notes: vec![],
+        });
+    }
+    refreshed(ctx, &org)
+}
+
+fn refreshed(ctx: &Context, org: &Org) -> Result<ValidToken, Error> {
+    let r = refresh(ctx, org)?;
+    let mut notes = vec![];
+    if r.rotated && org.is_env() {
+        notes.push("warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app".to_string());
+    }
+    Ok(ValidToken {
+        org: r.org,
+        token: r.access_token,
+        refreshed: true,
+        notes,
+    })
+}

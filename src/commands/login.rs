@@ -751,6 +751,7 @@ fn finish(
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file,
+        api_version: None,
     };
     tokens::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,

@@ -1,8 +1,10 @@
 //! One file per command, each with `run(args, ctx) -> Result<Report>`; results are
 //! rendered by `app.rs`. Shared here: the summary that `login` and `refresh` print.
 
+pub mod api;
 pub mod completions;
 pub mod doctor;
+pub mod exec;
 pub mod expires;
 pub mod introspect;
 pub mod login;
@@ -24,6 +26,51 @@ use crate::secret::Secret;
 use crate::store::metadata::OrgRecord;
 use crate::timefmt;
 use crate::tokens::Expiry;
+
+/// The variables that hand an access token to another program — `sfx exec`'s
+/// child environment and the `--format env` lines of `token` and `refresh`: sfx's
+/// own names, and the Salesforce CLI's (`sf` takes an access token as its target
+/// org, with the instance URL in `SF_ORG_INSTANCE_URL`). The one place this list lives.
+pub fn token_vars(token: &Secret, instance_url: &str) -> [(&'static str, String); 6] {
+    let t = token.expose();
+    [
+        ("SFX_ACCESS_TOKEN", t.to_string()),
+        ("SFX_INSTANCE_URL", instance_url.to_string()),
+        ("SF_ACCESS_TOKEN", t.to_string()),
+        ("SF_INSTANCE_URL", instance_url.to_string()),
+        ("SF_ORG_INSTANCE_URL", instance_url.to_string()),
+        ("SF_TARGET_ORG", t.to_string()),
+    ]
+}
+
+/// `--format env`: bare `NAME=value` lines (no quotes, no `export`), valid for
+/// `$GITHUB_ENV`, `.env` files, `eval`, and `set -a; . FILE` — the values are
+/// checked by [`check_env_safe`] first. `new_auth_url`: a rotated refresh token
+/// in an environment org, as a new `SFX_AUTH_URL`.
+pub fn env_lines(token: &Secret, instance_url: &str, new_auth_url: Option<&str>) -> String {
+    let mut s = String::new();
+    for (name, value) in token_vars(token, instance_url) {
+        s.push_str(&format!("{name}={value}\n"));
+    }
+    if let Some(a) = new_auth_url {
+        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+    }
+    s
+}
+
+/// Unquoted `NAME=value` lines are safe for a shell only when no value holds a
+/// character the shell would act on (`$`, quotes, blanks, `;`, `~`, …). Salesforce's
+/// tokens and URLs never do; a value that does is refused rather than printed.
+pub fn check_env_safe(values: &[&str]) -> Result<(), crate::error::Error> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "!._-:/@%+=,[]".contains(c);
+    if values.iter().all(|v| !v.is_empty() && v.chars().all(safe)) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Network(
+            "a token or URL from Salesforce holds characters that a shell would interpret, so it cannot be printed as a bare NAME=value line; use `sfx token --json` and quote it yourself".into(),
+        ))
+    }
+}
 
 /// How many orgs `--all` / `--check` ask at once: fast over hundreds of orgs, yet
 /// gentle on any one org's login-rate limits.

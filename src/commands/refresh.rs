@@ -1,6 +1,7 @@
 //! `sfx refresh`: a new access token, stored (under the org's lock). A rotated
 //! refresh token is stored before anything else. `--format env` prints
-//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval`.
+//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval` (see
+//! [`super::env_lines`]).
 
 use serde_json::Value;
 
@@ -36,17 +37,11 @@ impl Report for RefreshReport {
                 format: RefreshFormat::Env,
                 new_auth_url,
                 ..
-            } => {
-                let token = summary.access_token.expose();
-                let url = &summary.record.instance_url;
-                let mut s = format!(
-                    "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
-                );
-                if let Some(a) = new_auth_url {
-                    s.push_str(&format!("SFX_AUTH_URL={a}\n"));
-                }
-                s
-            }
+            } => super::env_lines(
+                &summary.access_token,
+                &summary.record.instance_url,
+                new_auth_url.as_deref(),
+            ),
             RefreshReport::Done { summary, .. } => summary.human(style),
             RefreshReport::Skipped {
                 org,
@@ -127,6 +122,11 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     } else {
         None
     };
+    if args.format == RefreshFormat::Env {
+        let mut values = vec![r.access_token.expose(), r.org.record.instance_url.as_str()];
+        values.extend(r.new_auth_url.as_deref());
+        crate::commands::check_env_safe(&values)?;
+    }
     Ok(RefreshReport::Done {
         summary: Box::new(TokenSummary {
             verb: "Refreshed",
