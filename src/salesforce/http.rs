@@ -514,11 +514,17 @@ impl Http {
             self.trace_line(">   Authorization: Bearer <redacted>");
         }
         for (name, value) in &req.headers {
-            self.trace_line(&format!(
-                ">   {}: {}",
-                sanitize(name, 80),
+            // A header the user added may carry a credential of its own.
+            let lower = name.to_ascii_lowercase();
+            let secret = ["auth", "cookie", "token", "secret", "key", "session", "password"]
+                .iter()
+                .any(|w| lower.contains(w));
+            let shown = if secret {
+                "<redacted>".to_string()
+            } else {
                 sanitize(&redact_text(value), 200)
-            ));
+            };
+            self.trace_line(&format!(">   {}: {shown}", sanitize(name, 80)));
         }
         if let Some(body) = req.body {
             self.trace_line(&format!(">   ({} bytes of body)", body.len()));
