@@ -22,6 +22,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod shapes;
 mod snapshots;
 mod token;
 mod transport;
