@@ -516,3 +516,44 @@ fn a_closed_stdout_ends_quietly() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr), "");
 }
+
+#[test]
+fn a_redirect_is_not_followed_and_exits_0() {
+    let t = T::new();
+    t.login("prod");
+    t.fake.clear_requests();
+    t.fake.inject(LIMITS, Fault::status(302));
+    let out = t.sfx().args(["api", "-i", LIMITS]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("HTTP/1.1 302 Found\r\n"));
+    assert_eq!(t.fake.requests().len(), 1);
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`), a JSON body is
+/// indented; through a pipe it is exactly what the fake sent.
+#[cfg(target_os = "linux")]
+#[test]
+fn json_is_pretty_printed_only_on_a_terminal() {
+    let t = T::new();
+    t.login("prod");
+    let piped = t.sfx().args(["api", LIMITS]).output().unwrap();
+    assert!(
+        !text(&piped.stdout).contains("\n  "),
+        "compact through a pipe"
+    );
+    let sfx = env!("CARGO_BIN_EXE_sfx");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{sfx} api {LIMITS}"), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("SFX_HOME", t.home())
+        .env("SFX_CREDENTIAL_STORE", "file")
+        .env("HOME", t.dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` (Debian: bsdutils, always installed)");
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let shown = text(&out.stdout).replace("\r\n", "\n");
+    assert!(shown.contains("{\n  \"DailyApiRequests\": {\n"), "{shown}");
+    assert_eq!(t.fake.count(LIMITS), 2);
+}

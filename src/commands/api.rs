@@ -560,7 +560,14 @@ fn pretty(
     match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) => {
             let text = serde_json::to_string_pretty(&v).unwrap_or_default();
-            out.write_all(crate::output::terminal_safe_json(&text).as_bytes())?;
+            // serde_json escapes C0 controls inside strings, so a raw line break is
+            // the layout's; C1 controls and bidi overrides it leaves raw are escaped.
+            let safe: String = text
+                .lines()
+                .map(crate::output::terminal_safe_json)
+                .collect::<Vec<_>>()
+                .join("\n");
+            out.write_all(safe.as_bytes())?;
             out.write_all(b"\n")?;
         }
         Err(_) => out.write_all(&body)?,

@@ -516,9 +516,11 @@ impl Http {
         for (name, value) in &req.headers {
             // A header the user added may carry a credential of its own.
             let lower = name.to_ascii_lowercase();
-            let secret = ["auth", "cookie", "token", "secret", "key", "session", "password"]
-                .iter()
-                .any(|w| lower.contains(w));
+            let secret = [
+                "auth", "cookie", "token", "secret", "key", "session", "password",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
             let shown = if secret {
                 "<redacted>".to_string()
             } else {
