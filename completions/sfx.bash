@@ -769,7 +769,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -784,6 +784,10 @@ _sfx() {
                     return 0
                     ;;
                 --exec)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
