@@ -53,6 +53,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--auth-url', '--auth-url', [CompletionResultType]::ParameterName, 'Import an SFDX auth URL; `-` reads it from stdin')
             [CompletionResult]::new('--refresh-token', '--refresh-token', [CompletionResultType]::ParameterName, 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url')
             [CompletionResult]::new('--access-token', '--access-token', [CompletionResultType]::ParameterName, 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed')
+            [CompletionResult]::new('--from-sf', '--from-sf', [CompletionResultType]::ParameterName, 'Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot')
             [CompletionResult]::new('--client-id', '--client-id', [CompletionResultType]::ParameterName, 'The connected app''s consumer key (client id)')
             [CompletionResult]::new('--username', '--username', [CompletionResultType]::ParameterName, 'The Salesforce username (--jwt, --password; a login hint for --web)')
             [CompletionResult]::new('--key-file', '--key-file', [CompletionResultType]::ParameterName, 'The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt)')
@@ -130,7 +131,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
         }
         'sfx;refresh' {
             [CompletionResult]::new('--if-expiring-within', '--if-expiring-within', [CompletionResultType]::ParameterName, 'Refresh only if the best known expiry is within this window (or unknown)')
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
@@ -177,6 +178,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
             [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt (e.g. 10s, 1m)')
+            [CompletionResult]::new('--auth-url', '--auth-url', [CompletionResultType]::ParameterName, 'Print the org''s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')

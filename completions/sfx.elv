@@ -49,6 +49,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --auth-url 'Import an SFDX auth URL; `-` reads it from stdin'
             cand --refresh-token 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url'
             cand --access-token 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed'
+            cand --from-sf 'Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot'
             cand --client-id 'The connected app''s consumer key (client id)'
             cand --username 'The Salesforce username (--jwt, --password; a login hint for --web)'
             cand --key-file 'The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt)'
@@ -123,7 +124,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
         }
         &'sfx;refresh'= {
             cand --if-expiring-within 'Refresh only if the best known expiry is within this window (or unknown)'
-            cand --format '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)'
+            cand --format '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL)'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'
             cand --org 'Which stored org (alias or username); default: the default org, or the only one'
             cand --color 'When to use colour'
@@ -168,6 +169,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --org 'Which stored org (alias or username); default: the default org, or the only one'
             cand --color 'When to use colour'
             cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m)'
+            cand --auth-url 'Print the org''s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret'
             cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
             cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
             cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'

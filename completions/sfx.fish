@@ -50,6 +50,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -f -a "help" -d 'Print this messag
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an SFDX auth URL; `-` reads it from stdin' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l access-token -d 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l from-sf -d 'Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-id -d 'The connected app\'s consumer key (client id)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l username -d 'The Salesforce username (--jwt, --password; a login hint for --web)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l key-file -d 'The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt)' -r -F
@@ -111,7 +112,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -s v -l verbose -d 'Tra
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -s V -l version -d 'Print version'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l if-expiring-within -d 'Refresh only if the best known expiry is within this window (or unknown)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)' -r -f -a "human\t''
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL)' -r -f -a "human\t''
 env\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
@@ -149,6 +150,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use 
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l auth-url -d 'Print the org\'s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'

@@ -103,8 +103,9 @@ pub enum Command {
 /// `--device` (a code to enter on another device), `--jwt` (RS256 assertion signed
 /// with `--key-file`; unattended), `--client-credentials` (the app's own user;
 /// unattended, My Domain only), `--password` (legacy username-password). Or import
-/// existing credentials: `--auth-url` (an SFDX auth URL, what `sf org display --verbose`
-/// prints), `--refresh-token -`, `--access-token -`.
+/// existing credentials: `--from-sf` (a login of the Salesforce CLI, kept linked),
+/// `--auth-url` (an SFDX auth URL, what `sf org auth show-sfdx-auth-url --json` prints),
+/// `--refresh-token -`, `--access-token -`.
 ///
 /// The user is learned from Salesforce (userinfo) and becomes the alias unless
 /// `--alias` is given. Secrets are read from stdin, a prompt or the environment,
@@ -118,6 +119,8 @@ pub enum Command {
   $ sfx login --device --client-id 3MVG9...               # no browser here: enter a code elsewhere
   $ sfx login --jwt --client-id 3MVG9... --username ci@acme.com --key-file server.key
   $ SFX_CLIENT_SECRET=... sfx login --client-credentials --client-id 3MVG9... --login-url https://acme.my.salesforce.com
+  $ sfx login --from-sf                                   # list the logins the sf CLI has
+  $ sfx login --from-sf prod                              # take sf's login `prod`, stay linked
   $ sfx login --auth-url - --alias prod < auth-url.txt    # import, verify, store
   $ echo \"$REFRESH_TOKEN\" | sfx login --refresh-token - --client-id 3MVG9... --instance-url https://acme.my.salesforce.com")]
 pub struct LoginArgs {
@@ -155,6 +158,16 @@ pub struct LoginArgs {
     /// Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed.
     #[arg(long, value_name = "-", group = "flow")]
     pub access_token: Option<String>,
+
+    /// Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot.
+    ///
+    /// Reads sf's `~/.sfdx/<username>.json` (by sf alias or username) with sf's key
+    /// from the OS keychain or `~/.sfdx/key.json`; one userinfo request checks it. The
+    /// org stays linked: refreshes read sf's current refresh token first and write a
+    /// rotated one back into sf's file, so both tools keep working. Without a value
+    /// it lists sf's logins (alias, username, instance) and reads no secret.
+    #[arg(long, value_name = "ALIAS|USERNAME", num_args = 0..=1, default_missing_value = "", group = "flow")]
+    pub from_sf: Option<String>,
 
     /// The connected app's consumer key (client id).
     ///
@@ -302,7 +315,8 @@ pub struct RefreshArgs {
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     pub if_expiring_within: Option<Duration>,
 
-    /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…).
+    /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN,
+    /// SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL).
     #[arg(long, value_enum, default_value_t = RefreshFormat::Human, value_name = "FORMAT")]
     pub format: RefreshFormat,
 
@@ -376,7 +390,8 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   $ export SF_ACCESS_TOKEN=$(sfx token)
-  $ curl -H \"Authorization: Bearer $(sfx token --min-valid 15m)\" \"$INSTANCE/services/data/\"")]
+  $ curl -H \"Authorization: Bearer $(sfx token --min-valid 15m)\" \"$INSTANCE/services/data/\"
+  $ sfx token --auth-url -o prod | gh secret set SFX_AUTH_URL   # a CI secret")]
 pub struct TokenArgs {
     /// Refresh first if the token has less than this left.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
@@ -385,6 +400,13 @@ pub struct TokenArgs {
     /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token.
     #[arg(long, value_enum, default_value_t = RefreshFormat::Human, value_name = "FORMAT")]
     pub format: RefreshFormat,
+
+    /// Print the org's SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret.
+    ///
+    /// On a terminal only after a confirmation. When the org's app rotates refresh
+    /// tokens, a warning says that the URL dies at the first refresh made elsewhere.
+    #[arg(long, conflicts_with = "format")]
+    pub auth_url: bool,
 }
 
 /// Call the org's REST API with a valid token: refresh first if needed, and once

@@ -340,6 +340,7 @@ fn env_org() -> Result<Option<Org>, Error> {
         rotates_refresh_token: false,
         key_file: None,
         api_version: None,
+        sf_link: None,
     };
     Ok(Some(Org {
         record,

@@ -7,6 +7,7 @@
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
 //! - [`store`]: org metadata file, keychain / file / environment secrets, locks;
+//! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
 
 pub mod app;
@@ -19,6 +20,7 @@ pub mod generate;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
+pub mod sfcli;
 pub mod store;
 pub mod timefmt;
 pub mod tokens;

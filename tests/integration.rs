@@ -22,6 +22,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod sfcli;
 mod shapes;
 mod snapshots;
 mod token;

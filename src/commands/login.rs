@@ -617,7 +617,7 @@ fn import_refresh_token(
         secret: secret.as_ref(),
     };
     let base = login_url.as_deref().unwrap_or(&instance_url);
-    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL with `sf org display --verbose` or log in interactively";
+    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL (`sf org auth show-sfdx-auth-url -o <ORG> --json` prints it as .result.sfdxAuthUrl), take sf's login with `sfx login --from-sf`, or log in interactively";
     let resp = ctx.client().refresh(
         base,
         &refresh_token,
@@ -626,8 +626,13 @@ fn import_refresh_token(
         "the refresh that verifies the imported credentials",
         hint,
     )?;
+    // Salesforce rotated the refresh token: the string the user pasted is spent.
+    let rotated = resp
+        .refresh_token
+        .as_ref()
+        .is_some_and(|new| new.expose() != refresh_token.expose());
     let refresh_token = resp.refresh_token.clone().unwrap_or(refresh_token);
-    finish(
+    let mut summary = finish(
         ctx,
         args,
         flow,
@@ -639,7 +644,15 @@ fn import_refresh_token(
         store,
         now,
         None,
-    )
+    )?;
+    if rotated {
+        summary.rotated = true;
+        summary.notes.push(format!(
+            "warning: Salesforce rotated the refresh token while sfx verified it: the {} you gave is now spent. Whatever else still holds it (sf, a CI secret) must not use it again: a spent refresh token makes Salesforce revoke this whole login. To share sf's login instead, use `sfx login --from-sf`",
+            if flow == Flow::AuthUrl { "auth URL" } else { "refresh token" }
+        ));
+    }
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -752,6 +765,7 @@ fn finish(
         rotates_refresh_token: false,
         key_file,
         api_version: None,
+        sf_link: None,
     };
     tokens::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,

@@ -6,6 +6,7 @@ pub mod completions;
 pub mod doctor;
 pub mod exec;
 pub mod expires;
+pub mod from_sf;
 pub mod introspect;
 pub mod login;
 pub mod logout;
@@ -38,8 +39,8 @@ pub fn token_vars(token: &Secret, instance_url: &str) -> [(&'static str, String)
         ("SFX_INSTANCE_URL", instance_url.to_string()),
         ("SF_ACCESS_TOKEN", t.to_string()),
         ("SF_INSTANCE_URL", instance_url.to_string()),
-        ("SF_ORG_INSTANCE_URL", instance_url.to_string()),
         ("SF_TARGET_ORG", t.to_string()),
+        ("SF_ORG_INSTANCE_URL", instance_url.to_string()),
     ]
 }
 

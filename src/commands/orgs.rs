@@ -59,7 +59,11 @@ impl Report for OrgsReport {
                     .as_ref()
                     .map(|e| e.source.as_str().to_string())
                     .unwrap_or_default(),
-                rec.store.as_str().to_string(),
+                match &rec.sf_link {
+                    // Shared with the Salesforce CLI (`login --from-sf`).
+                    Some(_) => format!("{} + sf", rec.store.as_str()),
+                    None => rec.store.as_str().to_string(),
+                },
                 rec.access_token_masked.clone().unwrap_or_default(),
             ];
             if let Some((status, exit, msg)) = &r.status {
@@ -79,7 +83,8 @@ impl Report for OrgsReport {
         t.to_string()
     }
 
-    /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source"}]`
+    /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source","linked_sf_file"}]`
+    /// (`linked_sf_file`: the Salesforce CLI's file of a linked org, else null)
     /// plus `"status"` with `--check`.
     fn json(&self) -> Value {
         Value::Array(
@@ -98,6 +103,7 @@ impl Report for OrgsReport {
                         "expires_at": exp.map(timefmt::rfc3339),
                         "expires_at_unix": exp.map(|e| e.timestamp()),
                         "source": r.expiry.as_ref().map(|e| e.source.as_str()),
+                        "linked_sf_file": rec.sf_link.as_ref().map(|l| l.file.clone()),
                     });
                     if let Some((status, _, msg)) = &r.status {
                         v["status"] = json!(status);

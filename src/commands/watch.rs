@@ -1120,6 +1120,7 @@ mod tests {
                 rotates_refresh_token: false,
                 key_file: None,
                 api_version: None,
+                sf_link: None,
             },
             env: None,
         }

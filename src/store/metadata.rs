@@ -29,6 +29,8 @@ pub enum Flow {
     Jwt,
     ClientCredentials,
     Password,
+    /// Taken from the Salesforce CLI's files (`login --from-sf`).
+    Sf,
 }
 
 impl Flow {
@@ -42,6 +44,7 @@ impl Flow {
             Flow::Jwt => "jwt",
             Flow::ClientCredentials => "client_credentials",
             Flow::Password => "password",
+            Flow::Sf => "sf",
         }
     }
 }
@@ -135,6 +138,9 @@ pub struct OrgRecord {
     /// written before it existed read the same.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
+    /// Linked to a login of the Salesforce CLI (see `sfcli::link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sf_link: Option<SfLink>,
 }
 
 /// A REST API version as Salesforce writes it: `62.0` (digits, a dot, digits).
@@ -146,6 +152,19 @@ pub fn is_api_version(v: &str) -> bool {
                 && major.bytes().all(|b| b.is_ascii_digit())
                 && minor.bytes().all(|b| b.is_ascii_digit())
         })
+}
+
+/// An org shared with the Salesforce CLI: sf's auth file, and a fingerprint of
+/// the refresh token that file held when sfx last read or wrote it (never the
+/// token): a different one there means sf rotated it since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfLink {
+    /// Absolute path of sf's `<username>.json`.
+    pub file: String,
+    /// The username the file must name.
+    pub username: String,
+    /// The first 16 hex digits of the SHA-256 of that refresh token.
+    pub refresh_token_fingerprint: String,
 }
 
 /// The longest session timeout a record may carry (Salesforce's maximum is 24 h).
@@ -204,6 +223,21 @@ impl OrgRecord {
         {
             // Only a cache: a damaged one is asked again rather than refused.
             self.api_version = None;
+        }
+        if let Some(link) = &self.sf_link {
+            let path_ok = std::path::Path::new(&link.file).is_absolute()
+                && link.file.ends_with(".json")
+                && !link.file.chars().any(char::is_control);
+            let fp_ok = link.refresh_token_fingerprint.len() == 16
+                && link
+                    .refresh_token_fingerprint
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit());
+            if !path_ok || !fp_ok || link.username.chars().any(char::is_control) {
+                return Err(format!(
+                    "entry `{name}` has an sf_link sfx did not write (an absolute path to a .json file, a username, a 16-hex-digit fingerprint)"
+                ));
+            }
         }
         if let Some(m) = &self.access_token_masked
             && m.chars().count() > 20

@@ -234,6 +234,12 @@ impl FakeSalesforce {
             .collect()
     }
 
+    /// How many times a rotated (spent) refresh token was sent again; each one
+    /// revoked its whole login, as Salesforce does.
+    pub fn replays(&self) -> usize {
+        self.st().replays
+    }
+
     /// Number of recorded requests to `path`.
     pub fn count(&self, path: &str) -> usize {
         self.st().requests.iter().filter(|r| r.path == path).count()
