@@ -3,8 +3,8 @@
 //! Style: the doc comment of each item is its help (first line short, later
 //! paragraphs long help); short flags are explicit; value names are upper case;
 //! closed sets are `ValueEnum`s; examples go in `after_long_help` as
-//! `$ sfx … # what happens`. Durations are parsed here (a bad one is a usage error,
-//! exit 2); URLs and the environment are checked in `context.rs`, before any work.
+//! `$ sfx … # what happens`. Durations are parsed here against their ranges in `limits.rs` (a bad
+//! one is a usage error, exit 2, naming the flag and the range); URLs and the environment are checked in `context.rs`, before any work.
 
 // Doc comments here are `--help` text for a terminal, where a bare URL is what a
 // reader wants; rustdoc's `<…>` link syntax would show up literally in the help.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::timefmt::parse_duration;
+use crate::limits;
 
 /// When does this Salesforce access token expire? And keep it fresh.
 ///
@@ -66,8 +66,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Timeout for each HTTP attempt (e.g. 10s, 1m).
-    #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
+    /// Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h).
+    #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
 }
 
@@ -195,8 +195,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_browser: bool,
 
-    /// How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires).
-    #[arg(long, env = "SFX_LOGIN_TIMEOUT", value_name = "DURATION", value_parser = duration_arg)]
+    /// How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires); from 1s to 1h.
+    #[arg(long, env = "SFX_LOGIN_TIMEOUT", value_name = "DURATION", value_parser = |s: &str| limits::LOGIN_TIMEOUT.parse(s))]
     pub login_timeout: Option<Duration>,
 
     /// OAuth scopes to ask for, space-separated (--web, --device) [default: the app's own scopes].
@@ -227,8 +227,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub set_default: bool,
 
-    /// The org's session timeout, used to estimate expiry when introspection can't answer.
-    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = duration_arg)]
+    /// The org's session timeout, used to estimate expiry when introspection can't answer (from 1m to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = |s: &str| limits::SESSION_TIMEOUT.parse(s))]
     pub session_timeout: Duration,
 
     /// Keep secrets in a 0600 file beside the metadata instead of the OS keychain.
@@ -276,8 +276,8 @@ pub struct IntrospectArgs {
   $ echo $(( $(sfx expires --format seconds) / 60 )) minutes left
   $ sfx expires --all --offline                  # every org, no network")]
 pub struct ExpiresArgs {
-    /// Exit 3 if the token expires within this window (e.g. 10m).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    /// Exit 3 if the token expires within this window (e.g. 10m; up to 366d).
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| limits::WITHIN.parse(s))]
     pub within: Option<Duration>,
 
     /// Print just one value: human line, RFC 3339, Unix time, or seconds remaining.
@@ -311,8 +311,8 @@ pub enum ExpiresFormat {
   $ sfx refresh --if-expiring-within 15m -q     # only when needed
   $ sfx refresh --format env >> \"$GITHUB_ENV\"    # CI: hand the token to later steps")]
 pub struct RefreshArgs {
-    /// Refresh only if the best known expiry is within this window (or unknown).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    /// Refresh only if the best known expiry is within this window (or unknown); up to 366d.
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| limits::IF_EXPIRING_WITHIN.parse(s))]
     pub if_expiring_within: Option<Duration>,
 
     /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN,
@@ -350,15 +350,15 @@ pub struct WatchArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Refresh when the access token expires within this window.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+    /// Refresh when the access token expires within this window (up to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = |s: &str| limits::REFRESH_BEFORE.parse(s))]
     pub refresh_before: Duration,
 
-    /// Refresh an org whose refresh token has not been used for this long.
+    /// Refresh an org whose refresh token has not been used for this long (from 1s to 366d).
     ///
     /// Keeps refresh tokens alive under idle-expiry policies ("expire refresh token if
     /// not used for N").
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = positive_duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = |s: &str| limits::KEEPALIVE.parse(s))]
     pub keepalive: Duration,
 
     /// After each refresh, run this command through the shell.
@@ -372,15 +372,15 @@ pub struct WatchArgs {
     /// Kill an --exec command (and every process it started) that runs longer than this.
     ///
     /// From 1s to 24h. The timeout is reported as an error event; the watch goes on.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = exec_timeout_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = |s: &str| limits::EXEC_TIMEOUT.parse(s))]
     pub exec_timeout: Duration,
 
     /// Shortest pause between two checks of one org (for tests; default 30s).
-    #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = positive_duration_arg)]
+    #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::WATCH_MIN_CHECK.parse(s))]
     pub min_check: Duration,
 
     /// Longest pause between two checks of one org (for tests; default 15m).
-    #[arg(long, hide = true, env = "SFX_WATCH_MAX_CHECK", value_name = "DURATION", default_value = "15m", value_parser = positive_duration_arg)]
+    #[arg(long, hide = true, env = "SFX_WATCH_MAX_CHECK", value_name = "DURATION", default_value = "15m", value_parser = |s: &str| limits::WATCH_MAX_CHECK.parse(s))]
     pub max_check: Duration,
 }
 
@@ -393,8 +393,8 @@ pub struct WatchArgs {
   $ curl -H \"Authorization: Bearer $(sfx token --min-valid 15m)\" \"$INSTANCE/services/data/\"
   $ sfx token --auth-url -o prod | gh secret set SFX_AUTH_URL   # a CI secret")]
 pub struct TokenArgs {
-    /// Refresh first if the token has less than this left.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    /// Refresh first if the token has less than this left (up to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 
     /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token.
@@ -457,7 +457,7 @@ pub struct ApiArgs {
     pub include: bool,
 
     /// Refresh first if the token has less than this left.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 }
 
@@ -477,7 +477,7 @@ pub struct ApiArgs {
   $ sfx exec --min-valid 1h -- python load.py       # a token good for the whole run")]
 pub struct ExecArgs {
     /// Refresh first if the token has less than this left.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 
     /// The command and its arguments (after `--`).
@@ -535,27 +535,6 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
-}
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
-
-fn positive_duration_arg(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err(format!("`{s}` is zero; give a duration longer than that")),
-        d => Ok(d),
-    }
-}
-
-/// `--exec-timeout`: 1 s to 24 h.
-fn exec_timeout_arg(s: &str) -> Result<Duration, String> {
-    const MIN: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(24 * 3600);
-    match parse_duration(s)? {
-        d if (MIN..=MAX).contains(&d) => Ok(d),
-        _ => Err(format!("`{s}` is out of range: give 1s to 24h")),
-    }
 }
 
 #[cfg(test)]

@@ -16,16 +16,16 @@
 use std::io::{IsTerminal, Read, Write};
 
 use crate::cli::ApiArgs;
-use crate::context::{Context, Org};
+use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::Mode;
-use crate::salesforce::errors::host_of;
 use crate::salesforce::http::{Request, Retry, StreamRequest, Streamed};
-use crate::salesforce::url::sanitize;
+use crate::salesforce::url::host_of;
 use crate::secret::{Secret, redact_text};
+use crate::store::Org;
 use crate::store::metadata::is_api_version;
-use crate::tokens;
+use crate::text::sanitize;
 
 /// The most `--data` reads from a file or stdin. Salesforce's REST API takes
 /// bodies of up to about 50 MB; more belongs in the Bulk API.
@@ -71,8 +71,7 @@ pub fn run(args: &ApiArgs, ctx: &Context) -> Result<Exit, Error> {
         ));
     }
     let call = check(args)?;
-    let org = ctx.org()?;
-    let v = tokens::valid_token(ctx, &org, args.min_valid)?;
+    let v = super::valid_token(ctx, args.min_valid)?;
     notes(&v.notes);
     let (mut org, mut token) = (v.org, v.token);
     let path = with_version(ctx, &org, &call.path)?;
@@ -85,7 +84,7 @@ pub fn run(args: &ApiArgs, ctx: &Context) -> Result<Exit, Error> {
     if answer.status == 401 {
         let why = error_summary(&mut answer);
         drop(answer);
-        let again = tokens::after_rejection(ctx, &org, &token).map_err(|e| {
+        let again = super::after_rejection(ctx, &org, &token).map_err(|e| {
             e.map_message(|m| {
                 format!("Salesforce rejected the access token (HTTP 401{why}), and no new one could be had: {m}")
             })
@@ -105,7 +104,7 @@ pub fn run(args: &ApiArgs, ctx: &Context) -> Result<Exit, Error> {
                         "taking the one another sfx process had stored"
                     }
                 ),
-                tokens::relogin_hint(&org),
+                crate::lifecycle::relogin_hint(&org),
             ));
         }
     }
@@ -330,11 +329,8 @@ fn api_version(ctx: &Context, org: &Org) -> Result<String, Error> {
     };
     if !org.is_env() {
         // Only a cache: failing to remember it is not worth failing the call for.
-        let _ = ctx.store.update(|meta| {
-            if let Some(rec) = meta.orgs.get_mut(org.name()) {
-                rec.api_version = Some(latest.clone());
-            }
-            Ok(())
+        let _ = ctx.orgs().update_record(org.name(), &mut |rec| {
+            rec.api_version = Some(latest.clone())
         });
     }
     Ok(latest)

@@ -17,8 +17,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::Mode;
-use crate::salesforce::url::sanitize;
-use crate::tokens;
+use crate::text::sanitize;
 
 pub fn run(args: &ExecArgs, ctx: &Context) -> Result<Exit, Error> {
     let not_run = |e: Error| e.map_message(|m| format!("{m} (the command was not run)"));
@@ -32,8 +31,7 @@ pub fn run(args: &ExecArgs, ctx: &Context) -> Result<Exit, Error> {
             "give the command to run after `--`, e.g. `sfx exec -- sf org display` (the command was not run)",
         ));
     };
-    let org = ctx.org().map_err(not_run)?;
-    let v = tokens::valid_token(ctx, &org, args.min_valid).map_err(not_run)?;
+    let v = super::valid_token(ctx, args.min_valid).map_err(not_run)?;
     {
         let mut err = std::io::stderr().lock();
         for n in &v.notes {

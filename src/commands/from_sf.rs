@@ -14,7 +14,7 @@ use crate::salesforce::TokenProbe;
 use crate::sfcli::{files, link};
 use crate::store::SecretKind;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
-use crate::{salesforce::jwt, tokens};
+use crate::{lifecycle, salesforce::jwt};
 
 pub enum FromSf {
     Imported(Box<TokenSummary>),
@@ -182,7 +182,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         }
         Ok(())
     })?;
-    let expiry = tokens::after_mint(&record, now);
+    let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(FromSf::Imported(Box::new(TokenSummary {
         verb: "Took sf's login into",
         record,

@@ -22,11 +22,102 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::error::Error;
+use crate::lifecycle::Expiry;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::metadata::OrgRecord;
 use crate::timefmt;
-use crate::tokens::Expiry;
+
+/// The org was logged out while this run waited for its refresh lock.
+pub fn logged_out_meanwhile() -> Error {
+    Error::relogin(
+        "the org was logged out while sfx waited for its lock",
+        "`sfx login` again",
+    )
+}
+
+/// An access token handed to a caller that will use it (`token`, `api`, `exec`).
+pub struct ValidToken {
+    /// The org as it stands afterwards (a refresh may have moved its instance).
+    pub org: crate::store::Org,
+    pub token: Secret,
+    /// Whether a token request was made to get it.
+    pub refreshed: bool,
+    /// Warnings for stderr (a rotated refresh token in the environment).
+    pub notes: Vec<String>,
+}
+
+const ROTATED_IN_ENV: &str = "warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app";
+
+/// The "token with --min-valid" path of `sfx token`, shared by `api` and `exec`:
+/// the stored token when it is known to stay valid for `min_valid` (0 requests),
+/// else one refresh — under the org's lock, so racing callers make one request.
+pub fn valid_token(
+    ctx: &crate::context::Context,
+    min_valid: std::time::Duration,
+) -> Result<ValidToken, crate::error::Error> {
+    use crate::lifecycle::{expiry, refresh};
+    let org = ctx.org()?;
+    // An environment access token with no way to refresh is handed out as it is,
+    // unless it is known to be dead (then the refresh below says "log in again").
+    if org.is_env() && !org.record.has_refresh_token {
+        let known = expiry::offline(&org.record, ctx.now());
+        if known.is_none_or(|e| e.active)
+            && let Some(token) = ctx.secret(&org, crate::store::SecretKind::AccessToken)?
+        {
+            return Ok(ValidToken {
+                org,
+                token,
+                refreshed: false,
+                notes: vec![],
+            });
+        }
+    }
+    let fresh = refresh::refresh_if_needed(
+        ctx.orgs(),
+        &ctx.client(),
+        ctx.clock(),
+        org.name(),
+        min_valid,
+    )?
+    .ok_or_else(logged_out_meanwhile)?;
+    Ok(from_fresh(fresh))
+}
+
+/// After Salesforce answered 401 to `sent` (revoked, or its session ended
+/// early): the token another process stored meanwhile, else a refreshed one
+/// ([`crate::lifecycle::refresh::refresh_unless_replaced`]).
+pub fn after_rejection(
+    ctx: &crate::context::Context,
+    org: &crate::store::Org,
+    sent: &Secret,
+) -> Result<ValidToken, crate::error::Error> {
+    let fresh = crate::lifecycle::refresh::refresh_unless_replaced(
+        ctx.orgs(),
+        &ctx.client(),
+        ctx.clock(),
+        org.name(),
+        sent,
+    )?
+    .ok_or_else(logged_out_meanwhile)?;
+    Ok(from_fresh(fresh))
+}
+
+fn from_fresh(fresh: crate::lifecycle::Fresh) -> ValidToken {
+    let rotated = fresh.refreshed.as_ref().is_some_and(|r| r.rotated);
+    let notes = if rotated && fresh.org.is_env() {
+        vec![ROTATED_IN_ENV.to_string()]
+    } else {
+        vec![]
+    };
+    ValidToken {
+        refreshed: fresh.refreshed.is_some(),
+        org: fresh.org,
+        token: fresh.access_token,
+        notes,
+    }
+}
 
 /// The variables that hand an access token to another program — `sfx exec`'s
 /// child environment and the `--format env` lines of `token` and `refresh`: sfx's

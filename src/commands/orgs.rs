@@ -8,9 +8,11 @@ use crate::cli::OrgsArgs;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry};
 use crate::output::{Report, Style, paint};
+use crate::salesforce::Introspected;
+use crate::store::SecretKind;
 use crate::timefmt;
-use crate::tokens::{self, Expiry};
 
 pub struct OrgRow {
     pub org: Org,
@@ -145,6 +147,39 @@ fn status_of(
     }
 }
 
+/// `Some(error)` when introspection says the org's refresh token is inactive;
+/// `None` when it is alive, the org has none, or nothing can be told.
+fn refresh_token_dead(ctx: &Context, org: &Org) -> Option<Error> {
+    let rec = &org.record;
+    let has_rt = match &org.env {
+        Some(env) => env.refresh_token.is_some(),
+        None => rec.has_refresh_token,
+    };
+    let client_id = rec.client_id.as_deref().filter(|_| has_rt)?;
+    let rt = ctx.secret(org, SecretKind::RefreshToken).ok()??;
+    let secret = ctx.secret(org, SecretKind::ClientSecret).ok()?;
+    let creds = crate::salesforce::ClientCreds {
+        id: client_id,
+        secret: secret.as_ref(),
+    };
+    match ctx
+        .client()
+        .introspect(&rec.instance_url, &rt, "refresh_token", creds)
+        .ok()?
+    {
+        Introspected::Answer(map) if map.get("active").and_then(|a| a.as_bool()) == Some(false) => {
+            Some(Error::relogin(
+                format!(
+                    "the access token is inactive and so is the refresh token of org {} (revoked, or expired by the connected app's policy): a refresh cannot help",
+                    org.name()
+                ),
+                crate::lifecycle::relogin_hint(org),
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
     let now = ctx.now();
     let default = if ctx.env_org.is_some() {
@@ -162,6 +197,20 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
         Vec::new()
     };
     checks.resize_with(orgs.len(), || None);
+    // An inactive access token is only "expired" if the refresh token can mint a
+    // new one: ask introspection about the refresh token (one more request), and
+    // call a dead one what it is — a new login is needed (issue #11).
+    std::thread::scope(|scope| {
+        for (org, check) in orgs.iter().zip(checks.iter_mut()) {
+            if matches!(check, Some(Ok(e)) if !e.active || e.exp.is_some_and(|x| x <= now)) {
+                scope.spawn(move || {
+                    if let Some(dead) = refresh_token_dead(ctx, org) {
+                        *check = Some(Err(dead));
+                    }
+                });
+            }
+        }
+    });
     // Offline knowledge after the checks, so a fresh introspection shows up.
     let meta = if args.check && ctx.env_org.is_none() {
         Some(ctx.store.read()?)
@@ -181,7 +230,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             };
             OrgRow {
                 is_default: default.as_deref() == Some(org.name()),
-                expiry: tokens::offline(&org, now),
+                expiry: expiry::offline(&org.record, now),
                 status: check.map(|c| status_of(c, now)),
                 org,
             }

@@ -13,7 +13,6 @@ use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::tokens;
 
 pub struct TokenReport {
     pub token: Secret,
@@ -95,12 +94,9 @@ pub const ROTATION_WARNING: &str = "warning: this org's connected app rotates re
 /// Print the org's SFDX auth URL, with its newest refresh token (sf's, for a
 /// linked org that sf rotated). On a terminal only after a confirmation.
 pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let rec = &org.record;
     let Some(rt) = ctx.secret(&org, SecretKind::RefreshToken)? else {
         return Err(Error::relogin(
@@ -118,17 +114,17 @@ pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
                 "org {} has no client id, so it has no SFDX auth URL",
                 org.name()
             ),
-            crate::tokens::relogin_hint(&org),
+            crate::lifecycle::relogin_hint(&org),
         ));
     };
-    let rt = crate::sfcli::link::current_refresh_token(ctx, &org, rt)?;
+    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt)?;
     let secret = ctx.secret(&org, SecretKind::ClientSecret)?;
-    let url = Secret::new(crate::salesforce::auth_url::AuthUrl::format(
+    let url = crate::salesforce::auth_url::AuthUrl::format(
         client_id,
         secret.as_ref(),
         &rt,
         &rec.instance_url,
-    ));
+    );
     if ctx.mode != crate::output::Mode::Quiet && std::io::stdout().is_terminal() {
         confirm(org.name())?;
     }
@@ -177,7 +173,7 @@ pub fn run_any(args: &TokenArgs, ctx: &Context) -> Result<Printed, Error> {
 }
 
 pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
-    let v = tokens::valid_token(ctx, &ctx.org()?, args.min_valid)?;
+    let v = super::valid_token(ctx, args.min_valid)?;
     if args.format == RefreshFormat::Env {
         super::check_env_safe(&[v.token.expose(), &v.org.record.instance_url])?;
     }

@@ -17,6 +17,27 @@ use crate::error::Error;
 
 pub const FILE_NAME: &str = "orgs.json";
 
+/// The name the environment org goes by in output.
+pub const ENV_ORG: &str = "env";
+
+/// Aliases name files (locks) and keychain entries: keep them plain.
+pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 100
+        && alias != ENV_ORG
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
+            crate::text::sanitize(alias, 100)
+        )))
+    }
+}
+
 /// How the org was logged in; decides how it can be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -176,7 +197,8 @@ impl OrgRecord {
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
     fn check(&mut self, key: &str) -> Result<(), String> {
-        use crate::salesforce::url::{base_url, sanitize};
+        use crate::salesforce::url::base_url;
+        use crate::text::sanitize;
         let name = sanitize(key, 60);
         if key != self.alias {
             return Err(format!(
@@ -184,7 +206,7 @@ impl OrgRecord {
                 sanitize(&self.alias, 60)
             ));
         }
-        crate::context::check_alias(key, "the alias").map_err(|_| {
+        check_alias(key, "the alias").map_err(|_| {
             format!("entry `{name}` is not a valid alias (letters, digits and . _ - @ + only)")
         })?;
         let url_problem = |field: &str, e: crate::error::Error| {
@@ -211,7 +233,7 @@ impl OrgRecord {
         }
         for text in [&mut self.username, &mut self.org_id, &mut self.user_id] {
             if let Some(t) = text.as_mut()
-                && t.chars().any(crate::salesforce::url::is_unsafe_char)
+                && t.chars().any(crate::text::is_unsafe_char)
             {
                 *t = sanitize(t, 200);
             }
@@ -251,6 +273,14 @@ impl OrgRecord {
     }
 }
 
+impl OrgRecord {
+    /// Whether [`Metadata::parse`] would accept this record: sfx never writes a
+    /// record it would refuse to read back (issue #11).
+    pub fn readable(&self) -> Result<(), String> {
+        self.clone().check(&self.alias)
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Metadata {
@@ -265,14 +295,14 @@ pub struct Metadata {
 impl Metadata {
     /// Read the file; a missing file is an empty store, a broken one a clear error.
     pub fn read(path: &Path) -> Result<Metadata, Error> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::limits::read_capped(path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "cannot read the org metadata file {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::io(
+                    format!("cannot read the org metadata file {}", path.display()),
+                    e,
+                ));
             }
         };
         Metadata::parse(&bytes).map_err(|why| {
@@ -294,6 +324,13 @@ impl Metadata {
             rec.check(key)?;
         }
         Ok(meta)
+    }
+
+    /// The file's bytes, read back before they are returned: a record that
+    /// [`Metadata::parse`] would refuse is never written.
+    pub fn to_checked_bytes(&self) -> Result<Vec<u8>, String> {
+        let bytes = self.to_bytes();
+        Metadata::parse(&bytes).map(|_| bytes)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -322,5 +359,19 @@ mod tests {
             assert!(Metadata::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Metadata::parse(b"{}").is_ok());
+    }
+
+    #[test]
+    fn a_record_that_would_not_read_back_is_not_written() {
+        let mut meta: Metadata = Metadata::parse(
+            br#"{"orgs":{"a":{"alias":"a","instance_url":"https://a.my.salesforce.com","flow":"web","store":"file"}}}"#,
+        )
+        .unwrap();
+        assert!(meta.to_checked_bytes().is_ok());
+        let rec = meta.orgs.get_mut("a").unwrap();
+        rec.session_timeout_secs = 400 * 86_400;
+        assert!(rec.readable().is_err());
+        let why = meta.to_checked_bytes().unwrap_err();
+        assert!(why.contains("session_timeout_secs"), "{why}");
     }
 }
