@@ -6,7 +6,7 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the five stages
+#   STAGES="1 4" bash bench/run.sh  # only some of the six stages
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -19,7 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5} "
+stages=" ${STAGES:-1 2 3 4 5 6} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -214,6 +214,35 @@ echo
 echo "| stripped release binary | clean release build of sfx (deps downloaded) |"
 echo "|---|---|"
 echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
+} >>"$out/summary.md"
+fi
+
+# 6. sfx api vs curl with the same token: the whole ladder (org, lock, token
+# check, {version} from the metadata, request, streamed body) against one GET.
+if stage 6; then
+say "6. sfx api vs curl"
+start_fake api
+home_with "$work/api" 1
+atoken=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["access-token"])' "$work/api/secrets.json")
+SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits' # learns {version} once
+aversion=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["orgs"]["org1"]["api_version"])' "$work/api/orgs.json")
+printf 'header = "Authorization: Bearer %s"\n' "$atoken" >"$work/curl-auth" # keeps the token out of argv
+hyperfine -N --warmup 10 --runs 200 --export-json "$out/api.json" \
+  -n "sfx api" "env SFX_HOME=$work/api $sfx api /services/data/{version}/limits" \
+  -n "curl" "curl -s -K $work/curl-auth -H 'Accept: application/json' $fake_url/services/data/v$aversion/limits" >/dev/null
+read -r a1 a2 <<<"$(median "$out/api.json")"
+read -r b1 b2 <<<"$(minmax "$out/api.json")"
+control DELETE requests >/dev/null; SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits'; c_api=$(count)
+{
+echo
+echo "## 6. \`sfx api\` vs \`curl\` with the same token (goal: ≤ 1.3×)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx api /services/data/{version}/limits\` | $a1 | $b1 |"
+echo "| \`curl\` GET of the same URL, same token | $a2 | $b2 |"
+echo
+echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($a1/$a2))"). Requests the fake saw per \`sfx api\` call (fresh token, version remembered): $c_api."
 } >>"$out/summary.md"
 fi
 

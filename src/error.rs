@@ -147,6 +147,49 @@ impl Error {
         }
     }
 
+    /// The same error with its message changed by `f` (its kind, exit code and
+    /// hint kept): for a command that adds what the failure meant for it.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Error {
+        match self {
+            Error::Usage(m) => Error::Usage(f(m)),
+            Error::Expired(m) => Error::Expired(f(m)),
+            Error::Relogin { message, hint } => Error::Relogin {
+                message: f(message),
+                hint,
+            },
+            Error::Network { message, source } => Error::Network {
+                message: f(message),
+                source,
+            },
+            Error::StoreUnavailable {
+                message,
+                hint,
+                source,
+            } => Error::StoreUnavailable {
+                message: f(message),
+                hint,
+                source,
+            },
+            Error::LoginTimeout { message, hint } => Error::LoginTimeout {
+                message: f(message),
+                hint,
+            },
+            Error::Failed { message, source } => Error::Failed {
+                message: f(message),
+                source,
+            },
+            Error::Server { message, hint } => Error::Server {
+                message: f(message),
+                hint,
+            },
+            Error::Other(m) => Error::Other(f(m)),
+            Error::Io { what, source } => Error::Io {
+                what: f(what),
+                source,
+            },
+        }
+    }
+
     /// The exit code the contract assigns to this kind of failure.
     pub fn exit(&self) -> Exit {
         match self {

@@ -1115,6 +1115,7 @@ mod tests {
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
                 rotates_refresh_token: false,
                 key_file: None,
+                api_version: None,
                 sf_link: None,
             },
             env: None,
