@@ -7,6 +7,7 @@
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
 //! - [`store`]: org metadata file, keychain / file / environment secrets, locks;
+//! - [`metrics`]: what `sfx watch --listen` serves (Prometheus metrics, health);
 //! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
 
 pub mod app;
@@ -16,6 +17,7 @@ pub mod context;
 pub mod error;
 pub mod exit;
 pub mod generate;
+pub mod metrics;
 pub mod output;
 pub mod salesforce;
 pub mod secret;

@@ -14,6 +14,7 @@ mod generated;
 mod hygiene;
 mod introspect;
 mod keychain;
+mod listen;
 mod locking;
 mod login;
 mod logout;

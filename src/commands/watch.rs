@@ -20,6 +20,8 @@
 //! `invalid_grant` (Error::Relogin) ends the watch of that org, and once no watched
 //! org is left the command exits 4.
 
+mod feed;
+
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -354,11 +356,17 @@ fn worker(
             }
         };
         let idx = task.idx;
+        let (name, is_refresh, t0) = (
+            task.org.name().to_string(),
+            matches!(task.job, Job::Refresh(_)),
+            Instant::now(),
+        );
         let result = match task.job {
             Job::Check => check(&ctx, task),
             Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
         };
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
+        feed::observe(&name, is_refresh, &outcome, t0.elapsed());
         if tx.send(Msg::Done(idx, Box::new(outcome))).is_err() {
             return;
         }
@@ -796,6 +804,7 @@ impl Scheduler {
                     },
                     now,
                 );
+                feed::report(w, false);
             }
         }
         if self.all {
@@ -808,6 +817,7 @@ impl Scheduler {
                         },
                         now,
                     ));
+                    self.orgs.last().inspect(|w| feed::report(w, false));
                 }
             }
         }
@@ -840,6 +850,8 @@ impl Scheduler {
 }
 
 pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
+    // Before anything else: a busy or invalid --listen address is a usage error.
+    let _listener = args.listen.map(crate::metrics::serve).transpose()?;
     let started = ctx.now();
     let pace = Pace::new(args, started);
     let orgs = if args.all {
@@ -891,6 +903,21 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         jobs: job_tx,
         closed: false,
     };
+    // Many orgs: spread their first checks (see feed::spread).
+    let latest: Vec<_> = s
+        .orgs
+        .iter()
+        .map(|w| {
+            refresh_reason(&w.org, w.expiry.as_ref(), w.has_token, started, &pace)
+                .is_none()
+                .then(|| next_due(&w.org, w.expiry.as_ref(), started, &pace))
+        })
+        .collect();
+    let first = feed::spread(started, &latest, feed::STARTUP_CHECKS_PER_SEC);
+    for (w, due) in s.orgs.iter_mut().zip(first) {
+        w.due = due;
+        feed::report(w, false);
+    }
 
     let mut stop: Option<Exit> = None;
     let outcome = loop {
@@ -920,6 +947,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         } else {
             s.wait(now)
         };
+        feed::heartbeat(wait);
         match rx.recv_timeout(wait) {
             Ok(Msg::Signal(code)) => {
                 if stop.is_some() {
@@ -938,8 +966,15 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                     );
                 }
             }
-            Ok(Msg::Done(idx, outcome)) => s.handle(idx, *outcome),
-            Ok(Msg::ExecFailed(idx, why)) => s.emit(idx, Kind::Error, why, false),
+            Ok(Msg::Done(idx, outcome)) => {
+                let gone = matches!(*outcome, Outcome::Gone);
+                s.handle(idx, *outcome);
+                feed::report(&s.orgs[idx], gone);
+            }
+            Ok(Msg::ExecFailed(idx, why)) => {
+                feed::exec_failed(s.orgs[idx].org.name());
+                s.emit(idx, Kind::Error, why, false);
+            }
             Err(RecvTimeoutError::Timeout) => {}
             // Cannot happen while workers hold senders; stop rather than spin.
             Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),
