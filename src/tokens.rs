@@ -156,8 +156,17 @@ pub fn measure(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error
 /// whether it was revoked (`sfx watch` re-checks to notice revocation). Where
 /// the server cannot answer, a JWT's own `exp` beats the estimate.
 pub fn check_with_server(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
+    let e = measure_with_server(ctx, org, token)?;
+    remember(ctx, &[(org, token, &e)]);
+    Ok(e)
+}
+
+/// [`check_with_server`] without remembering: `sfx watch` over many orgs caches
+/// the results in one metadata write a minute rather than one per check (a
+/// store of 10,000 orgs is a 6 MB file; issue #16).
+pub fn measure_with_server(ctx: &Context, org: &Org, token: &Secret) -> Result<Expiry, Error> {
     let Some(t) = jwt::times(token.expose()) else {
-        return check(ctx, org, token);
+        return measure(ctx, org, token);
     };
     if org.record.client_id.is_none() {
         return Ok(from_jwt(&t, ctx.now()));
@@ -166,7 +175,6 @@ pub fn check_with_server(ctx: &Context, org: &Org, token: &Secret) -> Result<Exp
     if e.source == Source::Estimate {
         return Ok(from_jwt(&t, ctx.now()));
     }
-    remember(ctx, &[(org, token, &e)]);
     Ok(e)
 }
 
@@ -263,13 +271,29 @@ fn probe_only(ctx: &Context, org: &Org, token: &Secret, why: &str) -> Result<Exp
 /// and only if the stored token is still the one that was asked about. One
 /// metadata write for all of them.
 pub fn remember(ctx: &Context, results: &[(&Org, &Secret, &Expiry)]) {
+    let masked: Vec<(&Org, String, &Expiry)> = results
+        .iter()
+        .map(|(org, token, e)| (*org, token.mask(), *e))
+        .collect();
+    remember_masked(
+        ctx,
+        &masked
+            .iter()
+            .map(|(o, m, e)| (*o, m.as_str(), *e))
+            .collect::<Vec<_>>(),
+    );
+}
+
+/// [`remember`] with each token already in its masked form (as the metadata
+/// holds it): the result is kept only while that token is still the stored one.
+pub fn remember_masked(ctx: &Context, results: &[(&Org, &str, &Expiry)]) {
     let fresh: Vec<(&str, String, KnownExpiry)> = results
         .iter()
         .filter(|(org, _, e)| !org.is_env() && e.active && e.source == Source::Introspection)
-        .filter_map(|(org, token, e)| {
+        .filter_map(|(org, masked, e)| {
             Some((
                 org.name(),
-                token.mask(),
+                masked.to_string(),
                 KnownExpiry {
                     exp: e.exp?.timestamp(),
                     iat: e.iat.map(|i| i.timestamp()),

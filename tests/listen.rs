@@ -506,3 +506,33 @@ fn env_only_mode_serves_the_env_org_and_writes_nothing() {
     );
     assert!(!t.home().exists(), "nothing under SFX_HOME");
 }
+
+#[test]
+fn introspected_expiries_reach_the_metadata_in_a_batch_by_the_time_the_watch_stops() {
+    let t = T::new();
+    login_two(&t);
+    assert!(t.metadata()["orgs"]["prod"]["expiry"].is_null());
+    let mut w = spawn(&t, &["--all"], &[]);
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < 2 {
+        let e = w.event("checked", None, LONG);
+        seen.insert(e["org"].as_str().unwrap().to_string());
+    }
+    assert_eq!(w.stop().code(), Some(0));
+    for org in ["prod", "dev"] {
+        let e = &t.metadata()["orgs"][org]["expiry"];
+        assert_eq!(e["source"], "introspection", "{org}: {e}");
+        assert_eq!(
+            e["exp"].as_i64(),
+            t.fake.session_exp(&t.access_token(org)),
+            "{org}: {e}"
+        );
+    }
+    // And `sfx expires --offline` answers from it.
+    let out = t
+        .sfx()
+        .args(["expires", "--offline", "--json", "-o", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout_json(&out)["source"], "cached");
+}

@@ -4,7 +4,7 @@
 //! Shape: one scheduler — this thread — holds every watched org's state and the
 //! time its next action is due, and sleeps on one channel until then. A small pool
 //! of worker threads makes the requests (a *check* is introspection through
-//! [`tokens::check_with_server`]; a *refresh* is [`tokens::refresh`] under the
+//! [`tokens::measure_with_server`]; a *refresh* is [`tokens::refresh`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
 //! A signal thread forwards SIGINT/SIGTERM there too, so a signal is handled in the
 //! loop, never in the middle of a store write: the loop waits for the requests in
@@ -20,6 +20,7 @@
 //! `invalid_grant` (Error::Relogin) ends the watch of that org, and once no watched
 //! org is left the command exits 4.
 
+mod cache;
 mod feed;
 
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -253,7 +254,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
         let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
-        let expiry = tokens::check_with_server(ctx, &fresh, &token)?;
+        let expiry = tokens::measure_with_server(ctx, &fresh, &token)?;
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
@@ -267,7 +268,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
     let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
         return Ok((Outcome::NoToken { org }, None));
     };
-    let expiry = tokens::check_with_server(ctx, &org, &token)?;
+    let expiry = tokens::measure_with_server(ctx, &org, &token)?;
     Ok((
         Outcome::Checked {
             org,
@@ -808,8 +809,11 @@ impl Scheduler {
             }
         }
         if self.all {
+            // A set, not a scan per stored org: 10,000 orgs made that 10^8 compares.
+            let known: std::collections::HashSet<String> =
+                self.orgs.iter().map(|w| w.org.name().to_string()).collect();
             for rec in meta.orgs.values() {
-                if !self.orgs.iter().any(|w| w.org.name() == rec.alias) {
+                if !known.contains(&rec.alias) {
                     self.orgs.push(Watched::new(
                         Org {
                             record: rec.clone(),
@@ -919,6 +923,8 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         feed::report(w, false);
     }
 
+    // Introspection results reach the metadata in batches (see cache.rs).
+    let mut cache = cache::Cache::new();
     let mut stop: Option<Exit> = None;
     let outcome = loop {
         let now = s.ctx.now();
@@ -928,6 +934,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         if stop.is_none() {
             s.rescan(now);
             s.dispatch(now);
+            cache.tick(&s.ctx);
         }
         let busy = !s.busy().is_empty();
         if let Some(code) = stop
@@ -945,7 +952,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         let wait = if stop.is_some() {
             MAX_SLEEP
         } else {
-            s.wait(now)
+            s.wait(now).min(cache.due_in().unwrap_or(MAX_SLEEP))
         };
         feed::heartbeat(wait);
         match rx.recv_timeout(wait) {
@@ -968,6 +975,9 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             }
             Ok(Msg::Done(idx, outcome)) => {
                 let gone = matches!(*outcome, Outcome::Gone);
+                if let Outcome::Checked { org, expiry, .. } = &*outcome {
+                    cache.add(org, expiry);
+                }
                 s.handle(idx, *outcome);
                 feed::report(&s.orgs[idx], gone);
             }
@@ -980,6 +990,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),
         }
     };
+    cache.finish(&s.ctx);
     let now = s.ctx.now();
     if !s.closed {
         let rows = s.rows(now);
