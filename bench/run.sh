@@ -6,7 +6,8 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the five stages
+#   STAGES="1 4" bash bench/run.sh  # only some of the six stages
+#   SCALE_ORGS=10000 SCALE_SECONDS=180  # stage 6: orgs and seconds of `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -19,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5} "
+stages=" ${STAGES:-1 2 3 4 5 6} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -215,6 +216,14 @@ echo "| stripped release binary | clean release build of sfx (deps downloaded) |
 echo "|---|---|"
 echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
 } >>"$out/summary.md"
+fi
+
+# 6. watch --all --listen over many orgs: RSS, CPU, requests at start-up, /metrics latency.
+if stage 6; then
+say "6. watch --all --listen over ${SCALE_ORGS:-10000} orgs for ${SCALE_SECONDS:-180} s"
+start_fake watchscale
+python3 "$root/bench/watch-scale.py" "$sfx" "$fake_url" "$work/w${SCALE_ORGS:-10000}/home" \
+  "${SCALE_ORGS:-10000}" "${SCALE_SECONDS:-180}" "$out/summary.md" >/dev/null
 fi
 
 cat "$out/summary.md"

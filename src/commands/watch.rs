@@ -41,6 +41,10 @@ use crate::tokens::{self, Expiry, Source};
 
 /// Requests in flight at once, whatever the number of orgs.
 const WORKERS: usize = 4;
+/// Orgs handed to the workers and not yet done, at most: the rest stay due in
+/// the scheduler, so a stop waits for a few requests, not for every due org of
+/// ten thousand (issue #16).
+const MAX_QUEUED: usize = 2 * WORKERS;
 /// The longest back-off after repeated failures.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// The longest single sleep. The channel's timeout runs on the monotonic clock,
@@ -581,7 +585,11 @@ impl Scheduler {
 
     /// Hand every org whose time has come to the workers.
     fn dispatch(&mut self, now: DateTime<Utc>) {
+        let mut queued = self.orgs.iter().filter(|w| w.busy).count();
         for (idx, w) in self.orgs.iter_mut().enumerate() {
+            if queued >= MAX_QUEUED {
+                break;
+            }
             if w.busy || w.needs_login || w.due > now {
                 continue;
             }
@@ -597,6 +605,7 @@ impl Scheduler {
             };
             if self.jobs.send(task).is_ok() {
                 w.busy = true;
+                queued += 1;
             }
         }
     }
@@ -843,8 +852,11 @@ impl Scheduler {
     /// table, or [`MAX_SLEEP`].
     fn wait(&self, now: DateTime<Utc>) -> Duration {
         let mut wait = MAX_SLEEP;
-        for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
-            wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+        // With the queue full, a finished request wakes the loop, not a due org.
+        if self.orgs.iter().filter(|w| w.busy).count() < MAX_QUEUED {
+            for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
+                wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+            }
         }
         if let Some(t) = self.printer.next_draw() {
             wait = wait.min(t.saturating_duration_since(Instant::now()));
