@@ -415,7 +415,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -430,6 +430,10 @@ _sfx() {
                     return 0
                     ;;
                 --access-token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from-sf)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -599,7 +603,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --auth-url --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -633,7 +637,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -652,6 +656,10 @@ _sfx() {
                     return 0
                     ;;
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --exec-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

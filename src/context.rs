@@ -339,6 +339,7 @@ fn env_org() -> Result<Option<Org>, Error> {
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file: None,
+        sf_link: None,
     };
     Ok(Some(Org {
         record,

@@ -8,6 +8,7 @@
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
 //! - [`store`]: org metadata file, keychain / file / environment secrets, locks;
 //! - [`metrics`]: what `sfx watch --listen` serves (Prometheus metrics, health);
+//! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
 
 pub mod app;
@@ -17,10 +18,12 @@ pub mod context;
 pub mod error;
 pub mod exit;
 pub mod generate;
+pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
+pub mod sfcli;
 pub mod store;
 pub mod timefmt;
 pub mod tokens;

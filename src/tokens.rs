@@ -331,7 +331,14 @@ pub struct Refreshed {
 /// The command that fixes a refused refresh.
 pub fn relogin_hint(org: &Org) -> String {
     if org.is_env() {
-        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx login …` then export it, or `sf org display --verbose`) and update the CI secret".to_string()
+        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx token --auth-url -o <ORG>`, or `sf org auth show-sfdx-auth-url -o <ORG> --json`) and update the CI secret".to_string()
+    } else if let Some(link) = &org.record.sf_link {
+        format!(
+            "if sf itself still works for this org, take its login again: `sfx login --from-sf {} --alias {}`; otherwise log in again: `sfx login --web --alias {}`",
+            link.username,
+            org.name(),
+            org.name()
+        )
     } else {
         format!(
             "log in again: `sfx login --alias {} …` (for an imported org: `sfx login --auth-url - --alias {}`)",
@@ -356,7 +363,7 @@ pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
     }
     let hint = relogin_hint(org);
     let refresh_token = ctx.secret(org, SecretKind::RefreshToken)?;
-    let Some(refresh_token) = refresh_token else {
+    let Some(mut refresh_token) = refresh_token else {
         if rec.flow == Flow::Password {
             return Err(Error::relogin(
                 format!(
@@ -388,6 +395,9 @@ pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
             hint,
         ));
     };
+    // Linked to the Salesforce CLI: hold sf's lock and send the newer of the two
+    // tools' refresh tokens (sf may have rotated it).
+    let sf_link = crate::sfcli::link::before_refresh(ctx, org, &mut refresh_token)?;
     let secret = ctx.secret(org, SecretKind::ClientSecret)?;
     let creds = crate::salesforce::ClientCreds {
         id: client_id,
@@ -436,6 +446,8 @@ pub fn refresh(ctx: &Context, org: &Org) -> Result<Refreshed, Error> {
     if let Some(j) = &journal {
         j.end();
     }
+    // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
+    crate::sfcli::link::after_refresh(ctx, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
 }
 

@@ -15,7 +15,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
@@ -79,11 +79,8 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
         }
         return Ok(s);
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::usage(format!("cannot read the {what} from stdin: {e}")))?;
+    // Bounded: `< /dev/zero` is an error, not a hang (issue #11).
+    let line = crate::limits::read_line_capped(&mut stdin.lock(), what).map_err(Error::usage)?;
     let line = if trim {
         line.trim().to_string()
     } else {
@@ -148,6 +145,14 @@ fn checked_urls(args: &LoginArgs) -> Result<(Option<String>, Option<String>), Er
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
     if let Some(alias) = &args.alias {
         check_alias(alias, "--alias")?;
+    }
+    // The client id is stored: refuse at once what the store would refuse later.
+    if let Some(id) = &args.client_id
+        && (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
+    {
+        return Err(Error::usage(
+            "--client-id (or SFX_CLIENT_ID) must be the connected app's consumer key: 1–255 characters, no control characters",
+        ));
     }
     let (instance, login) = checked_urls(args)?;
     if ctx.env_org.is_some() {
@@ -617,7 +622,7 @@ fn import_refresh_token(
         secret: secret.as_ref(),
     };
     let base = login_url.as_deref().unwrap_or(&instance_url);
-    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL with `sf org display --verbose` or log in interactively";
+    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL (`sf org auth show-sfdx-auth-url -o <ORG> --json` prints it as .result.sfdxAuthUrl), take sf's login with `sfx login --from-sf`, or log in interactively";
     let resp = ctx.client().refresh(
         base,
         &refresh_token,
@@ -626,8 +631,13 @@ fn import_refresh_token(
         "the refresh that verifies the imported credentials",
         hint,
     )?;
+    // Salesforce rotated the refresh token: the string the user pasted is spent.
+    let rotated = resp
+        .refresh_token
+        .as_ref()
+        .is_some_and(|new| new.expose() != refresh_token.expose());
     let refresh_token = resp.refresh_token.clone().unwrap_or(refresh_token);
-    finish(
+    let mut summary = finish(
         ctx,
         args,
         flow,
@@ -639,7 +649,15 @@ fn import_refresh_token(
         store,
         now,
         None,
-    )
+    )?;
+    if rotated {
+        summary.rotated = true;
+        summary.notes.push(format!(
+            "warning: Salesforce rotated the refresh token while sfx verified it: the {} you gave is now spent. Whatever else still holds it (sf, a CI secret) must not use it again: a spent refresh token makes Salesforce revoke this whole login. To share sf's login instead, use `sfx login --from-sf`",
+            if flow == Flow::AuthUrl { "auth URL" } else { "refresh token" }
+        ));
+    }
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -751,6 +769,7 @@ fn finish(
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file,
+        sf_link: None,
     };
     tokens::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,
@@ -761,6 +780,12 @@ fn finish(
         record.refresh_token_used_at = Some(now.timestamp());
     }
 
+    // Never store an org sfx would refuse to read back: check before any write.
+    record.readable().map_err(|why| {
+        Error::Other(format!(
+            "sfx did not store org {alias}: its record would not read back ({why}); nothing was stored"
+        ))
+    })?;
     let previous = ctx.store.read()?.orgs.get(&alias).cloned();
     let backend = ctx.store.backend(store);
     let changes = [

@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod doctor;
 pub mod expires;
+pub mod from_sf;
 pub mod introspect;
 pub mod login;
 pub mod logout;

@@ -11,6 +11,19 @@ use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::tokens;
 
+/// `--format env`: `NAME=value` lines, the one place they are written.
+/// `SF_TARGET_ORG` (an access token) with `SF_ORG_INSTANCE_URL` lets later `sf`
+/// commands run with no `sf org login`.
+pub fn env_lines(token: &str, url: &str, new_auth_url: Option<&str>) -> String {
+    let mut s = format!(
+        "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\nSF_TARGET_ORG={token}\nSF_ORG_INSTANCE_URL={url}\n"
+    );
+    if let Some(a) = new_auth_url {
+        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+    }
+    s
+}
+
 pub enum RefreshReport {
     /// A token was minted.
     Done {
@@ -36,17 +49,11 @@ impl Report for RefreshReport {
                 format: RefreshFormat::Env,
                 new_auth_url,
                 ..
-            } => {
-                let token = summary.access_token.expose();
-                let url = &summary.record.instance_url;
-                let mut s = format!(
-                    "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
-                );
-                if let Some(a) = new_auth_url {
-                    s.push_str(&format!("SFX_AUTH_URL={a}\n"));
-                }
-                s
-            }
+            } => env_lines(
+                summary.access_token.expose(),
+                &summary.record.instance_url,
+                new_auth_url.as_deref(),
+            ),
             RefreshReport::Done { summary, .. } => summary.human(style),
             RefreshReport::Skipped {
                 org,

@@ -74,7 +74,7 @@ impl FileStore {
     }
 
     fn read_file(&self) -> Result<Doc, Error> {
-        match std::fs::read(&self.path) {
+        match crate::limits::read_capped(&self.path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::Other(format!(
                     "the secrets file {} is damaged ({e}); move it away and log in again",

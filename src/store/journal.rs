@@ -34,8 +34,8 @@ fn fingerprint(token: &Secret) -> String {
 impl Journal {
     /// Was a refresh with this token started and never settled?
     pub fn pending_for(&self, token: &Secret) -> bool {
-        std::fs::read_to_string(&self.path)
-            .map(|s| s.trim() == fingerprint(token))
+        crate::limits::read_capped(&self.path, 4096)
+            .map(|s| String::from_utf8_lossy(&s).trim() == fingerprint(token))
             .unwrap_or(false)
     }
 

@@ -96,7 +96,9 @@ pub struct Store {
 /// `timeout`, back-off and `Retry-After` waits (at most 2 x 10 s), keychain calls
 /// (3 s each) and the writes. Waiting longer means the holder is stuck.
 pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
-    timeout.saturating_mul(3) + std::time::Duration::from_secs(30)
+    timeout
+        .saturating_mul(3)
+        .saturating_add(std::time::Duration::from_secs(30))
 }
 
 impl Store {
@@ -131,7 +133,13 @@ impl Store {
         let mut meta = self.read()?;
         let out = f(&mut meta)?;
         meta.version = 1;
-        atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
+        let bytes = meta.to_checked_bytes().map_err(|why| {
+            Error::Other(format!(
+                "sfx did not write {}: the result would not read back ({why}); nothing was changed",
+                self.metadata_path().display()
+            ))
+        })?;
+        atomic::write(&self.metadata_path(), &bytes).map_err(|e| {
             Error::Other(format!(
                 "cannot write {}: {e}",
                 self.metadata_path().display()

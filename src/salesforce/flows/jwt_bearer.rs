@@ -25,7 +25,8 @@ const ASSERTION_LIFETIME_SECS: i64 = 180;
 
 /// Read an RSA private key; the error says what is wrong with the file.
 pub fn load_key(path: &Path) -> Result<EncodingKey, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it ({e})"))?;
+    let bytes = crate::limits::read_capped(path, crate::limits::KEY_FILE_MAX)
+        .map_err(|e| format!("cannot read it ({e})"))?;
     let text = String::from_utf8_lossy(&bytes);
     if text.contains("ENCRYPTED") {
         return Err("it is an encrypted key, which sfx cannot use; write an unencrypted copy with `openssl pkey -in KEY -out KEY.plain.pem` and keep that one private".into());
@@ -77,7 +78,7 @@ pub fn assertion(
         "iss": client_id,
         "sub": username,
         "aud": aud,
-        "exp": now + ASSERTION_LIFETIME_SECS,
+        "exp": now.saturating_add(ASSERTION_LIFETIME_SECS),
     });
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
         .map(Secret::new)

@@ -273,7 +273,9 @@ pub fn login(
         login_hint: p.login_hint,
     });
     on_url(&url);
-    let deadline = Instant::now() + p.wait;
+    let started = Instant::now();
+    // `wait` is bounded by --login-timeout's range; checked all the same.
+    let deadline = started.checked_add(p.wait).unwrap_or(started);
     let (code, browser) =
         listener.wait_for_code(&state, deadline, p.wait, "the browser login", p.hint)?;
     let form = vec![
