@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Stage 6 of bench/run.sh: `sfx watch --all --listen` over many orgs (issue #16).
 
-    watch-scale.py SFX FAKE_URL HOME N SECONDS OUT.md
+    watch-scale.py SFX FAKE_URL HOME N SECONDS OUT.md [DELAY_MS]
 
 Makes N orgs in a file store at HOME (one fake user per org, as Salesforce keeps
 five approvals per user and app), the way `sfx login --auth-url` stores them
@@ -9,7 +9,8 @@ five approvals per user and app), the way `sfx login --auth-url` stores them
 10,000 `sfx login` runs would take longer than the measurement. Then runs
 `sfx watch --all --json --listen` for SECONDS and measures RSS and CPU (from
 /proc, every few seconds), the requests the fake saw per 10 s, and the latency of
-`/metrics` and `/readyz`. Appends a Markdown section to OUT.md.
+`/metrics` and `/readyz`. Appends a Markdown section to OUT.md. DELAY_MS (default
+0) makes the fake take that long per request, as a real Salesforce does.
 """
 import http.client
 import json
@@ -23,6 +24,7 @@ import urllib.parse
 
 sfx, fake_url, home, n, seconds, out_md = sys.argv[1:7]
 n, seconds = int(n), int(seconds)
+delay_ms = int(sys.argv[7]) if len(sys.argv) > 7 else 0
 fake = urllib.parse.urlparse(fake_url)
 CLIENT = "3MVG9fake.sfx.demo"
 
@@ -108,6 +110,7 @@ def proc(pid):
 
 
 made = make_store()
+control(http.client.HTTPConnection(fake.hostname, fake.port), "POST", "delay", {"ms": delay_ms})
 port = free_port()
 env = dict(os.environ, SFX_HOME=home, SFX_CREDENTIAL_STORE="file")
 events = open(os.path.join(home, "..", "watch-events.jsonl"), "w")
@@ -141,6 +144,7 @@ finally:
     events.close()
 
 conn = http.client.HTTPConnection(fake.hostname, fake.port)
+control(conn, "POST", "delay", {"ms": 0})
 reqs = control(conn, "GET", "requests")
 buckets = {}
 for r in reqs:
@@ -162,8 +166,8 @@ rss_end = samples[-1][2]
 scrapes.sort()
 
 with open(out_md, "a") as f:
-    f.write(f"\n## 6. `sfx watch --all --listen`, {n:,} orgs, {seconds} s, 2 h sessions "
-            "(goals: RSS ≤ 64 MB, `/metrics` ≤ 50 ms)\n\n")
+    f.write(f"\n## 6. `sfx watch --all --listen`, {n:,} orgs, {seconds} s, 2 h sessions, "
+            f"{delay_ms} ms per request (goals: RSS ≤ 64 MB, `/metrics` ≤ 50 ms)\n\n")
     f.write(f"The store was written directly in {made:.0f} s (one fake user per org); every token is "
             "fresh, so no org needs a refresh and start-up is all introspections.\n\n")
     f.write("| peak RSS MiB | RSS at end MiB | CPU s, whole run | CPU s per minute | threads |\n|---|---|---|---|---|\n")
