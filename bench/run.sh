@@ -6,8 +6,8 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the six stages
-#   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 6: `watch --all --listen`
+#   STAGES="1 4" bash bench/run.sh  # only some of the seven stages
+#   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -20,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6} "
+stages=" ${STAGES:-1 2 3 4 5 6 7} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -218,9 +218,38 @@ echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
 } >>"$out/summary.md"
 fi
 
-# 6. watch --all --listen over many orgs: RSS, CPU, requests at start-up, /metrics latency.
+# 6. sfx api vs curl with the same token: the whole ladder (org, lock, token
+# check, {version} from the metadata, request, streamed body) against one GET.
 if stage 6; then
-say "6. watch --all --listen over ${SCALE_ORGS:-10000} orgs for ${SCALE_SECONDS:-180} s"
+say "6. sfx api vs curl"
+start_fake api
+home_with "$work/api" 1
+atoken=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["access-token"])' "$work/api/secrets.json")
+SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits' # learns {version} once
+aversion=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["orgs"]["org1"]["api_version"])' "$work/api/orgs.json")
+printf 'header = "Authorization: Bearer %s"\n' "$atoken" >"$work/curl-auth" # keeps the token out of argv
+hyperfine -N --warmup 10 --runs 200 --export-json "$out/api.json" \
+  -n "sfx api" "env SFX_HOME=$work/api $sfx api /services/data/{version}/limits" \
+  -n "curl" "curl -s -K $work/curl-auth -H 'Accept: application/json' $fake_url/services/data/v$aversion/limits" >/dev/null
+read -r a1 a2 <<<"$(median "$out/api.json")"
+read -r b1 b2 <<<"$(minmax "$out/api.json")"
+control DELETE requests >/dev/null; SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits'; c_api=$(count)
+{
+echo
+echo "## 6. \`sfx api\` vs \`curl\` with the same token (goal: ≤ 1.3×)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx api /services/data/{version}/limits\` | $a1 | $b1 |"
+echo "| \`curl\` GET of the same URL, same token | $a2 | $b2 |"
+echo
+echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($a1/$a2))"). Requests the fake saw per \`sfx api\` call (fresh token, version remembered): $c_api."
+} >>"$out/summary.md"
+fi
+
+# 7. watch --all --listen over many orgs: RSS, CPU, requests at start-up, /metrics latency.
+if stage 7; then
+say "7. watch --all --listen over ${SCALE_ORGS:-10000} orgs for ${SCALE_SECONDS:-180} s"
 # Twice: requests answered at once (the watch's own CPU is the limit), and with 300 ms
 # per request as from a real Salesforce. A fresh fake and store for each.
 for delay in ${SCALE_DELAYS_MS:-0 300}; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Stage 6 of bench/run.sh: `sfx watch --all --listen` over many orgs (issue #16).
+"""Stage 7 of bench/run.sh: `sfx watch --all --listen` over many orgs (issue #16).
 
     watch-scale.py SFX FAKE_URL HOME N SECONDS OUT.md [DELAY_MS]
 
@@ -166,7 +166,7 @@ rss_end = samples[-1][2]
 scrapes.sort()
 
 with open(out_md, "a") as f:
-    f.write(f"\n## 6. `sfx watch --all --listen`, {n:,} orgs, {seconds} s, 2 h sessions, "
+    f.write(f"\n## 7. `sfx watch --all --listen`, {n:,} orgs, {seconds} s, 2 h sessions, "
             f"{delay_ms} ms per request (goals: RSS ≤ 64 MB, `/metrics` ≤ 50 ms)\n\n")
     f.write(f"The store was written directly in {made:.0f} s (one fake user per org); every token is "
             "fresh, so no org needs a refresh and start-up is all introspections.\n\n")

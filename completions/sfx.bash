@@ -16,11 +16,17 @@ _sfx() {
             ",$1")
                 cmd="sfx"
                 ;;
+            sfx,api)
+                cmd="sfx__subcmd__api"
+                ;;
             sfx,completions)
                 cmd="sfx__subcmd__completions"
                 ;;
             sfx,doctor)
                 cmd="sfx__subcmd__doctor"
+                ;;
+            sfx,exec)
+                cmd="sfx__subcmd__exec"
                 ;;
             sfx,expires)
                 cmd="sfx__subcmd__expires"
@@ -49,11 +55,17 @@ _sfx() {
             sfx,watch)
                 cmd="sfx__subcmd__watch"
                 ;;
+            sfx__subcmd__help,api)
+                cmd="sfx__subcmd__help__subcmd__api"
+                ;;
             sfx__subcmd__help,completions)
                 cmd="sfx__subcmd__help__subcmd__completions"
                 ;;
             sfx__subcmd__help,doctor)
                 cmd="sfx__subcmd__help__subcmd__doctor"
+                ;;
+            sfx__subcmd__help,exec)
+                cmd="sfx__subcmd__help__subcmd__exec"
                 ;;
             sfx__subcmd__help,expires)
                 cmd="sfx__subcmd__help__subcmd__expires"
@@ -89,12 +101,70 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor api exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__api)
+            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --method)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --org)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -178,6 +248,40 @@ _sfx() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sfx__subcmd__exec)
+            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --min-valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sfx__subcmd__expires)
             opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -217,8 +321,22 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help)
-            opts="login introspect expires refresh watch token orgs logout completions doctor help"
+            opts="login introspect expires refresh watch token orgs logout completions doctor api exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__api)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -245,6 +363,20 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -603,7 +735,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --auth-url --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -611,6 +743,10 @@ _sfx() {
             case "${prev}" in
                 --min-valid)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human env" -- "${cur}"))
                     return 0
                     ;;
                 --org)

@@ -37,6 +37,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
         Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),
         Command::Doctor(a) => emit(&commands::doctor::run(a, &ctx)?, mode, &style),
+        // They write their own stdout: a streamed body, a child's output.
+        Command::Api(a) => commands::api::run(a, &ctx)?,
+        Command::Exec(a) => commands::exec::run(a, &ctx)?,
         Command::Completions(_) => Exit::Ok,
     })
 }
@@ -44,7 +47,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 /// Print the error once (`sfx: error: …`, then a hint) and give its exit code.
 pub fn report_error(err: &Error) -> Exit {
     // One line each, whatever a server or a file put into the text.
-    let one_line = |s: &str| crate::salesforce::url::sanitize(s, 2000);
+    let one_line = |s: &str| crate::text::sanitize(s, 2000);
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "sfx: error: {}", one_line(&err.to_string()));
     if let Some(h) = err.hint() {

@@ -6,18 +6,24 @@
 //! - [`cli`]: what the user typed (clap derive only);
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
-//! - [`store`]: org metadata file, keychain / file / environment secrets, locks;
 //! - [`metrics`]: what `sfx watch --listen` serves (Prometheus metrics, health);
+//! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
+//! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
+//!   local (metadata file + keychain or secrets file) and environment backends;
 //! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
-//! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
+//! - [`clock`]: time as an input;
+//! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
+//!   sanitising, rendering.
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod context;
 pub mod error;
 pub mod exit;
 pub mod generate;
+pub mod lifecycle;
 pub mod limits;
 pub mod metrics;
 pub mod output;
@@ -25,5 +31,5 @@ pub mod salesforce;
 pub mod secret;
 pub mod sfcli;
 pub mod store;
+pub mod text;
 pub mod timefmt;
-pub mod tokens;

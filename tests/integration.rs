@@ -4,9 +4,11 @@
 
 mod common;
 
+mod api;
 mod contract;
 mod crash;
 mod envmode;
+mod exec;
 mod expires;
 mod faults;
 mod flows;
@@ -16,6 +18,7 @@ mod hostile;
 mod hygiene;
 mod introspect;
 mod keychain;
+mod layers;
 mod listen;
 mod locking;
 mod login;

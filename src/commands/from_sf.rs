@@ -14,7 +14,7 @@ use crate::salesforce::TokenProbe;
 use crate::sfcli::{files, link};
 use crate::store::SecretKind;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
-use crate::{salesforce::jwt, tokens};
+use crate::{lifecycle, salesforce::jwt};
 
 pub enum FromSf {
     Imported(Box<TokenSummary>),
@@ -148,6 +148,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         rotates_refresh_token: false,
         key_file: None,
         sf_link: Some(sf.link()),
+        api_version: None,
     };
     let previous = ctx.store.read()?.orgs.get(&alias).cloned();
     // Secrets first, metadata last (as every login).
@@ -181,7 +182,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         }
         Ok(())
     })?;
-    let expiry = tokens::after_mint(&record, now);
+    let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(FromSf::Imported(Box::new(TokenSummary {
         verb: "Took sf's login into",
         record,

@@ -9,9 +9,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::{Report, Style};
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{ClientCreds, Introspected};
 use crate::store::SecretKind;
+use crate::text::sanitize;
 use crate::timefmt;
 
 /// JSON: the endpoint's object as received, plus `exp_at`, `iat_at`, `nbf_at`
@@ -101,7 +101,7 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
         return Err(if args.refresh {
             Error::relogin(
                 format!("org {} has no refresh token to introspect", org.name()),
-                crate::tokens::relogin_hint(&org),
+                crate::lifecycle::relogin_hint(&org),
             )
         } else {
             Error::Expired(format!(
@@ -134,15 +134,15 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
             answer.get("exp").and_then(timefmt::parse_epoch_value),
         )
     {
-        let e = crate::tokens::Expiry {
+        let e = crate::lifecycle::Expiry {
             active: true,
             exp: Some(exp),
             iat: answer.get("iat").and_then(timefmt::parse_epoch_value),
-            source: crate::tokens::Source::Introspection,
+            source: crate::lifecycle::Source::Introspection,
             checked_at: Some(now),
             note: None,
         };
-        crate::tokens::remember(ctx, &[(&org, &token, &e)]);
+        crate::lifecycle::expiry::remember(ctx.orgs(), &[(&org, &token, &e)]);
     }
     Ok(IntrospectReport {
         answer,

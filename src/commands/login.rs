@@ -21,6 +21,7 @@ use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
 use crate::context::{Context, check_alias};
 use crate::error::Error;
+use crate::lifecycle;
 use crate::salesforce::auth_url::AuthUrl;
 use crate::salesforce::flows::{client_credentials, device, jwt_bearer, password, web_pkce};
 use crate::salesforce::types::TokenResponse;
@@ -29,7 +30,6 @@ use crate::salesforce::{ClientCreds, TokenProbe};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::{Flow, OrgRecord, StoreKind};
-use crate::tokens;
 
 /// The client id used by `--web` and `--device` when none is given: the Salesforce
 /// CLI's own connected app, present in every org, a public client (no secret) whose
@@ -60,7 +60,8 @@ fn prompt_hidden(label: &str) -> Result<Secret, Error> {
 
 /// Read one line from stdin (prompting on stderr, without echo, when it is a
 /// terminal). `trim`: drop surrounding spaces; otherwise only the line ending.
-fn read_line(what: &str, trim: bool) -> Result<String, Error> {
+/// What is read is a secret (token, password, auth URL): it stays wrapped.
+fn read_line(what: &str, trim: bool) -> Result<Secret, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if std::env::var_os("SFX_NO_INPUT").is_some() {
@@ -77,7 +78,7 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
         if s.is_empty() {
             return Err(Error::usage(format!("no {what} was entered")));
         }
-        return Ok(s);
+        return Ok(Secret::new(s));
     }
     // Bounded: `< /dev/zero` is an error, not a hang (issue #11).
     let line = crate::limits::read_line_capped(&mut stdin.lock(), what).map_err(Error::usage)?;
@@ -91,10 +92,10 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
             "no {what} on stdin; pipe it in, e.g. `sfx login … < file`"
         )));
     }
-    Ok(line)
+    Ok(Secret::new(line))
 }
 
-fn read_stdin_line(what: &str) -> Result<String, Error> {
+fn read_stdin_line(what: &str) -> Result<Secret, Error> {
     read_line(what, true)
 }
 
@@ -116,7 +117,7 @@ fn client_secret(args: &LoginArgs, stdin_busy: bool) -> Result<Option<Secret>, E
                 "--client-secret-stdin cannot be used when stdin already carries the token; set SFX_CLIENT_SECRET instead",
             ));
         }
-        return read_stdin_line("client secret").map(|s| Some(Secret::new(s)));
+        return read_stdin_line("client secret").map(Some);
     }
     Ok(std::env::var("SFX_CLIENT_SECRET")
         .ok()
@@ -171,9 +172,9 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
                 std::io::stderr(),
                 "sfx: warning: an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin"
             );
-            value.clone()
+            Secret::new(value.clone())
         };
-        let a = AuthUrl::parse(&text)?;
+        let a = AuthUrl::parse(text.expose())?;
         let secret = a
             .client_secret
             .clone()
@@ -198,7 +199,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.or(login.clone()).ok_or_else(|| {
             Error::usage("--refresh-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let rt = Secret::new(read_stdin_line("refresh token")?);
+        let rt = read_stdin_line("refresh token")?;
         let secret = client_secret(args, true)?;
         return import_refresh_token(
             ctx,
@@ -218,7 +219,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.ok_or_else(|| {
             Error::usage("--access-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let token = Secret::new(read_stdin_line("access token")?);
+        let token = read_stdin_line("access token")?;
         let secret = client_secret(args, true)?;
         return import_access_token(ctx, args, token, secret, instance_url, login, store, now);
     }
@@ -376,6 +377,10 @@ fn web_flow(
             login_hint: args.username.as_deref(),
             wait,
             hint: &hint,
+            timeout_hint: &format!(
+                "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
+                listener.redirect_uri()
+            ),
         },
         |url| {
             let waiting = format!(
@@ -437,6 +442,7 @@ fn device_flow(
             scope: args.scope.as_deref(),
             wait: args.login_timeout,
             hint,
+            timeout_hint: "run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)",
         },
         |code| {
             say(&format!("to log in, open {}", code.verification_uri));
@@ -570,10 +576,7 @@ fn password_flow(
         let token = prompt_hidden("Security token (empty if your IP address is trusted)")?;
         password::with_security_token(&pw, &token)
     } else {
-        Secret::new(read_line(
-            "password immediately followed by the security token",
-            false,
-        )?)
+        read_line("password immediately followed by the security token", false)?
     };
     let hint = "check the username, the password and the security token (a new one: Settings → Reset My Security Token); if they are right, the org blocks this flow: an admin can allow it (Setup → OAuth and OpenID Connect Settings → Allow OAuth Username-Password Flows), or use --web, --jwt or --client-credentials";
     let resp = password::grant(
@@ -717,15 +720,7 @@ fn finish(
     now: chrono::DateTime<chrono::Utc>,
     key_file: Option<String>,
 ) -> Result<TokenSummary, Error> {
-    let instance_url = base_url(
-        &resp.instance_url,
-        "the instance_url in Salesforce's answer",
-    )
-    .map_err(|e| {
-        Error::Network(format!(
-            "Salesforce answered with an unusable instance_url: {e}"
-        ))
-    })?;
+    let instance_url = resp.checked_instance_url()?;
     let info = match ctx.client().userinfo(&instance_url, &resp.access_token)? {
         TokenProbe::Alive(info) => info,
         TokenProbe::Dead(status) => {
@@ -769,9 +764,10 @@ fn finish(
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file,
+        api_version: None,
         sf_link: None,
     };
-    tokens::apply_token(&mut record, resp, now);
+    lifecycle::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,
     // so later refreshes are never retried once they may have been delivered.
     record.rotates_refresh_token =
@@ -786,45 +782,15 @@ fn finish(
             "sfx did not store org {alias}: its record would not read back ({why}); nothing was stored"
         ))
     })?;
-    let previous = ctx.store.read()?.orgs.get(&alias).cloned();
-    let backend = ctx.store.backend(store);
     let changes = [
         (SecretKind::RefreshToken, refresh_token.as_ref()),
         (SecretKind::AccessToken, Some(&resp.access_token)),
         (SecretKind::ClientSecret, client_secret.as_ref()),
     ];
-    backend.put(&alias, &changes)?;
-    // Moving an org between stores leaves no copy behind in the old one.
-    let mut notes = Vec::new();
-    if let Some(prev) = &previous
-        && prev.store != store
-        && prev.store != StoreKind::Env
-        && let Err(e) = ctx.store.backend(prev.store).put(
-            &alias,
-            &[
-                (SecretKind::RefreshToken, None),
-                (SecretKind::AccessToken, None),
-                (SecretKind::ClientSecret, None),
-            ],
-        )
-    {
-        notes.push(format!(
-            "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
-            match prev.store {
-                StoreKind::Keychain => "OS keychain",
-                _ => "secrets file",
-            }
-        ));
-    }
-    let saved = record.clone();
-    ctx.store.update(|meta| {
-        meta.orgs.insert(saved.alias.clone(), saved.clone());
-        if args.set_default {
-            meta.default = Some(saved.alias.clone());
-        }
-        Ok(())
-    })?;
-    let expiry = tokens::after_mint(&record, now);
+    // Secrets first, then the record; an org moved between stores leaves no
+    // copy behind in the old one (a failure to delete it is a warning).
+    let notes = crate::store::OrgStore::save_org(&ctx.store, &record, &changes, args.set_default)?;
+    let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(TokenSummary {
         verb: "Logged in to",
         record,

@@ -17,6 +17,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
+use crate::store::local::delete_secrets;
 use crate::store::metadata::StoreKind;
 use crate::store::{SecretKind, file, keychain};
 
@@ -71,12 +72,6 @@ impl Report for MigrateReport {
     }
 }
 
-const ALL_NONE: [(SecretKind, Option<&Secret>); 3] = [
-    (SecretKind::RefreshToken, None),
-    (SecretKind::AccessToken, None),
-    (SecretKind::ClientSecret, None),
-];
-
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
     if ctx.env_org.is_some() {
         return Err(Error::usage(
@@ -98,7 +93,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         .ok_or_else(|| {
             Error::relogin(
                 format!("org {} was logged out meanwhile", picked.name()),
-                crate::tokens::relogin_hint(&picked),
+                crate::lifecycle::relogin_hint(&picked),
             )
         })?;
     let alias = org.record.alias.clone();
@@ -115,7 +110,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         // Finish a move that stopped after the switch: a file copy left behind.
         // (The keychain is not opened for nothing when the org lives in the file.)
         if to == StoreKind::Keychain {
-            ctx.store.backend(StoreKind::File).put(&alias, &ALL_NONE)?;
+            delete_secrets(ctx.store.backend(StoreKind::File), &alias)?;
         }
         return Ok(report);
     }
@@ -149,10 +144,10 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         }
         None => Err(Error::relogin(
             format!("org {alias} was logged out meanwhile"),
-            crate::tokens::relogin_hint(&org),
+            crate::lifecycle::relogin_hint(&org),
         )),
     })?;
-    if let Err(e) = ctx.store.backend(from).put(&alias, &ALL_NONE) {
+    if let Err(e) = delete_secrets(ctx.store.backend(from), &alias) {
         let retry = match to {
             StoreKind::Keychain => format!("run `sfx login --migrate -o {alias}` again to retry"),
             _ => format!(

@@ -8,11 +8,11 @@ use crate::cli::OrgsArgs;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry};
 use crate::output::{Report, Style, paint};
 use crate::salesforce::Introspected;
 use crate::store::SecretKind;
 use crate::timefmt;
-use crate::tokens::{self, Expiry};
 
 pub struct OrgRow {
     pub org: Org,
@@ -173,7 +173,7 @@ fn refresh_token_dead(ctx: &Context, org: &Org) -> Option<Error> {
                     "the access token is inactive and so is the refresh token of org {} (revoked, or expired by the connected app's policy): a refresh cannot help",
                     org.name()
                 ),
-                tokens::relogin_hint(org),
+                crate::lifecycle::relogin_hint(org),
             ))
         }
         _ => None,
@@ -230,7 +230,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             };
             OrgRow {
                 is_default: default.as_deref() == Some(org.name()),
-                expiry: tokens::offline(&org, now),
+                expiry: expiry::offline(&org.record, now),
                 status: check.map(|c| status_of(c, now)),
                 org,
             }

@@ -1,6 +1,7 @@
 //! `sfx refresh`: a new access token, stored (under the org's lock). A rotated
 //! refresh token is stored before anything else. `--format env` prints
-//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval`.
+//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval` (see
+//! [`super::env_lines`]).
 
 use serde_json::Value;
 
@@ -8,34 +9,22 @@ use crate::cli::{RefreshArgs, RefreshFormat};
 use crate::commands::TokenSummary;
 use crate::context::Context;
 use crate::error::Error;
+use crate::lifecycle::{self, Refreshed, expiry, refresh};
 use crate::output::{Report, Style};
-use crate::tokens;
-
-/// `--format env`: `NAME=value` lines, the one place they are written.
-/// `SF_TARGET_ORG` (an access token) with `SF_ORG_INSTANCE_URL` lets later `sf`
-/// commands run with no `sf org login`.
-pub fn env_lines(token: &str, url: &str, new_auth_url: Option<&str>) -> String {
-    let mut s = format!(
-        "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\nSF_TARGET_ORG={token}\nSF_ORG_INSTANCE_URL={url}\n"
-    );
-    if let Some(a) = new_auth_url {
-        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
-    }
-    s
-}
 
 pub enum RefreshReport {
     /// A token was minted.
     Done {
         summary: Box<TokenSummary>,
         format: RefreshFormat,
-        new_auth_url: Option<String>,
+        /// Holds a refresh token: printed only by `--format env`.
+        new_auth_url: Option<crate::secret::Secret>,
         from_env: bool,
     },
     /// `--if-expiring-within` and the token outlives the window: no request made.
     Skipped {
         org: String,
-        expiry: tokens::Expiry,
+        expiry: lifecycle::Expiry,
         now: chrono::DateTime<chrono::Utc>,
         window: std::time::Duration,
     },
@@ -49,10 +38,10 @@ impl Report for RefreshReport {
                 format: RefreshFormat::Env,
                 new_auth_url,
                 ..
-            } => env_lines(
-                summary.access_token.expose(),
+            } => super::env_lines(
+                &summary.access_token,
                 &summary.record.instance_url,
-                new_auth_url.as_deref(),
+                new_auth_url.as_ref().map(crate::secret::Secret::expose),
             ),
             RefreshReport::Done { summary, .. } => summary.human(style),
             RefreshReport::Skipped {
@@ -108,16 +97,13 @@ impl Report for RefreshReport {
 pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     // Under the lock, with the record read again: another process may have
     // just refreshed.
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let now = ctx.now();
     if let Some(window) = args.if_expiring_within
         && let Some(e) =
-            tokens::offline(&org, now).filter(|e| e.exp.is_some() && e.outlives(now, window))
+            expiry::offline(&org.record, now).filter(|e| e.exp.is_some() && e.outlives(now, window))
     {
         return Ok(RefreshReport::Skipped {
             org: org.name().to_string(),
@@ -127,13 +113,19 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
         });
     }
     let from_env = org.is_env();
-    let r = tokens::refresh(ctx, &org)?;
-    let expiry = tokens::after_mint(&r.org.record, now);
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org)?;
+    let expiry = expiry::after_mint(&r.org.record, now);
+    let new_auth_url = new_auth_url(&r);
     let refresh_token = if args.show_token && r.rotated {
         ctx.secret(&r.org, crate::store::SecretKind::RefreshToken)?
     } else {
         None
     };
+    if args.format == RefreshFormat::Env {
+        let mut values = vec![r.access_token.expose(), r.org.record.instance_url.as_str()];
+        values.extend(new_auth_url.as_ref().map(crate::secret::Secret::expose));
+        crate::commands::check_env_safe(&values)?;
+    }
     Ok(RefreshReport::Done {
         summary: Box::new(TokenSummary {
             verb: "Refreshed",
@@ -147,7 +139,24 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
             notes: vec![],
         }),
         format: args.format,
-        new_auth_url: r.new_auth_url,
+        new_auth_url,
         from_env,
     })
+}
+
+/// Credentials from `SFX_AUTH_URL` whose refresh token Salesforce rotated: the
+/// new `SFX_AUTH_URL` to hand back (the old one is now dead).
+fn new_auth_url(r: &Refreshed) -> Option<crate::secret::Secret> {
+    let env = r
+        .org
+        .env
+        .as_ref()
+        .filter(|e| r.rotated && e.from_auth_url)?;
+    let rt = env.refresh_token.as_ref()?;
+    Some(crate::salesforce::auth_url::AuthUrl::format(
+        r.org.record.client_id.as_deref().unwrap_or(""),
+        env.client_secret.as_ref(),
+        rt,
+        &r.org.record.instance_url,
+    ))
 }

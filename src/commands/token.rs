@@ -1,30 +1,34 @@
 //! `sfx token`: print a valid access token, refreshing first only if the best
 //! known expiry is within `--min-valid` (no request otherwise). Serialised per
 //! org, so racing callers make one token request and print the same token.
+//! `--format env` prints the same `NAME=value` lines as `sfx refresh --format env`.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use serde_json::{Value, json};
 
-use crate::cli::TokenArgs;
+use crate::cli::{RefreshFormat, TokenArgs};
 use crate::context::Context;
 use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::tokens;
 
 pub struct TokenReport {
     pub token: Secret,
     pub org: String,
     pub instance_url: String,
     pub refreshed: bool,
+    pub format: RefreshFormat,
     pub notes: Vec<String>,
 }
 
 impl Report for TokenReport {
     fn human(&self, _style: &Style) -> String {
-        self.token.expose().to_string()
+        match self.format {
+            RefreshFormat::Human => self.token.expose().to_string(),
+            RefreshFormat::Env => super::env_lines(&self.token, &self.instance_url, None),
+        }
     }
 
     fn json(&self) -> Value {
@@ -90,12 +94,9 @@ pub const ROTATION_WARNING: &str = "warning: this org's connected app rotates re
 /// Print the org's SFDX auth URL, with its newest refresh token (sf's, for a
 /// linked org that sf rotated). On a terminal only after a confirmation.
 pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let rec = &org.record;
     let Some(rt) = ctx.secret(&org, SecretKind::RefreshToken)? else {
         return Err(Error::relogin(
@@ -113,17 +114,17 @@ pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
                 "org {} has no client id, so it has no SFDX auth URL",
                 org.name()
             ),
-            crate::tokens::relogin_hint(&org),
+            crate::lifecycle::relogin_hint(&org),
         ));
     };
-    let rt = crate::sfcli::link::current_refresh_token(ctx, &org, rt)?;
+    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt)?;
     let secret = ctx.secret(&org, SecretKind::ClientSecret)?;
-    let url = Secret::new(crate::salesforce::auth_url::AuthUrl::format(
+    let url = crate::salesforce::auth_url::AuthUrl::format(
         client_id,
         secret.as_ref(),
         &rt,
         &rec.instance_url,
-    ));
+    );
     if ctx.mode != crate::output::Mode::Quiet && std::io::stdout().is_terminal() {
         confirm(org.name())?;
     }
@@ -172,44 +173,16 @@ pub fn run_any(args: &TokenArgs, ctx: &Context) -> Result<Printed, Error> {
 }
 
 pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
-    // Under the lock, with the record read again: another process may have
-    // just refreshed.
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
-    let now = ctx.now();
-    let known = tokens::offline(&org, now);
-    let fresh = known
-        .as_ref()
-        .is_some_and(|e| e.outlives(now, args.min_valid));
-    // An environment access token with no way to refresh is handed out as it is,
-    // unless it is known to be dead (then the refresh below says "log in again").
-    let usable_as_is =
-        org.is_env() && !org.record.has_refresh_token && known.is_none_or(|e| e.active);
-    if (fresh || usable_as_is)
-        && let Some(token) = ctx.secret(&org, SecretKind::AccessToken)?
-    {
-        return Ok(TokenReport {
-            token,
-            org: org.name().to_string(),
-            instance_url: org.record.instance_url.clone(),
-            refreshed: false,
-            notes: vec![],
-        });
-    }
-    let r = tokens::refresh(ctx, &org)?;
-    let mut notes = vec![];
-    if r.rotated && org.is_env() {
-        notes.push("warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app".to_string());
+    let v = super::valid_token(ctx, args.min_valid)?;
+    if args.format == RefreshFormat::Env {
+        super::check_env_safe(&[v.token.expose(), &v.org.record.instance_url])?;
     }
     Ok(TokenReport {
-        token: r.access_token,
-        org: r.org.name().to_string(),
-        instance_url: r.org.record.instance_url.clone(),
-        refreshed: true,
-        notes,
+        token: v.token,
+        org: v.org.name().to_string(),
+        instance_url: v.org.record.instance_url.clone(),
+        refreshed: v.refreshed,
+        format: args.format,
+        notes: v.notes,
     })
 }

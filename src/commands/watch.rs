@@ -4,7 +4,7 @@
 //! Shape: one scheduler — this thread — holds every watched org's state and the
 //! time its next action is due, and sleeps on one channel until then. A small pool
 //! of worker threads makes the requests (a *check* is introspection through
-//! [`tokens::measure_with_server`]; a *refresh* is [`tokens::refresh`] under the
+//! [`expiry::ask_server_only`]; a *refresh* is [`refresh::refresh_now`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
 //! `--exec` hooks run on threads of their own (`exec.rs`), with a timeout, so a
 //! hung hook never holds up a refresh. A signal thread forwards SIGINT/SIGTERM
@@ -47,11 +47,12 @@ use crate::cli::WatchArgs;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry, Source};
+use crate::lifecycle::{refresh, relogin_hint};
 use crate::output::events::{Event, Kind, Printer, Row};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::timefmt::humanize;
-use crate::tokens::{self, Expiry, Source};
 
 /// Requests in flight at once, whatever the number of orgs.
 const WORKERS: usize = 4;
@@ -334,7 +335,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
         let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
-        let expiry = tokens::measure_with_server(ctx, &fresh, &token)?;
+        let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
@@ -348,7 +349,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
     let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
         return Ok((Outcome::NoToken { org }, None));
     };
-    let expiry = tokens::measure_with_server(ctx, &org, &token)?;
+    let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &org, &token)?;
     Ok((
         Outcome::Checked {
             org,
@@ -368,11 +369,11 @@ fn refresh(
     let now = ctx.now();
     if task.org.is_env() {
         // Env orgs live in memory only: no lock, nothing written.
-        let r = tokens::refresh(ctx, &task.org)?;
+        let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &task.org)?;
         let h = handoff(&r.org, r.access_token);
         return Ok((
             Outcome::Refreshed {
-                expiry: Some(tokens::after_mint(&r.org.record, now)),
+                expiry: Some(expiry::after_mint(&r.org.record, now)),
                 org: r.org,
                 reason,
                 by_other: false,
@@ -389,7 +390,7 @@ fn refresh(
     if org.record.access_token_masked.is_some()
         && org.record.access_token_masked != task.org.record.access_token_masked
     {
-        let e = tokens::offline(&org, now);
+        let e = expiry::offline(&org.record, now);
         if refresh_reason(&org, e.as_ref(), true, now, p).is_none() {
             let h = ctx
                 .secret(&org, SecretKind::AccessToken)?
@@ -406,12 +407,12 @@ fn refresh(
             ));
         }
     }
-    let r = tokens::refresh(ctx, &org)?;
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org)?;
     drop(lock);
     let h = handoff(&r.org, r.access_token);
     Ok((
         Outcome::Refreshed {
-            expiry: Some(tokens::after_mint(&r.org.record, now)),
+            expiry: Some(expiry::after_mint(&r.org.record, now)),
             org: r.org,
             reason,
             by_other: false,
@@ -540,7 +541,7 @@ fn has_access_token(org: &Org) -> bool {
 
 impl Watched {
     fn new(org: Org, now: DateTime<Utc>) -> Watched {
-        let expiry = tokens::offline(&org, now);
+        let expiry = expiry::offline(&org.record, now);
         Watched {
             lifetime: expiry.as_ref().and_then(lifetime_of),
             expiry,
@@ -822,7 +823,7 @@ impl Scheduler {
             self.orgs[idx].needs_login = true;
             let hint = hint
                 .clone()
-                .unwrap_or_else(|| tokens::relogin_hint(&self.orgs[idx].org));
+                .unwrap_or_else(|| relogin_hint(&self.orgs[idx].org));
             self.emit(
                 idx,
                 Kind::Error,
@@ -1124,7 +1125,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
 fn all_need_login(orgs: &[Watched]) -> Error {
     let names: Vec<&str> = orgs.iter().map(|w| w.org.name()).collect();
     let hint = match orgs {
-        [one] => tokens::relogin_hint(&one.org),
+        [one] => relogin_hint(&one.org),
         _ => "log in again (`sfx login --alias <ALIAS> …`), then start sfx watch again".to_string(),
     };
     Error::Relogin {
@@ -1177,6 +1178,7 @@ mod tests {
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
                 rotates_refresh_token: false,
                 key_file: None,
+                api_version: None,
                 sf_link: None,
             },
             env: None,

@@ -36,7 +36,7 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let bad = || {
         format!(
             "`{}` is not an address to listen on: give ADDR:PORT, e.g. 127.0.0.1:9464, [::1]:9464, localhost:9464 or :9464 (every interface)",
-            crate::salesforce::url::sanitize(s, 80)
+            crate::text::sanitize(s, 80)
         )
     };
     let addr = if let Some(port) = s.strip_prefix(':') {

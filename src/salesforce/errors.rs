@@ -149,17 +149,7 @@ fn json_problem(body: &str) -> String {
     }
 }
 
-pub fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_else(|| sanitize(url, 80))
-}
+pub use super::url::host_of;
 
 /// Error codes that mean "these credentials are no good any more": a human must log in.
 pub fn is_login_problem(code: &str) -> bool {

@@ -28,12 +28,12 @@ use sha2::{Digest, Sha256};
 use super::crypto::Key;
 use super::files::{self, AuthFile, SfLock};
 use super::key;
-use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::salesforce::types::TokenResponse;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::SfLink;
+use crate::store::{Org, OrgStore};
 
 /// A fingerprint of a refresh token for the metadata (never the token).
 pub fn fingerprint(token: &Secret) -> String {
@@ -82,7 +82,7 @@ fn broken(org: &Org, link: &SfLink, why: &str) -> Result<Option<Linked>, Error> 
 /// and put into `refresh_token` the newest refresh token of the two tools.
 /// `None` for orgs that are not linked (nothing happens).
 pub fn before_refresh(
-    ctx: &Context,
+    store: &dyn OrgStore,
     org: &Org,
     refresh_token: &mut Secret,
 ) -> Result<Option<Linked>, Error> {
@@ -151,9 +151,7 @@ pub fn before_refresh(
     {
         // sf refreshed with rotation since sfx last saw its file: sfx's copy is
         // spent. Keep sf's in sfx's store too, whatever the refresh brings.
-        ctx.store
-            .backend(org.record.store)
-            .put(org.name(), &[(SecretKind::RefreshToken, Some(&sf_rt))])?;
+        store.put_secret(org, SecretKind::RefreshToken, &sf_rt)?;
         *refresh_token = sf_rt.clone();
     }
     Ok(Some(Linked {
@@ -168,7 +166,7 @@ pub fn before_refresh(
 /// sf's file when sf's refresh token is no longer the current one, then remember
 /// its fingerprint. `sent` is the refresh token the request carried.
 pub fn after_refresh(
-    ctx: &Context,
+    store: &dyn OrgStore,
     org: &Org,
     linked: Option<Linked>,
     resp: &TokenResponse,
@@ -179,7 +177,7 @@ pub fn after_refresh(
     };
     let current = resp.refresh_token.as_ref().unwrap_or(sent);
     if current.expose() == linked.sf_refresh_token.expose() {
-        return remember(ctx, org, current);
+        return remember(store, org, current);
     }
     let path = linked.file.path.clone();
     let failed = |why: String| {
@@ -194,10 +192,10 @@ pub fn after_refresh(
         .with_tokens(&linked.key, &resp.access_token, current)
         .map_err(&failed)?;
     files::write_atomic(&path, &bytes).map_err(|e| failed(e.to_string()))?;
-    remember(ctx, org, current)
+    remember(store, org, current)
 }
 
-fn remember(ctx: &Context, org: &Org, current: &Secret) -> Result<(), Error> {
+fn remember(store: &dyn OrgStore, org: &Org, current: &Secret) -> Result<(), Error> {
     let fp = fingerprint(current);
     if org
         .record
@@ -207,23 +205,24 @@ fn remember(ctx: &Context, org: &Org, current: &Secret) -> Result<(), Error> {
     {
         return Ok(());
     }
-    ctx.store.update(|meta| {
-        if let Some(link) = meta
-            .orgs
-            .get_mut(org.name())
-            .and_then(|r| r.sf_link.as_mut())
-        {
-            link.refresh_token_fingerprint = fp;
-        }
-        Ok(())
-    })
+    store
+        .update_record(org.name(), &mut |r| {
+            if let Some(link) = r.sf_link.as_mut() {
+                link.refresh_token_fingerprint = fp.clone();
+            }
+        })
+        .map(|_| ())
 }
 
 /// The refresh token to hand out for a linked org (`token --auth-url`): sf's
 /// when sf rotated it since, else sfx's own. Holds sf's lock only while reading.
-pub fn current_refresh_token(ctx: &Context, org: &Org, stored: Secret) -> Result<Secret, Error> {
+pub fn current_refresh_token(
+    store: &dyn OrgStore,
+    org: &Org,
+    stored: Secret,
+) -> Result<Secret, Error> {
     let mut rt = stored;
-    drop(before_refresh(ctx, org, &mut rt)?);
+    drop(before_refresh(store, org, &mut rt)?);
     Ok(rt)
 }
 

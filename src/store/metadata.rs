@@ -17,6 +17,27 @@ use crate::error::Error;
 
 pub const FILE_NAME: &str = "orgs.json";
 
+/// The name the environment org goes by in output.
+pub const ENV_ORG: &str = "env";
+
+/// Aliases name files (locks) and keychain entries: keep them plain.
+pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 100
+        && alias != ENV_ORG
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
+            crate::text::sanitize(alias, 100)
+        )))
+    }
+}
+
 /// How the org was logged in; decides how it can be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -133,9 +154,25 @@ pub struct OrgRecord {
     /// JWT bearer: path of the private key file (the key itself is never copied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
+    /// The org's latest REST API version (`62.0`), learned once from
+    /// `/services/data` by `sfx api` for `{version}` in a path. Optional: files
+    /// written before it existed read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     /// Linked to a login of the Salesforce CLI (see `sfcli::link`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sf_link: Option<SfLink>,
+}
+
+/// A REST API version as Salesforce writes it: `62.0` (digits, a dot, digits).
+pub fn is_api_version(v: &str) -> bool {
+    v.len() <= 12
+        && v.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// An org shared with the Salesforce CLI: sf's auth file, and a fingerprint of
@@ -160,7 +197,8 @@ impl OrgRecord {
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
     fn check(&mut self, key: &str) -> Result<(), String> {
-        use crate::salesforce::url::{base_url, sanitize};
+        use crate::salesforce::url::base_url;
+        use crate::text::sanitize;
         let name = sanitize(key, 60);
         if key != self.alias {
             return Err(format!(
@@ -168,7 +206,7 @@ impl OrgRecord {
                 sanitize(&self.alias, 60)
             ));
         }
-        crate::context::check_alias(key, "the alias").map_err(|_| {
+        check_alias(key, "the alias").map_err(|_| {
             format!("entry `{name}` is not a valid alias (letters, digits and . _ - @ + only)")
         })?;
         let url_problem = |field: &str, e: crate::error::Error| {
@@ -195,10 +233,18 @@ impl OrgRecord {
         }
         for text in [&mut self.username, &mut self.org_id, &mut self.user_id] {
             if let Some(t) = text.as_mut()
-                && t.chars().any(crate::salesforce::url::is_unsafe_char)
+                && t.chars().any(crate::text::is_unsafe_char)
             {
                 *t = sanitize(t, 200);
             }
+        }
+        if self
+            .api_version
+            .as_deref()
+            .is_some_and(|v| !is_api_version(v))
+        {
+            // Only a cache: a damaged one is asked again rather than refused.
+            self.api_version = None;
         }
         if let Some(link) = &self.sf_link {
             let path_ok = std::path::Path::new(&link.file).is_absolute()
@@ -253,10 +299,10 @@ impl Metadata {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "cannot read the org metadata file {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::io(
+                    format!("cannot read the org metadata file {}", path.display()),
+                    e,
+                ));
             }
         };
         Metadata::parse(&bytes).map_err(|why| {

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::context::{Context, Org};
-use crate::tokens::{self, Expiry};
+use crate::lifecycle::expiry::{self, Expiry};
 
 /// The longest a check's result waits before it reaches the metadata.
 pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(30);
@@ -31,7 +31,7 @@ impl Cache {
     }
 
     /// Keep a check's result (only stored orgs, only introspection answers are
-    /// ever written; see [`tokens::remember_masked`]).
+    /// ever written; see [`expiry::remember_masked`]).
     pub(super) fn add(&mut self, org: &Org, expiry: &Expiry) {
         if !org.is_env() && org.record.access_token_masked.is_some() {
             self.pending.push((org.clone(), expiry.clone()));
@@ -82,6 +82,6 @@ fn write(ctx: &Context, batch: &[(Org, Expiry)]) {
         .filter_map(|(o, e)| Some((*o, o.record.access_token_masked.as_deref()?, *e)))
         .collect();
     if !items.is_empty() {
-        tokens::remember_masked(ctx, &items);
+        expiry::remember_masked(ctx.orgs(), &items);
     }
 }

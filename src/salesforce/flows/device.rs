@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{Client, ClientCreds, errors, token_response};
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 /// How long a device code lives when the server does not say.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
@@ -51,6 +51,8 @@ pub struct DeviceLogin<'a> {
     pub wait: Option<Duration>,
     /// The command that fixes a refusal (for error hints).
     pub hint: &'a str,
+    /// What to do when the code was not approved in time (the caller's prose).
+    pub timeout_hint: &'a str,
 }
 
 /// Ask for a device code.
@@ -117,13 +119,9 @@ pub fn login(
     // yet checked: no input may make this overflow.
     let deadline = started.checked_add(limit).unwrap_or(started);
     let mut interval = code.interval.max(MIN_INTERVAL);
-    let not_approved = |why: &str| {
-        Error::Relogin {
-        message: format!(
-            "the device login was not approved in time: {why}; nothing was stored"
-        ),
-        hint: Some("run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)".into()),
-    }
+    let not_approved = |why: &str| Error::Relogin {
+        message: format!("the device login was not approved in time: {why}; nothing was stored"),
+        hint: Some(p.timeout_hint.to_string()),
     };
     loop {
         let Some(left) = deadline

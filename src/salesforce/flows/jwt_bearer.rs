@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::salesforce::Client;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Salesforce wants `exp` "within 3 minutes".
@@ -112,7 +112,9 @@ pub fn grant(client: &Client<'_>, p: &JwtLogin<'_>, now: i64) -> Result<TokenRes
         ("grant_type", GRANT_TYPE.to_string()),
         ("assertion", assertion.expose().to_string()),
     ];
-    client.grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+    client
+        .grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+        .map_err(Error::from)
 }
 
 #[cfg(test)]
