@@ -6,7 +6,8 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the six stages
+#   STAGES="1 4" bash bench/run.sh  # only some of the seven stages
+#   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -19,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6} "
+stages=" ${STAGES:-1 2 3 4 5 6 7} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -244,6 +245,18 @@ echo "| \`curl\` GET of the same URL, same token | $a2 | $b2 |"
 echo
 echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($a1/$a2))"). Requests the fake saw per \`sfx api\` call (fresh token, version remembered): $c_api."
 } >>"$out/summary.md"
+fi
+
+# 7. watch --all --listen over many orgs: RSS, CPU, requests at start-up, /metrics latency.
+if stage 7; then
+say "7. watch --all --listen over ${SCALE_ORGS:-10000} orgs for ${SCALE_SECONDS:-180} s"
+# Twice: requests answered at once (the watch's own CPU is the limit), and with 300 ms
+# per request as from a real Salesforce. A fresh fake and store for each.
+for delay in ${SCALE_DELAYS_MS:-0 300}; do
+  start_fake "watchscale$delay"
+  python3 "$root/bench/watch-scale.py" "$sfx" "$fake_url" "$work/w$delay/home" \
+    "${SCALE_ORGS:-10000}" "${SCALE_SECONDS:-180}" "$out/summary.md" "$delay" >/dev/null
+done
 fi
 
 cat "$out/summary.md"

@@ -6,6 +6,7 @@
 //! - [`cli`]: what the user typed (clap derive only);
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing but the `-v` trace;
+//! - [`metrics`]: what `sfx watch --listen` serves (Prometheus metrics, health);
 //! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
@@ -29,6 +30,7 @@ pub mod generate;
 pub mod lifecycle;
 pub mod limits;
 pub mod messages;
+pub mod metrics;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
