@@ -35,35 +35,83 @@ struct State {
     dropped: usize,
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    live: false,
-    queue: VecDeque::new(),
-    shown: VecDeque::new(),
-    dropped: 0,
-});
+/// The conversation's state: one per process ([`OWNER`]); tests make their own.
+struct Owner(Mutex<State>);
 
-fn state() -> MutexGuard<'static, State> {
-    // A thread that panicked while holding the lock left plain data behind.
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
+static OWNER: Owner = Owner::new();
+
+impl Owner {
+    const fn new() -> Owner {
+        Owner(Mutex::new(State {
+            live: false,
+            queue: VecDeque::new(),
+            shown: VecDeque::new(),
+            dropped: 0,
+        }))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A thread that panicked while holding the lock left plain data behind.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue `text` while live (`true`), or write it with `write` under the lock.
+    fn raw(&self, text: &str, write: impl FnOnce(&str)) {
+        let mut st = self.state();
+        if st.live {
+            if st.queue.len() + st.shown.len() >= QUEUE_MAX {
+                if st.shown.pop_front().is_none() {
+                    st.queue.pop_front();
+                }
+                st.dropped += 1;
+            }
+            st.queue.push_back(text.to_string());
+            return;
+        }
+        write(text);
+    }
+
+    fn live_begin(&self) {
+        self.state().live = true;
+    }
+
+    fn take_queued(&self) -> Vec<String> {
+        let mut st = self.state();
+        let new: Vec<String> = st.queue.drain(..).collect();
+        st.shown.extend(new.iter().cloned());
+        new
+    }
+
+    /// Leave live mode; what was held, in order (a count of dropped ones first).
+    fn live_end(&self, write: impl FnOnce(&[String])) {
+        let mut st = self.state();
+        if !st.live {
+            return;
+        }
+        st.live = false;
+        let dropped = std::mem::take(&mut st.dropped);
+        let st = &mut *st;
+        let mut held: Vec<String> = Vec::new();
+        if dropped > 0 {
+            held.push(format!(
+                "sfx: note: {dropped} earlier messages were dropped while the live table was shown"
+            ));
+        }
+        held.extend(st.shown.drain(..).chain(st.queue.drain(..)));
+        write(&held);
+    }
+}
+
+fn write_stderr(text: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{text}");
+    let _ = err.flush();
 }
 
 /// Write `text` (one or more whole lines, without the final newline) to stderr,
 /// or queue it while the live table is up.
 pub fn raw(text: &str) {
-    let mut st = state();
-    if st.live {
-        if st.queue.len() + st.shown.len() >= QUEUE_MAX {
-            if st.shown.pop_front().is_none() {
-                st.queue.pop_front();
-            }
-            st.dropped += 1;
-        }
-        st.queue.push_back(text.to_string());
-        return;
-    }
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{text}");
-    let _ = err.flush();
+    OWNER.raw(text, write_stderr);
 }
 
 /// One line of the conversation: `sfx: {line}`.
@@ -89,7 +137,7 @@ pub fn trace(line: &str) {
 /// A question without a line end, flushed, before reading the answer from the
 /// terminal. Prompts are never queued: only commands that are not watching ask.
 pub fn prompt(text: &str) {
-    let _st = state();
+    let _st = OWNER.state();
     let mut err = std::io::stderr().lock();
     let _ = write!(err, "{text}");
     let _ = err.flush();
@@ -114,74 +162,72 @@ pub fn child_output() -> std::process::Stdio {
 
 /// The live table takes the terminal: from now on messages are queued.
 pub fn live_begin() {
-    state().live = true;
+    OWNER.live_begin();
 }
 
 /// Messages queued since the last call, for the live table to show. They are
 /// still written to stderr by [`live_end`].
 pub fn take_queued() -> Vec<String> {
-    let mut st = state();
-    let new: Vec<String> = st.queue.drain(..).collect();
-    st.shown.extend(new.iter().cloned());
-    new
+    OWNER.take_queued()
 }
 
 /// The live table is gone: write every held message to stderr, in order, and
 /// write directly again from now on.
 pub fn live_end() {
-    let mut st = state();
-    if !st.live {
-        return;
-    }
-    st.live = false;
-    let dropped = std::mem::take(&mut st.dropped);
-    let st = &mut *st;
-    let held: Vec<String> = st.shown.drain(..).chain(st.queue.drain(..)).collect();
-    let mut err = std::io::stderr().lock();
-    if dropped > 0 {
-        let _ = writeln!(
-            err,
-            "sfx: note: {dropped} earlier messages were dropped while the live table was shown"
-        );
-    }
-    for m in held {
-        let _ = writeln!(err, "{m}");
-    }
-    let _ = err.flush();
+    OWNER.live_end(|held| {
+        let mut err = std::io::stderr().lock();
+        for m in held {
+            let _ = writeln!(err, "{m}");
+        }
+        let _ = err.flush();
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// One test: the state is global, and tests run in parallel threads.
+    /// An owner of its own (the process's is shared by every test thread).
     #[test]
-    fn while_live_messages_are_queued_shown_once_and_kept_in_order() {
-        live_begin();
-        say("one");
-        warning("two");
-        assert_eq!(take_queued(), ["sfx: one", "sfx: warning: two"]);
+    fn while_live_messages_are_queued_shown_once_and_written_in_order_after() {
+        let o = Owner::new();
+        let mut written = Vec::new();
+        o.raw("before", |t| written.push(t.to_string()));
+        assert_eq!(written, ["before"], "not live: written at once");
+        o.live_begin();
+        o.raw("sfx: one", |_| panic!("written while live"));
+        o.raw("sfx: warning: two", |_| panic!("written while live"));
+        assert_eq!(o.take_queued(), ["sfx: one", "sfx: warning: two"]);
         assert!(
-            take_queued().is_empty(),
+            o.take_queued().is_empty(),
             "taken messages are not shown twice"
         );
-        note("three");
-        {
-            let st = state();
-            assert_eq!(st.shown, ["sfx: one", "sfx: warning: two"]);
-            assert_eq!(st.queue, ["sfx: note: three"]);
-        }
+        o.raw("sfx: note: three", |_| panic!("written while live"));
+        let mut after = Vec::new();
+        o.live_end(|held| after = held.to_vec());
+        assert_eq!(after, ["sfx: one", "sfx: warning: two", "sfx: note: three"]);
+        o.live_end(|_| panic!("not live: nothing held"));
+        o.raw("later", |t| written.push(t.to_string()));
+        assert_eq!(written, ["before", "later"]);
+    }
+
+    #[test]
+    fn a_long_live_table_holds_at_most_the_cap_and_says_how_many_were_dropped() {
+        let o = Owner::new();
+        o.live_begin();
         for i in 0..QUEUE_MAX + 5 {
-            raw(&format!("{i}"));
+            o.raw(&format!("{i}"), |_| panic!("written while live"));
         }
-        {
-            let st = state();
-            assert_eq!(st.queue.len() + st.shown.len(), QUEUE_MAX);
-            assert_eq!(st.dropped, 8);
-            assert_eq!(st.queue.back().unwrap(), &format!("{}", QUEUE_MAX + 4));
-        }
-        live_end();
-        let st = state();
-        assert!(!st.live && st.queue.is_empty() && st.shown.is_empty() && st.dropped == 0);
+        let shown = o.take_queued();
+        assert_eq!(shown.len(), QUEUE_MAX);
+        assert_eq!(shown[0], "5");
+        let mut after = Vec::new();
+        o.live_end(|held| after = held.to_vec());
+        assert_eq!(after.len(), QUEUE_MAX + 1);
+        assert_eq!(
+            after[0],
+            "sfx: note: 5 earlier messages were dropped while the live table was shown"
+        );
+        assert_eq!(after.last().unwrap(), &format!("{}", QUEUE_MAX + 4));
     }
 }
