@@ -474,27 +474,33 @@ impl Http {
         }
     }
 
-    fn trace_request(&self, req: &Request<'_>, attempt: u32) {
-        if self.verbose == 0 {
-            return;
-        }
+    /// The first lines of a request's trace: `> METHOD URL`, which attempt, the
+    /// proxy, and a redacted bearer (shared by [`Http::send`] and [`Http::send_stream`]).
+    fn trace_request_line(&self, method: &str, url: &str, attempt: u32, bearer: bool) {
         let n = if attempt > 1 {
             format!(" (attempt {attempt})")
         } else {
             String::new()
         };
         let via = self
-            .proxy_for(&req.url)
+            .proxy_for(url)
             .map(|p| format!(" (via proxy {p})"))
             .unwrap_or_default();
         self.trace_line(&format!(
             "> {} {}{n}{via}",
-            req.method,
-            sanitize(&redact_text(&req.url), 300)
+            sanitize(method, 20),
+            sanitize(&redact_text(url), 300)
         ));
-        if req.bearer.is_some() {
+        if bearer {
             self.trace_line(">   Authorization: Bearer <redacted>");
         }
+    }
+
+    fn trace_request(&self, req: &Request<'_>, attempt: u32) {
+        if self.verbose == 0 {
+            return;
+        }
+        self.trace_request_line(req.method, &req.url, attempt, req.bearer.is_some());
         if let Some((id, _)) = req.basic {
             self.trace_line(&format!(">   Authorization: Basic <{id}:redacted>"));
         }
@@ -518,23 +524,7 @@ impl Http {
         if self.verbose == 0 {
             return;
         }
-        let n = if attempt > 1 {
-            format!(" (attempt {attempt})")
-        } else {
-            String::new()
-        };
-        let via = self
-            .proxy_for(&req.url)
-            .map(|p| format!(" (via proxy {p})"))
-            .unwrap_or_default();
-        self.trace_line(&format!(
-            "> {} {}{n}{via}",
-            sanitize(req.method, 20),
-            sanitize(&redact_text(&req.url), 300)
-        ));
-        if req.bearer.is_some() {
-            self.trace_line(">   Authorization: Bearer <redacted>");
-        }
+        self.trace_request_line(req.method, &req.url, attempt, req.bearer.is_some());
         for (name, value) in &req.headers {
             // A header the user added may carry a credential of its own.
             let lower = name.to_ascii_lowercase();
