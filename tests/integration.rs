@@ -20,6 +20,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod shared;
 mod snapshots;
 mod token;
 mod transport;

@@ -140,7 +140,7 @@ impl OrgRecord {
     /// alias is a plain name matching its key, URLs obey the transport rule
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
-    fn check(&mut self, key: &str) -> Result<(), String> {
+    pub(crate) fn check(&mut self, key: &str) -> Result<(), String> {
         use crate::salesforce::url::{base_url, sanitize};
         let name = sanitize(key, 60);
         if key != self.alias {

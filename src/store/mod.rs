@@ -13,6 +13,7 @@ pub mod journal;
 pub mod keychain;
 pub mod lock;
 pub mod metadata;
+pub mod shared;
 
 use std::path::{Path, PathBuf};
 
