@@ -1,4 +1,4 @@
-//! Exit codes: the contract's numbers as a type (`cli-contract.md`, "Exit codes").
+//! Exit codes: the contract's numbers as a type (`docs/reference.md`, "Exit codes").
 
 use std::process::ExitCode;
 

@@ -20,6 +20,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod shapes;
 mod shared;
 mod snapshots;
 mod token;
