@@ -136,3 +136,435 @@ fn unreachable_and_wrong_password_fail_closed_naming_the_store_not_the_password(
     assert_eq!(e.exit(), sfx::exit::Exit::StoreUnavailable);
     assert!(e.to_string().contains("refused the connection"), "{e}");
 }
+
+// ----- the real binary, machines as processes ---------------------------------
+
+use std::collections::HashSet;
+use std::process::{Child, Output, Stdio};
+
+use crate::common::*;
+use serde_json::Value;
+
+const TOKEN: &str = "/services/oauth2/token";
+const INTROSPECT: &str = "/services/oauth2/introspect";
+
+/// One fake Salesforce, one redis-server, one key; machines are `SFX_HOME`s.
+struct Fleet {
+    t: T,
+    r: RedisServer,
+    key: String,
+}
+
+fn key_b64(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        Fleet::with(RedisServer::start())
+    }
+
+    fn with(r: RedisServer) -> Fleet {
+        Fleet {
+            t: T::new(),
+            r,
+            key: key_b64(42),
+        }
+    }
+
+    fn home(&self, host: usize) -> std::path::PathBuf {
+        self.t.dir.path().join(format!("host-{host}"))
+    }
+
+    /// `sfx` on machine `host`, on the shared store.
+    fn std(&self, host: usize) -> std::process::Command {
+        let mut c = self.t.std_sfx();
+        c.env("SFX_HOME", self.home(host))
+            .env("SFX_STORE", self.r.url())
+            .env("SFX_STORE_KEY", &self.key)
+            .env("SFX_TIMEOUT", "5s");
+        if let Some(ca) = &self.r.ca {
+            c.env("SSL_CERT_FILE", ca);
+        }
+        c
+    }
+
+    fn sfx(&self, host: usize) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::from_std(self.std(host));
+        c.timeout(Duration::from_secs(60));
+        c
+    }
+
+    /// Log the default org in on machine 0, into the shared store.
+    fn login(&self, alias: &str) {
+        self.sfx(0)
+            .args(["login", "--auth-url", "-", "--alias", alias])
+            .write_stdin(self.t.auth_url())
+            .assert()
+            .success();
+    }
+
+    /// The org's record in the store (in clear).
+    fn meta(&self, alias: &str) -> Value {
+        let raw = self.r.cli(&["HGET", &format!("sfx:org:{alias}"), "meta"]);
+        serde_json::from_str(raw.trim()).expect("the record is JSON")
+    }
+
+    /// Change the org's record as a later moment would find it.
+    fn edit(&self, alias: &str, f: impl FnOnce(&mut Value)) {
+        let mut m = self.meta(alias);
+        f(&mut m);
+        self.r
+            .cli(&["HSET", &format!("sfx:org:{alias}"), "meta", &m.to_string()]);
+    }
+
+    fn expire(&self, alias: &str) {
+        self.edit(alias, |m| m["issued_at"] = (now() - 3 * 3600).into());
+    }
+
+    fn token(&self, host: usize) -> String {
+        let out = self.sfx(host).arg("token").output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout).trim().to_string()
+    }
+}
+
+fn refresh_tokens_sent(t: &T) -> Vec<String> {
+    t.fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == TOKEN)
+        .filter(|r| {
+            r.form
+                .iter()
+                .any(|(k, v)| k == "grant_type" && v == "refresh_token")
+        })
+        .filter_map(|r| {
+            r.form
+                .iter()
+                .find(|(k, _)| k == "refresh_token")
+                .map(|(_, v)| v.clone())
+        })
+        .collect()
+}
+
+fn no_replays(t: &T) {
+    let sent = refresh_tokens_sent(t);
+    let unique: HashSet<&String> = sent.iter().collect();
+    assert_eq!(unique.len(), sent.len(), "a refresh token was sent twice");
+}
+
+fn wait_all(children: Vec<Child>) -> Vec<Output> {
+    children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect()
+}
+
+#[test]
+fn thirty_token_calls_on_three_hosts_make_one_refresh_and_agree() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    // The refresh is slowed so the other 29 are all waiting on the lease.
+    f.t.fake.inject(TOKEN, Fault::delay(500));
+    let mut children = Vec::new();
+    for host in 0..3 {
+        for _ in 0..10 {
+            children.push(
+                f.std(host)
+                    .arg("token")
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+    }
+    let outs = wait_all(children);
+    let failures: Vec<String> = outs
+        .iter()
+        .filter(|o| !o.status.success())
+        .map(|o| text(&o.stderr))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} failures: {failures:#?}",
+        failures.len()
+    );
+    let tokens: HashSet<String> = outs
+        .iter()
+        .map(|o| text(&o.stdout).trim().to_string())
+        .collect();
+    assert_eq!(tokens.len(), 1, "30 identical tokens: {tokens:?}");
+    assert_eq!(
+        f.t.fake.count_grant("refresh_token"),
+        1,
+        "exactly one token request"
+    );
+    assert_eq!(f.t.token_requests(), 1);
+    no_replays(&f.t);
+    let token = tokens.into_iter().next().unwrap();
+    assert!(f.t.fake.is_active(&token));
+    // The login survived: the rotated refresh token works (a replay would have revoked it).
+    f.expire("prod");
+    let next = f.token(2);
+    assert_ne!(next, token);
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
+    no_replays(&f.t);
+}
+
+#[test]
+fn a_lease_holder_killed_mid_refresh_frees_the_org_and_its_spent_token_is_never_sent_again() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    f.t.fake.inject(TOKEN, Fault::delay(1500));
+    let mut holder = f
+        .std(0)
+        .args(["refresh", "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once its request is at Salesforce (the fake then rotates the token
+    // and its answer is lost with the process).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.t.fake.count(TOKEN) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the holder never sent its refresh"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert!(
+        !f.r.cli(&["GET", "sfx:lease:prod"]).trim().is_empty(),
+        "the dead holder's lease is still there"
+    );
+    // Two other machines: both go on once the lease has ended (no renewal from the
+    // dead), find the refresh in the journal, ask introspection, and stop instead
+    // of sending the spent refresh token.
+    let others: Vec<Child> = (1..3)
+        .map(|h| {
+            f.std(h)
+                .arg("token")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for out in wait_all(others) {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{err}");
+        assert!(err.contains("was interrupted"), "{err}");
+        assert!(err.contains("did not send it again"), "{err}");
+    }
+    assert_eq!(
+        f.t.fake.count_grant("refresh_token"),
+        1,
+        "the spent token was sent again"
+    );
+    assert!(f.t.fake.count(INTROSPECT) >= 1);
+    no_replays(&f.t);
+}
+
+#[test]
+fn a_lease_holder_killed_before_salesforce_answered_lets_the_next_host_refresh() {
+    // Without rotation nothing is spent: the next host proceeds after the lease
+    // and refreshes once.
+    let f = Fleet::new();
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    f.t.fake.inject(TOKEN, Fault::delay(1500));
+    let mut holder = f.std(0).args(["refresh", "-q"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.t.fake.count(TOKEN) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the holder never sent its refresh"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let started = Instant::now();
+    let token = f.token(1);
+    assert!(f.t.fake.is_active(&token));
+    // It had to wait for the dead holder's lease to run out.
+    assert!(
+        started.elapsed() >= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_store_down_mid_run_is_exit_6_naming_it_and_nothing_is_lost_after_a_restart() {
+    let mut f = Fleet::new();
+    f.login("prod");
+    let before = f.token(1);
+    let version = f.r.cli(&["HGET", "sfx:org:prod", "v"]);
+    f.r.shutdown_saving();
+    for args in [
+        &["token"][..],
+        &["orgs"],
+        &["expires", "--offline"],
+        &["refresh"],
+    ] {
+        let out = f.sfx(2).args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        assert!(
+            err.contains(&format!(
+                "the shared store at redis://127.0.0.1:{}",
+                f.r.port
+            )),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains(&f.r.password), "{err}");
+    }
+    f.r.start_again();
+    assert_eq!(
+        f.token(2),
+        before,
+        "the same token, nothing refreshed or lost"
+    );
+    assert_eq!(f.r.cli(&["HGET", "sfx:org:prod", "v"]), version);
+    assert_eq!(f.t.token_requests(), 0);
+}
+
+#[test]
+fn wrong_key_no_key_wrong_password_and_an_unreachable_port_exit_6_with_the_right_sentence() {
+    let f = Fleet::new();
+    f.login("prod");
+    let before = f.r.dump();
+    let run = |c: &mut assert_cmd::Command| {
+        let out = c.arg("token").output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        text(&out.stderr)
+    };
+    let err = run(f.sfx(1).env("SFX_STORE_KEY", key_b64(7)));
+    assert!(err.contains("SFX_STORE_KEY cannot open"), "{err}");
+    let err = run(f.sfx(1).env_remove("SFX_STORE_KEY"));
+    assert!(err.contains("SFX_STORE_KEY is not set"), "{err}");
+    assert!(err.contains("head -c32 /dev/urandom | base64"), "{err}");
+    let err = run(f.sfx(1).env("SFX_STORE_KEY", "not-base64"));
+    assert!(
+        err.contains("SFX_STORE_KEY is not 32 bytes in base64"),
+        "{err}"
+    );
+    let err = run(f
+        .sfx(1)
+        .env("SFX_STORE", f.r.url_with_password("Wr0ngPass")));
+    assert!(err.contains("refused the user name or password"), "{err}");
+    assert!(!err.contains("Wr0ngPass"), "{err}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = run(f
+        .sfx(1)
+        .env("SFX_STORE", format!("redis://:pw@127.0.0.1:{closed}")));
+    assert!(
+        err.contains(&format!(
+            "the shared store at redis://127.0.0.1:{closed} refused the connection"
+        )),
+        "{err}"
+    );
+    // A machine with the wrong key cannot overwrite what it cannot open.
+    let out = f
+        .sfx(1)
+        .env("SFX_STORE_KEY", key_b64(7))
+        .args(["login", "--auth-url", "-", "--alias", "prod"])
+        .write_stdin(f.t.auth_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert_eq!(f.r.dump(), before, "nothing was changed");
+    // Metadata needs no key.
+    f.sfx(1)
+        .env_remove("SFX_STORE_KEY")
+        .args(["expires", "--offline"])
+        .assert()
+        .success();
+    f.sfx(1)
+        .env_remove("SFX_STORE_KEY")
+        .arg("orgs")
+        .assert()
+        .success();
+    // A malformed URL is a usage error before any work, and is not echoed.
+    let out = f
+        .sfx(1)
+        .env("SFX_STORE", "redis://:s3cret@host/notadb")
+        .arg("orgs")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!text(&out.stderr).contains("s3cret"));
+}
+
+#[test]
+fn the_server_never_holds_a_token_or_a_secret_in_clear() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    let access = f.token(1);
+    let refresh =
+        f.t.fake
+            .requests()
+            .iter()
+            .rev()
+            .find(|r| r.path == TOKEN)
+            .map(|_| ())
+            .and(f.t.fake.latest_access_token());
+    assert_eq!(refresh.as_deref(), Some(access.as_str()));
+    let dump = f.r.dump();
+    assert!(!dump.is_empty());
+    let everything: String = dump.iter().map(|(k, v)| format!("{k} {v}\n")).collect();
+    for secret in [access.as_str(), DEFAULT_CLIENT_SECRET] {
+        assert!(
+            !everything.contains(secret),
+            "in clear on the server:\n{everything}"
+        );
+    }
+    for rt in refresh_tokens_sent(&f.t) {
+        assert!(!everything.contains(&rt), "a refresh token in clear");
+    }
+    // The metadata is there in clear (for `orgs` and `expires --offline`).
+    assert!(everything.contains(DEFAULT_USERNAME));
+    for (k, _) in &dump {
+        assert!(k.starts_with("sfx:"), "{k}");
+    }
+}
+
+#[test]
+fn over_tls_with_a_private_ca_every_step_works() {
+    let f = Fleet::with(RedisServer::start_tls());
+    f.login("prod");
+    f.expire("prod");
+    let t = f.token(1);
+    assert!(f.t.fake.is_active(&t));
+    // Without trusting the CA, the handshake fails: exit 6, said so.
+    let out = f
+        .sfx(2)
+        .env_remove("SSL_CERT_FILE")
+        .arg("token")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(text(&out.stderr).contains("TLS"), "{}", text(&out.stderr));
+}

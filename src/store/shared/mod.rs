@@ -302,7 +302,20 @@ impl SharedStore {
         if let Some(stored) = current
             && key.open("", "keycheck", &stored).is_none()
         {
-            return Err(self.wrong_key("the store's key check"));
+            // Another key's check. With no org left in the namespace nothing is
+            // sealed with that key any more (a key rotation: every org moved out
+            // and now back in), so the new key takes over; else refuse.
+            let orgs_key = self.k(&["orgs"]);
+            let replaced: i64 = self.run(|c| {
+                redis::Script::new(REPLACE_KEYCHECK_SCRIPT)
+                    .key(&kc)
+                    .key(&orgs_key)
+                    .arg(&sealed)
+                    .invoke(c)
+            })?;
+            if replaced != 1 {
+                return Err(self.wrong_key("the store's key check"));
+            }
         }
         self.inner.key_verified.store(true, Ordering::Relaxed);
         Ok(key)
@@ -662,4 +675,14 @@ if redis.call('GET', KEYS[3]) == ARGV[1] then
   redis.call('DEL', KEYS[3])
 end
 return existed
+"#;
+
+/// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
+/// ARGV = the new check.
+const REPLACE_KEYCHECK_SCRIPT: &str = r#"
+if redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
 "#;
