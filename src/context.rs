@@ -3,51 +3,27 @@
 //! every URL, duration and store choice has been checked — before any work.
 //! Building it touches neither the network nor the keychain.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use crate::cli::GlobalArgs;
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::output::{Mode, Style};
 use crate::salesforce::Client;
 use crate::salesforce::auth_url::AuthUrl;
 use crate::salesforce::http::Http;
+use crate::salesforce::jwt;
 use crate::salesforce::url::base_url;
 use crate::secret::Secret;
-use crate::store::metadata::{Flow, Metadata, OrgRecord, StoreKind};
-use crate::store::{SecretKind, Store};
+use crate::store::env::EnvStore;
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, Metadata, OrgRecord, StoreKind};
+use crate::store::{LocalStore, OrgLock, OrgStore, SecretKind};
 
-/// The name the environment org goes by in output.
-pub const ENV_ORG: &str = "env";
-
-/// Credentials given through the environment (CI): nothing is read or written on disk.
-#[derive(Debug, Clone)]
-pub struct EnvCreds {
-    pub access_token: Option<Secret>,
-    pub refresh_token: Option<Secret>,
-    pub client_secret: Option<Secret>,
-    /// Whether they came as `SFX_AUTH_URL` (then a rotated refresh token is
-    /// handed back as a new `SFX_AUTH_URL`).
-    pub from_auth_url: bool,
-}
-
-/// An org to act on: its record, plus the secrets when they came from the environment.
-#[derive(Debug, Clone)]
-pub struct Org {
-    pub record: OrgRecord,
-    pub env: Option<EnvCreds>,
-}
-
-impl Org {
-    pub fn name(&self) -> &str {
-        &self.record.alias
-    }
-    pub fn is_env(&self) -> bool {
-        self.env.is_some()
-    }
-}
+pub use crate::store::metadata::{ENV_ORG, check_alias};
+pub use crate::store::{EnvCreds, Org};
 
 pub struct Context {
     pub mode: Mode,
@@ -55,10 +31,15 @@ pub struct Context {
     pub verbose: u8,
     pub timeout: Duration,
     pub org_flag: Option<String>,
-    pub store: Store,
+    /// The local store (`login`, `logout`, `doctor` and `--migrate` are about it).
+    pub store: LocalStore,
     /// `SFX_CREDENTIAL_STORE=file`.
     pub file_store_forced: bool,
+    /// The org from the environment, as it was when the run began.
     pub env_org: Option<Org>,
+    /// The environment backend, when the org comes from the environment.
+    env_store: Option<EnvStore>,
+    clock: Arc<dyn Clock>,
     http: OnceLock<Http>,
 }
 
@@ -85,7 +66,8 @@ impl Context {
                 )));
             }
         };
-        let env_org = env_org()?;
+        let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
+        let env_org = env_org(clock.now())?;
         // `env` names the environment's org: `sfx watch --exec` hands SFX_ORG=env to
         // its command, which may itself run sfx with the same environment.
         if let Some(alias) = &g.org
@@ -99,31 +81,50 @@ impl Context {
             verbose: g.verbose,
             timeout: g.timeout,
             org_flag: g.org.clone(),
-            store: Store::new(crate::store::default_home()?).with_timeout(g.timeout),
+            store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
             file_store_forced,
+            env_store: env_org.clone().map(EnvStore::new),
             env_org,
+            clock,
             http: OnceLock::new(),
         })
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.clock.now()
+    }
+
+    /// Where "now" comes from.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
     }
 
     /// The HTTP client, built on first use.
     pub fn http(&self) -> &Http {
         self.http
-            .get_or_init(|| Http::new(self.timeout, self.verbose))
+            .get_or_init(|| Http::with_clock(self.timeout, self.verbose, self.clock.clone()))
     }
 
     pub fn client(&self) -> Client<'_> {
         Client { http: self.http() }
     }
 
+    /// Where this run's orgs live: the environment's org, else the local store.
+    pub fn orgs(&self) -> &dyn OrgStore {
+        match &self.env_store {
+            Some(env) => env,
+            None => &self.store,
+        }
+    }
+
     /// The org this run acts on: the environment's, else `-o`, the default, or the only one.
     pub fn org(&self) -> Result<Org, Error> {
         if let Some(org) = &self.env_org {
-            return Ok(org.clone());
+            return Ok(self
+                .orgs()
+                .read(org.name())?
+                .map(|v| v.org)
+                .unwrap_or_else(|| org.clone()));
         }
         let meta = self.store.read()?;
         select(&meta, self.org_flag.as_deref()).map(|record| Org { record, env: None })
@@ -131,75 +132,20 @@ impl Context {
 
     /// Hold the org's refresh lock (the one `refresh`, `token` and `watch` share)
     /// and read its record again: another process may have refreshed it, or
-    /// logged it out (`None`), while this one was deciding. Environment orgs
-    /// need no lock: nothing of theirs is shared.
-    pub fn locked(
-        &self,
-        org: &Org,
-    ) -> Result<Option<(Org, Option<crate::store::lock::Lock>)>, Error> {
-        if org.is_env() {
-            return Ok(Some((org.clone(), None)));
-        }
-        let lock = self.store.org_lock(org.name())?;
-        Ok(self
-            .store
-            .read()?
-            .orgs
-            .get(org.name())
-            .cloned()
-            .map(|record| (Org { record, env: None }, Some(lock))))
+    /// logged it out (`None`), while this one was deciding.
+    pub fn locked(&self, org: &Org) -> Result<Option<(Org, OrgLock)>, Error> {
+        let lock = self.orgs().lock(org.name())?;
+        Ok(self.orgs().read(org.name())?.map(|v| (v.org, lock)))
     }
 
-    /// Every stored org (for `--all`); the environment org alone in env mode.
+    /// Every org (for `--all`); the environment org alone in env mode.
     pub fn all_orgs(&self) -> Result<Vec<Org>, Error> {
-        if let Some(org) = &self.env_org {
-            return Ok(vec![org.clone()]);
-        }
-        Ok(self
-            .store
-            .read()?
-            .orgs
-            .into_values()
-            .map(|record| Org { record, env: None })
-            .collect())
+        Ok(self.orgs().list()?.orgs)
     }
 
-    /// One secret of an org: from the environment, or from the org's store.
+    /// One secret of an org (see [`crate::lifecycle::secret`]).
     pub fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
-        if let Some(env) = &org.env {
-            return Ok(match kind {
-                SecretKind::AccessToken => env.access_token.clone(),
-                SecretKind::RefreshToken => env.refresh_token.clone(),
-                SecretKind::ClientSecret => env.client_secret.clone(),
-            });
-        }
-        let rec = &org.record;
-        let expected = match kind {
-            SecretKind::AccessToken => rec.access_token_masked.is_some(),
-            SecretKind::RefreshToken => rec.has_refresh_token,
-            SecretKind::ClientSecret => rec.has_client_secret,
-        };
-        if !expected {
-            // The metadata says there is none: do not open the keychain for nothing.
-            return Ok(None);
-        }
-        match self.store.backend(rec.store).get(&rec.alias, kind)? {
-            Some(s) => Ok(Some(s)),
-            // The metadata says it was stored, the store has none: removed by hand,
-            // a reset keychain, or another machine's metadata. Only a login helps.
-            None => Err(Error::relogin(
-                format!(
-                    "the {} has no {} for org {}, although sfx stored one there (was the entry removed, or the keychain reset?)",
-                    match rec.store {
-                        StoreKind::Keychain => "OS keychain",
-                        _ => "secrets file",
-                    },
-                    kind.as_str().replace('-', " "),
-                    rec.alias
-                ),
-                crate::tokens::relogin_hint(org),
-            )),
-        }
+        crate::lifecycle::secret(self.orgs(), org, kind)
     }
 
     /// Which store new secrets go to.
@@ -209,24 +155,6 @@ impl Context {
         } else {
             StoreKind::Keychain
         }
-    }
-}
-
-/// Aliases name files (locks) and keychain entries: keep them plain.
-pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
-    let ok = !alias.is_empty()
-        && alias.len() <= 100
-        && alias != ENV_ORG
-        && alias
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::usage(format!(
-            "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
-            crate::salesforce::url::sanitize(alias, 100)
-        )))
     }
 }
 
@@ -258,7 +186,7 @@ fn select(meta: &Metadata, wanted: Option<&str>) -> Result<OrgRecord, Error> {
 
 /// The org described by `SFX_AUTH_URL`, `SFX_REFRESH_TOKEN` or `SFX_ACCESS_TOKEN`.
 /// URLs in the environment are checked even when they would not be used.
-fn env_org() -> Result<Option<Org>, Error> {
+fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
     let instance = env_var("SFX_INSTANCE_URL")
         .map(|u| base_url(&u, "SFX_INSTANCE_URL"))
         .transpose()?;
@@ -332,7 +260,16 @@ fn env_org() -> Result<Option<Org>, Error> {
         store: StoreKind::Env,
         issued_at: None,
         session_timeout_secs: 7200,
-        expiry: None,
+        // A JWT access token tells its own expiry: known without a request.
+        expiry: access
+            .as_ref()
+            .and_then(|t| jwt::times(t.expose()))
+            .map(|t| KnownExpiry {
+                exp: t.exp.timestamp(),
+                iat: t.iat.map(|i| i.timestamp()),
+                source: ExactSource::Jwt,
+                checked_at: now.timestamp(),
+            }),
         access_token_masked: access.as_ref().map(Secret::mask),
         has_refresh_token: refresh.is_some(),
         has_client_secret: client_secret.is_some(),

@@ -6,19 +6,23 @@
 //! - [`cli`]: what the user typed (clap derive only);
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
-//! - [`store`]: org metadata file, keychain / file / environment secrets, locks;
+//! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
+//! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
+//!   local (metadata file + keychain or secrets file) and environment backends;
+//! - [`clock`]: time as an input;
 //! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 pub mod context;
 pub mod error;
 pub mod exit;
 pub mod generate;
+pub mod lifecycle;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
 pub mod store;
 pub mod timefmt;
-pub mod tokens;

@@ -122,7 +122,7 @@ proptest! {
         status in 100u16..600, ct in "[ -~]{0,40}", body in any::<String>(), location in proptest::option::of(any::<String>()),
         retry_after in proptest::option::of("[ -~]{0,30}"),
     ) {
-        let reply = Reply { status, content_type: ct, body, url: "https://acme.my.salesforce.com/services/oauth2/token".into(), retry_after, location };
+        let reply = Reply { status, content_type: ct, body, url: "https://acme.my.salesforce.com/services/oauth2/token".into(), retry_after, location, received_at: now() };
         let line = reply.first_line();
         prop_assert!(!line.chars().any(is_unsafe_char) && line.chars().count() <= 121);
         let _ = reply.retry_after();
@@ -142,7 +142,7 @@ proptest! {
         } else {
             format!("{before} {key}={secret}&{after}")
         };
-        let reply = Reply { status, content_type: "text/plain".into(), body: body.clone(), url: "https://h/x".into(), retry_after: None, location: Some(format!("https://h/cb?{key}={secret}")) };
+        let reply = Reply { status, content_type: "text/plain".into(), body: body.clone(), url: "https://h/x".into(), retry_after: None, location: Some(format!("https://h/cb?{key}={secret}")), received_at: now() };
         prop_assert!(!reply.first_line().contains(&secret));
         if let Err(e) = json_or_oauth_error(&reply) {
             prop_assert!(!e.to_string().contains(&secret), "{}", e);
@@ -173,8 +173,8 @@ proptest! {
         if let Ok(m) = Metadata::parse(v.to_string().as_bytes()) {
             for rec in m.orgs.into_values() {
                 let org = Org { record: rec, env: None };
-                let _ = sfx::tokens::offline(&org, now());
-                let _ = sfx::tokens::after_mint(&org.record, now());
+                let _ = sfx::lifecycle::expiry::offline(&org.record, now());
+                let _ = sfx::lifecycle::expiry::after_mint(&org.record, now());
             }
         }
     }
@@ -200,7 +200,7 @@ proptest! {
         for damaged in [truncated, &flipped[..]] {
             if let Ok(m) = Metadata::parse(damaged) {
                 for rec in m.orgs.into_values() {
-                    let _ = sfx::tokens::offline(&Org { record: rec, env: None }, now());
+                    let _ = sfx::lifecycle::expiry::offline(&Org { record: rec, env: None }.record, now());
                 }
             }
         }

@@ -14,12 +14,12 @@ use crate::cli::{ExpiresArgs, ExpiresFormat};
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry, Source};
 use crate::output::{Report, Style, paint};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::ExactSource;
 use crate::timefmt;
-use crate::tokens::{self, Expiry, Source};
 
 /// One org's answer (or why there is none).
 pub struct Row {
@@ -210,7 +210,7 @@ impl Report for ExpiresReport {
 pub fn answer(ctx: &Context, org: &Org, offline: bool) -> Result<Expiry, Error> {
     let (e, token) = answer_unremembered(ctx, org, offline)?;
     if let Some(token) = token {
-        tokens::remember(ctx, &[(org, &token, &e)]);
+        expiry::remember(ctx.orgs(), &[(org, &token, &e)]);
     }
     Ok(e)
 }
@@ -228,7 +228,7 @@ pub fn answer_all(ctx: &Context, orgs: &[Org], offline: bool) -> Vec<Result<Expi
             _ => None,
         })
         .collect();
-    tokens::remember(ctx, &asked);
+    expiry::remember(ctx.orgs(), &asked);
     results.into_iter().map(|r| r.map(|(e, _)| e)).collect()
 }
 
@@ -246,7 +246,9 @@ fn answer_unremembered(
         .is_some_and(|k| k.source == ExactSource::Jwt)
         || offline
     {
-        if let Some(e) = tokens::offline(org, now).filter(|e| offline || e.source == Source::Jwt) {
+        if let Some(e) =
+            expiry::offline(&org.record, now).filter(|e| offline || e.source == Source::Jwt)
+        {
             return Ok((e, None));
         }
         if offline {
@@ -259,7 +261,7 @@ fn answer_unremembered(
     let Some(token) = ctx.secret(org, SecretKind::AccessToken)? else {
         return Err(none_yet(org, "it has no access token yet"));
     };
-    let e = tokens::measure(ctx, org, &token)?;
+    let e = expiry::read_or_ask(ctx.orgs(), &ctx.client(), now, org, &token)?;
     Ok((e, Some(token)))
 }
 

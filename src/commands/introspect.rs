@@ -93,7 +93,7 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
         return Err(if args.refresh {
             Error::relogin(
                 format!("org {} has no refresh token to introspect", org.name()),
-                crate::tokens::relogin_hint(&org),
+                crate::lifecycle::relogin_hint(&org),
             )
         } else {
             Error::Expired(format!(
@@ -126,15 +126,15 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
             answer.get("exp").and_then(timefmt::parse_epoch_value),
         )
     {
-        let e = crate::tokens::Expiry {
+        let e = crate::lifecycle::Expiry {
             active: true,
             exp: Some(exp),
             iat: answer.get("iat").and_then(timefmt::parse_epoch_value),
-            source: crate::tokens::Source::Introspection,
+            source: crate::lifecycle::Source::Introspection,
             checked_at: Some(now),
             note: None,
         };
-        crate::tokens::remember(ctx, &[(&org, &token, &e)]);
+        crate::lifecycle::expiry::remember(ctx.orgs(), &[(&org, &token, &e)]);
     }
     Ok(IntrospectReport {
         answer,

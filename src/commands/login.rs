@@ -21,6 +21,7 @@ use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
 use crate::context::{Context, check_alias};
 use crate::error::Error;
+use crate::lifecycle;
 use crate::salesforce::auth_url::AuthUrl;
 use crate::salesforce::flows::{client_credentials, device, jwt_bearer, password, web_pkce};
 use crate::salesforce::types::TokenResponse;
@@ -29,7 +30,6 @@ use crate::salesforce::{ClientCreds, TokenProbe};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::{Flow, OrgRecord, StoreKind};
-use crate::tokens;
 
 /// The client id used by `--web` and `--device` when none is given: the Salesforce
 /// CLI's own connected app, present in every org, a public client (no secret) whose
@@ -752,7 +752,7 @@ fn finish(
         rotates_refresh_token: false,
         key_file,
     };
-    tokens::apply_token(&mut record, resp, now);
+    lifecycle::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,
     // so later refreshes are never retried once they may have been delivered.
     record.rotates_refresh_token =
@@ -761,45 +761,15 @@ fn finish(
         record.refresh_token_used_at = Some(now.timestamp());
     }
 
-    let previous = ctx.store.read()?.orgs.get(&alias).cloned();
-    let backend = ctx.store.backend(store);
     let changes = [
         (SecretKind::RefreshToken, refresh_token.as_ref()),
         (SecretKind::AccessToken, Some(&resp.access_token)),
         (SecretKind::ClientSecret, client_secret.as_ref()),
     ];
-    backend.put(&alias, &changes)?;
-    // Moving an org between stores leaves no copy behind in the old one.
-    let mut notes = Vec::new();
-    if let Some(prev) = &previous
-        && prev.store != store
-        && prev.store != StoreKind::Env
-        && let Err(e) = ctx.store.backend(prev.store).put(
-            &alias,
-            &[
-                (SecretKind::RefreshToken, None),
-                (SecretKind::AccessToken, None),
-                (SecretKind::ClientSecret, None),
-            ],
-        )
-    {
-        notes.push(format!(
-            "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
-            match prev.store {
-                StoreKind::Keychain => "OS keychain",
-                _ => "secrets file",
-            }
-        ));
-    }
-    let saved = record.clone();
-    ctx.store.update(|meta| {
-        meta.orgs.insert(saved.alias.clone(), saved.clone());
-        if args.set_default {
-            meta.default = Some(saved.alias.clone());
-        }
-        Ok(())
-    })?;
-    let expiry = tokens::after_mint(&record, now);
+    // Secrets first, then the record; an org moved between stores leaves no
+    // copy behind in the old one (a failure to delete it is a warning).
+    let notes = crate::store::OrgStore::save_org(&ctx.store, &record, &changes, args.set_default)?;
+    let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(TokenSummary {
         verb: "Logged in to",
         record,

@@ -104,28 +104,14 @@ pub fn run(args: &LogoutArgs, ctx: &Context) -> Result<LogoutReport, Error> {
     let mut done = Vec::new();
     for org in orgs {
         // Not while a refresh of this org is under way: it would store the org again.
-        let _lock = ctx.store.org_lock(org.name())?;
+        let _lock = ctx.orgs().lock(org.name())?;
         let revoked = if args.revoke {
             Some(revoke(ctx, &org)?)
         } else {
             None
         };
         let rec = &org.record;
-        ctx.store.backend(rec.store).put(
-            &rec.alias,
-            &[
-                (SecretKind::RefreshToken, None),
-                (SecretKind::AccessToken, None),
-                (SecretKind::ClientSecret, None),
-            ],
-        )?;
-        ctx.store.update(|meta| {
-            meta.orgs.remove(&rec.alias);
-            if meta.default.as_deref() == Some(rec.alias.as_str()) {
-                meta.default = None;
-            }
-            Ok(())
-        })?;
+        ctx.orgs().delete_org(&rec.alias)?;
         done.push(LoggedOut {
             org: rec.alias.clone(),
             revoked,

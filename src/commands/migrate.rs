@@ -98,7 +98,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         .ok_or_else(|| {
             Error::relogin(
                 format!("org {} was logged out meanwhile", picked.name()),
-                crate::tokens::relogin_hint(&picked),
+                crate::lifecycle::relogin_hint(&picked),
             )
         })?;
     let alias = org.record.alias.clone();
@@ -149,7 +149,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         }
         None => Err(Error::relogin(
             format!("org {alias} was logged out meanwhile"),
-            crate::tokens::relogin_hint(&org),
+            crate::lifecycle::relogin_hint(&org),
         )),
     })?;
     if let Err(e) = ctx.store.backend(from).put(&alias, &ALL_NONE) {

@@ -19,11 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::lifecycle::Expiry;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::metadata::OrgRecord;
 use crate::timefmt;
-use crate::tokens::Expiry;
 
 /// How many orgs `--all` / `--check` ask at once: fast over hundreds of orgs, yet
 /// gentle on any one org's login-rate limits.

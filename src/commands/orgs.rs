@@ -8,9 +8,9 @@ use crate::cli::OrgsArgs;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry};
 use crate::output::{Report, Style, paint};
 use crate::timefmt;
-use crate::tokens::{self, Expiry};
 
 pub struct OrgRow {
     pub org: Org,
@@ -175,7 +175,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             };
             OrgRow {
                 is_default: default.as_deref() == Some(org.name()),
-                expiry: tokens::offline(&org, now),
+                expiry: expiry::offline(&org.record, now),
                 status: check.map(|c| status_of(c, now)),
                 org,
             }

@@ -8,8 +8,8 @@ use crate::cli::{RefreshArgs, RefreshFormat};
 use crate::commands::TokenSummary;
 use crate::context::Context;
 use crate::error::Error;
+use crate::lifecycle::{self, Refreshed, expiry, refresh};
 use crate::output::{Report, Style};
-use crate::tokens;
 
 pub enum RefreshReport {
     /// A token was minted.
@@ -22,7 +22,7 @@ pub enum RefreshReport {
     /// `--if-expiring-within` and the token outlives the window: no request made.
     Skipped {
         org: String,
-        expiry: tokens::Expiry,
+        expiry: lifecycle::Expiry,
         now: chrono::DateTime<chrono::Utc>,
         window: std::time::Duration,
     },
@@ -110,7 +110,7 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     let now = ctx.now();
     if let Some(window) = args.if_expiring_within
         && let Some(e) =
-            tokens::offline(&org, now).filter(|e| e.exp.is_some() && e.outlives(now, window))
+            expiry::offline(&org.record, now).filter(|e| e.exp.is_some() && e.outlives(now, window))
     {
         return Ok(RefreshReport::Skipped {
             org: org.name().to_string(),
@@ -120,8 +120,9 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
         });
     }
     let from_env = org.is_env();
-    let r = tokens::refresh(ctx, &org)?;
-    let expiry = tokens::after_mint(&r.org.record, now);
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org)?;
+    let expiry = expiry::after_mint(&r.org.record, now);
+    let new_auth_url = new_auth_url(&r);
     let refresh_token = if args.show_token && r.rotated {
         ctx.secret(&r.org, crate::store::SecretKind::RefreshToken)?
     } else {
@@ -140,7 +141,24 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
             notes: vec![],
         }),
         format: args.format,
-        new_auth_url: r.new_auth_url,
+        new_auth_url,
         from_env,
     })
+}
+
+/// Credentials from `SFX_AUTH_URL` whose refresh token Salesforce rotated: the
+/// new `SFX_AUTH_URL` to hand back (the old one is now dead).
+fn new_auth_url(r: &Refreshed) -> Option<String> {
+    let env = r
+        .org
+        .env
+        .as_ref()
+        .filter(|e| r.rotated && e.from_auth_url)?;
+    let rt = env.refresh_token.as_ref()?;
+    Some(crate::salesforce::auth_url::AuthUrl::format(
+        r.org.record.client_id.as_deref().unwrap_or(""),
+        env.client_secret.as_ref(),
+        rt,
+        &r.org.record.instance_url,
+    ))
 }

@@ -4,7 +4,7 @@
 //! Shape: one scheduler — this thread — holds every watched org's state and the
 //! time its next action is due, and sleeps on one channel until then. A small pool
 //! of worker threads makes the requests (a *check* is introspection through
-//! [`tokens::check_with_server`]; a *refresh* is [`tokens::refresh`] under the
+//! [`expiry::ask_server`]; a *refresh* is [`refresh::refresh_now`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
 //! A signal thread forwards SIGINT/SIGTERM there too, so a signal is handled in the
 //! loop, never in the middle of a store write: the loop waits for the requests in
@@ -30,11 +30,12 @@ use crate::cli::WatchArgs;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry, Source};
+use crate::lifecycle::{refresh, relogin_hint};
 use crate::output::events::{Event, Kind, Printer, Row};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::timefmt::humanize;
-use crate::tokens::{self, Expiry, Source};
 
 /// Requests in flight at once, whatever the number of orgs.
 const WORKERS: usize = 4;
@@ -251,7 +252,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
         let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
-        let expiry = tokens::check_with_server(ctx, &fresh, &token)?;
+        let expiry = expiry::ask_server(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
@@ -265,7 +266,7 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
     let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
         return Ok((Outcome::NoToken { org }, None));
     };
-    let expiry = tokens::check_with_server(ctx, &org, &token)?;
+    let expiry = expiry::ask_server(ctx.orgs(), &ctx.client(), ctx.now(), &org, &token)?;
     Ok((
         Outcome::Checked {
             org,
@@ -285,11 +286,11 @@ fn refresh(
     let now = ctx.now();
     if task.org.is_env() {
         // Env orgs live in memory only: no lock, nothing written.
-        let r = tokens::refresh(ctx, &task.org)?;
+        let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &task.org)?;
         let h = handoff(&r.org, r.access_token);
         return Ok((
             Outcome::Refreshed {
-                expiry: Some(tokens::after_mint(&r.org.record, now)),
+                expiry: Some(expiry::after_mint(&r.org.record, now)),
                 org: r.org,
                 reason,
                 by_other: false,
@@ -306,7 +307,7 @@ fn refresh(
     if org.record.access_token_masked.is_some()
         && org.record.access_token_masked != task.org.record.access_token_masked
     {
-        let e = tokens::offline(&org, now);
+        let e = expiry::offline(&org.record, now);
         if refresh_reason(&org, e.as_ref(), true, now, p).is_none() {
             let h = ctx
                 .secret(&org, SecretKind::AccessToken)?
@@ -323,12 +324,12 @@ fn refresh(
             ));
         }
     }
-    let r = tokens::refresh(ctx, &org)?;
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org)?;
     drop(lock);
     let h = handoff(&r.org, r.access_token);
     Ok((
         Outcome::Refreshed {
-            expiry: Some(tokens::after_mint(&r.org.record, now)),
+            expiry: Some(expiry::after_mint(&r.org.record, now)),
             org: r.org,
             reason,
             by_other: false,
@@ -457,7 +458,7 @@ fn has_access_token(org: &Org) -> bool {
 impl Watched {
     fn new(org: Org, now: DateTime<Utc>) -> Watched {
         Watched {
-            expiry: tokens::offline(&org, now),
+            expiry: expiry::offline(&org.record, now),
             has_token: has_access_token(&org),
             org,
             due: now,
@@ -719,7 +720,7 @@ impl Scheduler {
             self.orgs[idx].needs_login = true;
             let hint = hint
                 .clone()
-                .unwrap_or_else(|| tokens::relogin_hint(&self.orgs[idx].org));
+                .unwrap_or_else(|| relogin_hint(&self.orgs[idx].org));
             self.emit(
                 idx,
                 Kind::Error,
@@ -956,7 +957,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
 fn all_need_login(orgs: &[Watched]) -> Error {
     let names: Vec<&str> = orgs.iter().map(|w| w.org.name()).collect();
     let hint = match orgs {
-        [one] => tokens::relogin_hint(&one.org),
+        [one] => relogin_hint(&one.org),
         _ => "log in again (`sfx login --alias <ALIAS> …`), then start sfx watch again".to_string(),
     };
     Error::Relogin {

@@ -1,7 +1,8 @@
 //! Cross-process locks: std `File::lock` on files under `<sfx home>/locks/`.
 //!
 //! `orgs.lock` guards read-modify-write of the metadata file and `secrets.lock`
-//! that of the secrets file; one `org-<alias>.lock` per org serialises refreshes,
+//! that of the secrets file; one `org-<alias>.lock` per org (alias [`encode`]d)
+//! serialises refreshes,
 //! so twenty `sfx token` calls racing on an expired token make one token request.
 //! The locks live under the sfx home, so two `SFX_HOME`s never block each other.
 //!
@@ -27,19 +28,26 @@ pub struct Lock {
 /// read and rename one small file.
 pub const SHORT_WAIT: Duration = Duration::from_secs(30);
 
-/// The lock file for `name` under `<dir>/locks/`.
+/// The lock file for `name` under `<dir>/locks/` (`name` is already a safe
+/// file name: a fixed word, or built with [`encode`]).
 pub fn path_for(dir: &Path, name: &str) -> PathBuf {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    dir.join("locks").join(format!("{safe}.lock"))
+    dir.join("locks").join(format!("{name}.lock"))
+}
+
+/// An alias as a file-name fragment, injectively: `a-z`, `0-9`, `.`, `-` and
+/// `@` stand for themselves; every other byte (`_` and upper case included)
+/// becomes `_` and two lower-case hex digits. So two different aliases never
+/// name the same file, not even on a case-insensitive file system (issue #11).
+pub fn encode(alias: &str) -> String {
+    let mut out = String::with_capacity(alias.len());
+    for b in alias.bytes() {
+        if b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'@') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Take the lock `name` under `dir`, waiting at most `wait` for another process
@@ -109,4 +117,30 @@ fn holder_pid(file: &mut File) -> Option<u32> {
     file.rewind().ok()?;
     file.take(32).read_to_string(&mut s).ok()?;
     s.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue #11: `a+b` and `a_b` shared one lock file (both became `a_b`).
+    #[test]
+    fn different_aliases_never_share_a_lock_file() {
+        let aliases = [
+            "a+b", "a_b", "a_2b", "a_5f", "A", "a", "a.b", "a-b", "a@b", "prod", "Prod", "x_", "_",
+        ];
+        let dir = Path::new("/h");
+        let mut seen = std::collections::HashMap::new();
+        for a in aliases {
+            let p = path_for(dir, &format!("org-{}", encode(a)));
+            // Compared without case: some file systems ignore it.
+            let key = p.to_string_lossy().to_lowercase();
+            if let Some(other) = seen.insert(key, a) {
+                panic!("{a} and {other} share {}", p.display());
+            }
+        }
+        assert_eq!(encode("prod.eu-1@x"), "prod.eu-1@x");
+        assert_eq!(encode("a+b"), "a_2bb");
+        assert_eq!(encode("a_b"), "a_5fb");
+    }
 }

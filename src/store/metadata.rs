@@ -17,6 +17,27 @@ use crate::error::Error;
 
 pub const FILE_NAME: &str = "orgs.json";
 
+/// The name the environment org goes by in output.
+pub const ENV_ORG: &str = "env";
+
+/// Aliases name files (locks) and keychain entries: keep them plain.
+pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
+    let ok = !alias.is_empty()
+        && alias.len() <= 100
+        && alias != ENV_ORG
+        && alias
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
+            crate::salesforce::url::sanitize(alias, 100)
+        )))
+    }
+}
+
 /// How the org was logged in; decides how it can be refreshed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -149,7 +170,7 @@ impl OrgRecord {
                 sanitize(&self.alias, 60)
             ));
         }
-        crate::context::check_alias(key, "the alias").map_err(|_| {
+        check_alias(key, "the alias").map_err(|_| {
             format!("entry `{name}` is not a valid alias (letters, digits and . _ - @ + only)")
         })?;
         let url_problem = |field: &str, e: crate::error::Error| {

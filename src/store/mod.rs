@@ -1,25 +1,33 @@
-//! Where orgs live: the metadata file plus one secrets backend per org.
+//! Where orgs live, behind one interface: [`OrgStore`].
 //!
-//! - [`metadata`]: `orgs.json`, non-secret, read without touching any keychain;
-//! - [`keychain`]: the OS keychain (default);
-//! - [`file`](mod@file): `secrets.json`, `0600`, for `--insecure-storage`;
-//! - the environment (`SFX_AUTH_URL`, …): handled in `context.rs`, writes nothing;
-//! - [`lock`]: cross-process locks; [`atomic`]: crash-safe writes;
-//! - [`journal`]: the in-flight marker of a rotating refresh.
+//! The token lifecycle ([`crate::lifecycle`]) asks an `&dyn OrgStore` for
+//! everything it needs — list orgs, read one with a version, read a secret,
+//! write new tokens only if the version is unchanged, the per-org refresh lock
+//! and the refresh journal — and never asks which backend it has. Backends:
+//!
+//! - [`local`]: the metadata file [`metadata`] (`orgs.json`) plus, per org, the
+//!   OS [`keychain`] or the secrets [`file`](mod@file); [`lock`] and [`journal`]
+//!   files under `<sfx home>/locks/`; [`atomic`] writes;
+//! - [`env`](mod@env): the org given by `SFX_AUTH_URL` / `SFX_REFRESH_TOKEN` /
+//!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere.
+//!
+//! A third (shared Redis/Valkey) backend implements the same trait.
 
 pub mod atomic;
+pub mod env;
 pub mod file;
 pub mod journal;
 pub mod keychain;
+pub mod local;
 pub mod lock;
 pub mod metadata;
 pub mod shared;
 
-use std::path::{Path, PathBuf};
+pub use local::{LocalStore, default_home, ensure_private_dir, refresh_lock_wait};
 
 use crate::error::Error;
 use crate::secret::Secret;
-use metadata::{Metadata, StoreKind};
+use metadata::{KnownExpiry, OrgRecord, StoreKind};
 
 /// The secrets kept per org.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,126 +53,184 @@ impl SecretKind {
     ];
 }
 
-/// A secrets backend. "Nothing stored" is `Ok(None)`; "cannot use the store" is
-/// `Err(Error::StoreUnavailable)`.
+/// One secrets backend of the local store (keychain or file). "Nothing stored"
+/// is `Ok(None)`; "cannot use the store" is `Err(Error::StoreUnavailable)`.
 pub trait SecretStore {
     fn get(&self, alias: &str, kind: SecretKind) -> Result<Option<Secret>, Error>;
     /// Apply changes in the order given (`None` deletes).
     fn put(&self, alias: &str, changes: &[(SecretKind, Option<&Secret>)]) -> Result<(), Error>;
 }
 
-/// The sfx home: `$SFX_HOME`, else `~/.config/sfx` (XDG-style on every Unix,
-/// like gh; `%APPDATA%\sfx` on Windows).
-pub fn default_home() -> Result<PathBuf, Error> {
-    if let Some(h) = std::env::var_os("SFX_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
+/// Credentials given through the environment (CI): nothing is read or written on disk.
+#[derive(Debug, Clone)]
+pub struct EnvCreds {
+    pub access_token: Option<Secret>,
+    pub refresh_token: Option<Secret>,
+    pub client_secret: Option<Secret>,
+    /// Whether they came as `SFX_AUTH_URL` (then a rotated refresh token is
+    /// handed back as a new `SFX_AUTH_URL`).
+    pub from_auth_url: bool,
+}
+
+/// An org to act on: its record, plus the secrets when they came from the environment.
+#[derive(Debug, Clone)]
+pub struct Org {
+    pub record: OrgRecord,
+    pub env: Option<EnvCreds>,
+}
+
+impl Org {
+    pub fn name(&self) -> &str {
+        &self.record.alias
     }
-    use etcetera::BaseStrategy;
-    let base = etcetera::choose_base_strategy().map_err(|e| {
-        Error::Other(format!(
-            "cannot find the home directory ({e}); set SFX_HOME"
-        ))
-    })?;
-    Ok(base.config_dir().join("sfx"))
-}
-
-/// Create `dir` (mode 0700 when sfx creates it).
-pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
-    if dir.is_dir() {
-        return Ok(());
+    pub fn is_env(&self) -> bool {
+        self.env.is_some()
     }
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(dir)
-        .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))
 }
 
-/// The on-disk store under the sfx home.
-pub struct Store {
-    pub home: PathBuf,
-    file: file::FileStore,
-    /// How long to wait for another process's refresh of the same org
-    /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
-    pub refresh_lock_wait: std::time::Duration,
+/// Which state of an org a reader saw. Opaque: compare it, hand it back to
+/// [`OrgStore::write_tokens`], nothing else. (Local: a digest of the record;
+/// memory: a counter; a shared store: its own revision number.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Version(pub u64);
+
+/// An org as read, with the version it was read at.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub org: Org,
+    pub version: Version,
 }
 
-/// The longest a refresh can legitimately hold its org's lock: three attempts of
-/// `timeout`, back-off and `Retry-After` waits (at most 2 x 10 s), keychain calls
-/// (3 s each) and the writes. Waiting longer means the holder is stuck.
-pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
-    timeout.saturating_mul(3) + std::time::Duration::from_secs(30)
+/// Every org, metadata only.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// The alias marked default, if any (and if it still exists).
+    pub default: Option<String>,
+    /// Sorted by alias.
+    pub orgs: Vec<Org>,
 }
 
-impl Store {
-    pub fn new(home: PathBuf) -> Store {
-        let file = file::FileStore::new(home.join(file::FILE_NAME));
-        Store {
-            home,
-            file,
-            refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
+/// What a compare-and-set write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    /// Written; the org is now at this version.
+    Written(Version),
+    /// Someone wrote the org (or removed it) since the version given: nothing
+    /// was written. Re-read and use the winner's state.
+    Conflict,
+}
+
+/// New tokens for an org and the record that goes with them.
+pub struct NewTokens<'a> {
+    /// The whole record after the change (`issued_at`, masked token, expiry, …).
+    pub record: &'a OrgRecord,
+    pub access_token: &'a Secret,
+    /// `Some` when Salesforce rotated the refresh token.
+    pub refresh_token: Option<&'a Secret>,
+}
+
+/// An introspection answer worth remembering for `--offline`: stored only if
+/// the org's current access token is still the one asked about.
+pub struct Remembered<'a> {
+    pub alias: &'a str,
+    /// The masked access token the answer is about.
+    pub masked: String,
+    pub expiry: KnownExpiry,
+}
+
+/// A held per-org refresh lock; dropping it releases the lock.
+pub struct OrgLock {
+    _held: Option<Box<dyn Send>>,
+}
+
+impl OrgLock {
+    /// Wrap whatever releases the lock when dropped.
+    pub fn new(held: impl Send + 'static) -> OrgLock {
+        OrgLock {
+            _held: Some(Box::new(held)),
         }
     }
-
-    /// Size the wait for another process's refresh from the per-request timeout.
-    pub fn with_timeout(mut self, timeout: std::time::Duration) -> Store {
-        self.refresh_lock_wait = refresh_lock_wait(timeout);
-        self
+    /// A lock with nothing to release (a store no other process shares).
+    pub fn none() -> OrgLock {
+        OrgLock { _held: None }
     }
+}
 
-    pub fn metadata_path(&self) -> PathBuf {
-        self.home.join(metadata::FILE_NAME)
-    }
+/// Everything the token lifecycle needs from wherever orgs live.
+///
+/// Shared by threads (`sfx watch` workers), so `Send + Sync`. Every method is
+/// time-bounded by the backend. Results: "nothing stored" is `Ok(None)` (or
+/// `Ok(false)`, an empty list), an expected answer; a store that cannot be used
+/// (locked keychain, unreadable file, unreachable server) is
+/// `Err(Error::StoreUnavailable)` (exit 6); a damaged record is another `Err`.
+/// No method prints.
+pub trait OrgStore: Send + Sync {
+    /// Every org with the default mark: metadata only, never opens a keychain
+    /// or reads a secret.
+    fn list(&self) -> Result<Listing, Error>;
 
-    /// Read the metadata (no lock, no keychain).
-    pub fn read(&self) -> Result<Metadata, Error> {
-        Metadata::read(&self.metadata_path())
-    }
+    /// One org by alias (not username) and the version it was read at;
+    /// `Ok(None)` when no such org is stored. Metadata only.
+    fn read(&self, alias: &str) -> Result<Option<Versioned>, Error>;
 
-    /// Read-modify-write the metadata under `orgs.lock`.
-    pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
-        ensure_private_dir(&self.home)?;
-        let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
-        let mut meta = self.read()?;
-        let out = f(&mut meta)?;
-        meta.version = 1;
-        atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
-            Error::Other(format!(
-                "cannot write {}: {e}",
-                self.metadata_path().display()
-            ))
-        })?;
-        Ok(out)
-    }
+    /// One secret of an org; `Ok(None)` when the store holds none. Callers
+    /// decide whether a missing secret the metadata promised is an error.
+    fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error>;
 
-    /// The secrets backend of one kind.
-    pub fn backend(&self, kind: StoreKind) -> &dyn SecretStore {
-        match kind {
-            StoreKind::Keychain => &keychain::Keychain,
-            StoreKind::File | StoreKind::Env => &self.file,
-        }
-    }
+    /// Store new tokens and their record, only if the org is still at
+    /// `expected`: otherwise write nothing and return [`Cas::Conflict`] (also
+    /// when the org was removed). A rotated refresh token is written before the
+    /// access token, and both before the record, so a crash never leaves a
+    /// record pointing at tokens that are not stored. The record keeps
+    /// whatever the default mark was.
+    fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error>;
 
-    /// The in-flight journal of an org's rotating refreshes (see [`journal`]).
-    pub fn refresh_journal(&self, alias: &str) -> journal::Journal {
-        let lock = lock::path_for(&self.home, &format!("org-{alias}"));
-        journal::Journal {
-            path: lock.with_extension("refreshing"),
-        }
-    }
+    /// Cache introspection answers (one write for all): each only where the
+    /// org's current masked access token equals [`Remembered::masked`].
+    /// Best effort for callers; a store with no cache may do nothing.
+    fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error>;
 
-    /// Hold the per-org refresh lock (`locks/org-<alias>.lock` under this home).
-    pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
-        ensure_private_dir(&self.home)?;
-        lock::acquire(
-            &self.home,
-            &format!("org-{alias}"),
-            self.refresh_lock_wait,
-            &format!("the refresh lock of org {alias}"),
-        )
+    /// Take the org's refresh lock, waiting a bounded time for another holder
+    /// (then `Err(StoreUnavailable)` naming the holder). Held until the guard
+    /// drops. Two aliases never share a lock.
+    fn lock(&self, alias: &str) -> Result<OrgLock, Error>;
+
+    /// Was a rotating refresh with this refresh token begun and never settled?
+    /// (Caller holds the org lock.) Only a fingerprint is kept, never the token.
+    fn journal_pending(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error>;
+
+    /// Record that a rotating refresh with this token is about to be sent.
+    /// `Ok(true)` when recorded; `Ok(false)` from a store that keeps no journal
+    /// (its process holds the only copy of the token, so nothing can be replayed).
+    fn journal_begin(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error>;
+
+    /// The refresh is settled (its answer stored, or it certainly never took
+    /// effect). Best effort: never fails.
+    fn journal_settle(&self, alias: &str);
+
+    /// Store an org from a login: its secrets (`None` deletes that kind), then
+    /// its record (replacing any), optionally marking it the default. Returns
+    /// warnings worth showing (e.g. old copies in another backend left behind).
+    fn save_org(
+        &self,
+        record: &OrgRecord,
+        secrets: &[(SecretKind, Option<&Secret>)],
+        make_default: bool,
+    ) -> Result<Vec<String>, Error>;
+
+    /// Remove an org: its secrets, then its record (and the default mark if it
+    /// was the default). `Ok(None)` when it was not stored.
+    fn delete_org(&self, alias: &str) -> Result<Option<OrgRecord>, Error>;
+
+    /// Mark an org the default (`None` clears the mark).
+    fn set_default(&self, alias: Option<&str>) -> Result<(), Error>;
+}
+
+/// Which backend kind holds an org's secrets: for messages only.
+pub fn describe_kind(kind: StoreKind) -> &'static str {
+    match kind {
+        StoreKind::Keychain => "OS keychain",
+        StoreKind::File => "secrets file",
+        StoreKind::Env => "environment",
     }
 }

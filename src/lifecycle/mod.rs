@@ -1,0 +1,87 @@
+//! The token lifecycle shared by `expires`, `introspect`, `token`, `refresh`,
+//! `orgs --check` and `watch`: what is known about expiry ([`expiry`]) and how
+//! to refresh and store ([`refresh`]) — the one place these rules live.
+//!
+//! Every function takes what it uses — an [`OrgStore`], a Salesforce
+//! [`Client`](crate::salesforce::Client), a [`Clock`](crate::clock::Clock) or
+//! just `now` — never the whole run context, and never asks which store backend
+//! it has. So each rule is unit-tested directly, with a fake clock.
+
+pub mod expiry;
+pub mod refresh;
+
+#[cfg(test)]
+mod tests;
+
+pub use expiry::{Expiry, Source};
+pub use refresh::{Fresh, Refreshed};
+
+use chrono::{DateTime, Utc};
+
+use crate::error::Error;
+use crate::salesforce::jwt;
+use crate::salesforce::types::TokenResponse;
+use crate::secret::Secret;
+use crate::store::metadata::{ExactSource, KnownExpiry, OrgRecord, StoreKind};
+use crate::store::{Org, OrgStore, SecretKind, describe_kind};
+
+/// The command that fixes a refused refresh.
+pub fn relogin_hint(org: &Org) -> String {
+    if org.record.store == StoreKind::Env {
+        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx login …` then export it, or `sf org display --verbose`) and update the CI secret".to_string()
+    } else {
+        format!(
+            "log in again: `sfx login --alias {} …` (for an imported org: `sfx login --auth-url - --alias {}`)",
+            org.name(),
+            org.name()
+        )
+    }
+}
+
+/// One secret of an org. `Ok(None)` when the record says there is none (the
+/// store is not even asked: no keychain opened for nothing); a relogin error
+/// when the record says one was stored and the store has none (removed by
+/// hand, a reset keychain, another machine's metadata — only a login helps).
+pub fn secret(store: &dyn OrgStore, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
+    let rec = &org.record;
+    let expected = match kind {
+        SecretKind::AccessToken => rec.access_token_masked.is_some(),
+        SecretKind::RefreshToken => rec.has_refresh_token,
+        SecretKind::ClientSecret => rec.has_client_secret,
+    };
+    if !expected {
+        return Ok(None);
+    }
+    match store.secret(org, kind)? {
+        Some(s) => Ok(Some(s)),
+        None => Err(Error::relogin(
+            format!(
+                "the {} has no {} for org {}, although sfx stored one there (was the entry removed, or the keychain reset?)",
+                describe_kind(rec.store),
+                kind.as_str().replace('-', " "),
+                rec.alias
+            ),
+            relogin_hint(org),
+        )),
+    }
+}
+
+/// Put what a token response says about the new access token into a record.
+pub fn apply_token(record: &mut OrgRecord, resp: &TokenResponse, now: DateTime<Utc>) {
+    let issued = resp.issued_at_time().unwrap_or(now);
+    record.issued_at = Some(issued.timestamp());
+    record.access_token_masked = Some(resp.access_token.mask());
+    record.expiry = jwt::times(resp.access_token.expose()).map(|t| KnownExpiry {
+        exp: t.exp.timestamp(),
+        iat: t.iat.map(|i| i.timestamp()),
+        source: ExactSource::Jwt,
+        checked_at: now.timestamp(),
+    });
+    if resp.refresh_token.is_some() || record.has_refresh_token {
+        record.refresh_token_used_at = Some(now.timestamp());
+    }
+    if let Some((org_id, user_id)) = resp.org_and_user() {
+        record.org_id = Some(org_id);
+        record.user_id = Some(user_id);
+    }
+}

@@ -1,0 +1,384 @@
+//! Getting a new access token and storing it.
+//!
+//! Entry points, by what they cost:
+//! - [`refresh_if_needed`]: takes the org's lock; 0 requests when the stored
+//!   token is known to outlive the window, else one refresh;
+//! - [`refresh_now`]: always one refresh (the caller holds the org's lock).
+//!
+//! Rules: an org refreshes by its refresh token; JWT bearer and client
+//! credentials orgs re-run their grant; username-password orgs cannot (exit 4).
+//! A rotating refresh is journaled (see [`crate::store::journal`]) so a refresh
+//! token an interrupted refresh may have spent is never replayed. New tokens are
+//! stored by compare-and-set: if another writer won, its token is used.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::expiry::offline;
+use super::{apply_token, relogin_hint, secret};
+use crate::clock::Clock;
+use crate::error::Error;
+use crate::salesforce::flows::{client_credentials, jwt_bearer};
+use crate::salesforce::http::Delivery;
+use crate::salesforce::types::TokenResponse;
+use crate::salesforce::url::base_url;
+use crate::salesforce::{Client, ClientCreds, Introspected};
+use crate::secret::Secret;
+use crate::store::metadata::Flow;
+use crate::store::{Cas, NewTokens, Org, OrgStore, SecretKind, Version};
+
+/// The result of a refresh.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The org as stored afterwards.
+    pub org: Org,
+    pub access_token: Secret,
+    /// Salesforce handed out a new refresh token.
+    pub rotated: bool,
+    /// Another writer stored newer tokens first; these are its.
+    pub by_other: bool,
+}
+
+/// What [`refresh_if_needed`] hands back.
+#[derive(Debug)]
+pub struct Fresh {
+    pub org: Org,
+    pub access_token: Secret,
+    /// `None`: the stored token was good enough.
+    pub refreshed: Option<Refreshed>,
+}
+
+/// Under the org's lock, with the org read again (another process may have
+/// just refreshed): the stored access token if it is known to be valid for at
+/// least `min_valid` more (0 requests), else [`refresh_now`]. `Ok(None)` when
+/// the org was removed meanwhile.
+pub fn refresh_if_needed(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    clock: &dyn Clock,
+    alias: &str,
+    min_valid: Duration,
+) -> Result<Option<Fresh>, Error> {
+    let _lock = store.lock(alias)?;
+    let Some(current) = store.read(alias)? else {
+        return Ok(None);
+    };
+    let now = clock.now();
+    let fresh = offline(&current.org.record, now).is_some_and(|e| e.outlives(now, min_valid));
+    if fresh && let Some(token) = secret(store, &current.org, SecretKind::AccessToken)? {
+        return Ok(Some(Fresh {
+            org: current.org,
+            access_token: token,
+            refreshed: None,
+        }));
+    }
+    let r = refresh_now(store, sf, clock, &current.org)?;
+    Ok(Some(Fresh {
+        org: r.org.clone(),
+        access_token: r.access_token.clone(),
+        refreshed: Some(r),
+    }))
+}
+
+/// One refresh of `org`, its answer stored. The caller holds the org's lock.
+pub fn refresh_now(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    clock: &dyn Clock,
+    org: &Org,
+) -> Result<Refreshed, Error> {
+    // The version this refresh replaces (and the freshest record, with it).
+    let current = store.read(org.name())?.ok_or_else(|| {
+        Error::relogin(
+            format!("org {} was logged out meanwhile", org.name()),
+            relogin_hint(org),
+        )
+    })?;
+    let (org, version) = (&current.org, current.version);
+    let rec = &org.record;
+    match rec.flow {
+        Flow::Jwt => return regrant_jwt(store, sf, clock, org, version),
+        Flow::ClientCredentials => {
+            return regrant_client_credentials(store, sf, clock, org, version);
+        }
+        _ => {}
+    }
+    let hint = relogin_hint(org);
+    let Some(refresh_token) = secret(store, org, SecretKind::RefreshToken)? else {
+        if rec.flow == Flow::Password {
+            return Err(Error::relogin(
+                format!(
+                    "org {} was logged in with the username-password flow, which gives no refresh token, so it cannot be refreshed",
+                    org.name()
+                ),
+                format!(
+                    "log in again: `sfx login --password --alias {} --username {} …`",
+                    org.name(),
+                    rec.username.as_deref().unwrap_or("<USERNAME>")
+                ),
+            ));
+        }
+        return Err(Error::relogin(
+            format!(
+                "org {} has no refresh token ({} login), so it cannot be refreshed",
+                org.name(),
+                rec.flow.as_str().replace('_', " ")
+            ),
+            hint,
+        ));
+    };
+    let Some(client_id) = rec.client_id.as_deref() else {
+        return Err(Error::relogin(
+            format!(
+                "org {} has no client id, so its refresh token cannot be used",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let client_secret = secret(store, org, SecretKind::ClientSecret)?;
+    let creds = ClientCreds {
+        id: client_id,
+        secret: client_secret.as_ref(),
+    };
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the refresh of org {}", org.name());
+    // Rotating orgs: never replay a refresh token an interrupted refresh may
+    // have spent (see `store::journal`).
+    let journaled = if rec.rotates_refresh_token {
+        if store.journal_pending(&rec.alias, &refresh_token)? {
+            check_unsettled(sf, org, &refresh_token, creds, &hint)?;
+        }
+        store.journal_begin(&rec.alias, &refresh_token)?
+    } else {
+        false
+    };
+    let sent = sf.refresh_tracked(
+        base,
+        &refresh_token,
+        creds,
+        rec.rotates_refresh_token,
+        &doing,
+        &hint,
+    );
+    let resp = match sent {
+        Ok(resp) => resp,
+        // It may have spent the refresh token: keep the journal.
+        Err((e, Delivery::InDoubt)) if journaled => {
+            return Err(match e {
+                Error::Network(m) => Error::Network(format!(
+                    "{m}; the refresh may have reached Salesforce, so the next one first checks that the refresh token is unspent"
+                )),
+                other => other,
+            });
+        }
+        Err((e, _)) => {
+            // Certainly not processed (or nothing journaled): nothing is in doubt.
+            if journaled {
+                store.journal_settle(&rec.alias);
+            }
+            return Err(e);
+        }
+    };
+    let saved = save(store, clock.now(), org, version, &resp)?;
+    if journaled {
+        store.journal_settle(&rec.alias);
+    }
+    Ok(saved)
+}
+
+/// An earlier rotating refresh with this token was never settled: ask introspection
+/// whether the token is still active before sending it (a spent one would revoke
+/// the whole login).
+fn check_unsettled(
+    sf: &Client<'_>,
+    org: &Org,
+    refresh_token: &Secret,
+    creds: ClientCreds<'_>,
+    hint: &str,
+) -> Result<(), Error> {
+    let answer = sf.introspect(
+        &org.record.instance_url,
+        refresh_token,
+        "refresh_token",
+        creds,
+    )?;
+    match answer {
+        Introspected::Answer(map) if map.get("active").and_then(|a| a.as_bool()) == Some(false) => {
+            Err(Error::relogin(
+                format!(
+                    "an earlier refresh of org {} was interrupted and its refresh token is no longer active: Salesforce most likely rotated it and the new one never arrived (or it was revoked); sfx did not send it again, since a spent refresh token would revoke every token of this login",
+                    org.name()
+                ),
+                hint,
+            ))
+        }
+        // Active (the earlier request never took effect), or introspection
+        // cannot tell: go ahead.
+        _ => Ok(()),
+    }
+}
+
+/// JWT bearer orgs: sign a new assertion with the stored key path and run the grant again.
+fn regrant_jwt(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    clock: &dyn Clock,
+    org: &Org,
+    version: Version,
+) -> Result<Refreshed, Error> {
+    let rec = &org.record;
+    let hint = format!(
+        "log in again: `sfx login --jwt --alias {} --client-id <ID> --username <USERNAME> --key-file <PEM>`",
+        org.name()
+    );
+    let (Some(client_id), Some(username), Some(key_file)) = (
+        rec.client_id.as_deref(),
+        rec.username.as_deref(),
+        rec.key_file.as_deref(),
+    ) else {
+        return Err(Error::relogin(
+            format!(
+                "org {} was logged in with the JWT bearer flow, but its client id, username or key file is not stored, so the grant cannot be re-run",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let key = jwt_bearer::load_key(std::path::Path::new(key_file)).map_err(|why| {
+        Error::relogin(
+            format!(
+                "cannot re-run the JWT bearer grant for org {}: the key file {key_file}: {why}",
+                org.name()
+            ),
+            hint.clone(),
+        )
+    })?;
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the JWT bearer grant for org {}", org.name());
+    let resp = jwt_bearer::grant(
+        sf,
+        &jwt_bearer::JwtLogin {
+            base,
+            client_id,
+            username,
+            key: &key,
+            hint: &hint,
+            doing: &doing,
+        },
+        clock.now().timestamp(),
+    )?;
+    save(store, clock.now(), org, version, &resp)
+}
+
+/// Client credentials orgs: run the grant again with the stored secret.
+fn regrant_client_credentials(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    clock: &dyn Clock,
+    org: &Org,
+    version: Version,
+) -> Result<Refreshed, Error> {
+    let rec = &org.record;
+    let hint = format!(
+        "log in again: `sfx login --client-credentials --alias {} --client-id <ID> --login-url https://<MyDomain>.my.salesforce.com` with SFX_CLIENT_SECRET set",
+        org.name()
+    );
+    let client_secret = secret(store, org, SecretKind::ClientSecret)?;
+    let (Some(client_id), Some(client_secret)) = (rec.client_id.as_deref(), client_secret) else {
+        return Err(Error::relogin(
+            format!(
+                "org {} was logged in with the client credentials flow, but its client id or secret is not stored, so the grant cannot be re-run",
+                org.name()
+            ),
+            hint,
+        ));
+    };
+    let base = rec.login_url.as_deref().unwrap_or(&rec.instance_url);
+    let doing = format!("the client credentials grant for org {}", org.name());
+    let resp = client_credentials::grant(
+        sf,
+        base,
+        ClientCreds {
+            id: client_id,
+            secret: Some(&client_secret),
+        },
+        &doing,
+        &hint,
+    )?;
+    save(store, clock.now(), org, version, &resp)
+}
+
+/// Store a token response for an existing org by compare-and-set against the
+/// version the refresh started from. On a conflict the winner's tokens are
+/// read back and used (this refresh's answer is dropped).
+fn save(
+    store: &dyn OrgStore,
+    now: DateTime<Utc>,
+    org: &Org,
+    version: Version,
+    resp: &TokenResponse,
+) -> Result<Refreshed, Error> {
+    let instance_url = base_url(
+        &resp.instance_url,
+        "the instance_url in Salesforce's answer",
+    )
+    .map_err(|e| {
+        Error::Network(format!(
+            "Salesforce answered with an unusable instance_url: {e}"
+        ))
+    })?;
+    let rotated = resp.refresh_token.is_some();
+    let mut record = org.record.clone();
+    record.instance_url = instance_url;
+    apply_token(&mut record, resp, now);
+    if rotated {
+        record.rotates_refresh_token = true;
+        record.has_refresh_token = true;
+    }
+    let new = NewTokens {
+        record: &record,
+        access_token: &resp.access_token,
+        refresh_token: resp.refresh_token.as_ref(),
+    };
+    match store.write_tokens(version, &new)? {
+        Cas::Written(_) => {
+            let org = match store.read(&record.alias)? {
+                Some(v) => v.org,
+                None => Org {
+                    record,
+                    env: org.env.clone(),
+                },
+            };
+            Ok(Refreshed {
+                org,
+                access_token: resp.access_token.clone(),
+                rotated,
+                by_other: false,
+            })
+        }
+        Cas::Conflict => winner(store, org),
+    }
+}
+
+/// Another writer stored the org first: use what it stored.
+fn winner(store: &dyn OrgStore, org: &Org) -> Result<Refreshed, Error> {
+    let gone = || {
+        Error::relogin(
+            format!(
+                "org {} was logged out while it was being refreshed",
+                org.name()
+            ),
+            relogin_hint(org),
+        )
+    };
+    let current = store.read(org.name())?.ok_or_else(gone)?;
+    let token = secret(store, &current.org, SecretKind::AccessToken)?.ok_or_else(gone)?;
+    Ok(Refreshed {
+        org: current.org,
+        access_token: token,
+        rotated: false,
+        by_other: true,
+    })
+}

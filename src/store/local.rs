@@ -1,0 +1,314 @@
+//! The local backend: `orgs.json` (see [`super::metadata`]) plus, per org, the OS
+//! keychain or the secrets file; locks and journals under `<sfx home>/locks/`.
+//!
+//! Layout (written down once, here):
+//! - `<home>/orgs.json`: every org's record and the default mark; no secrets;
+//!   read without any lock (writes are atomic renames); read-modify-write under
+//!   `<home>/locks/orgs.lock`.
+//! - secrets, per org as its record's `store` says: keychain service `sfx`,
+//!   account `<alias>:<kind>` (see [`super::keychain`]), or `<home>/secrets.json`
+//!   `{ "<alias>": { "<kind>": "…" } }` (mode 0600, see [`super::file`]);
+//!   `<kind>` is `access-token`, `refresh-token` or `client-secret`.
+//! - `<home>/locks/org-<enc>.lock`: the org's refresh lock, and
+//!   `<home>/locks/org-<enc>.refreshing`: its refresh journal, where `<enc>` is
+//!   the alias with every byte outside `a-z 0-9 . - @` written as `_xx` (hex):
+//!   an injective encoding, so `a+b`, `a_b` and `A` vs `a` (on a case-insensitive
+//!   file system) never share a file.
+//!
+//! Versions ([`Version`]) are a digest of the org's record; compare-and-set
+//! checks it under `orgs.lock`, and refreshes also hold the org's refresh lock,
+//! so a conflict only happens when something bypassed that lock (a login).
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::metadata::{self, Metadata, OrgRecord, StoreKind};
+use super::{
+    Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
+    Versioned, atomic, file, journal, keychain, lock,
+};
+use crate::error::Error;
+use crate::secret::Secret;
+
+/// The sfx home: `$SFX_HOME`, else `~/.config/sfx` (XDG-style on every Unix,
+/// like gh; `%APPDATA%\sfx` on Windows).
+pub fn default_home() -> Result<PathBuf, Error> {
+    if let Some(h) = std::env::var_os("SFX_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(h));
+    }
+    use etcetera::BaseStrategy;
+    let base = etcetera::choose_base_strategy().map_err(|e| {
+        Error::Other(format!(
+            "cannot find the home directory ({e}); set SFX_HOME"
+        ))
+    })?;
+    Ok(base.config_dir().join("sfx"))
+}
+
+/// Create `dir` (mode 0700 when sfx creates it).
+pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir)
+        .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))
+}
+
+/// The on-disk store under the sfx home.
+pub struct LocalStore {
+    pub home: PathBuf,
+    file: file::FileStore,
+    /// How long to wait for another process's refresh of the same org
+    /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
+    pub refresh_lock_wait: std::time::Duration,
+}
+
+/// The longest a refresh can legitimately hold its org's lock: three attempts of
+/// `timeout`, back-off and `Retry-After` waits (at most 2 x 10 s), keychain calls
+/// (3 s each) and the writes. Waiting longer means the holder is stuck.
+pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
+    timeout.saturating_mul(3) + std::time::Duration::from_secs(30)
+}
+
+impl LocalStore {
+    pub fn new(home: PathBuf) -> LocalStore {
+        let file = file::FileStore::new(home.join(file::FILE_NAME));
+        LocalStore {
+            home,
+            file,
+            refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
+        }
+    }
+
+    /// Size the wait for another process's refresh from the per-request timeout.
+    pub fn with_timeout(mut self, timeout: std::time::Duration) -> LocalStore {
+        self.refresh_lock_wait = refresh_lock_wait(timeout);
+        self
+    }
+
+    pub fn metadata_path(&self) -> PathBuf {
+        self.home.join(metadata::FILE_NAME)
+    }
+
+    /// Read the metadata (no lock, no keychain).
+    pub fn read(&self) -> Result<Metadata, Error> {
+        Metadata::read(&self.metadata_path())
+    }
+
+    /// Read-modify-write the metadata under `orgs.lock`.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
+        ensure_private_dir(&self.home)?;
+        let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
+        let mut meta = self.read()?;
+        let before = meta.clone();
+        let out = f(&mut meta)?;
+        if meta == before {
+            // Nothing changed (a compare-and-set that lost, a cache entry that
+            // no longer applies): no write.
+            return Ok(out);
+        }
+        meta.version = 1;
+        atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
+            Error::Other(format!(
+                "cannot write {}: {e}",
+                self.metadata_path().display()
+            ))
+        })?;
+        Ok(out)
+    }
+
+    /// The secrets backend of one kind.
+    pub fn backend(&self, kind: StoreKind) -> &dyn SecretStore {
+        match kind {
+            StoreKind::Keychain => &keychain::Keychain,
+            StoreKind::File | StoreKind::Env => &self.file,
+        }
+    }
+
+    /// The in-flight journal of an org's rotating refreshes (see [`journal`]).
+    pub fn refresh_journal(&self, alias: &str) -> journal::Journal {
+        journal::Journal {
+            path: lock::path_for(&self.home, &org_lock_name(alias)).with_extension("refreshing"),
+        }
+    }
+
+    /// Hold the per-org refresh lock (`locks/org-<enc>.lock` under this home).
+    pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
+        ensure_private_dir(&self.home)?;
+        lock::acquire(
+            &self.home,
+            &org_lock_name(alias),
+            self.refresh_lock_wait,
+            &format!("the refresh lock of org {alias}"),
+        )
+    }
+}
+
+/// `org-<alias>` with the alias encoded injectively (see the module doc).
+pub fn org_lock_name(alias: &str) -> String {
+    format!("org-{}", lock::encode(alias))
+}
+
+/// The version of a record: a digest of its stored form.
+fn version_of(record: &OrgRecord) -> Version {
+    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    let d = Sha256::digest(&bytes);
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d[..8]);
+    Version(u64::from_be_bytes(b))
+}
+
+fn stored(record: OrgRecord) -> Org {
+    Org { record, env: None }
+}
+
+const ALL_NONE: [(SecretKind, Option<&Secret>); 3] = [
+    (SecretKind::RefreshToken, None),
+    (SecretKind::AccessToken, None),
+    (SecretKind::ClientSecret, None),
+];
+
+impl OrgStore for LocalStore {
+    fn list(&self) -> Result<Listing, Error> {
+        let meta = self.read()?;
+        let default = meta.default.filter(|d| meta.orgs.contains_key(d));
+        Ok(Listing {
+            default,
+            orgs: meta.orgs.into_values().map(stored).collect(),
+        })
+    }
+
+    fn read(&self, alias: &str) -> Result<Option<Versioned>, Error> {
+        Ok(LocalStore::read(self)?
+            .orgs
+            .remove(alias)
+            .map(|record| Versioned {
+                version: version_of(&record),
+                org: stored(record),
+            }))
+    }
+
+    fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        self.backend(org.record.store).get(&org.record.alias, kind)
+    }
+
+    fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
+        let alias = new.record.alias.as_str();
+        self.update(|meta| {
+            let Some(current) = meta.orgs.get(alias) else {
+                return Ok(Cas::Conflict);
+            };
+            if version_of(current) != expected {
+                return Ok(Cas::Conflict);
+            }
+            let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
+            if let Some(rt) = new.refresh_token {
+                changes.push((SecretKind::RefreshToken, Some(rt)));
+            }
+            changes.push((SecretKind::AccessToken, Some(new.access_token)));
+            self.backend(new.record.store).put(alias, &changes)?;
+            meta.orgs.insert(alias.to_string(), new.record.clone());
+            Ok(Cas::Written(version_of(new.record)))
+        })
+    }
+
+    fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        self.update(|meta| {
+            for a in answers {
+                if let Some(rec) = meta.orgs.get_mut(a.alias)
+                    && rec.access_token_masked.as_deref() == Some(a.masked.as_str())
+                {
+                    rec.expiry = Some(a.expiry);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn lock(&self, alias: &str) -> Result<OrgLock, Error> {
+        self.org_lock(alias).map(OrgLock::new)
+    }
+
+    fn journal_pending(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error> {
+        Ok(self.refresh_journal(alias).pending_for(refresh_token))
+    }
+
+    fn journal_begin(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error> {
+        self.refresh_journal(alias)
+            .begin(refresh_token)
+            .map(|()| true)
+    }
+
+    fn journal_settle(&self, alias: &str) {
+        self.refresh_journal(alias).end();
+    }
+
+    fn save_org(
+        &self,
+        record: &OrgRecord,
+        secrets: &[(SecretKind, Option<&Secret>)],
+        make_default: bool,
+    ) -> Result<Vec<String>, Error> {
+        let alias = record.alias.as_str();
+        let previous = LocalStore::read(self)?.orgs.remove(alias);
+        self.backend(record.store).put(alias, secrets)?;
+        // Moving an org between stores leaves no copy behind in the old one.
+        let mut notes = Vec::new();
+        if let Some(prev) = &previous
+            && prev.store != record.store
+            && prev.store != StoreKind::Env
+            && let Err(e) = self.backend(prev.store).put(alias, &ALL_NONE)
+        {
+            notes.push(format!(
+                "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
+                super::describe_kind(prev.store)
+            ));
+        }
+        self.update(|meta| {
+            meta.orgs.insert(alias.to_string(), record.clone());
+            if make_default {
+                meta.default = Some(alias.to_string());
+            }
+            Ok(())
+        })?;
+        Ok(notes)
+    }
+
+    fn delete_org(&self, alias: &str) -> Result<Option<OrgRecord>, Error> {
+        let Some(rec) = LocalStore::read(self)?.orgs.remove(alias) else {
+            return Ok(None);
+        };
+        self.backend(rec.store).put(alias, &ALL_NONE)?;
+        self.update(|meta| {
+            meta.orgs.remove(alias);
+            if meta.default.as_deref() == Some(alias) {
+                meta.default = None;
+            }
+            Ok(())
+        })?;
+        Ok(Some(rec))
+    }
+
+    fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {
+        self.update(|meta| {
+            meta.default = alias.map(str::to_string);
+            Ok(())
+        })
+    }
+}
+
+/// Delete all of an org's secrets from one backend.
+pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Error> {
+    backend.put(alias, &ALL_NONE)
+}
