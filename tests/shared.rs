@@ -413,6 +413,7 @@ fn a_lease_holder_killed_before_salesforce_answered_lets_the_next_host_refresh()
 fn the_store_down_mid_run_is_exit_6_naming_it_and_nothing_is_lost_after_a_restart() {
     let mut f = Fleet::new();
     f.login("prod");
+    f.t.fake.clear_requests();
     let before = f.token(1);
     let version = f.r.cli(&["HGET", "sfx:org:prod", "v"]);
     f.r.shutdown_saving();

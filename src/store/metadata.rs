@@ -74,6 +74,8 @@ pub enum StoreKind {
     Keychain,
     File,
     Env,
+    /// A shared Redis/Valkey store (`--store redis://…`, issue #13).
+    Shared,
 }
 
 impl StoreKind {
@@ -82,6 +84,7 @@ impl StoreKind {
             StoreKind::Keychain => "keychain",
             StoreKind::File => "file",
             StoreKind::Env => "env",
+            StoreKind::Shared => "shared",
         }
     }
 }

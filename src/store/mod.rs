@@ -232,5 +232,6 @@ pub fn describe_kind(kind: StoreKind) -> &'static str {
         StoreKind::Keychain => "OS keychain",
         StoreKind::File => "secrets file",
         StoreKind::Env => "environment",
+        StoreKind::Shared => "shared store",
     }
 }

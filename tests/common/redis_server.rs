@@ -166,12 +166,23 @@ impl RedisServer {
             let ty = self.cli(&["TYPE", k]);
             let v = match ty.trim() {
                 "string" => self.cli(&["GET", k]),
-                "hash" => self.cli(&["HGETALL", k]),
+                // Field order is not stable (a hash table): sorted pairs.
+                "hash" => {
+                    let all = self.cli(&["HGETALL", k]);
+                    let lines: Vec<&str> = all.lines().collect();
+                    let mut pairs: Vec<String> = lines
+                        .chunks(2)
+                        .map(|p| format!("{}={}", p[0], p.get(1).unwrap_or(&"")))
+                        .collect();
+                    pairs.sort();
+                    pairs.join("\n")
+                }
                 "set" => self.cli(&["SMEMBERS", k]),
                 other => format!("<{other}>"),
             };
             out.push((k.to_string(), v));
         }
+        out.sort();
         out
     }
 }

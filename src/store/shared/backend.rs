@@ -53,7 +53,11 @@ impl OrgStore for SharedStore {
         secrets.push((SecretKind::AccessToken, Some(new.access_token)));
         // One Lua script: version compared, secrets and record written together.
         Ok(
-            match self.write(&as_shared(new.record), &secrets, Expect::Version(expected.0))? {
+            match self.write(
+                &as_shared(new.record),
+                &secrets,
+                Expect::Version(expected.0),
+            )? {
                 SharedCas::Written(v) => Cas::Written(Version(v)),
                 SharedCas::Conflict(_) => Cas::Conflict,
             },

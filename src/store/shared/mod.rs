@@ -22,6 +22,7 @@
 //! store, never a refresh without the lease. The server never sees a secret in
 //! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key.
 
+pub mod backend;
 pub mod lease;
 pub mod seal;
 pub mod url;
@@ -319,6 +320,11 @@ impl SharedStore {
         }
         self.inner.key_verified.store(true, Ordering::Relaxed);
         Ok(key)
+    }
+
+    /// Before a login: the store answers and this machine's key is the store's.
+    pub fn ready_for_write(&self) -> Result<(), Error> {
+        self.verify_key_for_write().map(|_| ())
     }
 
     fn wrong_key(&self, what: &str) -> Error {
