@@ -89,7 +89,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,6 +107,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -119,7 +123,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__completions)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version bash elvish fish powershell zsh"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -135,6 +139,10 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -149,7 +157,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__doctor)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -167,6 +175,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -179,7 +191,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__expires)
-            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -203,6 +215,10 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -385,7 +401,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__introspect)
-            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -403,6 +419,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -415,7 +435,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -477,6 +497,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --to)
+                    COMPREPLY=($(compgen -W "local shared" -- "${cur}"))
+                    return 0
+                    ;;
                 --org)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -487,6 +511,10 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -501,7 +529,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__logout)
-            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -517,6 +545,10 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -531,7 +563,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__orgs)
-            opts="-o -q -v -h -V --check --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --check --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,6 +581,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -561,7 +597,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__refresh)
-            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -587,6 +623,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -599,7 +639,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -621,6 +661,10 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -633,7 +677,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --min-check --max-check --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -669,6 +713,10 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)

@@ -569,3 +569,298 @@ fn over_tls_with_a_private_ca_every_step_works() {
     assert_eq!(out.status.code(), Some(6));
     assert!(text(&out.stderr).contains("TLS"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn two_watchers_on_two_hosts_refresh_once_per_session_not_once_per_host() {
+    let f = Fleet::new();
+    f.t.fake.update_client(DEFAULT_CLIENT_ID, |c| {
+        c.session_timeout_secs = 15;
+        c.rotate_refresh_tokens = true;
+    });
+    f.login("prod");
+    f.t.fake.clear_requests();
+    let args = ["--all", "--refresh-before", "5s"];
+    let mut a = crate::watch::spawn_with(f.std(1), &args, &[]);
+    let mut b = crate::watch::spawn_with(f.std(2), &args, &[]);
+    // Two sessions end while both watch.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while f.t.fake.count_grant("refresh_token") < 2 {
+        assert!(Instant::now() < deadline, "no second refresh");
+        a.during(Duration::from_millis(100));
+        b.during(Duration::from_millis(100));
+    }
+    // Long enough after the second refresh for a second host to have refreshed
+    // the same session too, if it were going to.
+    a.during(Duration::from_secs(3));
+    b.during(Duration::from_secs(3));
+    a.signal("TERM");
+    b.signal("TERM");
+    assert!(a.exit(Duration::from_secs(30)).success(), "{}", a.stderr());
+    assert!(b.exit(Duration::from_secs(30)).success(), "{}", b.stderr());
+    let grants: Vec<std::time::SystemTime> =
+        f.t.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == TOKEN)
+            .map(|r| r.at)
+            .collect();
+    assert_eq!(grants.len(), 2, "one refresh per session, not one per host");
+    let gap = grants[1].duration_since(grants[0]).unwrap();
+    assert!(
+        gap >= Duration::from_secs(5),
+        "two refreshes {gap:?} apart: the same session refreshed twice"
+    );
+    no_replays(&f.t);
+    for w in [&a, &b] {
+        assert!(
+            !w.seen_kinds()
+                .iter()
+                .any(|k| k == "error" || k == "revoked" || k == "expired"),
+            "{:?}",
+            w.seen_kinds()
+        );
+    }
+    let token = f.token(0);
+    assert!(f.t.fake.is_active(&token));
+}
+
+#[test]
+fn an_org_moves_from_the_local_store_into_the_shared_one_and_back_with_no_new_login() {
+    let f = Fleet::new();
+    let local = |host: usize| {
+        let mut c = f.sfx(host);
+        c.env_remove("SFX_STORE");
+        c
+    };
+    local(0)
+        .args(["login", "--auth-url", "-", "--alias", "prod"])
+        .write_stdin(f.t.auth_url())
+        .assert()
+        .success();
+    let token = text(&local(0).arg("token").output().unwrap().stdout);
+    f.t.fake.clear_requests();
+    let out = f
+        .sfx(0)
+        .args([
+            "login",
+            "--migrate",
+            "--to",
+            "shared",
+            "-o",
+            "prod",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = stdout_json(&out);
+    assert_eq!(
+        (report["from"].as_str(), report["to"].as_str()),
+        (Some("file"), Some("shared"))
+    );
+    assert_eq!(report["moved"], true);
+    // Gone from the local store, readable on another machine.
+    let home0 = read_json(&f.home(0).join("orgs.json"));
+    assert!(home0["orgs"].get("prod").is_none(), "{home0}");
+    let secrets0 = read_json(&f.home(0).join("secrets.json"));
+    assert!(secrets0.get("prod").is_none(), "{secrets0}");
+    assert_eq!(f.token(1), token.trim());
+    // And back, into another machine's local store.
+    f.sfx(2)
+        .args(["login", "--migrate", "--to", "local", "-o", "prod"])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("to the secrets file"));
+    assert_eq!(f.r.cli(&["EXISTS", "sfx:org:prod"]).trim(), "0");
+    assert_eq!(f.r.cli(&["SCARD", "sfx:orgs"]).trim(), "0");
+    let back = text(&local(2).arg("token").output().unwrap().stdout);
+    assert_eq!(back, token);
+    assert_eq!(f.t.token_requests(), 0, "no new login, no refresh");
+    // Without a shared store, --to is refused plainly.
+    let out = local(2)
+        .args(["login", "--migrate", "--to", "shared"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("SFX_STORE"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn every_command_works_on_the_shared_store_and_the_environment_still_wins() {
+    let f = Fleet::new();
+    f.login("prod");
+    f.sfx(1)
+        .args([
+            "login",
+            "--auth-url",
+            "-",
+            "--alias",
+            "dev",
+            "--set-default",
+        ])
+        .write_stdin(f.t.auth_url())
+        .assert()
+        .success();
+    // orgs: from any machine, says which store; no key needed.
+    let out = f
+        .sfx(2)
+        .env_remove("SFX_STORE_KEY")
+        .arg("orgs")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let human = text(&out.stdout);
+    assert!(
+        human.contains(&format!("Shared store: redis://127.0.0.1:{}", f.r.port)),
+        "{human}"
+    );
+    let out = f.sfx(2).args(["orgs", "--json"]).output().unwrap();
+    let orgs = stdout_json(&out);
+    let rows = orgs.as_array().expect("an array");
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|o| o["store"] == "shared"), "{orgs}");
+    assert!(
+        rows.iter()
+            .any(|o| o["org"] == "dev" && o["default"] == true),
+        "{orgs}"
+    );
+    f.sfx(2).args(["expires", "--all"]).assert().success();
+    f.sfx(2)
+        .env_remove("SFX_STORE_KEY")
+        .args(["expires", "--all", "--offline"])
+        .assert()
+        .success();
+    f.sfx(2)
+        .args(["introspect", "-o", "prod"])
+        .assert()
+        .success();
+    let before = f.token(2);
+    f.sfx(1)
+        .args(["refresh", "-o", "dev", "-q"])
+        .assert()
+        .success();
+    let after = f.token(2);
+    assert_ne!(before, after, "machine 2 sees machine 1's refresh");
+    // The environment wins over the store.
+    let env_token =
+        f.t.fake
+            .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    let out = f
+        .sfx(2)
+        .env("SFX_ACCESS_TOKEN", &env_token)
+        .env("SFX_INSTANCE_URL", f.t.fake.url())
+        .arg("token")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout).trim(), env_token);
+    // doctor: reachable, round trip, server version, key works.
+    let out = f.sfx(2).args(["doctor", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let d = stdout_json(&out);
+    let s = &d["shared"];
+    assert_eq!(s["store"], format!("redis://127.0.0.1:{}", f.r.port));
+    assert_eq!(
+        (s["reachable"].as_bool(), s["key"].as_str()),
+        (Some(true), Some("works"))
+    );
+    assert_eq!(s["server"], "Redis");
+    assert!(
+        s["version"].as_str().unwrap().starts_with(char::is_numeric),
+        "{s}"
+    );
+    assert!(s["round_trip_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(s["orgs"], 2);
+    let out = f
+        .sfx(2)
+        .env("SFX_STORE_KEY", key_b64(9))
+        .args(["doctor"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stdout).contains("SFX_STORE_KEY is not the key"),
+        "{}",
+        text(&out.stdout)
+    );
+    // logout: from any machine, for all of them.
+    f.sfx(1).args(["logout", "-o", "prod"]).assert().success();
+    let out = f.sfx(0).args(["token", "-o", "prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert_eq!(f.r.cli(&["SMEMBERS", "sfx:orgs"]).trim(), "dev");
+}
+
+#[test]
+fn the_unattended_and_device_flows_log_in_to_the_shared_store_and_another_host_refreshes() {
+    let f = Fleet::new();
+    let url = f.t.fake.url();
+    let key_file = format!(
+        "{}/crates/fake-salesforce/keys/jwt-bearer-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    f.sfx(0)
+        .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
+        .args(["--username", DEFAULT_USERNAME, "--key-file", &key_file])
+        .args(["--login-url", &url, "--alias", "jwt"])
+        .assert()
+        .success();
+    f.sfx(0)
+        .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .args([
+            "login",
+            "--client-credentials",
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+        ])
+        .args(["--login-url", &url, "--alias", "svc"])
+        .assert()
+        .success();
+    // Device: approve the code sfx prints.
+    f.t.fake.set_device_interval(1);
+    let child = f
+        .std(0)
+        .args(["login", "--device", "--client-id", DEFAULT_CLIENT_ID])
+        .args(["--login-url", &url, "--alias", "dev"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while f.t.fake.pending_user_codes().is_empty() {
+        assert!(Instant::now() < deadline, "no device code");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let code = f.t.fake.pending_user_codes().remove(0);
+    assert!(f.t.fake.approve_device(&code, DEFAULT_USERNAME));
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for (alias, flow) in [
+        ("jwt", "jwt"),
+        ("svc", "client_credentials"),
+        ("dev", "device"),
+    ] {
+        assert_eq!(f.meta(alias)["flow"], flow);
+        assert_eq!(f.meta(alias)["store"], "shared");
+    }
+    // Another machine refreshes each by its own way (grant re-run, refresh token).
+    f.t.fake.clear_requests();
+    for alias in ["jwt", "svc", "dev"] {
+        f.sfx(1)
+            .args(["refresh", "-q", "-o", alias])
+            .assert()
+            .success();
+    }
+    assert_eq!(f.t.fake.count_grant(JWT_GRANT), 1);
+    assert_eq!(f.t.fake.count_grant("client_credentials"), 1);
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    assert!(
+        !std::fs::exists(f.home(0).join("orgs.json")).unwrap(),
+        "nothing stored locally"
+    );
+}
+
+const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
