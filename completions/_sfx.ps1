@@ -155,6 +155,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--refresh-before', '--refresh-before', [CompletionResultType]::ParameterName, 'Refresh when the access token expires within this window')
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'Refresh an org whose refresh token has not been used for this long')
             [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'After each refresh, run this command through the shell')
+            [CompletionResult]::new('--exec-timeout', '--exec-timeout', [CompletionResultType]::ParameterName, 'Kill an --exec command (and every process it started) that runs longer than this')
             [CompletionResult]::new('--min-check', '--min-check', [CompletionResultType]::ParameterName, 'Shortest pause between two checks of one org (for tests; default 30s)')
             [CompletionResult]::new('--max-check', '--max-check', [CompletionResultType]::ParameterName, 'Longest pause between two checks of one org (for tests; default 15m)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')

@@ -147,6 +147,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --refresh-before 'Refresh when the access token expires within this window'
             cand --keepalive 'Refresh an org whose refresh token has not been used for this long'
             cand --exec 'After each refresh, run this command through the shell'
+            cand --exec-timeout 'Kill an --exec command (and every process it started) that runs longer than this'
             cand --min-check 'Shortest pause between two checks of one org (for tests; default 30s)'
             cand --max-check 'Longest pause between two checks of one org (for tests; default 15m)'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'

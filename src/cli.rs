@@ -385,8 +385,15 @@ pub struct WatchArgs {
     ///
     /// It gets SFX_ORG, SFX_ACCESS_TOKEN and SFX_INSTANCE_URL in its environment (never
     /// on its command line); its output goes to stderr; its failure is reported, not fatal.
+    /// It runs beside the refreshes, never holding them up.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
+
+    /// Kill an --exec command (and every process it started) that runs longer than this.
+    ///
+    /// From 1s to 24h. The timeout is reported as an error event; the watch goes on.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = exec_timeout_arg)]
+    pub exec_timeout: Duration,
 
     /// Shortest pause between two checks of one org (for tests; default 30s).
     #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = positive_duration_arg)]
@@ -470,6 +477,16 @@ fn positive_duration_arg(s: &str) -> Result<Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err(format!("`{s}` is zero; give a duration longer than that")),
         d => Ok(d),
+    }
+}
+
+/// `--exec-timeout`: 1 s to 24 h.
+fn exec_timeout_arg(s: &str) -> Result<Duration, String> {
+    const MIN: Duration = Duration::from_secs(1);
+    const MAX: Duration = Duration::from_secs(24 * 3600);
+    match parse_duration(s)? {
+        d if (MIN..=MAX).contains(&d) => Ok(d),
+        _ => Err(format!("`{s}` is out of range: give 1s to 24h")),
     }
 }
 

@@ -580,8 +580,8 @@ fn two_watchers_on_two_hosts_refresh_once_per_session_not_once_per_host() {
     f.login("prod");
     f.t.fake.clear_requests();
     let args = ["--all", "--refresh-before", "5s"];
-    let mut a = crate::watch::spawn_with(f.std(1), &args, &[]);
-    let mut b = crate::watch::spawn_with(f.std(2), &args, &[]);
+    let mut a = crate::watch::spawn_cmd(f.std(1), &args, &[]);
+    let mut b = crate::watch::spawn_cmd(f.std(2), &args, &[]);
     // Two sessions end while both watch.
     let deadline = Instant::now() + Duration::from_secs(90);
     while f.t.fake.count_grant("refresh_token") < 2 {

@@ -41,18 +41,45 @@ const EVENTS: [&str; 6] = [
 /// A running `sfx watch --json` with its event stream.
 pub(crate) struct Watch {
     child: Child,
-    events: Receiver<Value>,
+    /// Each stdout line, parsed and checked against the contract's shape in the
+    /// reader thread; a line that fails arrives as `Err` and fails the test here.
+    events: Receiver<Result<Value, String>>,
     stderr: Arc<Mutex<String>>,
     seen: Vec<Value>,
 }
 
+/// `sfx watch --json` with a 1 s floor on the pause between checks (the hidden
+/// `SFX_WATCH_MIN_CHECK`), for the tests about what happens rather than when.
 fn spawn(t: &T, args: &[&str], env: &[(&str, &str)]) -> Watch {
-    spawn_with(t.std_sfx(), args, env)
+    let mut all = vec![("SFX_WATCH_MIN_CHECK", "1s")];
+    all.extend_from_slice(env);
+    spawn_with(t, args, &all)
+}
+
+/// `sfx watch --json` with the defaults: no hidden knob.
+fn spawn_defaults(t: &T, args: &[&str]) -> Watch {
+    spawn_with(t, args, &[])
+}
+
+/// Check one stdout line against the contract's event shape.
+fn parse_event(line: &str) -> Result<Value, String> {
+    let v: Value =
+        serde_json::from_str(line).map_err(|e| format!("not a JSON line ({e}): {line}"))?;
+    serde_json::from_value::<WireEvent>(v.clone())
+        .map_err(|e| format!("event shape ({e}): {line}"))?;
+    if !EVENTS.contains(&v["event"].as_str().unwrap_or_default()) {
+        return Err(format!("unknown event: {line}"));
+    }
+    Ok(v)
+}
+
+fn spawn_with(t: &T, args: &[&str], env: &[(&str, &str)]) -> Watch {
+    spawn_cmd(t.std_sfx(), args, env)
 }
 
 /// `sfx watch --json` from a prepared command (tests/shared.rs: machines with
 /// their own SFX_HOME on a shared store).
-pub(crate) fn spawn_with(
+pub(crate) fn spawn_cmd(
     mut cmd: std::process::Command,
     args: &[&str],
     env: &[(&str, &str)],
@@ -60,7 +87,6 @@ pub(crate) fn spawn_with(
     cmd.arg("watch")
         .arg("--json")
         .args(args)
-        .env("SFX_WATCH_MIN_CHECK", "1s")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -73,12 +99,7 @@ pub(crate) fn spawn_with(
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines() {
             let Ok(line) = line else { break };
-            let v: Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
-            let typed: Result<WireEvent, _> = serde_json::from_value(v.clone());
-            assert!(typed.is_ok(), "event shape {typed:?}: {line}");
-            assert!(EVENTS.contains(&v["event"].as_str().unwrap()), "{line}");
-            if tx.send(v).is_err() {
+            if tx.send(parse_event(&line)).is_err() {
                 break;
             }
         }
@@ -118,7 +139,7 @@ impl Watch {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
                 Ok(v) => {
-                    self.seen.push(v.clone());
+                    let v = self.take(v);
                     if pred(&v) {
                         return v;
                     }
@@ -152,10 +173,21 @@ impl Watch {
             .events
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
         {
-            self.seen.push(v.clone());
+            let v = self.take(v);
             got.push(v);
         }
         got
+    }
+
+    /// Record a line from the reader thread; a malformed one fails the test here.
+    fn take(&mut self, v: Result<Value, String>) -> Value {
+        match v {
+            Ok(v) => {
+                self.seen.push(v.clone());
+                v
+            }
+            Err(why) => panic!("{why}\nevents before it: {:#?}", self.seen),
+        }
     }
 
     pub(crate) fn signal(&self, sig: &str) {
@@ -558,4 +590,305 @@ fn all_watches_every_stored_org_in_one_process() {
         ["dev", "prod"]
     );
     assert_eq!(t.fake.count("/services/oauth2/introspect"), 2);
+}
+
+#[test]
+fn the_event_check_fails_on_what_the_contract_forbids() {
+    let good = r#"{"at":"2026-11-21T21:31:07Z","org":"prod","event":"checked","expires_at":null,"seconds_remaining":null,"message":"m","needs_login":false}"#;
+    assert!(parse_event(good).is_ok());
+    for bad in [
+        good.replace("\"needs_login\":false", "\"needs_login\":false,\"extra\":1"),
+        good.replace(",\"message\":\"m\"", ""),
+        good.replace("checked", "poked"),
+        "not json".to_string(),
+    ] {
+        assert!(parse_event(&bad).is_err(), "{bad}");
+    }
+    // And a bad line reaches the test thread: waiting for events fails there.
+    let (tx, events) = channel();
+    tx.send(parse_event("{\"event\":\"checked\"}")).unwrap();
+    let child = std::process::Command::new("sh")
+        .args(["-c", "exit 0"])
+        .spawn()
+        .unwrap();
+    let mut w = Watch {
+        child,
+        events,
+        stderr: Arc::default(),
+        seen: Vec::new(),
+    };
+    let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.event("checked", Duration::from_secs(5))
+    }));
+    let why = got.expect_err("a malformed event must fail the test");
+    let why = why.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(why.contains("event shape"), "{why}");
+}
+
+// ----- short sessions with the defaults (issue #11) -----------------------------------
+// No hidden knob below: the 30 s floor on checks and the 15 min ceiling are the
+// defaults, so these tests fail if that floor ever postpones a refresh again.
+
+/// A hook that appends its token to `tokens` and returns.
+fn appending_hook(t: &T) -> (String, std::path::PathBuf) {
+    let out = t.dir.path().join("tokens");
+    (
+        format!(
+            "printf '%s\\n' \"$SFX_ACCESS_TOKEN\" >> '{}'",
+            out.display()
+        ),
+        out,
+    )
+}
+
+fn lines_of(p: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Wait until `p` has at least `n` lines.
+fn wait_for_lines(p: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + LONG;
+    loop {
+        let l = lines_of(p);
+        if l.len() >= n {
+            return l;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} has {} lines, not {n}",
+            p.display(),
+            l.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the process is gone (or a zombie nobody reaped yet: it runs no more).
+#[cfg(target_os = "linux")]
+fn gone(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+fn no_trouble(w: &Watch) {
+    assert!(
+        !w.seen
+            .iter()
+            .any(|e| ["expired", "revoked", "error", "expiring"]
+                .contains(&e["event"].as_str().unwrap())),
+        "{:#?}",
+        w.seen
+    );
+}
+
+#[test]
+fn an_eight_second_session_is_refreshed_in_time_again_and_again_with_the_defaults() {
+    let t = T::new();
+    short_sessions(&t, 8);
+    let first = t.login("prod");
+    t.fake.clear_requests();
+    let (cmd, tokens) = appending_hook(&t);
+    let mut w = spawn_defaults(&t, &["--refresh-before", "5s", "--exec", &cmd]);
+    let mut refreshed = Vec::new();
+    while refreshed.len() < 4 {
+        refreshed.push(w.event("refreshed", Duration::from_secs(30)));
+    }
+    no_trouble(&w);
+    // `--exec` ran after every refresh, each time with the token just minted.
+    let handed = wait_for_lines(&tokens, 4);
+    // Each refresh came before the token it replaced expired (by the fake's clock
+    // of sessions, not by sfx's own estimate).
+    let mut replaced = first;
+    for (i, r) in refreshed.iter().enumerate() {
+        let exp = t.fake.session_exp(&replaced).expect("a session");
+        assert!(
+            unix(&r["at"]) < exp,
+            "refresh {i} at {} but the token it replaced expired at {exp}",
+            r["at"]
+        );
+        replaced = handed[i].clone();
+    }
+    assert_eq!(t.fake.count_grant("refresh_token"), refreshed.len());
+    assert!(t.fake.is_active(&t.access_token("prod")));
+    assert!(w.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+fn a_failed_refresh_is_retried_before_the_token_expires_with_the_defaults() {
+    let t = T::new();
+    short_sessions(&t, 20);
+    let old = t.login("prod");
+    let old_exp = t.fake.session_exp(&old).unwrap();
+    t.fake.clear_requests();
+    // The first refresh fails as a whole (3 attempts of 503); a plain 30 s back-off
+    // would let the token expire first.
+    t.fake
+        .inject("/services/oauth2/token", Fault::status(503).times(3));
+    let mut w = spawn_defaults(&t, &["--refresh-before", "10s"]);
+    let e = w.event("error", LONG);
+    let m = e["message"].as_str().unwrap();
+    assert!(m.contains("503") && m.contains("trying again in"), "{m}");
+    let r = w.event("refreshed", LONG);
+    assert!(
+        unix(&r["at"]) < old_exp,
+        "retried at {} but the token expired at {old_exp}; {:#?}",
+        r["at"],
+        w.seen
+    );
+    assert!(
+        !w.seen.iter().any(|e| e["event"] == "expired"),
+        "{:#?}",
+        w.seen
+    );
+    assert_eq!(
+        t.fake.count_grant("refresh_token"),
+        4,
+        "3 failed attempts, 1 good"
+    );
+}
+
+#[test]
+fn keepalive_points_are_kept_with_the_defaults() {
+    let t = T::new();
+    t.login("prod");
+    t.fake.clear_requests();
+    let mut w = spawn_defaults(&t, &["--keepalive", "3s"]);
+    let a = w.until("a keep-alive refresh", LONG, |v| {
+        v["event"] == "refreshed" && v["message"].as_str().unwrap().contains("keep-alive")
+    });
+    // The next one 3 s later, not after the 30 s floor on checks.
+    let b = w.until(
+        "a second keep-alive refresh",
+        Duration::from_secs(20),
+        |v| v["event"] == "refreshed" && v["message"].as_str().unwrap().contains("keep-alive"),
+    );
+    let gap = unix(&b["at"]) - unix(&a["at"]);
+    assert!((2..=10).contains(&gap), "{gap} s between keep-alives");
+    no_trouble(&w);
+}
+
+#[test]
+fn a_closed_stdout_is_noticed_at_once_with_the_defaults() {
+    let t = T::new();
+    t.login("prod");
+    let mut child = t
+        .std_sfx()
+        .args(["watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(line.contains("\"checked\""), "{line}");
+    // The next event is 15 minutes off (a two-hour session): only noticing the
+    // closed pipe itself ends the watch within the deadline.
+    drop(out);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("sfx watch did not notice its stdout closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "quietly: {err}");
+}
+
+/// A hook that starts `sleep 1000` in its process group, notes its pid, and waits.
+fn hung_hook(t: &T) -> (String, std::path::PathBuf) {
+    let pids = t.dir.path().join("pids");
+    (
+        format!("sleep 1000 & echo $! >> '{}'; wait", pids.display()),
+        pids,
+    )
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_hung_exec_times_out_is_reported_and_refreshes_go_on() {
+    let t = T::new();
+    short_sessions(&t, 8);
+    t.login("prod");
+    let (cmd, pids) = hung_hook(&t);
+    let mut w = spawn_defaults(
+        &t,
+        &[
+            "--refresh-before",
+            "5s",
+            "--exec",
+            &cmd,
+            "--exec-timeout",
+            "9s",
+        ],
+    );
+    w.event("refreshed", LONG);
+    let pid = wait_for_lines(&pids, 1)[0].clone();
+    // While the first hook hangs, the refreshes go on.
+    let timeout = w.until("the hook's timeout", LONG, |v| {
+        v["event"] == "error" && v["message"].as_str().unwrap().contains("--exec-timeout")
+    });
+    let m = timeout["message"].as_str().unwrap();
+    assert!(m.contains("9s") && m.contains("killed"), "{m}");
+    assert_eq!(timeout["needs_login"], false);
+    let during = w.seen.iter().filter(|e| e["event"] == "refreshed").count();
+    assert!(
+        during >= 2,
+        "{during} refreshes while the hook hung: {:#?}",
+        w.seen
+    );
+    // The hook was killed with its process group: its `sleep` too.
+    let deadline = Instant::now() + LONG;
+    while !gone(&pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the hook's sleep {pid} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.event("refreshed", LONG);
+    assert!(w.child.try_wait().unwrap().is_none(), "still running");
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn sigterm_exits_0_promptly_while_a_hook_hangs() {
+    let t = T::new();
+    short_sessions(&t, 8);
+    t.login("prod");
+    let (cmd, pids) = hung_hook(&t);
+    // The default --exec-timeout (60 s) is far off.
+    let mut w = spawn_defaults(&t, &["--refresh-before", "5s", "--exec", &cmd]);
+    w.event("refreshed", LONG);
+    let pid = wait_for_lines(&pids, 1)[0].clone();
+    w.signal("TERM");
+    // Well before the hook's timeout: the grace for hooks is 2 s.
+    assert_eq!(
+        w.exit(Duration::from_secs(15)).code(),
+        Some(0),
+        "{}",
+        w.stderr()
+    );
+    assert!(gone(&pid), "the hook's sleep {pid} outlived the watch");
 }

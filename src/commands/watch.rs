@@ -6,20 +6,35 @@
 //! of worker threads makes the requests (a *check* is introspection through
 //! [`expiry::ask_server`]; a *refresh* is [`refresh::refresh_now`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
-//! A signal thread forwards SIGINT/SIGTERM there too, so a signal is handled in the
-//! loop, never in the middle of a store write: the loop waits for the requests in
-//! flight (a second signal stops at once) and returns 130 for SIGINT, 0 for SIGTERM.
+//! `--exec` hooks run on threads of their own (`exec.rs`), with a timeout, so a
+//! hung hook never holds up a refresh. A signal thread forwards SIGINT/SIGTERM
+//! there too, so a signal is handled in the loop, never in the middle of a store
+//! write: the loop waits for the requests in flight (a second signal stops at
+//! once), gives running hooks a short grace, and returns 130 for SIGINT, 0 for
+//! SIGTERM. Another thread waits for stdout's reader to go away, so a closed
+//! stdout ends the watch at once, not at the next event.
 //!
-//! Pace, per org: refresh when the access token's best-known expiry is within
-//! `--refresh-before` (at most half the token's lifetime, so a short session never
-//! loops), or when the refresh token has been idle for `--keepalive`; in between,
-//! re-check by introspection after half the time left until that refresh point,
-//! bounded by 30 s and 15 min. A two-hour session thus costs about six
-//! introspections an hour and one refresh every 1 h 50 min. Transient failures
-//! back off exponentially (jittered, from 30 s up to 5 min) and keep going;
-//! `invalid_grant` (Error::Relogin) ends the watch of that org, and once no watched
-//! org is left the command exits 4.
+//! Pace, per org (the pure functions `refresh_at`, `next_due` and
+//! `retry_delay`, unit-tested below): refresh when the access token's
+//! best-known expiry is within `--refresh-before` — at most half the token's
+//! lifetime, so a window longer than the session refreshes half-way through it
+//! rather than in a loop — or when the refresh token has been idle for
+//! `--keepalive`. In between, re-check by introspection after half the time left
+//! until that refresh point, bounded by 30 s and 15 min. Those bounds apply to
+//! *checks* only: the refresh and keep-alive points are kept to the second
+//! whatever the lifetime, so an 8-second session is refreshed as surely as a
+//! two-hour one. A two-hour session costs about six introspections an hour and
+//! one refresh every 1 h 50 min. A fresh token's expiry is an estimate; the
+//! shortest lifetime seen by introspection caps it, so short sessions keep their
+//! pace after the first refresh. Transient failures back off exponentially
+//! (jittered, from 30 s up to 5 min), but never past half the time the token has
+//! left while it is alive, so retries fit before expiry; `invalid_grant`
+//! (Error::Relogin) ends the watch of that org, and once no watched org is left
+//! the command exits 4. Nothing is done to one org more than once a second.
 
+mod exec;
+
+use exec::{Handoff, Hooks};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -47,6 +62,21 @@ const BACKOFF_CAP: Duration = Duration::from_secs(300);
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Durations beyond this are treated as "never" (keeps date arithmetic in range).
 const FOREVER_DAYS: i64 = 365 * 100;
+/// The shortest pause between two actions on one org, whatever the rules below
+/// say, so nothing can spin (not even a token that arrives already expired
+/// because of a skewed clock). Realistic sessions never come near it.
+const MIN_GAP_MS: i64 = 1000;
+/// How long a stopping watch waits for running `--exec` hooks before killing them.
+const HOOK_GRACE: Duration = Duration::from_secs(2);
+
+fn min_gap() -> chrono::Duration {
+    chrono::Duration::milliseconds(MIN_GAP_MS)
+}
+
+/// `t + d`, saturating instead of overflowing the calendar.
+fn plus(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
 
 /// The schedule's knobs, resolved.
 #[derive(Debug, Clone, Copy)]
@@ -102,8 +132,10 @@ fn keepalive_at(org: &Org, p: &Pace) -> Option<DateTime<Utc>> {
 }
 
 /// The moment to refresh ahead of `exp`: `--refresh-before` earlier, but never
-/// earlier than half-way through the token's known life (a window longer than the
-/// session would otherwise refresh in a loop).
+/// earlier than half-way through the token's known life (a window longer than
+/// half the session would otherwise refresh in a loop, or leave no time to
+/// retry). So an 8 s session with `--refresh-before 5s` is refreshed 4 s before
+/// it expires, a two-hour one with the default `10m` at 1 h 50 min.
 fn refresh_at(e: &Expiry, p: &Pace) -> Option<DateTime<Utc>> {
     let exp = e.exp?;
     let mut window = p.refresh_before;
@@ -140,23 +172,37 @@ fn refresh_reason(
     }
 }
 
-/// When to look at the org next: half the time left until its refresh point,
-/// bounded by the check limits, never past the refresh or keep-alive point, and
-/// never sooner than the shortest pause (so nothing can spin).
+/// When to act on the org next. A *check* comes after half the time left until
+/// the refresh point, bounded by the check limits (`min_check`, `max_check`); the
+/// refresh point and the keep-alive point themselves are never postponed by
+/// those bounds, whatever the token's lifetime. Nothing comes sooner than one
+/// second from now (so nothing can spin).
 fn next_due(org: &Org, expiry: Option<&Expiry>, now: DateTime<Utc>, p: &Pace) -> DateTime<Utc> {
-    let mut due = now + p.max_check;
-    if let Some(at) = expiry.and_then(|e| refresh_at(e, p)) {
-        let gap = ((at - now) / 2).clamp(p.min_check, p.max_check);
-        due = (now + gap).min(at);
-    }
-    if let Some(k) = keepalive_at(org, p) {
-        due = due.min(k);
-    }
-    due.max(now + p.min_check)
+    let refresh = expiry.and_then(|e| refresh_at(e, p));
+    let check = match refresh {
+        Some(at) => plus(now, ((at - now) / 2).clamp(p.min_check, p.max_check)),
+        None => plus(now, p.max_check),
+    };
+    let due = [Some(check), refresh, keepalive_at(org, p)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(check);
+    due.max(plus(now, min_gap()))
 }
 
-/// Exponential back-off from the shortest pause, capped, with ±25 % jitter.
-fn backoff(failures: u32, p: &Pace) -> chrono::Duration {
+/// How long to wait before trying again after the `failures`-th transient
+/// failure in a row: exponential from the shortest check pause (30 s), capped
+/// (5 min, and the longest check pause), spread by `jitter` (0..1 → ±25 %). While
+/// the access token is alive (`left` until it expires), the wait is at most half
+/// of that, so the next try — and one after it — still fits before expiry; at
+/// least one second, always.
+fn retry_delay(
+    failures: u32,
+    left: Option<chrono::Duration>,
+    p: &Pace,
+    jitter: f64,
+) -> chrono::Duration {
     let base = p.min_check.to_std().unwrap_or(Duration::from_secs(30));
     let cap = BACKOFF_CAP
         .min(p.max_check.to_std().unwrap_or(BACKOFF_CAP))
@@ -164,10 +210,44 @@ fn backoff(failures: u32, p: &Pace) -> chrono::Duration {
     let d = base
         .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
         .min(cap);
+    let mut d = span(d.mul_f64(0.75 + jitter.clamp(0.0, 1.0) / 2.0));
+    if let Some(left) = left.filter(|l| *l > chrono::Duration::zero()) {
+        d = d.min(left / 2);
+    }
+    d.max(min_gap())
+}
+
+/// A random fraction in 0..1 for [`retry_delay`]'s jitter.
+fn jitter() -> f64 {
     let mut b = [0u8; 2];
     let _ = getrandom::fill(&mut b);
-    let frac = (u16::from_le_bytes(b) % 1000) as f64 / 1000.0; // 0..1
-    span(d.mul_f64(0.75 + frac / 2.0))
+    f64::from(u16::from_le_bytes(b) % 1000) / 1000.0
+}
+
+/// A fresh token's expiry is often an estimate (`issued_at` + the stored session
+/// timeout, which may be longer than the org's real one). The shortest lifetime
+/// seen by introspection (or in a JWT) is a better bound: cap the estimate by it.
+fn assume_lifetime(mut e: Expiry, lifetime: Option<chrono::Duration>) -> Expiry {
+    if e.source == Source::Estimate
+        && let (Some(iat), Some(l)) = (e.iat, lifetime)
+    {
+        let capped = iat.checked_add_signed(l);
+        if let Some(c) = capped
+            && e.exp.is_none_or(|x| c < x)
+        {
+            e.exp = Some(c);
+        }
+    }
+    e
+}
+
+/// The lifetime an exact expiry shows (`exp - iat`), if it shows one.
+fn lifetime_of(e: &Expiry) -> Option<chrono::Duration> {
+    if e.source == Source::Estimate {
+        return None;
+    }
+    let (iat, exp) = (e.iat?, e.exp?);
+    (exp > iat).then(|| exp - iat)
 }
 
 // ----- the worker side -----------------------------------------------------------
@@ -182,13 +262,6 @@ struct Task {
     /// The org as the scheduler last knew it (env orgs: with their tokens).
     org: Org,
     job: Job,
-}
-
-/// A new token to hand to `--exec`.
-struct Handoff {
-    org: String,
-    instance_url: String,
-    token: Secret,
 }
 
 enum Outcome {
@@ -219,8 +292,12 @@ enum Outcome {
 enum Msg {
     /// Stop with this exit code (SIGTERM → 0, SIGINT → 130).
     Signal(Exit),
-    Done(usize, Box<Outcome>),
+    /// A worker's outcome, with the new token for `--exec` if there is one.
+    Done(usize, Box<Outcome>, Option<Handoff>),
+    /// An `--exec` hook failed or timed out.
     ExecFailed(usize, String),
+    /// Nobody reads stdout any more.
+    StdoutClosed,
 }
 
 fn reread(ctx: &Context, alias: &str) -> Result<Option<Org>, Error> {
@@ -358,13 +435,7 @@ fn refresh(
     ))
 }
 
-fn worker(
-    ctx: Arc<Context>,
-    jobs: Arc<Mutex<Receiver<Task>>>,
-    tx: Sender<Msg>,
-    exec: Option<String>,
-    p: Pace,
-) {
+fn worker(ctx: Arc<Context>, jobs: Arc<Mutex<Receiver<Task>>>, tx: Sender<Msg>, p: Pace) {
     loop {
         let task = {
             let rx = jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -379,48 +450,47 @@ fn worker(
             Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
         };
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
-        if tx.send(Msg::Done(idx, Box::new(outcome))).is_err() {
-            return;
-        }
-        if let (Some(cmd), Some(h)) = (&exec, h)
-            && let Err(why) = run_exec(cmd, &h)
-            && tx.send(Msg::ExecFailed(idx, why)).is_err()
-        {
+        if tx.send(Msg::Done(idx, Box::new(outcome), h)).is_err() {
             return;
         }
     }
 }
 
-/// Run `--exec` through the shell with the new token in its environment (never
-/// in its arguments); its stdout goes to our stderr so it cannot corrupt the
-/// event stream.
-fn run_exec(cmd: &str, h: &Handoff) -> Result<(), String> {
-    let mut c = shell(cmd);
-    c.env("SFX_ORG", &h.org)
-        .env("SFX_ACCESS_TOKEN", h.token.expose())
-        .env("SFX_INSTANCE_URL", &h.instance_url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::from(std::io::stderr()));
-    match c.status() {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(format!("the --exec command failed ({s})")),
-        Err(e) => Err(format!("the --exec command could not be started: {e}")),
-    }
-}
-
+/// Tell the loop when stdout's reader goes away (`sfx watch --json | head -1`),
+/// at once rather than at the next event, which may be many minutes off. `poll`
+/// with no events asked reports only hang-up and error, which a pipe or socket
+/// gives when its reader is gone; a file or a terminal never wakes it.
 #[cfg(unix)]
-fn shell(cmd: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("sh");
-    c.arg("-c").arg(cmd);
-    c
+fn watch_stdout(tx: Sender<Msg>) {
+    let spawned = std::thread::Builder::new()
+        .name("sfx-stdout".into())
+        .spawn(move || {
+            loop {
+                let mut fd = libc::pollfd {
+                    fd: libc::STDOUT_FILENO,
+                    events: 0,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, for the duration of the call.
+                let n = unsafe { libc::poll(&mut fd, 1, -1) };
+                if n < 0 {
+                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    return;
+                }
+                if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+                    let _ = tx.send(Msg::StdoutClosed);
+                }
+                return;
+            }
+        });
+    // Without the thread, a closed stdout is still noticed at the next write.
+    drop(spawned);
 }
 
 #[cfg(not(unix))]
-fn shell(cmd: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("cmd");
-    c.arg("/C").arg(cmd);
-    c
-}
+fn watch_stdout(_tx: Sender<Msg>) {}
 
 /// Forward SIGINT (→ 130) and SIGTERM/SIGHUP (→ 0) to the loop.
 #[cfg(unix)]
@@ -465,6 +535,8 @@ struct Watched {
     warned_expiring: bool,
     warned_expired: bool,
     last: Option<(DateTime<Utc>, Kind)>,
+    /// The shortest access-token lifetime seen exactly (see [`assume_lifetime`]).
+    lifetime: Option<chrono::Duration>,
 }
 
 fn has_access_token(org: &Org) -> bool {
@@ -476,8 +548,10 @@ fn has_access_token(org: &Org) -> bool {
 
 impl Watched {
     fn new(org: Org, now: DateTime<Utc>) -> Watched {
+        let expiry = expiry::offline(&org.record, now);
         Watched {
-            expiry: expiry::offline(&org.record, now),
+            lifetime: expiry.as_ref().and_then(lifetime_of),
+            expiry,
             has_token: has_access_token(&org),
             org,
             due: now,
@@ -487,6 +561,13 @@ impl Watched {
             warned_expiring: false,
             warned_expired: false,
             last: None,
+        }
+    }
+
+    /// Remember the shortest exact lifetime seen.
+    fn learn(&mut self, e: &Expiry) {
+        if let Some(l) = lifetime_of(e) {
+            self.lifetime = Some(self.lifetime.map_or(l, |old| old.min(l)));
         }
     }
 
@@ -563,6 +644,8 @@ struct Scheduler {
     all: bool,
     orgs: Vec<Watched>,
     jobs: Sender<Task>,
+    /// `--exec`, when given.
+    hooks: Option<Hooks>,
     printer: Printer,
     /// stdout was closed: stop quietly.
     closed: bool,
@@ -628,6 +711,7 @@ impl Scheduler {
                 let expected_alive = w.exp().is_none_or(|e| e > now);
                 w.org = org;
                 w.failures = 0;
+                w.learn(&expiry);
                 if changed {
                     w.new_token();
                 }
@@ -691,18 +775,20 @@ impl Scheduler {
                 w.org = org;
                 w.failures = 0;
                 w.new_token();
-                w.expiry = expiry;
+                if let Some(e) = &expiry {
+                    w.learn(e);
+                }
+                w.expiry = expiry.map(|e| assume_lifetime(e, w.lifetime));
                 // A fresh opaque token's expiry is only an estimate (issued_at + the
                 // stored session timeout, which may be longer than the org's real
-                // one): learn the exact one soon, then follow the usual pace.
-                w.due = if w
-                    .expiry
-                    .as_ref()
-                    .is_none_or(|e| e.source == Source::Estimate)
-                {
-                    now + p.min_check
-                } else {
-                    next_due(&w.org, w.expiry.as_ref(), now, &p)
+                // one). Capped by a lifetime seen before, it keeps the usual pace,
+                // confirmed by the next check; with no lifetime seen yet, learn the
+                // exact one at once (one introspection per watch).
+                let next = next_due(&w.org, w.expiry.as_ref(), now, &p);
+                w.due = match &w.expiry {
+                    Some(e) if e.source != Source::Estimate => next,
+                    Some(_) if w.lifetime.is_some() => next.min(plus(now, p.min_check)),
+                    _ => plus(now, min_gap()),
                 };
                 let mut m = if by_other {
                     format!(
@@ -752,8 +838,8 @@ impl Scheduler {
         }
         let w = &mut self.orgs[idx];
         w.failures = w.failures.saturating_add(1);
-        let delay = backoff(w.failures, &p);
-        w.due = now + delay;
+        let delay = retry_delay(w.failures, w.exp().map(|e| e - now), &p, jitter());
+        w.due = plus(now, delay);
         let retry = humanize(delay.to_std().unwrap_or_default());
         let exp = w.exp();
         let in_window = w
@@ -904,11 +990,21 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     // One org needs one worker; `--all` may gain orgs while it runs.
     let workers = if args.all { WORKERS } else { 1 };
     for i in 0..workers {
-        let (ctx, jobs, tx, exec) = (ctx.clone(), job_rx.clone(), tx.clone(), args.exec.clone());
+        let (ctx, jobs, tx) = (ctx.clone(), job_rx.clone(), tx.clone());
         std::thread::Builder::new()
             .name(format!("sfx-watch-{i}"))
-            .spawn(move || worker(ctx, jobs, tx, exec, pace))
+            .spawn(move || worker(ctx, jobs, tx, pace))
             .map_err(|e| Error::Other(format!("cannot start a worker thread: {e}")))?;
+    }
+    let hooks = args.exec.clone().map(|cmd| {
+        let tx = Mutex::new(tx.clone());
+        Hooks::new(cmd, args.exec_timeout, move |idx, why| {
+            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = tx.send(Msg::ExecFailed(idx, why));
+        })
+    });
+    if ctx.mode != crate::output::Mode::Quiet {
+        watch_stdout(tx.clone());
     }
     drop(tx);
 
@@ -933,6 +1029,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         pace,
         all: args.all,
         jobs: job_tx,
+        hooks,
         closed: false,
     };
 
@@ -968,6 +1065,9 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             Ok(Msg::Signal(code)) => {
                 if stop.is_some() {
                     // A second signal: stop now, whatever is in flight.
+                    if let Some(h) = &s.hooks {
+                        h.stop(Duration::ZERO);
+                    }
                     break Ok(code);
                 }
                 stop = Some(code);
@@ -982,13 +1082,23 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                     );
                 }
             }
-            Ok(Msg::Done(idx, outcome)) => s.handle(idx, *outcome),
+            Ok(Msg::Done(idx, outcome, h)) => {
+                s.handle(idx, *outcome);
+                if let (Some(hooks), Some(h)) = (&s.hooks, h) {
+                    hooks.submit(idx, h);
+                }
+            }
             Ok(Msg::ExecFailed(idx, why)) => s.emit(idx, Kind::Error, why, false),
+            Ok(Msg::StdoutClosed) => s.closed = true,
             Err(RecvTimeoutError::Timeout) => {}
             // Cannot happen while workers hold senders; stop rather than spin.
             Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),
         }
     };
+    // Hooks still running get a short grace, then are killed with their groups.
+    if let Some(h) = &s.hooks {
+        h.stop(HOOK_GRACE);
+    }
     let now = s.ctx.now();
     if !s.closed {
         let rows = s.rows(now);
@@ -1076,15 +1186,17 @@ mod tests {
         let e = exp(0, 7200);
         let mut now = t(0);
         let mut checks = 0;
+        let at = refresh_at(&e, &p).unwrap();
         while refresh_reason(&o, Some(&e), true, now, &p).is_none() {
             let due = next_due(&o, Some(&e), now, &p);
-            assert!(due - now >= p.min_check && due - now <= p.max_check);
+            assert!(due - now >= p.min_check || due == at, "{now} → {due}");
+            assert!(due - now <= p.max_check);
             now = due;
             checks += 1;
             assert!(checks < 50, "runaway schedule");
         }
-        // Refresh 10 minutes ahead, after about eleven checks in 110 minutes.
-        assert!(now >= t(7200 - 600) && now < t(7200 - 600 + 30), "{now}");
+        // Refresh 10 minutes ahead to the second, after about eleven checks in 110 minutes.
+        assert_eq!(now, t(7200 - 600));
         assert!((8..=13).contains(&checks), "{checks}");
         assert_eq!(
             refresh_reason(&o, Some(&e), true, now, &p),
@@ -1115,7 +1227,8 @@ mod tests {
             refresh_reason(&o, Some(&e), true, t(86_400), &p),
             Some(Reason::Keepalive)
         );
-        assert_eq!(next_due(&o, Some(&e), t(86_390), &p), t(86_420));
+        // The keep-alive point is kept exactly; the 30 s check floor does not push it.
+        assert_eq!(next_due(&o, Some(&e), t(86_390), &p), t(86_400));
         // No refresh token: no keep-alive.
         let mut no_rt = org(None);
         no_rt.record.has_refresh_token = false;
@@ -1145,14 +1258,138 @@ mod tests {
         );
     }
 
+    fn secs(s: i64) -> chrono::Duration {
+        chrono::Duration::seconds(s)
+    }
+
     #[test]
-    fn backoff_doubles_from_the_shortest_pause_and_is_capped() {
-        let p = pace();
-        for (n, base) in [(1, 30), (2, 60), (3, 120), (4, 240), (5, 300), (20, 300)] {
-            let d = backoff(n, &p).num_milliseconds();
-            let base = base * 1000;
-            assert!(d >= base * 3 / 4 && d <= base * 5 / 4, "{n}: {d}");
+    fn the_refresh_point_is_inside_the_window_whatever_the_lifetime() {
+        // (lifetime, --refresh-before) → seconds before expiry that the refresh falls.
+        let cases = [
+            (4, 5, 2),              // a window longer than the whole session: half-way
+            (8, 5, 4),              // longer than half the session: half-way
+            (8, 3, 3),              // a short session, a shorter window: the window
+            (60, 10, 10),           // one minute
+            (7200, 600, 600),       // the usual two hours, the default window
+            (7200, 3 * 3600, 3600), // a window of 3 h on a 2 h session: half-way
+            (86_400 * 3, 600, 600), // days
+            (86_400 * 3, 86_400 * 5, 86_400 * 3 / 2),
+        ];
+        for (life, before, expect) in cases {
+            let p = Pace {
+                refresh_before: secs(before),
+                ..pace()
+            };
+            let e = exp(0, life);
+            let at = refresh_at(&e, &p).unwrap();
+            assert_eq!(
+                t(life) - at,
+                secs(expect),
+                "lifetime {life}s, window {before}s"
+            );
+            assert!(at > t(0) && at < t(life));
         }
+    }
+
+    #[test]
+    fn the_check_floor_never_postpones_a_refresh_or_keepalive_point() {
+        // (lifetime, --refresh-before, now, keep-alive) → next action, seconds from the start.
+        let p = pace(); // 30 s floor, 15 min ceiling on the pause between checks
+        let cases = [
+            // 8 s session, 5 s window: the refresh at 4 s, not a check at 30 s.
+            (8, 5, 0, 86_400, 4),
+            (8, 5, 3, 86_400, 4),
+            // Past the refresh point already: no sooner than the one-second gap.
+            (8, 5, 4, 86_400, 5),
+            (8, 5, 7, 86_400, 8),
+            // One minute, 10 s window: the refresh point at 50 s beats a check at 30 s.
+            (60, 10, 0, 86_400, 30),
+            (60, 10, 30, 86_400, 50),
+            // Two hours: half the run-up, at most 15 min.
+            (7200, 600, 0, 86_400, 900),
+            (7200, 600, 6000, 86_400, 6300),
+            (7200, 600, 6580, 86_400, 6600),
+            // A keep-alive point 2 s off comes first, floor or not.
+            (7200, 600, 0, 2, 2),
+            (8, 5, 0, 2, 2),
+        ];
+        for (life, before, now, keep, expect) in cases {
+            let p = Pace {
+                refresh_before: secs(before),
+                keepalive: secs(keep),
+                ..p
+            };
+            let due = next_due(&org(Some(0)), Some(&exp(0, life)), t(now), &p);
+            assert_eq!(
+                due,
+                t(expect),
+                "lifetime {life}s, window {before}s, now {now}s, keep-alive {keep}s"
+            );
+        }
+    }
+
+    #[test]
+    fn retries_back_off_but_fit_before_expiry() {
+        let p = pace();
+        // (failures, seconds the token has left, delay in ms, spread by jitter?)
+        let cases: [(u32, Option<i64>, i64, bool); 13] = [
+            (1, None, 30_000, true),
+            (2, None, 60_000, true),
+            (3, None, 120_000, true),
+            (4, None, 240_000, true),
+            (5, None, 300_000, true),
+            (20, None, 300_000, true),
+            (1, Some(-5), 30_000, true),    // expired: the plain back-off
+            (3, Some(600), 120_000, true),  // plenty of time: the plain back-off
+            (5, Some(400), 200_000, false), // capped by half the time left
+            (1, Some(8), 4_000, false),     // an 8 s session: a try at 4 s left…
+            (1, Some(3), 1_500, false),     // …at 1.5 s left…
+            (1, Some(1), 1_000, false),     // …never under a second
+            (u32::MAX, Some(1), 1_000, false),
+        ];
+        for (n, left, ms, spread) in cases {
+            let (lo, hi) = if spread {
+                (ms * 3 / 4, ms * 5 / 4)
+            } else {
+                (ms, ms)
+            };
+            for jitter in [0.0, 0.5, 1.0] {
+                let d = retry_delay(n, left.map(secs), &p, jitter).num_milliseconds();
+                assert!(
+                    d >= lo && d <= hi,
+                    "{n} failures, {left:?} s left, jitter {jitter}: {d} ms"
+                );
+            }
+        }
+        // The middle of the jitter is the base.
+        assert_eq!(retry_delay(2, None, &p, 0.5), secs(60));
+    }
+
+    #[test]
+    fn a_seen_lifetime_caps_an_estimated_expiry_only() {
+        let est = Expiry {
+            source: Source::Estimate,
+            ..exp(100, 100 + 7200)
+        };
+        let capped = assume_lifetime(est.clone(), Some(secs(8)));
+        assert_eq!(capped.exp, Some(t(108)));
+        // A longer lifetime, no lifetime, or an exact expiry: unchanged.
+        assert_eq!(
+            assume_lifetime(est.clone(), Some(secs(9000))).exp,
+            Some(t(7300))
+        );
+        assert_eq!(assume_lifetime(est, None).exp, Some(t(7300)));
+        assert_eq!(
+            assume_lifetime(exp(100, 7300), Some(secs(8))).exp,
+            Some(t(7300))
+        );
+        // Lifetimes come from exact answers only.
+        assert_eq!(lifetime_of(&exp(100, 108)), Some(secs(8)));
+        let est = Expiry {
+            source: Source::Estimate,
+            ..exp(0, 8)
+        };
+        assert_eq!(lifetime_of(&est), None);
     }
 
     #[test]
@@ -1165,5 +1402,7 @@ mod tests {
         let o = org(Some(0));
         let _ = refresh_reason(&o, Some(&exp(0, 7200)), true, t(1), &p);
         let _ = next_due(&o, Some(&exp(0, 7200)), t(1), &p);
+        let _ = retry_delay(u32::MAX, Some(chrono::Duration::MAX), &p, 1.0);
+        let _ = assume_lifetime(exp(0, 7200), Some(chrono::Duration::MAX));
     }
 }

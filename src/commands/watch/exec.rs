@@ -1,0 +1,354 @@
+//! `--exec` hooks, run off the refresh workers (issue #11).
+//!
+//! Each new access token is handed to [`Hooks::submit`]; the hook runs on a thread
+//! of its own, so a slow or hung hook never holds up a check or a refresh. Per
+//! org, hooks run one at a time and in order; when tokens arrive faster than the
+//! hook finishes, only the newest waiting one is handed on (an older token is of
+//! no use once a newer one exists). Every hook gets `--exec-timeout`: past it the
+//! hook is killed (SIGKILL) together with its process group — every process it
+//! started that did not leave the group — and the failure is reported like any
+//! other failed hook. When the watch stops, hooks get a short grace
+//! ([`Hooks::stop`]) and are then killed the same way.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::secret::Secret;
+use crate::timefmt::humanize;
+
+/// A new token to hand to `--exec`.
+pub(super) struct Handoff {
+    pub org: String,
+    pub instance_url: String,
+    pub token: Secret,
+}
+
+/// What is reported back: the org's index and one sentence.
+type Report = Box<dyn Fn(usize, String) + Send + Sync>;
+
+/// How long to wait for a killed hook's process to be reaped.
+const REAP_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Default)]
+struct Slot {
+    running: bool,
+    pending: Option<Handoff>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per org (by index): is a hook running, and the newest token waiting for it.
+    slots: HashMap<usize, Slot>,
+    /// Process ids (= process group ids) of the hooks running now.
+    pids: HashSet<u32>,
+    /// Hook threads alive (running or about to).
+    threads: usize,
+    /// Set by [`Hooks::stop`]: no new token is taken.
+    stopping: bool,
+    /// Set when the grace is over: no hook process starts any more.
+    killing: bool,
+}
+
+struct Inner {
+    cmd: String,
+    timeout: Duration,
+    report: Report,
+    state: Mutex<State>,
+    /// Notified whenever a hook process ends or a hook thread finishes.
+    changed: Condvar,
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The `--exec` runner shared by the scheduler.
+#[derive(Clone)]
+pub(super) struct Hooks {
+    inner: Arc<Inner>,
+}
+
+impl Hooks {
+    pub fn new(
+        cmd: String,
+        timeout: Duration,
+        report: impl Fn(usize, String) + Send + Sync + 'static,
+    ) -> Hooks {
+        Hooks {
+            inner: Arc::new(Inner {
+                cmd,
+                timeout,
+                report: Box::new(report),
+                state: Mutex::new(State::default()),
+                changed: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Run the hook for org `idx` with this token: now, or after the hook that is
+    /// running for that org (replacing any token already waiting).
+    pub fn submit(&self, idx: usize, h: Handoff) {
+        let mut st = self.inner.lock();
+        if st.stopping {
+            return;
+        }
+        let slot = st.slots.entry(idx).or_default();
+        if slot.running {
+            slot.pending = Some(h);
+            return;
+        }
+        slot.running = true;
+        st.threads += 1;
+        drop(st);
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("sfx-exec-{idx}"))
+            .spawn(move || hook_thread(&inner, idx, h));
+        if let Err(e) = spawned {
+            let mut st = self.inner.lock();
+            st.threads -= 1;
+            if let Some(s) = st.slots.get_mut(&idx) {
+                s.running = false;
+            }
+            drop(st);
+            (self.inner.report)(idx, format!("the --exec command could not be started: {e}"));
+        }
+    }
+
+    /// Stop: no new token is taken; the hooks already handed a token may run
+    /// for `grace`, then whatever still runs is killed with its process group
+    /// (and reaped, briefly waited for) and nothing more starts.
+    pub fn stop(&self, grace: Duration) {
+        let mut st = self.inner.lock();
+        st.stopping = true;
+        let deadline = Instant::now() + grace;
+        while st.threads > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        st.killing = true;
+        for pid in &st.pids {
+            kill_group(*pid);
+        }
+        let deadline = Instant::now() + REAP_WAIT;
+        while !st.pids.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .inner
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
+fn hook_thread(inner: &Inner, idx: usize, mut h: Handoff) {
+    loop {
+        if let Err(why) = run_one(inner, &h) {
+            (inner.report)(idx, why);
+        }
+        let mut st = inner.lock();
+        let next = if st.killing {
+            None
+        } else {
+            st.slots.get_mut(&idx).and_then(|s| s.pending.take())
+        };
+        match next {
+            Some(n) => h = n,
+            None => {
+                if let Some(s) = st.slots.get_mut(&idx) {
+                    s.running = false;
+                }
+                st.threads -= 1;
+                inner.changed.notify_all();
+                return;
+            }
+        }
+    }
+}
+
+/// Run `--exec` once through the shell with the new token in its environment
+/// (never in its arguments); its stdout goes to our stderr so it cannot corrupt
+/// the event stream. It runs in a process group of its own, so a timeout can end
+/// everything it started.
+fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
+    let mut c = shell(&inner.cmd);
+    c.env("SFX_ORG", &h.org)
+        .env("SFX_ACCESS_TOKEN", h.token.expose())
+        .env("SFX_INSTANCE_URL", &h.instance_url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::io::stderr()));
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
+    let mut child = {
+        // Registered under the lock, so `stop` never misses a hook it started.
+        let mut st = inner.lock();
+        if st.killing {
+            return Ok(());
+        }
+        let child = c
+            .spawn()
+            .map_err(|e| format!("the --exec command could not be started: {e}"))?;
+        st.pids.insert(child.id());
+        child
+    };
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel::<std::io::Result<ExitStatus>>();
+    let waiter = std::thread::Builder::new()
+        .name("sfx-exec-wait".into())
+        .spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+    let result = match waiter {
+        Err(e) => {
+            kill_group(pid);
+            Err(format!("the --exec command could not be waited for: {e}"))
+        }
+        Ok(_) => match rx.recv_timeout(inner.timeout) {
+            Ok(Ok(s)) if s.success() => Ok(()),
+            Ok(Ok(s)) => Err(format!("the --exec command failed ({s})")),
+            Ok(Err(e)) => Err(format!("the --exec command could not be waited for: {e}")),
+            Err(RecvTimeoutError::Timeout) => {
+                kill_group(pid);
+                let _ = rx.recv_timeout(REAP_WAIT);
+                Err(format!(
+                    "the --exec command did not finish within {} (--exec-timeout), so it was killed with every process it started; the watch goes on",
+                    humanize(inner.timeout)
+                ))
+            }
+            // The waiter ended without a word: the child is gone.
+            Err(RecvTimeoutError::Disconnected) => Ok(()),
+        },
+    };
+    let mut st = inner.lock();
+    st.pids.remove(&pid);
+    inner.changed.notify_all();
+    drop(st);
+    result
+}
+
+#[cfg(unix)]
+fn shell(cmd: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c").arg(cmd);
+    c
+}
+
+#[cfg(not(unix))]
+fn shell(cmd: &str) -> Command {
+    let mut c = Command::new("cmd");
+    c.arg("/C").arg(cmd);
+    c
+}
+
+/// SIGKILL to the hook's process group (its id is the hook's pid). Called only
+/// while the hook's own process is not yet reaped, so the id cannot be reused.
+#[cfg(unix)]
+fn kill_group(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_group(pid: u32) {
+    let _ = Command::new("taskkill")
+        .args(["/T", "/F", "/PID", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn handoff(token: &str) -> Handoff {
+        Handoff {
+            org: "prod".into(),
+            instance_url: "https://a.example.com".into(),
+            token: Secret::new(token),
+        }
+    }
+
+    fn reports() -> (
+        Arc<Mutex<Vec<String>>>,
+        impl Fn(usize, String) + Send + Sync,
+    ) {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        (got, move |_, why| sink.lock().unwrap().push(why))
+    }
+
+    #[test]
+    fn hooks_of_one_org_run_in_order_and_only_the_newest_waiting_token_is_handed_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let cmd = format!(
+            "printf '%s\\n' \"$SFX_ACCESS_TOKEN\" >> '{}'; sleep 0.3",
+            out.display()
+        );
+        let (got, report) = reports();
+        let hooks = Hooks::new(cmd, Duration::from_secs(10), report);
+        for t in ["one", "two", "three"] {
+            hooks.submit(0, handoff(t));
+        }
+        hooks.stop(Duration::from_secs(5));
+        let lines = std::fs::read_to_string(&out).unwrap();
+        assert_eq!(lines, "one\nthree\n");
+        assert!(got.lock().unwrap().is_empty(), "{:?}", got.lock().unwrap());
+    }
+
+    #[test]
+    fn a_hook_past_its_timeout_is_killed_and_reported() {
+        let (got, report) = reports();
+        let hooks = Hooks::new("sleep 1000".into(), Duration::from_millis(200), report);
+        let started = Instant::now();
+        hooks.submit(3, handoff("t"));
+        hooks.stop(Duration::from_secs(20));
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "killed, not waited for"
+        );
+        let got = got.lock().unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("--exec-timeout"), "{}", got[0]);
+    }
+
+    #[test]
+    fn stop_kills_a_running_hook_after_the_grace() {
+        let (got, report) = reports();
+        let hooks = Hooks::new("sleep 1000".into(), Duration::from_secs(600), report);
+        hooks.submit(0, handoff("t"));
+        let started = Instant::now();
+        hooks.stop(Duration::from_millis(200));
+        assert!(started.elapsed() >= Duration::from_millis(200), "the grace");
+        assert!(started.elapsed() < Duration::from_secs(20));
+        assert!(hooks.inner.lock().pids.is_empty(), "reaped");
+        // A hook started after the stop never runs.
+        let before = hooks.inner.lock().threads;
+        hooks.submit(0, handoff("late"));
+        assert!(hooks.inner.lock().threads <= before);
+        drop(got);
+    }
+}
