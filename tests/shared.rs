@@ -676,6 +676,28 @@ fn an_org_moves_from_the_local_store_into_the_shared_one_and_back_with_no_new_lo
     let back = text(&local(2).arg("token").output().unwrap().stdout);
     assert_eq!(back, token);
     assert_eq!(f.t.token_requests(), 0, "no new login, no refresh");
+    // A key rotation is this round trip: out with the old key (done), back in with
+    // the new one; the emptied namespace takes the new key, the old one is refused.
+    f.sfx(2)
+        .env("SFX_STORE_KEY", key_b64(43))
+        .args(["login", "--migrate", "--to", "shared", "-o", "prod"])
+        .assert()
+        .success();
+    let out = f.sfx(1).arg("token").output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        text(&out.stderr).contains("SFX_STORE_KEY cannot open"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = f
+        .sfx(1)
+        .env("SFX_STORE_KEY", key_b64(43))
+        .arg("token")
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), token);
+    assert_eq!(f.t.token_requests(), 0);
     // Without a shared store, --to is refused plainly.
     let out = local(2)
         .args(["login", "--migrate", "--to", "shared"])
@@ -864,3 +886,32 @@ fn the_unattended_and_device_flows_log_in_to_the_shared_store_and_another_host_r
 }
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+#[test]
+fn a_server_slower_than_the_timeout_is_exit_6_within_the_timeout() {
+    let f = Fleet::new();
+    f.login("prod");
+    // The server stops answering (a hung Redis): frozen with SIGSTOP.
+    f.r.pause();
+    let started = Instant::now();
+    let out = f
+        .sfx(1)
+        .args(["token", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    f.r.resume();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the shared store at redis://127.0.0.1:{} did not answer within 1s",
+            f.r.port
+        )),
+        "{err}"
+    );
+    // Bounded by --timeout, not by the server: it would never have answered.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Once it answers again, so does sfx.
+    f.token(1);
+}

@@ -113,6 +113,27 @@ impl RedisServer {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections are accepted by the kernel, nothing
+    /// is answered — a hung or overloaded server — until [`RedisServer::resume`].
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill -{sig} {pid}");
+    }
+
     /// Stop the server the way an operator restarts one (`SHUTDOWN SAVE`: the
     /// data is written to its dump file first); [`RedisServer::start_again`]
     /// brings it back with that data.
@@ -189,6 +210,13 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        if self.child.is_some() {
+            // A paused server would not die of SIGKILL any later, but be sure.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(self.child.as_ref().map(|c| c.id()).unwrap_or(0).to_string())
+                .status();
+        }
         self.stop();
     }
 }
