@@ -915,3 +915,33 @@ fn a_server_slower_than_the_timeout_is_exit_6_within_the_timeout() {
     // Once it answers again, so does sfx.
     f.token(1);
 }
+
+#[test]
+fn a_second_watcher_takes_the_first_ones_fresh_check_instead_of_asking_again() {
+    let f = Fleet::new();
+    f.login("prod");
+    f.t.fake.clear_requests();
+    let mut a = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    let first = a.event("checked", Duration::from_secs(30));
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("(introspection)"),
+        "{first}"
+    );
+    assert_eq!(f.t.fake.count(INTROSPECT), 1);
+    // Another host starts watching moments later: the check is fresh, it is not repeated.
+    let mut b = crate::watch::spawn_cmd(f.std(2), &["--all"], &[]);
+    let second = b.event("checked", Duration::from_secs(30));
+    assert_eq!(second["expires_at"], first["expires_at"], "{second}");
+    assert!(
+        second["message"].as_str().unwrap().contains("(cached)"),
+        "{second}"
+    );
+    assert_eq!(f.t.fake.count(INTROSPECT), 1, "checks multiplied by hosts");
+    for w in [&mut a, &mut b] {
+        w.signal("TERM");
+        assert!(w.exit(Duration::from_secs(30)).success());
+    }
+}
