@@ -28,7 +28,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -s o -l org -d 'Which stored org (
 complete -c sfx -n "__fish_sfx_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_needs_command" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -65,7 +65,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which sto
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l web -d 'Browser login: authorization code with PKCE (the default on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l device -d 'Device login: prints a code and a URL to enter it at, then waits for approval'
@@ -88,7 +88,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s o -l org -d 'Whic
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l refresh -d 'Introspect the refresh token instead of the access token'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -105,7 +105,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -s o -l org -d 'Which s
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand expires" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l offline -d 'No network: JWT `exp`, then the cached introspection result, then the estimate'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l all -d 'Answer for every stored org, one row each'
@@ -121,7 +121,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which s
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l show-token -d 'Include the token values in `--json` output'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -139,7 +139,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -s o -l org -d 'Which sto
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l all -d 'Watch every stored org, not only the selected one'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -152,7 +152,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which sto
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand token" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -163,7 +163,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s o -l org -d 'Which stor
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -175,7 +175,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand logout" -s o -l org -d 'Which st
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand logout" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l revoke -d 'Revoke the refresh token (or the access token) at Salesforce first'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l all -d 'Log out of every stored org'
@@ -188,7 +188,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -s o -l org -d 'Whi
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand completions" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -199,7 +199,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s o -l org -d 'Which st
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'

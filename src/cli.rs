@@ -67,7 +67,7 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 
     /// Where orgs live: `local` (default) or a shared Redis/Valkey store,
-    /// redis://[USER:PASSWORD@]HOST[:PORT][/DB] (rediss:// for TLS).
+    /// redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS).
     ///
     /// The shared store lets many machines use one login: one refresh per org
     /// across all of them. Secrets are encrypted with SFX_STORE_KEY before they
