@@ -29,7 +29,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -l color -d 'When to use colour' -
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_needs_command" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_needs_command" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -49,16 +49,17 @@ complete -c sfx -n "__fish_sfx_needs_command" -f -a "help" -d 'Print this messag
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an SFDX auth URL; `-` reads it from stdin' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l access-token -d 'Import an access token read from stdin (give `-`); needs --instance-url. It cannot be refreshed' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l from-sf -d 'Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-id -d 'The connected app\'s consumer key (client id)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l username -d 'The Salesforce username (--jwt, --password; a login hint for --web)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l key-file -d 'The RSA private key (PEM, PKCS#1 or PKCS#8) whose certificate is uploaded to the app (--jwt)' -r -F
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l port -d 'The local port for the browser\'s callback `http://localhost:<PORT>/OauthRedirect` (--web; 0 = any free port)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-timeout -d 'How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-timeout -d 'How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires); from 1s to 1h' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l scope -d 'OAuth scopes to ask for, space-separated (--web, --device) [default: the app\'s own scopes]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l instance-url -d 'The org\'s instance URL (its My Domain), e.g. https://acme.my.salesforce.com' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-url -d 'Where to log in [default: https://login.salesforce.com]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s a -l alias -d 'A short name for this org [default: the username]' -r
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l session-timeout -d 'The org\'s session timeout, used to estimate expiry when introspection can\'t answer' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l session-timeout -d 'The org\'s session timeout, used to estimate expiry when introspection can\'t answer (from 1m to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l to -d 'With --migrate: move the org between this machine\'s local store and the shared store named by --store / SFX_STORE, with no new login' -r -f -a "local\t'This machine\'s store (keychain or secrets file)'
 shared\t'The shared store named by --store / SFX_STORE'"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
@@ -66,7 +67,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use 
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l web -d 'Browser login: authorization code with PKCE (the default on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l device -d 'Device login: prints a code and a URL to enter it at, then waits for approval'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l jwt -d 'JWT bearer login (unattended): needs --client-id, --username and --key-file'
@@ -89,14 +90,14 @@ complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l color -d 'When to
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l refresh -d 'Introspect the refresh token instead of the access token'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand expires" -l within -d 'Exit 3 if the token expires within this window (e.g. 10m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l within -d 'Exit 3 if the token expires within this window (e.g. 10m; up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l format -d 'Print just one value: human line, RFC 3339, Unix time, or seconds remaining' -r -f -a "human\t''
 iso\t''
 unix\t''
@@ -106,7 +107,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -l color -d 'When to us
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l offline -d 'No network: JWT `exp`, then the cached introspection result, then the estimate'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l all -d 'Answer for every stored org, one row each'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -114,23 +115,23 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -s q -l quiet -d 'Print
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l if-expiring-within -d 'Refresh only if the best known expiry is within this window (or unknown)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…)' -r -f -a "human\t''
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l if-expiring-within -d 'Refresh only if the best known expiry is within this window (or unknown); up to 366d' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL)' -r -f -a "human\t''
 env\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l show-token -d 'Include the token values in `--json` output'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -l refresh-before -d 'Refresh when the access token expires within this window' -r
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -l keepalive -d 'Refresh an org whose refresh token has not been used for this long' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l refresh-before -d 'Refresh when the access token expires within this window (up to 366d)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l keepalive -d 'Refresh an org whose refresh token has not been used for this long (from 1s to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec -d 'After each refresh, run this command through the shell' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec-timeout -d 'Kill an --exec command (and every process it started) that runs longer than this' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l min-check -d 'Shortest pause between two checks of one org (for tests; default 30s)' -r
@@ -140,20 +141,21 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -l color -d 'When to use 
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l all -d 'Watch every stored org, not only the selected one'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l auth-url -d 'Print the org\'s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -164,7 +166,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l color -d 'When to use c
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -176,7 +178,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand logout" -l color -d 'When to use
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l revoke -d 'Revoke the refresh token (or the access token) at Salesforce first'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l all -d 'Log out of every stored org'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -189,7 +191,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -l color -d 'When t
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -200,7 +202,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l color -d 'When to use
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'

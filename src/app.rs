@@ -23,6 +23,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let ctx = Context::new(&cli.global)?;
     let (mode, style) = (ctx.mode, ctx.style);
     Ok(match &cli.command {
+        Command::Login(a) if a.from_sf.is_some() => {
+            emit(&commands::from_sf::run(a, &ctx)?, mode, &style)
+        }
         Command::Login(a) if a.migrate => emit(&commands::migrate::run(a, &ctx)?, mode, &style),
         Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
@@ -30,7 +33,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Refresh(a) => emit(&commands::refresh::run(a, &ctx)?, mode, &style),
         // Long-running: prints its own event stream; its worker threads share the context.
         Command::Watch(a) => commands::watch::run(a, std::sync::Arc::new(ctx))?,
-        Command::Token(a) => emit(&commands::token::run(a, &ctx)?, mode, &style),
+        Command::Token(a) => emit(&commands::token::run_any(a, &ctx)?, mode, &style),
         Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
         Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),
         Command::Doctor(a) => emit(&commands::doctor::run(a, &ctx)?, mode, &style),
@@ -41,7 +44,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
 /// Print the error once (`sfx: error: …`, then a hint) and give its exit code.
 pub fn report_error(err: &Error) -> Exit {
     // One line each, whatever a server or a file put into the text.
-    let one_line = |s: &str| crate::salesforce::url::sanitize(s, 2000);
+    let one_line = |s: &str| crate::text::sanitize(s, 2000);
     let mut e = std::io::stderr().lock();
     let _ = writeln!(e, "sfx: error: {}", one_line(&err.to_string()));
     if let Some(h) = err.hint() {
@@ -51,10 +54,20 @@ pub fn report_error(err: &Error) -> Exit {
 }
 
 /// clap's own errors (exit 2) and `--help`/`--version` (exit 0).
+///
+/// clap quotes an invalid value as typed; the value may carry escape sequences or
+/// bidi overrides (issue #11), so errors are printed as plain text with those
+/// characters replaced, like every other message.
 pub fn clap_exit(err: clap::Error) -> std::process::ExitCode {
-    let _ = err.print();
-    match err.exit_code() {
-        0 => Exit::Ok.into(),
-        _ => Exit::Usage.into(),
+    if err.exit_code() == 0 {
+        let _ = err.print();
+        return Exit::Ok.into();
     }
+    let text = err.render().to_string();
+    let safe: Vec<String> = text
+        .lines()
+        .map(|l| crate::salesforce::url::sanitize(l, 4000))
+        .collect();
+    let _ = writeln!(std::io::stderr().lock(), "{}", safe.join("\n").trim_end());
+    Exit::Usage.into()
 }

@@ -3,8 +3,8 @@
 //! Style: the doc comment of each item is its help (first line short, later
 //! paragraphs long help); short flags are explicit; value names are upper case;
 //! closed sets are `ValueEnum`s; examples go in `after_long_help` as
-//! `$ sfx … # what happens`. Durations are parsed here (a bad one is a usage error,
-//! exit 2); URLs and the environment are checked in `context.rs`, before any work.
+//! `$ sfx … # what happens`. Durations are parsed here against their ranges in `limits.rs` (a bad
+//! one is a usage error, exit 2, naming the flag and the range); URLs and the environment are checked in `context.rs`, before any work.
 
 // Doc comments here are `--help` text for a terminal, where a bare URL is what a
 // reader wants; rustdoc's `<…>` link syntax would show up literally in the help.
@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::timefmt::parse_duration;
+use crate::limits;
 
 /// When does this Salesforce access token expire? And keep it fresh.
 ///
@@ -83,8 +83,8 @@ pub struct GlobalArgs {
     )]
     pub store: Option<String>,
 
-    /// Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m).
-    #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = duration_arg)]
+    /// Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h).
+    #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
 }
 
@@ -118,8 +118,9 @@ pub enum Command {
 /// `--device` (a code to enter on another device), `--jwt` (RS256 assertion signed
 /// with `--key-file`; unattended), `--client-credentials` (the app's own user;
 /// unattended, My Domain only), `--password` (legacy username-password). Or import
-/// existing credentials: `--auth-url` (an SFDX auth URL, what `sf org display --verbose`
-/// prints), `--refresh-token -`, `--access-token -`.
+/// existing credentials: `--from-sf` (a login of the Salesforce CLI, kept linked),
+/// `--auth-url` (an SFDX auth URL, what `sf org auth show-sfdx-auth-url --json` prints),
+/// `--refresh-token -`, `--access-token -`.
 ///
 /// The user is learned from Salesforce (userinfo) and becomes the alias unless
 /// `--alias` is given. Secrets are read from stdin, a prompt or the environment,
@@ -133,6 +134,8 @@ pub enum Command {
   $ sfx login --device --client-id 3MVG9...               # no browser here: enter a code elsewhere
   $ sfx login --jwt --client-id 3MVG9... --username ci@acme.com --key-file server.key
   $ SFX_CLIENT_SECRET=... sfx login --client-credentials --client-id 3MVG9... --login-url https://acme.my.salesforce.com
+  $ sfx login --from-sf                                   # list the logins the sf CLI has
+  $ sfx login --from-sf prod                              # take sf's login `prod`, stay linked
   $ sfx login --auth-url - --alias prod < auth-url.txt    # import, verify, store
   $ echo \"$REFRESH_TOKEN\" | sfx login --refresh-token - --client-id 3MVG9... --instance-url https://acme.my.salesforce.com")]
 pub struct LoginArgs {
@@ -171,6 +174,16 @@ pub struct LoginArgs {
     #[arg(long, value_name = "-", group = "flow")]
     pub access_token: Option<String>,
 
+    /// Take an org the Salesforce CLI (`sf`) is logged in to: no new login, no approval slot.
+    ///
+    /// Reads sf's `~/.sfdx/<username>.json` (by sf alias or username) with sf's key
+    /// from the OS keychain or `~/.sfdx/key.json`; one userinfo request checks it. The
+    /// org stays linked: refreshes read sf's current refresh token first and write a
+    /// rotated one back into sf's file, so both tools keep working. Without a value
+    /// it lists sf's logins (alias, username, instance) and reads no secret.
+    #[arg(long, value_name = "ALIAS|USERNAME", num_args = 0..=1, default_missing_value = "", group = "flow")]
+    pub from_sf: Option<String>,
+
     /// The connected app's consumer key (client id).
     ///
     /// For --web and --device it defaults to `PlatformCLI`, the Salesforce CLI's own
@@ -197,8 +210,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub no_browser: bool,
 
-    /// How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires).
-    #[arg(long, env = "SFX_LOGIN_TIMEOUT", value_name = "DURATION", value_parser = duration_arg)]
+    /// How long to wait for the browser (--web, default 2m) or the device approval (--device, default: until the code expires); from 1s to 1h.
+    #[arg(long, env = "SFX_LOGIN_TIMEOUT", value_name = "DURATION", value_parser = |s: &str| limits::LOGIN_TIMEOUT.parse(s))]
     pub login_timeout: Option<Duration>,
 
     /// OAuth scopes to ask for, space-separated (--web, --device) [default: the app's own scopes].
@@ -229,8 +242,8 @@ pub struct LoginArgs {
     #[arg(long)]
     pub set_default: bool,
 
-    /// The org's session timeout, used to estimate expiry when introspection can't answer.
-    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = duration_arg)]
+    /// The org's session timeout, used to estimate expiry when introspection can't answer (from 1m to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = |s: &str| limits::SESSION_TIMEOUT.parse(s))]
     pub session_timeout: Duration,
 
     /// Keep secrets in a 0600 file beside the metadata instead of the OS keychain.
@@ -297,8 +310,8 @@ pub struct IntrospectArgs {
   $ echo $(( $(sfx expires --format seconds) / 60 )) minutes left
   $ sfx expires --all --offline                  # every org, no network")]
 pub struct ExpiresArgs {
-    /// Exit 3 if the token expires within this window (e.g. 10m).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    /// Exit 3 if the token expires within this window (e.g. 10m; up to 366d).
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| limits::WITHIN.parse(s))]
     pub within: Option<Duration>,
 
     /// Print just one value: human line, RFC 3339, Unix time, or seconds remaining.
@@ -332,11 +345,12 @@ pub enum ExpiresFormat {
   $ sfx refresh --if-expiring-within 15m -q     # only when needed
   $ sfx refresh --format env >> \"$GITHUB_ENV\"    # CI: hand the token to later steps")]
 pub struct RefreshArgs {
-    /// Refresh only if the best known expiry is within this window (or unknown).
-    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    /// Refresh only if the best known expiry is within this window (or unknown); up to 366d.
+    #[arg(long, value_name = "DURATION", value_parser = |s: &str| limits::IF_EXPIRING_WITHIN.parse(s))]
     pub if_expiring_within: Option<Duration>,
 
-    /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…).
+    /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN,
+    /// SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL).
     #[arg(long, value_enum, default_value_t = RefreshFormat::Human, value_name = "FORMAT")]
     pub format: RefreshFormat,
 
@@ -370,15 +384,15 @@ pub struct WatchArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Refresh when the access token expires within this window.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+    /// Refresh when the access token expires within this window (up to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = |s: &str| limits::REFRESH_BEFORE.parse(s))]
     pub refresh_before: Duration,
 
-    /// Refresh an org whose refresh token has not been used for this long.
+    /// Refresh an org whose refresh token has not been used for this long (from 1s to 366d).
     ///
     /// Keeps refresh tokens alive under idle-expiry policies ("expire refresh token if
     /// not used for N").
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = positive_duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = |s: &str| limits::KEEPALIVE.parse(s))]
     pub keepalive: Duration,
 
     /// After each refresh, run this command through the shell.
@@ -392,15 +406,15 @@ pub struct WatchArgs {
     /// Kill an --exec command (and every process it started) that runs longer than this.
     ///
     /// From 1s to 24h. The timeout is reported as an error event; the watch goes on.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = exec_timeout_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = |s: &str| limits::EXEC_TIMEOUT.parse(s))]
     pub exec_timeout: Duration,
 
     /// Shortest pause between two checks of one org (for tests; default 30s).
-    #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = positive_duration_arg)]
+    #[arg(long, hide = true, env = "SFX_WATCH_MIN_CHECK", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::WATCH_MIN_CHECK.parse(s))]
     pub min_check: Duration,
 
     /// Longest pause between two checks of one org (for tests; default 15m).
-    #[arg(long, hide = true, env = "SFX_WATCH_MAX_CHECK", value_name = "DURATION", default_value = "15m", value_parser = positive_duration_arg)]
+    #[arg(long, hide = true, env = "SFX_WATCH_MAX_CHECK", value_name = "DURATION", default_value = "15m", value_parser = |s: &str| limits::WATCH_MAX_CHECK.parse(s))]
     pub max_check: Duration,
 }
 
@@ -410,11 +424,19 @@ pub struct WatchArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   $ export SF_ACCESS_TOKEN=$(sfx token)
-  $ curl -H \"Authorization: Bearer $(sfx token --min-valid 15m)\" \"$INSTANCE/services/data/\"")]
+  $ curl -H \"Authorization: Bearer $(sfx token --min-valid 15m)\" \"$INSTANCE/services/data/\"
+  $ sfx token --auth-url -o prod | gh secret set SFX_AUTH_URL   # a CI secret")]
 pub struct TokenArgs {
-    /// Refresh first if the token has less than this left.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = duration_arg)]
+    /// Refresh first if the token has less than this left (up to 366d).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
+
+    /// Print the org's SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret.
+    ///
+    /// On a terminal only after a confirmation. When the org's app rotates refresh
+    /// tokens, a warning says that the URL dies at the first refresh made elsewhere.
+    #[arg(long)]
+    pub auth_url: bool,
 }
 
 /// List stored orgs (no network, no keychain).
@@ -467,27 +489,6 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
-}
-
-fn duration_arg(s: &str) -> Result<Duration, String> {
-    parse_duration(s)
-}
-
-fn positive_duration_arg(s: &str) -> Result<Duration, String> {
-    match parse_duration(s)? {
-        d if d.is_zero() => Err(format!("`{s}` is zero; give a duration longer than that")),
-        d => Ok(d),
-    }
-}
-
-/// `--exec-timeout`: 1 s to 24 h.
-fn exec_timeout_arg(s: &str) -> Result<Duration, String> {
-    const MIN: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(24 * 3600);
-    match parse_duration(s)? {
-        d if (MIN..=MAX).contains(&d) => Ok(d),
-        _ => Err(format!("`{s}` is out of range: give 1s to 24h")),
-    }
 }
 
 #[cfg(test)]

@@ -2,12 +2,11 @@
 //! context, so the token lifecycle's rules can be tested at any instant.
 //!
 //! The binary uses [`SystemClock`]. **Test-only:** `SFX_TEST_NOW` (RFC 3339 or
-//! Unix seconds) starts the clock at that instant instead; it then advances
-//! with real time, so waits still end. It exists for the integration tests and
-//! golden files; users have no reason to set it.
+//! Unix seconds) makes the clock stand still at that instant, so golden files
+//! can pin times exactly. It is for the integration tests only (a clock that
+//! never moves would stall `sfx watch`); users have no reason to set it.
 
 use std::sync::Mutex;
-use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
@@ -23,29 +22,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
-    }
-}
-
-/// Real time, started at a chosen instant (`SFX_TEST_NOW`).
-#[derive(Debug)]
-pub struct ShiftedClock {
-    start: DateTime<Utc>,
-    since: Instant,
-}
-
-impl ShiftedClock {
-    pub fn starting_at(start: DateTime<Utc>) -> ShiftedClock {
-        ShiftedClock {
-            start,
-            since: Instant::now(),
-        }
-    }
-}
-
-impl Clock for ShiftedClock {
-    fn now(&self) -> DateTime<Utc> {
-        let elapsed = chrono::Duration::from_std(self.since.elapsed()).unwrap_or_default();
-        self.start.checked_add_signed(elapsed).unwrap_or(self.start)
     }
 }
 
@@ -91,7 +67,7 @@ pub fn from_env() -> Result<Box<dyn Clock>, String> {
         .ok_or_else(|| {
             "SFX_TEST_NOW (test-only) takes an RFC 3339 time or Unix seconds".to_string()
         })?;
-    Ok(Box::new(ShiftedClock::starting_at(start)))
+    Ok(Box::new(FixedClock::at(start)))
 }
 
 #[cfg(test)]
@@ -105,13 +81,5 @@ mod tests {
         assert_eq!(c.now(), t0);
         c.advance(90);
         assert_eq!(c.now().timestamp(), 1_700_000_090);
-    }
-
-    #[test]
-    fn a_shifted_clock_starts_where_told_and_runs() {
-        let t0 = DateTime::from_timestamp(1_000, 0).unwrap();
-        let c = ShiftedClock::starting_at(t0);
-        let n = c.now();
-        assert!(n >= t0 && n.timestamp() < 1_060);
     }
 }

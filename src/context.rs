@@ -19,9 +19,9 @@ use crate::salesforce::jwt;
 use crate::salesforce::url::base_url;
 use crate::secret::Secret;
 use crate::store::env::EnvStore;
-use crate::store::metadata::{ExactSource, Flow, KnownExpiry, Metadata, OrgRecord, StoreKind};
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
 use crate::store::shared::{SharedStore, StoreChoice};
-use crate::store::{LocalStore, OrgLock, OrgStore, SecretKind};
+use crate::store::{Listing, LocalStore, OrgLock, OrgStore, SecretKind};
 
 pub use crate::store::metadata::{ENV_ORG, check_alias};
 pub use crate::store::{EnvCreds, Org};
@@ -65,7 +65,7 @@ impl Context {
             Some(other) => {
                 return Err(Error::usage(format!(
                     "SFX_CREDENTIAL_STORE is `{}`; it takes `file` or `keychain`",
-                    crate::salesforce::url::sanitize(other, 40)
+                    crate::text::sanitize(other, 40)
                 )));
             }
         };
@@ -159,28 +159,15 @@ impl Context {
                 .map(|v| v.org)
                 .unwrap_or_else(|| org.clone()));
         }
-        let meta = match &self.shared {
-            None => self.store.read()?,
-            Some(shared) => {
-                // By alias: one read. By username, or the default: the listing.
-                if let Some(name) = self.org_flag.as_deref()
-                    && let Some(v) = OrgStore::read(shared, name)?
-                {
-                    return Ok(v.org);
-                }
-                let listing = OrgStore::list(shared)?;
-                Metadata {
-                    version: 1,
-                    default: listing.default,
-                    orgs: listing
-                        .orgs
-                        .into_iter()
-                        .map(|o| (o.record.alias.clone(), o.record))
-                        .collect(),
-                }
-            }
-        };
-        select(&meta, self.org_flag.as_deref()).map(|record| Org { record, env: None })
+        // A shared store and an alias: one read (the listing is for usernames
+        // and the default).
+        if let Some(shared) = &self.shared
+            && let Some(name) = self.org_flag.as_deref()
+            && let Some(v) = OrgStore::read(shared, name)?
+        {
+            return Ok(v.org);
+        }
+        select(self.orgs().list()?, self.org_flag.as_deref())
     }
 
     /// Hold the org's refresh lock (the one `refresh`, `token` and `watch` share)
@@ -220,29 +207,38 @@ impl Context {
     }
 }
 
-/// The org `-o` names (alias, then username), else the default, else the only one.
-pub fn select(meta: &Metadata, wanted: Option<&str>) -> Result<OrgRecord, Error> {
+/// `-o` (an alias, else a username), else the default, else the only org.
+pub fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
+    let Listing { default, mut orgs } = list;
     if let Some(name) = wanted {
-        return meta.find(name).cloned().ok_or_else(|| {
-            Error::relogin(
+        let by_alias = orgs.iter().position(|o| o.name() == name);
+        let by_user = || {
+            orgs.iter()
+                .position(|o| o.record.username.as_deref() == Some(name))
+        };
+        return match by_alias.or_else(by_user) {
+            Some(i) => Ok(orgs.swap_remove(i)),
+            None => Err(Error::relogin(
                 format!("no stored org is called `{name}`"),
                 format!("`sfx orgs` lists the stored orgs; `sfx login --alias {name} …` adds it"),
-            )
-        });
+            )),
+        };
     }
-    if let Some(d) = meta.default.as_deref().and_then(|d| meta.orgs.get(d)) {
-        return Ok(d.clone());
+    if let Some(d) = default.as_deref()
+        && let Some(i) = orgs.iter().position(|o| o.name() == d)
+    {
+        return Ok(orgs.swap_remove(i));
     }
-    let mut it = meta.orgs.values();
+    let n = orgs.len();
+    let mut it = orgs.into_iter();
     match (it.next(), it.next()) {
-        (Some(only), None) => Ok(only.clone()),
+        (Some(only), None) => Ok(only),
         (None, _) => Err(Error::relogin(
             "no org is stored and no credentials are in the environment",
             "run `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`), or set SFX_AUTH_URL",
         )),
         (Some(_), Some(_)) => Err(Error::usage(format!(
-            "{} orgs are stored and none is the default; choose one with -o <ALIAS> (or SFX_ORG), or mark one with `sfx login --set-default`",
-            meta.orgs.len()
+            "{n} orgs are stored and none is the default; choose one with -o <ALIAS> (or SFX_ORG), or mark one with `sfx login --set-default`"
         ))),
     }
 }
@@ -339,6 +335,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file: None,
+        sf_link: None,
     };
     Ok(Some(Org {
         record,

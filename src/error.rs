@@ -40,11 +40,27 @@ pub enum Error {
     /// Anything else (exit 1).
     #[error("{0}")]
     Other(String),
+    /// A file operation failed (exit 1): `what` says which ("cannot write
+    /// /…/orgs.json"), the I/O error is kept as the cause.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl Error {
     pub fn usage(msg: impl Into<String>) -> Error {
         Error::Usage(msg.into())
+    }
+
+    /// A failed file operation, its cause kept.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
     }
 
     pub fn relogin(msg: impl Into<String>, hint: impl Into<String>) -> Error {
@@ -62,7 +78,7 @@ impl Error {
             Error::Relogin { .. } => Exit::Relogin,
             Error::Network(_) => Exit::Network,
             Error::StoreUnavailable { .. } => Exit::StoreUnavailable,
-            Error::Server { .. } | Error::Other(_) => Exit::Error,
+            Error::Server { .. } | Error::Other(_) | Error::Io { .. } => Exit::Error,
         }
     }
 
@@ -78,3 +94,21 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_error_keeps_its_cause_and_reads_as_one_sentence() {
+        let cause = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::io("cannot write /h/orgs.json", cause);
+        assert_eq!(e.to_string(), "cannot write /h/orgs.json: denied");
+        let source = std::error::Error::source(&e).expect("the cause is kept");
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().map(|s| s.kind()),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+        assert_eq!(e.exit(), Exit::Error);
+    }
+}

@@ -9,8 +9,10 @@
 //! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
+//! - [`sfcli`]: the Salesforce CLI's files, key and lock (import, linked refresh);
 //! - [`clock`]: time as an input;
-//! - [`timefmt`], [`secret`], [`output`]: formatting, redaction, rendering.
+//! - [`timefmt`], [`secret`], [`text`], [`output`]: formatting, redaction,
+//!   sanitising, rendering.
 
 pub mod app;
 pub mod cli;
@@ -21,8 +23,11 @@ pub mod error;
 pub mod exit;
 pub mod generate;
 pub mod lifecycle;
+pub mod limits;
 pub mod output;
 pub mod salesforce;
 pub mod secret;
+pub mod sfcli;
 pub mod store;
+pub mod text;
 pub mod timefmt;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -37,11 +37,9 @@ impl fmt::Debug for Secret {
     }
 }
 
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
+// No `Serialize` on purpose (issue #12): a report deriving it would print a
+// token in `--json`. A store that must write a secret does so through
+// `expose()`, where it can be seen.
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Secret, D::Error> {
@@ -244,5 +242,24 @@ mod tests {
         assert_eq!(mask("short-secret"), "…et");
         assert_eq!(mask("abc"), "…");
         assert_eq!(mask(""), "…");
+    }
+
+    /// Issue #12: `Secret` has no `Serialize`, so no report can print a token
+    /// by deriving it. (An inherent const wins over the blanket trait's when
+    /// its bound holds: `true` would mean `Secret: Serialize`.)
+    #[test]
+    fn secret_does_not_implement_serialize() {
+        use std::marker::PhantomData;
+        trait Fallback {
+            const SERIALIZE: bool = false;
+        }
+        struct Probe<T>(PhantomData<T>);
+        impl<T> Fallback for Probe<T> {}
+        impl<T: serde::Serialize> Probe<T> {
+            const SERIALIZE: bool = true;
+        }
+        // Checked when the tests compile.
+        const { assert!(Probe::<String>::SERIALIZE, "the probe sees Serialize") };
+        const { assert!(!Probe::<Secret>::SERIALIZE) };
     }
 }

@@ -46,7 +46,8 @@ pub fn parse_epoch(s: &str) -> Option<DateTime<Utc>> {
 }
 
 fn from_epoch_auto(i: i64) -> Option<DateTime<Utc>> {
-    if i.abs() >= MILLIS_THRESHOLD {
+    // `unsigned_abs`: `i64::MIN.abs()` overflows (a server may send anything).
+    if i.unsigned_abs() >= MILLIS_THRESHOLD.unsigned_abs() {
         DateTime::from_timestamp_millis(i)
     } else {
         DateTime::from_timestamp(i, 0)
@@ -158,6 +159,10 @@ mod tests {
         );
         assert_eq!(parse_epoch_value(&serde_json::json!(null)), None);
         assert_eq!(parse_epoch_value(&serde_json::json!(1e300)), None);
+        // Issue #11: the extremes a server may send are `None`, never a panic.
+        assert_eq!(parse_epoch_value(&serde_json::json!(i64::MIN)), None);
+        assert_eq!(parse_epoch_value(&serde_json::json!(i64::MAX)), None);
+        assert_eq!(parse_epoch("-9223372036854775808"), None);
     }
 
     #[test]

@@ -152,7 +152,6 @@ fn kill_9_at_any_moment_of_a_refresh_leaves_old_or_new_and_the_org_refreshable()
         );
     }
     eprintln!("crash (no rotation, life {life:?}): {tally:?}");
-    assert_eq!(tally.kills, 100);
     assert!(
         tally.old > 0 && tally.new + tally.secrets_ahead > 0,
         "{tally:?}"
@@ -250,5 +249,21 @@ fn kill_9_of_a_rotating_refresh_never_leads_to_a_replay() {
         assert_eq!(leftovers(&t), 0);
     }
     eprintln!("crash (rotation, life {life:?}): {tally:?}");
-    assert_eq!(tally.kills, 60);
+    // Issue #11: the test proves something only if kills landed in each phase —
+    // before the request (old pair), inside the spent-token window (Salesforce
+    // rotated, the new pair never stored: the case the journal exists for), and
+    // after the write (new pair). The fake's delay makes that window most of the
+    // refresh's life, so 60 evenly spread kills always hit it.
+    assert!(
+        tally.old > 0,
+        "no kill before the refresh took effect: {tally:?}"
+    );
+    assert!(
+        tally.spent_and_stopped > 0,
+        "no kill landed inside the spent-token window: {tally:?}"
+    );
+    assert!(
+        tally.new + tally.secrets_ahead > 0,
+        "no kill after the new pair was stored: {tally:?}"
+    );
 }

@@ -163,8 +163,9 @@ failing!(a_rotating_refresh_is_not_retried_after_a_500, rotating: true,
 failing!(a_rotating_refresh_is_not_retried_after_a_timeout, rotating: true,
     vec![Fault::delay(5_000).forever()], &["--timeout", "300ms"], exit 5, says "did not answer within 300ms", requests 1);
 // ...but an answer that says "not processed" is.
+// Issue #11: a 503, then a 429, then a 503 — both kinds are retried.
 failing!(a_rotating_refresh_is_retried_after_503_and_429, rotating: true,
-    vec![Fault::status(503).forever()], &[], exit 5, says "HTTP 503", requests 3);
+    vec![Fault::status(503), Fault::status(429), Fault::status(503)], &[], exit 5, says "HTTP 503", requests 3);
 
 #[test]
 fn a_rotating_refresh_refused_with_503_leaves_nothing_in_doubt() {

@@ -192,58 +192,70 @@ fn no_command_leaks_a_secret_on_any_path_at_any_verbosity() {
                 .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
 
         // ---- logins, each flow of this branch ----
-        sfx!(
-            &["login", "--auth-url", "-", "--alias", "p", "--set-default"],
-            &[],
-            Some(&t_auth_url),
-            false
+        assert_ok(
+            sfx!(
+                &["login", "--auth-url", "-", "--alias", "p", "--set-default"],
+                &[],
+                Some(&t_auth_url),
+                false
+            ),
+            "a login",
         );
-        sfx!(
-            &[
-                "login",
-                "--refresh-token",
-                "-",
-                "--alias",
-                "r",
-                "--client-id",
-                DEFAULT_CLIENT_ID,
-                "--instance-url",
-                &url
-            ],
-            std::slice::from_ref(&secret_env),
-            Some(&rt),
-            false
+        assert_ok(
+            sfx!(
+                &[
+                    "login",
+                    "--refresh-token",
+                    "-",
+                    "--alias",
+                    "r",
+                    "--client-id",
+                    DEFAULT_CLIENT_ID,
+                    "--instance-url",
+                    &url
+                ],
+                std::slice::from_ref(&secret_env),
+                Some(&rt),
+                false
+            ),
+            "a login",
         );
-        sfx!(
-            &[
-                "login",
-                "--access-token",
-                "-",
-                "--alias",
-                "a",
-                "--client-id",
-                DEFAULT_CLIENT_ID,
-                "--instance-url",
-                &url
-            ],
-            std::slice::from_ref(&secret_env),
-            Some(&at),
-            false
+        assert_ok(
+            sfx!(
+                &[
+                    "login",
+                    "--access-token",
+                    "-",
+                    "--alias",
+                    "a",
+                    "--client-id",
+                    DEFAULT_CLIENT_ID,
+                    "--instance-url",
+                    &url
+                ],
+                std::slice::from_ref(&secret_env),
+                Some(&at),
+                false
+            ),
+            "a login",
         );
         let again = s.t.auth_url();
-        sfx!(
-            &[
-                "login",
-                "--auth-url",
-                "-",
-                "--alias",
-                "shown",
-                "--show-token",
-                "--json"
-            ],
-            &[],
-            Some(&again),
-            true
+        assert_ok(
+            sfx!(
+                &[
+                    "login",
+                    "--auth-url",
+                    "-",
+                    "--alias",
+                    "shown",
+                    "--show-token",
+                    "--json"
+                ],
+                &[],
+                Some(&again),
+                true
+            ),
+            "a login",
         );
 
         // ---- reading and refreshing ----
@@ -561,4 +573,14 @@ fn a_hand_edited_username_with_escape_sequences_is_shown_without_them() {
         assert_terminal_safe(&out, &format!("{args:?}"));
         assert!(text(&out.stdout).contains("x [2Jy 31m") || args[0] != "orgs");
     }
+}
+
+/// Issue #11: a login that failed would make every later check vacuous.
+fn assert_ok(out: &std::process::Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({:?}): {}",
+        out.status.code(),
+        text(&out.stderr)
+    );
 }

@@ -30,11 +30,26 @@ fn introspect_shows_the_answer_as_received_plus_rfc3339_times() {
 fn human_introspection_shows_local_utc_and_relative_times_without_the_token() {
     let t = T::new();
     let token = t.login("prod");
+    // A fixed winter instant (TZ is Europe/Paris, +01:00 in January), so the text
+    // does not depend on the day the test runs (issue #11); the relative part is
+    // checked against the test's own clock, with a margin for a slow run.
+    let exp = 1_894_708_800; // 2030-01-15T12:00:00Z
+    t.fake.set_session_exp(&token, exp);
     let out = t.sfx().args(["introspect"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
     let s = text(&out.stdout);
+    let row = s
+        .lines()
+        .find(|l| l.contains("exp") && !l.contains("exp_"))
+        .unwrap_or_else(|| panic!("no exp row: {s}"));
     assert!(
-        s.contains("+01:00") && s.contains("Z ·") && s.contains("in 1h 59m"),
-        "{s}"
+        row.contains("2030-01-15 13:00:00 +01:00 · 2030-01-15T12:00:00Z · in "),
+        "{row}"
+    );
+    let days = (exp - now()) / 86_400;
+    assert!(
+        row.contains(&format!("in {days}d ")) || row.contains(&format!("in {}d ", days + 1)),
+        "{row}"
     );
     assert!(!s.contains(&token));
 }

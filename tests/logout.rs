@@ -46,6 +46,7 @@ fn a_failed_revocation_keeps_the_credentials() {
     t.login("prod");
     t.fake
         .inject("/services/oauth2/revoke", Fault::status(503).forever());
+    t.fake.expect_hit("/services/oauth2/revoke");
     t.sfx()
         .args(["logout", "--revoke", "--timeout", "2s"])
         .assert()

@@ -71,7 +71,8 @@ proptest! {
         prop_assert_eq!(a.client_secret.as_ref().map(|s| s.expose().to_string()).unwrap_or_default(), secret.clone());
         prop_assert_eq!(a.refresh_token.expose(), rt.as_str());
         prop_assert_eq!(a.instance_url.starts_with("http://"), loopback);
-        prop_assert_eq!(AuthUrl::format(&a.client_id, a.client_secret.as_ref(), &a.refresh_token, &a.instance_url), url);
+        let again = AuthUrl::format(&a.client_id, a.client_secret.as_ref(), &a.refresh_token, &a.instance_url);
+        prop_assert_eq!(again.expose(), url);
     }
 
     #[test]

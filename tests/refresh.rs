@@ -102,7 +102,7 @@ fn format_env_prints_bare_assignments() {
     assert_eq!(
         text(&out.stdout),
         format!(
-            "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
+            "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\nSF_TARGET_ORG={token}\nSF_ORG_INSTANCE_URL={url}\n"
         )
     );
 }

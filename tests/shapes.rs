@@ -229,9 +229,10 @@ struct OrgRow {
     source: Option<String>,
     status: Option<String>,
     message: Option<String>,
+    linked_sf_file: Option<String>,
 }
 
-const ORG_KEYS: [&str; 9] = [
+const ORG_KEYS: [&str; 10] = [
     "org",
     "username",
     "instance_url",
@@ -241,6 +242,7 @@ const ORG_KEYS: [&str; 9] = [
     "expires_at",
     "expires_at_unix",
     "source",
+    "linked_sf_file",
 ];
 
 #[test]
@@ -395,9 +397,86 @@ fn format_env_prints_the_documented_names_only() {
             "SFX_ACCESS_TOKEN",
             "SFX_INSTANCE_URL",
             "SF_ACCESS_TOKEN",
-            "SF_INSTANCE_URL"
+            "SF_INSTANCE_URL",
+            "SF_TARGET_ORG",
+            "SF_ORG_INSTANCE_URL"
         ]
     );
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SfLogin {
+    aliases: Vec<String>,
+    username: String,
+    instance_url: Option<String>,
+    org_id: Option<String>,
+    problem: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct TookFromSf {
+    org: String,
+    username: Option<String>,
+    instance_url: String,
+    issued_at: Option<String>,
+    expires_at: Option<String>,
+    expires_at_unix: Option<i64>,
+    source: String,
+    refresh_token_rotated: bool,
+    linked_sf_file: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct AuthUrl {
+    org: String,
+    auth_url: String,
+}
+
+#[test]
+fn from_sf_and_auth_url_json_have_the_documented_keys() {
+    use crate::sfcli::{KeyVersion, import, setup, sfx};
+    let (t, _sf) = setup(KeyVersion::V1, false);
+    let run = |args: &[&str]| {
+        let out = sfx(&t).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        stdout_json(&out)
+    };
+    let list = run(&["login", "--from-sf", "--json"]);
+    let row: SfLogin = pinned(
+        &list[0],
+        &["aliases", "username", "instance_url", "org_id", "problem"],
+    );
+    assert_eq!(row.aliases, ["prod"]);
+    let took: TookFromSf = pinned(
+        &run(&["login", "--from-sf", "prod", "--json"]),
+        &[
+            "org",
+            "username",
+            "instance_url",
+            "issued_at",
+            "expires_at",
+            "expires_at_unix",
+            "source",
+            "refresh_token_rotated",
+            "linked_sf_file",
+        ],
+    );
+    assert!(took.linked_sf_file.is_some());
+    let rows = run(&["orgs", "--json"]);
+    let r: OrgRow = pinned(&rows[0], &ORG_KEYS);
+    assert_eq!(r.flow, "sf");
+    import(&t);
+    let a: AuthUrl = pinned(
+        &run(&["token", "--auth-url", "--json"]),
+        &["org", "auth_url"],
+    );
+    assert!(a.auth_url.starts_with("force://"));
 }
 
 #[derive(Deserialize)]

@@ -36,6 +36,7 @@ fn record(alias: &str) -> OrgRecord {
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file: None,
+        sf_link: None,
     }
 }
 

@@ -194,3 +194,67 @@ fn human_output_of_doctor_and_watch() {
         ),
     );
 }
+
+/// Time is an input (issue #12): with the clock set by the test-only
+/// `SFX_TEST_NOW` and records written by hand, the offline answers are pinned
+/// exactly — absolute and relative times included, no placeholders.
+#[test]
+fn offline_answers_at_a_set_clock_are_pinned_exactly() {
+    let t = T::new();
+    std::fs::create_dir_all(t.home()).unwrap();
+    let org = |alias: &str, extra: serde_json::Value| {
+        let mut o = serde_json::json!({
+            "alias": alias, "instance_url": "https://acme.my.salesforce.com",
+            "flow": "auth_url", "store": "file", "session_timeout_secs": 7200,
+            "access_token_masked": "00D5g…abcd",
+        });
+        o.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        o
+    };
+    // The clock stands at 2030-01-01T12:00:00Z.
+    let now = 1_893_499_200;
+    let meta = serde_json::json!({"version": 1, "default": "jwt", "orgs": {
+        "jwt": org("jwt", serde_json::json!({"expiry": {"exp": now + 5400, "iat": now - 1800, "source": "jwt", "checked_at": now - 1800}})),
+        "cached": org("cached", serde_json::json!({"expiry": {"exp": now + 90, "iat": now - 7110, "source": "introspection", "checked_at": now - 600}})),
+        "guess": org("guess", serde_json::json!({"issued_at": now - 7300})),
+    }});
+    std::fs::write(
+        t.home().join("orgs.json"),
+        serde_json::to_vec_pretty(&meta).unwrap(),
+    )
+    .unwrap();
+    let out = t
+        .sfx()
+        .env("SFX_TEST_NOW", "2030-01-01T12:00:00Z")
+        .args(["expires", "--offline", "--all"])
+        .output()
+        .unwrap();
+    let got = format!(
+        "exit: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    pin_text("expires-offline-set-clock", &got);
+}
+
+/// The test-only clock setting is checked like any other input: a clear
+/// sentence and exit 2, not a silently ignored value.
+#[test]
+fn an_unparsable_sfx_test_now_exits_2() {
+    let t = T::new();
+    let out = t
+        .sfx()
+        .env("SFX_TEST_NOW", "yesterday")
+        .args(["orgs"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("SFX_TEST_NOW"),
+        "{}",
+        text(&out.stderr)
+    );
+}

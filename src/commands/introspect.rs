@@ -9,9 +9,9 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::output::{Report, Style};
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{ClientCreds, Introspected};
 use crate::store::SecretKind;
+use crate::text::sanitize;
 use crate::timefmt;
 
 /// JSON: the endpoint's object as received, plus `exp_at`, `iat_at`, `nbf_at`
@@ -21,6 +21,9 @@ pub struct IntrospectReport {
     pub now: DateTime<Utc>,
     pub org: String,
     pub which: &'static str,
+    /// The introspected token, masked (`00D5g…Q9f2`): human output names it
+    /// (contract, "Masked tokens").
+    pub masked: String,
 }
 
 impl Report for IntrospectReport {
@@ -46,7 +49,12 @@ impl Report for IntrospectReport {
             };
             t.add_row(vec![sanitize(k, 60), text]);
         }
-        format!("{} token of {}:\n{t}", self.which, self.org)
+        format!(
+            "{} token {} of {}:\n{t}",
+            self.which,
+            sanitize(&self.masked, 20),
+            self.org
+        )
     }
 
     fn json(&self) -> Value {
@@ -141,5 +149,6 @@ pub fn run(args: &IntrospectArgs, ctx: &Context) -> Result<IntrospectReport, Err
         now,
         org: org.name().to_string(),
         which,
+        masked: token.mask(),
     })
 }

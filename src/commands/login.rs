@@ -15,7 +15,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 
 use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
@@ -60,7 +60,8 @@ fn prompt_hidden(label: &str) -> Result<Secret, Error> {
 
 /// Read one line from stdin (prompting on stderr, without echo, when it is a
 /// terminal). `trim`: drop surrounding spaces; otherwise only the line ending.
-fn read_line(what: &str, trim: bool) -> Result<String, Error> {
+/// What is read is a secret (token, password, auth URL): it stays wrapped.
+fn read_line(what: &str, trim: bool) -> Result<Secret, Error> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         if std::env::var_os("SFX_NO_INPUT").is_some() {
@@ -77,13 +78,10 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
         if s.is_empty() {
             return Err(Error::usage(format!("no {what} was entered")));
         }
-        return Ok(s);
+        return Ok(Secret::new(s));
     }
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| Error::usage(format!("cannot read the {what} from stdin: {e}")))?;
+    // Bounded: `< /dev/zero` is an error, not a hang (issue #11).
+    let line = crate::limits::read_line_capped(&mut stdin.lock(), what).map_err(Error::usage)?;
     let line = if trim {
         line.trim().to_string()
     } else {
@@ -94,10 +92,10 @@ fn read_line(what: &str, trim: bool) -> Result<String, Error> {
             "no {what} on stdin; pipe it in, e.g. `sfx login … < file`"
         )));
     }
-    Ok(line)
+    Ok(Secret::new(line))
 }
 
-fn read_stdin_line(what: &str) -> Result<String, Error> {
+fn read_stdin_line(what: &str) -> Result<Secret, Error> {
     read_line(what, true)
 }
 
@@ -119,7 +117,7 @@ fn client_secret(args: &LoginArgs, stdin_busy: bool) -> Result<Option<Secret>, E
                 "--client-secret-stdin cannot be used when stdin already carries the token; set SFX_CLIENT_SECRET instead",
             ));
         }
-        return read_stdin_line("client secret").map(|s| Some(Secret::new(s)));
+        return read_stdin_line("client secret").map(Some);
     }
     Ok(std::env::var("SFX_CLIENT_SECRET")
         .ok()
@@ -149,6 +147,14 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
     if let Some(alias) = &args.alias {
         check_alias(alias, "--alias")?;
     }
+    // The client id is stored: refuse at once what the store would refuse later.
+    if let Some(id) = &args.client_id
+        && (id.trim().is_empty() || id.len() > 255 || id.chars().any(char::is_control))
+    {
+        return Err(Error::usage(
+            "--client-id (or SFX_CLIENT_ID) must be the connected app's consumer key: 1–255 characters, no control characters",
+        ));
+    }
     let (instance, login) = checked_urls(args)?;
     if ctx.env_org.is_some() {
         return Err(Error::usage(
@@ -171,9 +177,9 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
                 std::io::stderr(),
                 "sfx: warning: an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin"
             );
-            value.clone()
+            Secret::new(value.clone())
         };
-        let a = AuthUrl::parse(&text)?;
+        let a = AuthUrl::parse(text.expose())?;
         let secret = a
             .client_secret
             .clone()
@@ -198,7 +204,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.or(login.clone()).ok_or_else(|| {
             Error::usage("--refresh-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let rt = Secret::new(read_stdin_line("refresh token")?);
+        let rt = read_stdin_line("refresh token")?;
         let secret = client_secret(args, true)?;
         return import_refresh_token(
             ctx,
@@ -218,7 +224,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         let instance_url = instance.ok_or_else(|| {
             Error::usage("--access-token needs --instance-url (the org's My Domain URL)")
         })?;
-        let token = Secret::new(read_stdin_line("access token")?);
+        let token = read_stdin_line("access token")?;
         let secret = client_secret(args, true)?;
         return import_access_token(ctx, args, token, secret, instance_url, login, store, now);
     }
@@ -380,6 +386,10 @@ fn web_flow(
             login_hint: args.username.as_deref(),
             wait,
             hint: &hint,
+            timeout_hint: &format!(
+                "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
+                listener.redirect_uri()
+            ),
         },
         |url| {
             let waiting = format!(
@@ -441,6 +451,7 @@ fn device_flow(
             scope: args.scope.as_deref(),
             wait: args.login_timeout,
             hint,
+            timeout_hint: "run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)",
         },
         |code| {
             say(&format!("to log in, open {}", code.verification_uri));
@@ -574,10 +585,7 @@ fn password_flow(
         let token = prompt_hidden("Security token (empty if your IP address is trusted)")?;
         password::with_security_token(&pw, &token)
     } else {
-        Secret::new(read_line(
-            "password immediately followed by the security token",
-            false,
-        )?)
+        read_line("password immediately followed by the security token", false)?
     };
     let hint = "check the username, the password and the security token (a new one: Settings → Reset My Security Token); if they are right, the org blocks this flow: an admin can allow it (Setup → OAuth and OpenID Connect Settings → Allow OAuth Username-Password Flows), or use --web, --jwt or --client-credentials";
     let resp = password::grant(
@@ -626,7 +634,7 @@ fn import_refresh_token(
         secret: secret.as_ref(),
     };
     let base = login_url.as_deref().unwrap_or(&instance_url);
-    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL with `sf org display --verbose` or log in interactively";
+    let hint = "check the credentials: the refresh token may be revoked or expired; mint a new SFDX auth URL (`sf org auth show-sfdx-auth-url -o <ORG> --json` prints it as .result.sfdxAuthUrl), take sf's login with `sfx login --from-sf`, or log in interactively";
     let resp = ctx.client().refresh(
         base,
         &refresh_token,
@@ -635,8 +643,13 @@ fn import_refresh_token(
         "the refresh that verifies the imported credentials",
         hint,
     )?;
+    // Salesforce rotated the refresh token: the string the user pasted is spent.
+    let rotated = resp
+        .refresh_token
+        .as_ref()
+        .is_some_and(|new| new.expose() != refresh_token.expose());
     let refresh_token = resp.refresh_token.clone().unwrap_or(refresh_token);
-    finish(
+    let mut summary = finish(
         ctx,
         args,
         flow,
@@ -648,7 +661,15 @@ fn import_refresh_token(
         store,
         now,
         None,
-    )
+    )?;
+    if rotated {
+        summary.rotated = true;
+        summary.notes.push(format!(
+            "warning: Salesforce rotated the refresh token while sfx verified it: the {} you gave is now spent. Whatever else still holds it (sf, a CI secret) must not use it again: a spent refresh token makes Salesforce revoke this whole login. To share sf's login instead, use `sfx login --from-sf`",
+            if flow == Flow::AuthUrl { "auth URL" } else { "refresh token" }
+        ));
+    }
+    Ok(summary)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -708,15 +729,7 @@ fn finish(
     now: chrono::DateTime<chrono::Utc>,
     key_file: Option<String>,
 ) -> Result<TokenSummary, Error> {
-    let instance_url = base_url(
-        &resp.instance_url,
-        "the instance_url in Salesforce's answer",
-    )
-    .map_err(|e| {
-        Error::Network(format!(
-            "Salesforce answered with an unusable instance_url: {e}"
-        ))
-    })?;
+    let instance_url = resp.checked_instance_url()?;
     let info = match ctx.client().userinfo(&instance_url, &resp.access_token)? {
         TokenProbe::Alive(info) => info,
         TokenProbe::Dead(status) => {
@@ -760,6 +773,7 @@ fn finish(
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file,
+        sf_link: None,
     };
     lifecycle::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,
@@ -770,6 +784,12 @@ fn finish(
         record.refresh_token_used_at = Some(now.timestamp());
     }
 
+    // Never store an org sfx would refuse to read back: check before any write.
+    record.readable().map_err(|why| {
+        Error::Other(format!(
+            "sfx did not store org {alias}: its record would not read back ({why}); nothing was stored"
+        ))
+    })?;
     let changes = [
         (SecretKind::RefreshToken, refresh_token.as_ref()),
         (SecretKind::AccessToken, Some(&resp.access_token)),

@@ -24,6 +24,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
+use crate::store::local::delete_secrets;
 use crate::store::metadata::StoreKind;
 use crate::store::{SecretKind, file, keychain};
 
@@ -90,12 +91,6 @@ impl Report for MigrateReport {
     }
 }
 
-const ALL_NONE: [(SecretKind, Option<&Secret>); 3] = [
-    (SecretKind::RefreshToken, None),
-    (SecretKind::AccessToken, None),
-    (SecretKind::ClientSecret, None),
-];
-
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
     if ctx.env_org.is_some() {
         return Err(Error::usage(
@@ -143,7 +138,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         // Finish a move that stopped after the switch: a file copy left behind.
         // (The keychain is not opened for nothing when the org lives in the file.)
         if to == StoreKind::Keychain {
-            ctx.store.backend(StoreKind::File).put(&alias, &ALL_NONE)?;
+            delete_secrets(ctx.store.backend(StoreKind::File), &alias)?;
         }
         return Ok(report);
     }
@@ -180,7 +175,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
             crate::lifecycle::relogin_hint(&org),
         )),
     })?;
-    if let Err(e) = ctx.store.backend(from).put(&alias, &ALL_NONE) {
+    if let Err(e) = delete_secrets(ctx.store.backend(from), &alias) {
         let retry = match to {
             StoreKind::Keychain => format!("run `sfx login --migrate -o {alias}` again to retry"),
             _ => format!(
@@ -214,16 +209,10 @@ fn between(args: &LoginArgs, ctx: &Context, to: MigrateTo) -> Result<MigrateRepo
         MigrateTo::Local => shared,
     };
     let listing = source.list()?;
-    let meta = crate::store::metadata::Metadata {
-        version: 1,
-        default: listing.default.clone(),
-        orgs: listing
-            .orgs
-            .into_iter()
-            .map(|o| (o.record.alias.clone(), o.record))
-            .collect(),
-    };
-    let alias = crate::context::select(&meta, ctx.org_flag.as_deref())?.alias;
+    let was_default = listing.default.clone();
+    let alias = crate::context::select(listing, ctx.org_flag.as_deref())?
+        .record
+        .alias;
     // Local lock first, then the shared lease (the same order both ways).
     let _local_lock = OrgStore::lock(local, &alias)?;
     let _lease = OrgStore::lock(shared, &alias)?;
@@ -308,7 +297,7 @@ fn between(args: &LoginArgs, ctx: &Context, to: MigrateTo) -> Result<MigrateRepo
             }
         }
     }
-    if listing.default.as_deref() == Some(alias.as_str()) && target.list()?.default.is_none() {
+    if was_default.as_deref() == Some(alias.as_str()) && target.list()?.default.is_none() {
         target.set_default(Some(&alias))?;
     }
     match to {

@@ -4,6 +4,7 @@
 pub mod completions;
 pub mod doctor;
 pub mod expires;
+pub mod from_sf;
 pub mod introspect;
 pub mod login;
 pub mod logout;
@@ -19,11 +20,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
+use crate::error::Error;
 use crate::lifecycle::Expiry;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::metadata::OrgRecord;
 use crate::timefmt;
+
+/// The org was logged out while this run waited for its refresh lock.
+pub fn logged_out_meanwhile() -> Error {
+    Error::relogin(
+        "the org was logged out while sfx waited for its lock",
+        "`sfx login` again",
+    )
+}
 
 /// How many orgs `--all` / `--check` ask at once: fast over hundreds of orgs, yet
 /// gentle on any one org's login-rate limits.

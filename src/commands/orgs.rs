@@ -10,6 +10,8 @@ use crate::error::Error;
 use crate::exit::Exit;
 use crate::lifecycle::expiry::{self, Expiry};
 use crate::output::{Report, Style, paint};
+use crate::salesforce::Introspected;
+use crate::store::SecretKind;
 use crate::timefmt;
 
 pub struct OrgRow {
@@ -68,7 +70,11 @@ impl Report for OrgsReport {
                     .as_ref()
                     .map(|e| e.source.as_str().to_string())
                     .unwrap_or_default(),
-                rec.store.as_str().to_string(),
+                match &rec.sf_link {
+                    // Shared with the Salesforce CLI (`login --from-sf`).
+                    Some(_) => format!("{} + sf", rec.store.as_str()),
+                    None => rec.store.as_str().to_string(),
+                },
                 rec.access_token_masked.clone().unwrap_or_default(),
             ];
             if let Some((status, exit, msg)) = &r.status {
@@ -88,7 +94,8 @@ impl Report for OrgsReport {
         format!("{shared}{t}")
     }
 
-    /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source"}]`
+    /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source","linked_sf_file"}]`
+    /// (`linked_sf_file`: the Salesforce CLI's file of a linked org, else null)
     /// plus `"status"` with `--check`.
     fn json(&self) -> Value {
         Value::Array(
@@ -107,6 +114,7 @@ impl Report for OrgsReport {
                         "expires_at": exp.map(timefmt::rfc3339),
                         "expires_at_unix": exp.map(|e| e.timestamp()),
                         "source": r.expiry.as_ref().map(|e| e.source.as_str()),
+                        "linked_sf_file": rec.sf_link.as_ref().map(|l| l.file.clone()),
                     });
                     if let Some((status, _, msg)) = &r.status {
                         v["status"] = json!(status);
@@ -148,6 +156,39 @@ fn status_of(
     }
 }
 
+/// `Some(error)` when introspection says the org's refresh token is inactive;
+/// `None` when it is alive, the org has none, or nothing can be told.
+fn refresh_token_dead(ctx: &Context, org: &Org) -> Option<Error> {
+    let rec = &org.record;
+    let has_rt = match &org.env {
+        Some(env) => env.refresh_token.is_some(),
+        None => rec.has_refresh_token,
+    };
+    let client_id = rec.client_id.as_deref().filter(|_| has_rt)?;
+    let rt = ctx.secret(org, SecretKind::RefreshToken).ok()??;
+    let secret = ctx.secret(org, SecretKind::ClientSecret).ok()?;
+    let creds = crate::salesforce::ClientCreds {
+        id: client_id,
+        secret: secret.as_ref(),
+    };
+    match ctx
+        .client()
+        .introspect(&rec.instance_url, &rt, "refresh_token", creds)
+        .ok()?
+    {
+        Introspected::Answer(map) if map.get("active").and_then(|a| a.as_bool()) == Some(false) => {
+            Some(Error::relogin(
+                format!(
+                    "the access token is inactive and so is the refresh token of org {} (revoked, or expired by the connected app's policy): a refresh cannot help",
+                    org.name()
+                ),
+                crate::lifecycle::relogin_hint(org),
+            ))
+        }
+        _ => None,
+    }
+}
+
 pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
     let now = ctx.now();
     let listing = ctx.orgs().list()?;
@@ -166,6 +207,20 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
         Vec::new()
     };
     checks.resize_with(orgs.len(), || None);
+    // An inactive access token is only "expired" if the refresh token can mint a
+    // new one: ask introspection about the refresh token (one more request), and
+    // call a dead one what it is — a new login is needed (issue #11).
+    std::thread::scope(|scope| {
+        for (org, check) in orgs.iter().zip(checks.iter_mut()) {
+            if matches!(check, Some(Ok(e)) if !e.active || e.exp.is_some_and(|x| x <= now)) {
+                scope.spawn(move || {
+                    if let Some(dead) = refresh_token_dead(ctx, org) {
+                        *check = Some(Err(dead));
+                    }
+                });
+            }
+        }
+    });
     // Offline knowledge after the checks, so a fresh introspection shows up.
     let meta: Option<std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>> =
         if args.check && ctx.env_org.is_none() {

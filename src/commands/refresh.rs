@@ -11,12 +11,26 @@ use crate::error::Error;
 use crate::lifecycle::{self, Refreshed, expiry, refresh};
 use crate::output::{Report, Style};
 
+/// `--format env`: `NAME=value` lines, the one place they are written.
+/// `SF_TARGET_ORG` (an access token) with `SF_ORG_INSTANCE_URL` lets later `sf`
+/// commands run with no `sf org login`.
+pub fn env_lines(token: &str, url: &str, new_auth_url: Option<&str>) -> String {
+    let mut s = format!(
+        "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\nSF_TARGET_ORG={token}\nSF_ORG_INSTANCE_URL={url}\n"
+    );
+    if let Some(a) = new_auth_url {
+        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+    }
+    s
+}
+
 pub enum RefreshReport {
     /// A token was minted.
     Done {
         summary: Box<TokenSummary>,
         format: RefreshFormat,
-        new_auth_url: Option<String>,
+        /// Holds a refresh token: printed only by `--format env`.
+        new_auth_url: Option<crate::secret::Secret>,
         from_env: bool,
     },
     /// `--if-expiring-within` and the token outlives the window: no request made.
@@ -36,17 +50,11 @@ impl Report for RefreshReport {
                 format: RefreshFormat::Env,
                 new_auth_url,
                 ..
-            } => {
-                let token = summary.access_token.expose();
-                let url = &summary.record.instance_url;
-                let mut s = format!(
-                    "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\n"
-                );
-                if let Some(a) = new_auth_url {
-                    s.push_str(&format!("SFX_AUTH_URL={a}\n"));
-                }
-                s
-            }
+            } => env_lines(
+                summary.access_token.expose(),
+                &summary.record.instance_url,
+                new_auth_url.as_ref().map(crate::secret::Secret::expose),
+            ),
             RefreshReport::Done { summary, .. } => summary.human(style),
             RefreshReport::Skipped {
                 org,
@@ -101,12 +109,9 @@ impl Report for RefreshReport {
 pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     // Under the lock, with the record read again: another process may have
     // just refreshed.
-    let (org, _lock) = ctx.locked(&ctx.org()?)?.ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let now = ctx.now();
     if let Some(window) = args.if_expiring_within
         && let Some(e) =
@@ -148,7 +153,7 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
 
 /// Credentials from `SFX_AUTH_URL` whose refresh token Salesforce rotated: the
 /// new `SFX_AUTH_URL` to hand back (the old one is now dead).
-fn new_auth_url(r: &Refreshed) -> Option<String> {
+fn new_auth_url(r: &Refreshed) -> Option<crate::secret::Secret> {
     let env = r
         .org
         .env

@@ -2,6 +2,8 @@
 //! known expiry is within `--min-valid` (no request otherwise). Serialised per
 //! org, so racing callers make one token request and print the same token.
 
+use std::io::{BufRead, IsTerminal, Write};
+
 use serde_json::{Value, json};
 
 use crate::cli::TokenArgs;
@@ -34,6 +36,138 @@ impl Report for TokenReport {
     }
 }
 
+/// `sfx token --auth-url`: the org's SFDX auth URL.
+pub struct AuthUrlReport {
+    pub org: String,
+    pub url: Secret,
+    pub notes: Vec<String>,
+}
+
+impl Report for AuthUrlReport {
+    fn human(&self, _style: &Style) -> String {
+        self.url.expose().to_string()
+    }
+
+    fn json(&self) -> Value {
+        json!({"org": self.org, "auth_url": self.url.expose()})
+    }
+
+    fn notes(&self) -> Vec<String> {
+        self.notes.clone()
+    }
+}
+
+/// Either a token or, with `--auth-url`, the auth URL.
+pub enum Printed {
+    Token(TokenReport),
+    AuthUrl(AuthUrlReport),
+}
+
+impl Report for Printed {
+    fn human(&self, style: &Style) -> String {
+        match self {
+            Printed::Token(r) => r.human(style),
+            Printed::AuthUrl(r) => r.human(style),
+        }
+    }
+    fn json(&self) -> Value {
+        match self {
+            Printed::Token(r) => r.json(),
+            Printed::AuthUrl(r) => r.json(),
+        }
+    }
+    fn notes(&self) -> Vec<String> {
+        match self {
+            Printed::Token(r) => r.notes(),
+            Printed::AuthUrl(r) => r.notes(),
+        }
+    }
+}
+
+/// The warning `--auth-url` gives when the org's app rotates refresh tokens.
+pub const ROTATION_WARNING: &str = "warning: this org's connected app rotates refresh tokens. This auth URL holds the current one: the first refresh made with it elsewhere (in CI) spends it, and the next refresh here then sends a spent token, which makes Salesforce revoke the whole login (the same happens the other way round). Give CI its own login (e.g. `sfx login --jwt` there), or turn rotation off for the app";
+
+/// Print the org's SFDX auth URL, with its newest refresh token (sf's, for a
+/// linked org that sf rotated). On a terminal only after a confirmation.
+pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
+    let (org, _lock) = ctx
+        .locked(&ctx.org()?)?
+        .ok_or_else(crate::commands::logged_out_meanwhile)?;
+    let rec = &org.record;
+    let Some(rt) = ctx.secret(&org, SecretKind::RefreshToken)? else {
+        return Err(Error::relogin(
+            format!(
+                "org {} has no refresh token ({} login), so it has no SFDX auth URL",
+                org.name(),
+                rec.flow.as_str().replace('_', " ")
+            ),
+            "an auth URL needs a login that gives a refresh token: `sfx login --web`, `--device`, `--auth-url` or `--from-sf`",
+        ));
+    };
+    let Some(client_id) = rec.client_id.as_deref() else {
+        return Err(Error::relogin(
+            format!(
+                "org {} has no client id, so it has no SFDX auth URL",
+                org.name()
+            ),
+            crate::lifecycle::relogin_hint(&org),
+        ));
+    };
+    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt)?;
+    let secret = ctx.secret(&org, SecretKind::ClientSecret)?;
+    let url = crate::salesforce::auth_url::AuthUrl::format(
+        client_id,
+        secret.as_ref(),
+        &rt,
+        &rec.instance_url,
+    );
+    if ctx.mode != crate::output::Mode::Quiet && std::io::stdout().is_terminal() {
+        confirm(org.name())?;
+    }
+    let mut notes = Vec::new();
+    if rec.rotates_refresh_token {
+        notes.push(ROTATION_WARNING.to_string());
+    }
+    Ok(AuthUrlReport {
+        org: org.name().to_string(),
+        url,
+        notes,
+    })
+}
+
+/// Ask on stderr before a refresh token is shown on a terminal.
+fn confirm(org: &str) -> Result<(), Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || std::env::var_os("SFX_NO_INPUT").is_some() {
+        return Err(Error::usage(format!(
+            "stdout is a terminal, and sfx shows an SFDX auth URL (a refresh token: anyone who sees it can use the org) there only after a confirmation, which it cannot ask for here; send it where it is needed instead, e.g. `sfx token --auth-url -o {org} | gh secret set SFX_AUTH_URL`"
+        )));
+    }
+    let mut err = std::io::stderr();
+    let _ = write!(
+        err,
+        "sfx: the SFDX auth URL of org {org} holds its refresh token: anyone who sees it can use the org. Print it on this terminal? [y/N] "
+    );
+    let _ = err.flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::usage(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Error::Other("not confirmed: nothing was printed".into()))
+    }
+}
+
+pub fn run_any(args: &TokenArgs, ctx: &Context) -> Result<Printed, Error> {
+    if args.auth_url {
+        return auth_url(ctx).map(Printed::AuthUrl);
+    }
+    run(args, ctx).map(Printed::Token)
+}
+
 pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
     let org = ctx.org()?;
     // An environment access token with no way to refresh is handed out as it is,
@@ -62,12 +196,7 @@ pub fn run(args: &TokenArgs, ctx: &Context) -> Result<TokenReport, Error> {
         org.name(),
         args.min_valid,
     )?
-    .ok_or_else(|| {
-        Error::relogin(
-            "the org was logged out while sfx waited for its lock",
-            "`sfx login` again",
-        )
-    })?;
+    .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let mut notes = vec![];
     if fresh.refreshed.as_ref().is_some_and(|r| r.rotated) && fresh.org.is_env() {
         notes.push("warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app".to_string());

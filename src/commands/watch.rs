@@ -850,7 +850,10 @@ impl Scheduler {
         self.emit(
             idx,
             Kind::Error,
-            format!("{err}; trying again in {retry}"),
+            format!(
+                "{}; trying again in {retry}",
+                err.to_string().trim_end_matches('.')
+            ),
             false,
         );
         let w = &mut self.orgs[idx];
@@ -1163,6 +1166,7 @@ mod tests {
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
                 rotates_refresh_token: false,
                 key_file: None,
+                sf_link: None,
             },
             env: None,
         }

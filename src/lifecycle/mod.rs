@@ -28,7 +28,14 @@ use crate::store::{Org, OrgStore, SecretKind, describe_kind};
 /// The command that fixes a refused refresh.
 pub fn relogin_hint(org: &Org) -> String {
     if org.record.store == StoreKind::Env {
-        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx login …` then export it, or `sf org display --verbose`) and update the CI secret".to_string()
+        "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx token --auth-url -o <ORG>`, or `sf org auth show-sfdx-auth-url -o <ORG> --json`) and update the CI secret".to_string()
+    } else if let Some(link) = &org.record.sf_link {
+        format!(
+            "if sf itself still works for this org, take its login again: `sfx login --from-sf {} --alias {}`; otherwise log in again: `sfx login --web --alias {}`",
+            link.username,
+            org.name(),
+            org.name()
+        )
     } else {
         format!(
             "log in again: `sfx login --alias {} …` (for an imported org: `sfx login --auth-url - --alias {}`)",

@@ -22,8 +22,7 @@ use crate::error::Error;
 use crate::salesforce::flows::{client_credentials, jwt_bearer};
 use crate::salesforce::http::Delivery;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::base_url;
-use crate::salesforce::{Client, ClientCreds, Introspected};
+use crate::salesforce::{Client, ClientCreds, Failed, Introspected};
 use crate::secret::Secret;
 use crate::store::metadata::Flow;
 use crate::store::{Cas, NewTokens, Org, OrgStore, SecretKind, Version};
@@ -105,7 +104,7 @@ pub fn refresh_now(
         _ => {}
     }
     let hint = relogin_hint(org);
-    let Some(refresh_token) = secret(store, org, SecretKind::RefreshToken)? else {
+    let Some(mut refresh_token) = secret(store, org, SecretKind::RefreshToken)? else {
         if rec.flow == Flow::Password {
             return Err(Error::relogin(
                 format!(
@@ -137,6 +136,9 @@ pub fn refresh_now(
             hint,
         ));
     };
+    // Linked to the Salesforce CLI: hold sf's lock and send the newer of the two
+    // tools' refresh tokens (sf may have rotated it).
+    let sf_link = crate::sfcli::link::before_refresh(store, org, &mut refresh_token)?;
     let client_secret = secret(store, org, SecretKind::ClientSecret)?;
     let creds = ClientCreds {
         id: client_id,
@@ -154,7 +156,7 @@ pub fn refresh_now(
     } else {
         false
     };
-    let sent = sf.refresh_tracked(
+    let sent = sf.refresh(
         base,
         &refresh_token,
         creds,
@@ -165,26 +167,31 @@ pub fn refresh_now(
     let resp = match sent {
         Ok(resp) => resp,
         // It may have spent the refresh token: keep the journal.
-        Err((e, Delivery::InDoubt)) if journaled => {
-            return Err(match e {
+        Err(Failed {
+            error,
+            delivery: Delivery::InDoubt,
+        }) if journaled => {
+            return Err(match error {
                 Error::Network(m) => Error::Network(format!(
                     "{m}; the refresh may have reached Salesforce, so the next one first checks that the refresh token is unspent"
                 )),
                 other => other,
             });
         }
-        Err((e, _)) => {
+        Err(Failed { error, .. }) => {
             // Certainly not processed (or nothing journaled): nothing is in doubt.
             if journaled {
                 store.journal_settle(&rec.alias);
             }
-            return Err(e);
+            return Err(error);
         }
     };
     let saved = save(store, clock.now(), org, version, &resp)?;
     if journaled {
         store.journal_settle(&rec.alias);
     }
+    // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
+    crate::sfcli::link::after_refresh(store, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
 }
 
@@ -320,15 +327,7 @@ fn save(
     version: Version,
     resp: &TokenResponse,
 ) -> Result<Refreshed, Error> {
-    let instance_url = base_url(
-        &resp.instance_url,
-        "the instance_url in Salesforce's answer",
-    )
-    .map_err(|e| {
-        Error::Network(format!(
-            "Salesforce answered with an unusable instance_url: {e}"
-        ))
-    })?;
+    let instance_url = resp.checked_instance_url()?;
     let rotated = resp.refresh_token.is_some();
     let mut record = org.record.clone();
     record.instance_url = instance_url;

@@ -47,6 +47,7 @@ fn record(alias: &str) -> OrgRecord {
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file: None,
+        sf_link: None,
     }
 }
 
@@ -152,6 +153,26 @@ impl OrgStore for MemStore {
         m.orgs.insert(alias, (new.record.clone(), v));
         m.writes += 1;
         Ok(Cas::Written(Version(v)))
+    }
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
+        self.m()
+            .secrets
+            .insert((org.name().to_string(), kind.as_str()), value.clone());
+        Ok(())
+    }
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error> {
+        let mut m = self.m();
+        Ok(m.orgs
+            .get_mut(alias)
+            .map(|(r, v)| {
+                change(r);
+                *v += 1;
+            })
+            .is_some())
     }
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
         let mut m = self.m();

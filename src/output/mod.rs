@@ -43,7 +43,7 @@ pub trait Report {
 pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
     let mut err = std::io::stderr();
     for n in report.notes() {
-        let _ = writeln!(err, "sfx: {}", crate::salesforce::url::sanitize(&n, 2000));
+        let _ = writeln!(err, "sfx: {}", crate::text::sanitize(&n, 2000));
     }
     let text = match mode {
         Mode::Quiet => return report.exit(),
@@ -74,7 +74,7 @@ pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
 fn terminal_safe_json(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
-        if crate::salesforce::url::is_unsafe_char(c) {
+        if crate::text::is_unsafe_char(c) {
             out.push_str(&format!("\\u{:04x}", c as u32));
         } else {
             out.push(c);

@@ -104,23 +104,24 @@ impl AuthUrl {
         })
     }
 
-    /// The URL again, e.g. after Salesforce rotated the refresh token.
+    /// The URL again, e.g. after Salesforce rotated the refresh token. It holds
+    /// the refresh token (and the client secret), so it is a [`Secret`] too.
     pub fn format(
         client_id: &str,
         client_secret: Option<&Secret>,
         refresh_token: &Secret,
         instance_url: &str,
-    ) -> String {
+    ) -> Secret {
         let host = instance_url
             .split_once("://")
             .map(|(_, h)| h)
             .unwrap_or(instance_url)
             .trim_end_matches('/');
-        format!(
+        Secret::new(format!(
             "force://{client_id}:{}:{}@{host}",
             client_secret.map(|s| s.expose()).unwrap_or(""),
             refresh_token.expose()
-        )
+        ))
     }
 }
 
@@ -208,7 +209,8 @@ mod tests {
                 a.client_secret.as_ref(),
                 &a.refresh_token,
                 &a.instance_url
-            ),
+            )
+            .expose(),
             u
         );
     }

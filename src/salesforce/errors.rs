@@ -34,6 +34,12 @@ pub fn json_or_oauth_error(
         None
     };
     match parsed {
+        // A 5xx or 429 is server trouble whatever its body says, an OAuth
+        // `server_error` or `temporarily_unavailable` included (issue #11): it was
+        // retried as such, and it is not a refusal of the credentials.
+        Some(serde_json::Value::Object(map)) if reply.status >= 500 || reply.status == 429 => {
+            Err(server_trouble(reply, &host, oauth_quote(&map).as_deref()))
+        }
         Some(serde_json::Value::Object(map)) => {
             // Salesforce's errors are `{error, error_description}`, normally with HTTP 400.
             if let Some(err) = map.get("error").and_then(|e| e.as_str())
@@ -48,9 +54,6 @@ pub fn json_or_oauth_error(
                     status: reply.status,
                 }));
             }
-            if reply.status >= 500 || reply.status == 429 {
-                return Err(server_trouble(reply, &host));
-            }
             if reply.status >= 400 {
                 return Err(Error::Network(format!(
                     "{host} answered HTTP {} with an unexpected JSON body",
@@ -59,7 +62,7 @@ pub fn json_or_oauth_error(
             }
             Ok(Ok(map))
         }
-        _ if reply.status >= 500 || reply.status == 429 => Err(server_trouble(reply, &host)),
+        _ if reply.status >= 500 || reply.status == 429 => Err(server_trouble(reply, &host, None)),
         _ => {
             let what = if reply.content_type.to_ascii_lowercase().contains("html")
                 || reply.body.trim_start().starts_with('<')
@@ -67,6 +70,13 @@ pub fn json_or_oauth_error(
                 "an HTML page"
             } else if reply.body.trim().is_empty() {
                 "an empty body"
+            } else if let Some(v) = &parsed {
+                // Valid JSON, just not an object: say which kind, never "plain text".
+                match v {
+                    serde_json::Value::String(_) => "a JSON string",
+                    serde_json::Value::Array(_) => "a JSON array",
+                    _ => "a bare JSON value",
+                }
             } else if reply.body.trim_start().starts_with(['{', '[']) {
                 // Broken JSON may be a cut-off token response: never quote it.
                 return Err(Error::Network(format!(
@@ -91,17 +101,29 @@ pub fn json_or_oauth_error(
     }
 }
 
-fn server_trouble(reply: &Reply, host: &str) -> Error {
+/// `: server_error ("description")` of an OAuth error object, made safe to print.
+fn oauth_quote(map: &serde_json::Map<String, serde_json::Value>) -> Option<String> {
+    let code = map.get("error")?.as_str()?;
+    let desc = map
+        .get("error_description")
+        .and_then(|d| d.as_str())
+        .filter(|d| !d.is_empty())
+        .map(|d| format!(" (\"{}\")", sanitize(&redact_text(d), 200)))
+        .unwrap_or_default();
+    Some(format!(": {}{desc}", sanitize(code, 60)))
+}
+
+fn server_trouble(reply: &Reply, host: &str, oauth: Option<&str>) -> Error {
     let kind = if reply.status == 429 {
         "too many requests"
     } else {
         "a server error"
     };
     let first = reply.first_line();
-    let quote = if first.is_empty() || reply.is_json() {
-        String::new()
-    } else {
-        format!(": \"{first}\"")
+    let quote = match oauth {
+        Some(q) => q.to_string(),
+        None if first.is_empty() || reply.is_json() => String::new(),
+        None => format!(": \"{first}\""),
     };
     let later = match reply.retry_after() {
         Some(w) if w > crate::salesforce::http::RETRY_AFTER_CAP => format!(
@@ -111,7 +133,7 @@ fn server_trouble(reply: &Reply, host: &str) -> Error {
         _ => "try again later".to_string(),
     };
     Error::Network(format!(
-        "{host} answered HTTP {} ({kind}){quote}; Salesforce may be busy or in maintenance, {later}",
+        "{host} answered HTTP {} ({kind}){quote}; this is trouble at the server, not a refusal of the credentials: Salesforce may be busy or in maintenance, {later}",
         reply.status
     ))
 }
@@ -127,17 +149,7 @@ fn json_problem(body: &str) -> String {
     }
 }
 
-pub fn host_of(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_else(|| sanitize(url, 80))
-}
+pub use super::url::host_of;
 
 /// Error codes that mean "these credentials are no good any more": a human must log in.
 pub fn is_login_problem(code: &str) -> bool {
@@ -155,6 +167,24 @@ pub fn is_login_problem(code: &str) -> bool {
     )
 }
 
+/// Refusals that clear by themselves: waiting helps, a new login does not (it is
+/// refused too, and spends one of the user's five approval slots). Exit 5, like
+/// other trouble that trying later fixes (issue #11).
+fn transient(err: &OAuthError, lower_desc: &str) -> Option<&'static str> {
+    match err.error.as_str() {
+        "invalid_grant" if lower_desc.contains("login rate exceeded") => Some(
+            "The user has logged in more than Salesforce allows in an hour (3,600 logins, refreshes included). This is temporary and clears by itself: try again later, within the hour. Do not log in again meanwhile: a new login is refused too, and each one spends one of the user's five approval slots for this app.",
+        ),
+        "rate_limit_exceeded" => Some(
+            "Salesforce's login rate limit was reached. This is temporary: wait a few minutes and try again; logging in again does not help.",
+        ),
+        "server_error" | "temporarily_unavailable" => Some(
+            "This is trouble at Salesforce, not a refusal of the credentials: it may be busy or in maintenance; try again later.",
+        ),
+        _ => None,
+    }
+}
+
 /// Why a token request was refused, and what usually causes it.
 pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
     let desc = err.error_description.clone().unwrap_or_default();
@@ -164,6 +194,11 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
         format!("{} (\"{desc}\")", err.error)
     };
     let lower = desc.to_ascii_lowercase();
+    if let Some(why) = transient(err, &lower) {
+        return Error::Network(format!(
+            "Salesforce turned down {doing} for now: {said}. {why}"
+        ));
+    }
     let cause = match (err.error.as_str(), lower.as_str()) {
         ("invalid_grant", d) if d.contains("expired access/refresh token") => {
             "The refresh token is no longer valid: it was revoked (by the user, an admin or `sfx logout --revoke`), expired under the connected app's refresh-token policy, was pushed out because the user approved the same app a sixth time (Salesforce keeps five approvals per user and app), or was replayed after refresh-token rotation."
@@ -185,7 +220,7 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
             "The authorization code or assertion expired before it was used; try again."
         }
         ("invalid_grant", d) if d.contains("ip restricted") => {
-            "The login is outside the user's allowed IP ranges or login hours."
+            "The login is outside the user's allowed IP ranges or login hours: run sfx from an allowed network, or within the allowed hours (a new login from here is refused too)."
         }
         ("invalid_grant", d) if d.contains("code verifier") => {
             "The PKCE code verifier did not match the challenge sent to the browser; start the login again (if it keeps happening, something between sfx and Salesforce changes the requests)."
@@ -233,16 +268,20 @@ pub fn explain(err: &OAuthError, doing: &str, relogin_hint: &str) -> Error {
         ("unsupported_grant_type", _) => {
             "This grant type is not enabled for the connected app (client credentials: \"Enable Client Credentials Flow\" and a run-as user; device: \"Enable for Device Flow\"; JWT bearer: \"Use digital signatures\" with the certificate uploaded), or this host does not offer it."
         }
-        ("rate_limit_exceeded", _) => {
-            "Salesforce's login rate limit was reached; wait and try again."
-        }
         _ => "",
     };
     let message = format!("Salesforce refused {doing}: {said}. {cause}")
         .trim_end()
         .to_string();
-    if err.error == "rate_limit_exceeded" {
-        Error::Network(message)
+    if err.error == "invalid_grant" && lower.contains("ip restricted") {
+        // A new login from here is refused the same way: no "log in again".
+        Error::Relogin {
+            message,
+            hint: Some(
+                "run sfx from a network the user's profile allows, or within its login hours"
+                    .into(),
+            ),
+        }
     } else if is_login_problem(&err.error) {
         Error::Relogin {
             message,

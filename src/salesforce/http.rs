@@ -21,8 +21,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
-use crate::salesforce::url::sanitize;
 use crate::secret::{SECRET_KEYS, Secret, redact_text};
+use crate::text::sanitize;
 
 /// Bodies larger than this are refused.
 pub const BODY_LIMIT: u64 = 1024 * 1024;
@@ -386,19 +386,27 @@ impl Http {
 
 impl Reply {
     /// What to quote of a body that is not JSON: an HTML page's `<title>` (what a
-    /// maintenance page says), else its first non-empty line without tags; made
-    /// safe to print (control characters and anything that looks like a secret
-    /// removed) and cut short.
+    /// maintenance page says in one line), else its text with the tags removed
+    /// (`<br>` and block tags read as spaces, so sentences stay apart); other
+    /// bodies by their first non-empty line, as sent. Made safe to print (control
+    /// characters and anything that looks like a secret removed) and cut short.
     pub fn first_line(&self) -> String {
-        let line = match html_title(&self.body) {
-            Some(title) => title.to_string(),
-            None => self
-                .body
+        let mut cut = self.body.len().min(8192);
+        while !self.body.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let head = &self.body[..cut];
+        let html = self.content_type.to_ascii_lowercase().contains("html")
+            || head.trim_start().starts_with('<');
+        let line = match html_title(head) {
+            Some(title) => html_text(title),
+            None if html => html_text(head),
+            None => head
                 .lines()
-                .map(strip_tags)
-                .map(|l| l.trim().to_string())
+                .map(str::trim)
                 .find(|l| !l.is_empty())
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .to_string(),
         };
         let cut: String = line.chars().take(400).collect();
         sanitize(&redact_text(&cut), 120)
@@ -421,18 +429,102 @@ fn html_title(body: &str) -> Option<&str> {
     (!title.is_empty()).then_some(title)
 }
 
-fn strip_tags(line: &str) -> String {
+/// The text of an HTML fragment: tags removed, `<br>` and block-level tags read
+/// as spaces, `<script>`/`<style>` contents and comments dropped, a few entities
+/// decoded, runs of white space collapsed. A `<` that does not open a tag (`a < b`,
+/// `<3`) is text and stays.
+fn html_text(html: &str) -> String {
+    const BLOCK: &[&str] = &[
+        "br",
+        "p",
+        "div",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "li",
+        "ul",
+        "ol",
+        "tr",
+        "td",
+        "th",
+        "table",
+        "hr",
+        "pre",
+        "blockquote",
+        "section",
+        "article",
+        "header",
+        "footer",
+        "body",
+        "html",
+        "head",
+        "title",
+        "center",
+        "main",
+        "nav",
+        "dd",
+        "dt",
+        "dl",
+        "form",
+    ];
     let mut out = String::new();
-    let mut in_tag = false;
-    for c in line.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
+    let mut rest = html;
+    let mut skip_until: Option<&str> = None;
+    while let Some(lt) = rest.find('<') {
+        if skip_until.is_none() {
+            out.push_str(&rest[..lt]);
         }
+        let after = &rest[lt + 1..];
+        let opens_tag = after
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
+        let end = if after.starts_with("!--") {
+            after.find("-->").map(|e| e + 3)
+        } else {
+            after.find('>').map(|e| e + 1)
+        };
+        // `x<y but <b>`: a "tag" that holds another `<` is text.
+        let end = end.filter(|e| !after[..e - 1].contains('<'));
+        let (true, Some(end)) = (opens_tag, end) else {
+            if skip_until.is_none() {
+                out.push('<');
+            }
+            rest = after;
+            continue;
+        };
+        let tag = &after[..end - 1];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        match skip_until {
+            Some(closing) if tag.starts_with('/') && name == closing => skip_until = None,
+            Some(_) => {}
+            None if !tag.starts_with('/') && (name == "script" || name == "style") => {
+                skip_until = Some(if name == "script" { "script" } else { "style" });
+            }
+            None if BLOCK.contains(&name.as_str()) => out.push(' '),
+            None => {}
+        }
+        rest = &after[end..];
     }
-    out
+    if skip_until.is_none() {
+        out.push_str(rest);
+    }
+    let decoded = out
+        .replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&");
+    decoded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -503,7 +595,7 @@ impl Failure {
     /// A failure while reading the body: the answer had begun, so the request was
     /// delivered; a cut connection here is a truncated answer.
     fn in_body(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
-        let host = crate::salesforce::errors::host_of(url);
+        let host = super::url::host_of(url);
         match e {
             ureq::Error::Io(io)
                 if matches!(
@@ -532,7 +624,7 @@ impl Failure {
     }
 
     fn from_ureq(e: ureq::Error, url: &str, timeout: Duration, via: Option<&str>) -> Failure {
-        let host = crate::salesforce::errors::host_of(url);
+        let host = super::url::host_of(url);
         if let Some(proxy) = via {
             // Connection-level trouble is the proxy's: say so, or the message would
             // send the user looking at the wrong host.
@@ -670,8 +762,24 @@ mod tests {
         assert_eq!(r.first_line(), "Salesforce - Down for Maintenance");
         r.body = "<!DOCTYPE html>\n<p>Bad \x1b[31mgateway</p>".into();
         assert_eq!(r.first_line(), "Bad  [31mgateway");
+        r.content_type = "text/plain".into();
         r.body = "plain text\nsecond".into();
         assert_eq!(r.first_line(), "plain text");
+        // Issue #11: sentences split by <br> and block tags stay apart; text
+        // between < and > that is not a tag stays.
+        r.content_type = "text/html".into();
+        r.body = "<html><body><h1>Down for maintenance.</h1><p>We are sorry.<br>Back at 22:00.<br/>Thanks</p></body></html>".into();
+        assert_eq!(
+            r.first_line(),
+            "Down for maintenance. We are sorry. Back at 22:00. Thanks"
+        );
+        r.body = "<p>load < 3 and x<y but <b>bold</b>ly <3</p><script>var a='<p>no</p>';</script><!-- hidden -->end".into();
+        assert_eq!(r.first_line(), "load < 3 and x<y but boldly <3 end");
+        r.body = "<title>Maintenance &amp; <b>upgrade</b></title>".into();
+        assert_eq!(r.first_line(), "Maintenance & upgrade");
+        r.content_type = "text/plain".into();
+        r.body = "error: a<b and <c> kept".into();
+        assert_eq!(r.first_line(), "error: a<b and <c> kept");
     }
 
     #[test]

@@ -62,44 +62,32 @@ fn url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }
 
-impl Client<'_> {
-    /// POST a grant to the token endpoint. `doing` names the action for errors
-    /// ("the refresh of org prod"); `relogin_hint` is the command that fixes a refusal.
-    pub fn token(
-        &self,
-        base: &str,
-        form: Vec<(&'static str, String)>,
-        creds: ClientCreds<'_>,
-        retry: Retry,
-        doing: &str,
-        relogin_hint: &str,
-    ) -> Result<TokenResponse, Error> {
-        self.grant(base, form, Some(creds), retry, doing, relogin_hint)
-    }
+/// A token-endpoint request that failed, and whether it may have taken effect
+/// at Salesforce (a rotating refresh that may have spent its refresh token).
+/// Converts into [`Error`] with `?` where the delivery does not matter.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub delivery: Delivery,
+}
 
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        f.error
+    }
+}
+
+impl Client<'_> {
     /// POST to the token endpoint (a grant, or the device-code request): the JSON
     /// object Salesforce answered, or its OAuth error. Client credentials, when
     /// given, go in the body; the JWT bearer grant sends none.
     pub fn token_endpoint(
         &self,
         base: &str,
-        form: Vec<(&'static str, String)>,
-        creds: Option<ClientCreds<'_>>,
-        retry: Retry,
-    ) -> Result<TokenEndpointReply, Error> {
-        self.token_endpoint_tracked(base, form, creds, retry)
-            .map_err(|(e, _)| e)
-    }
-
-    /// [`Client::token_endpoint`], also telling on failure whether the request
-    /// may have taken effect at Salesforce.
-    fn token_endpoint_tracked(
-        &self,
-        base: &str,
         mut form: Vec<(&'static str, String)>,
         creds: Option<ClientCreds<'_>>,
         retry: Retry,
-    ) -> Result<TokenEndpointReply, (Error, Delivery)> {
+    ) -> Result<TokenEndpointReply, Failed> {
         if let Some(creds) = creds {
             form.push(("client_id", creds.id.to_string()));
             if let Some(s) = creds.secret.filter(|s| !s.is_empty()) {
@@ -115,16 +103,19 @@ impl Client<'_> {
             basic: None,
             retry,
         });
-        let reply = sent.map_err(|e| (e, delivery))?;
+        let failed = |error| Failed { error, delivery };
+        let reply = sent.map_err(failed)?;
         Ok(TokenEndpointReply {
             host: errors::host_of(&reply.url),
-            body: errors::json_or_oauth_error(&reply).map_err(|e| (e, delivery))?,
+            body: errors::json_or_oauth_error(&reply).map_err(failed)?,
             delivery,
         })
     }
 
     /// A grant on the token endpoint, its answer checked: a usable token
     /// response whose `signature` matches the client secret (when one is known).
+    /// `doing` names the action for errors ("the refresh of org prod");
+    /// `relogin_hint` is the caller's advice for a refusal.
     pub fn grant(
         &self,
         base: &str,
@@ -133,33 +124,19 @@ impl Client<'_> {
         retry: Retry,
         doing: &str,
         relogin_hint: &str,
-    ) -> Result<TokenResponse, Error> {
-        self.grant_tracked(base, form, creds, retry, doing, relogin_hint)
-            .map_err(|(e, _)| e)
-    }
-
-    /// [`Client::grant`], also telling on failure whether the grant may have
-    /// taken effect (a rotating refresh that may have spent its refresh token).
-    pub fn grant_tracked(
-        &self,
-        base: &str,
-        form: Vec<(&'static str, String)>,
-        creds: Option<ClientCreds<'_>>,
-        retry: Retry,
-        doing: &str,
-        relogin_hint: &str,
-    ) -> Result<TokenResponse, (Error, Delivery)> {
-        let reply = self.token_endpoint_tracked(base, form, creds, retry)?;
+    ) -> Result<TokenResponse, Failed> {
+        let reply = self.token_endpoint(base, form, creds, retry)?;
         let delivery = reply.delivery;
+        let failed = |error| Failed { error, delivery };
         let map = match reply.body {
             Ok(map) => map,
-            Err(oauth) => return Err((errors::explain(&oauth, doing, relogin_hint), delivery)),
+            Err(oauth) => return Err(failed(errors::explain(&oauth, doing, relogin_hint))),
         };
-        token_response(map, &reply.host, doing, creds.and_then(|c| c.secret))
-            .map_err(|e| (e, delivery))
+        token_response(map, &reply.host, doing, creds.and_then(|c| c.secret)).map_err(failed)
     }
 
-    /// The refresh-token grant.
+    /// The refresh-token grant. A rotating one is never resent once it may
+    /// have been delivered.
     pub fn refresh(
         &self,
         base: &str,
@@ -168,22 +145,7 @@ impl Client<'_> {
         rotating: bool,
         doing: &str,
         relogin_hint: &str,
-    ) -> Result<TokenResponse, Error> {
-        self.refresh_tracked(base, refresh_token, creds, rotating, doing, relogin_hint)
-            .map_err(|(e, _)| e)
-    }
-
-    /// [`Client::refresh`], also telling on failure whether it may have spent the
-    /// refresh token.
-    pub fn refresh_tracked(
-        &self,
-        base: &str,
-        refresh_token: &Secret,
-        creds: ClientCreds<'_>,
-        rotating: bool,
-        doing: &str,
-        relogin_hint: &str,
-    ) -> Result<TokenResponse, (Error, Delivery)> {
+    ) -> Result<TokenResponse, Failed> {
         let form = vec![
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
@@ -195,7 +157,7 @@ impl Client<'_> {
         } else {
             Retry::Transient
         };
-        self.grant_tracked(base, form, Some(creds), retry, doing, relogin_hint)
+        self.grant(base, form, Some(creds), retry, doing, relogin_hint)
     }
 
     /// POST /services/oauth2/introspect with the client id (and secret, if known)
@@ -323,7 +285,7 @@ pub fn token_response(
     let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
         Error::Network(format!(
             "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
-            url::sanitize(&e.to_string(), 160)
+            crate::text::sanitize(&e.to_string(), 160)
         ))
     })?;
     if resp.access_token.is_empty() {

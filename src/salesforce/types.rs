@@ -38,6 +38,20 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// The answer's `instance_url` checked by the transport rule and reduced to
+    /// its origin (the one check every caller that stores it makes).
+    pub fn checked_instance_url(&self) -> Result<String, crate::error::Error> {
+        super::url::base_url(
+            &self.instance_url,
+            "the instance_url in Salesforce's answer",
+        )
+        .map_err(|e| {
+            crate::error::Error::Network(format!(
+                "Salesforce answered with an unusable instance_url: {e}"
+            ))
+        })
+    }
+
     /// `issued_at` as an instant (absent from JWT-bearer responses).
     pub fn issued_at_time(&self) -> Option<DateTime<Utc>> {
         self.issued_at.as_deref().and_then(parse_epoch)
@@ -104,7 +118,7 @@ pub struct Userinfo {
 fn clean_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_json::Value>::deserialize(d)?;
     Ok(match v {
-        Some(serde_json::Value::String(s)) => Some(crate::salesforce::url::sanitize(&s, 200)),
+        Some(serde_json::Value::String(s)) => Some(crate::text::sanitize(&s, 200)),
         _ => None,
     })
 }

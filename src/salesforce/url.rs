@@ -74,26 +74,20 @@ fn bad(what: &str, input: &str, why: &str) -> Error {
     ))
 }
 
-/// Characters that must not reach a terminal from outside text: C0/C1 controls
-/// (ESC starts terminal escape sequences, BEL, CR and backspace rewrite lines) and
-/// the Unicode bidirectional overrides and isolates, which reorder what is shown.
-pub fn is_unsafe_char(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
+// Kept here too for callers written before it moved to [`crate::text`].
+pub use crate::text::{is_unsafe_char, sanitize};
 
-/// Text from outside (the server, a file) made safe to print: control characters
-/// and bidi overrides become spaces and the result is cut to `max` characters.
-pub fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if is_unsafe_char(c) { ' ' } else { c })
-        .take(max)
-        .collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
+/// `host[:port]` of a URL, for messages (the input, sanitised, if it does not parse).
+pub fn host_of(url: &str) -> String {
+    Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            u.host_str().map(|h| match u.port() {
+                Some(p) => format!("{h}:{p}"),
+                None => h.to_string(),
+            })
+        })
+        .unwrap_or_else(|| sanitize(url, 80))
 }
 
 fn sanitize_for_message(s: &str) -> String {

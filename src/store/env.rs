@@ -95,6 +95,36 @@ impl OrgStore for EnvStore {
         Ok(Cas::Written(Version(st.1)))
     }
 
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.0.name() != org.name() {
+            return Ok(());
+        }
+        if let Some(env) = st.0.env.as_mut() {
+            let slot = match kind {
+                SecretKind::AccessToken => &mut env.access_token,
+                SecretKind::RefreshToken => &mut env.refresh_token,
+                SecretKind::ClientSecret => &mut env.client_secret,
+            };
+            *slot = Some(value.clone());
+        }
+        Ok(())
+    }
+
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.0.name() != alias {
+            return Ok(false);
+        }
+        change(&mut st.0.record);
+        st.1 += 1;
+        Ok(true)
+    }
+
     fn remember(&self, _answers: &[Remembered<'_>]) -> Result<(), Error> {
         // Nothing outlives the process, so there is nothing to cache for.
         Ok(())

@@ -74,7 +74,7 @@ impl FileStore {
     }
 
     fn read_file(&self) -> Result<Doc, Error> {
-        match std::fs::read(&self.path) {
+        match crate::limits::read_capped(&self.path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => serde_json::from_slice(&b).map_err(|e| {
                 Error::Other(format!(
                     "the secrets file {} is damaged ({e}); move it away and log in again",
@@ -134,7 +134,17 @@ impl SecretStore for FileStore {
                 self.path.display()
             );
         }
-        let bytes = serde_json::to_vec_pretty(&doc).map_err(|e| Error::Other(e.to_string()))?;
+        // The one place the file's secrets leave their wrapper.
+        let exposed: BTreeMap<&str, BTreeMap<&str, &str>> = doc
+            .iter()
+            .map(|(alias, m)| {
+                (
+                    alias.as_str(),
+                    m.iter().map(|(k, v)| (k.as_str(), v.expose())).collect(),
+                )
+            })
+            .collect();
+        let bytes = serde_json::to_vec_pretty(&exposed).map_err(|e| Error::Other(e.to_string()))?;
         atomic::write(&self.path, &bytes).map_err(|e| Error::StoreUnavailable {
             message: format!("cannot write the secrets file {}: {e}", self.path.display()),
             hint: None,

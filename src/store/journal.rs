@@ -6,8 +6,8 @@
 //! a refresh was delivered — it timed out, the connection dropped, or the process
 //! was killed before storing the answer — sending the stored token again would be
 //! a gamble. So, before sending a rotating refresh, sfx writes a fingerprint of the
-//! refresh token to `locks/org-<alias>.refreshing`, and removes it once the answer
-//! is stored (or Salesforce answered at all). If the next refresh finds the
+//! refresh token to `locks/org-<alias>.refreshing` (the alias encoded as for the
+//! lock), and removes it once the answer is stored (or Salesforce answered at all). If the next refresh finds the
 //! fingerprint of the token it is about to send, it first asks introspection
 //! whether that refresh token is still active: if so, the earlier request never
 //! took effect and the refresh goes ahead; if not, it stops with exit 4 instead of
@@ -34,8 +34,8 @@ fn fingerprint(token: &Secret) -> String {
 impl Journal {
     /// Was a refresh with this token started and never settled?
     pub fn pending_for(&self, token: &Secret) -> bool {
-        std::fs::read_to_string(&self.path)
-            .map(|s| s.trim() == fingerprint(token))
+        crate::limits::read_capped(&self.path, 4096)
+            .map(|s| String::from_utf8_lossy(&s).trim() == fingerprint(token))
             .unwrap_or(false)
     }
 
@@ -45,7 +45,7 @@ impl Journal {
             super::ensure_private_dir(dir)?;
         }
         super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes())
-            .map_err(|e| Error::Other(format!("cannot write {}: {e}", self.path.display())))
+            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
     }
 
     /// The refresh is settled (its answer stored, or Salesforce answered).

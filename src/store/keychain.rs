@@ -170,7 +170,7 @@ impl Trouble {
             Trouble::NoSession => match std::env::var("DBUS_SESSION_BUS_ADDRESS") {
                 Ok(a) if !a.trim().is_empty() => format!(
                     "there is no D-Bus session: the session bus at {} does not answer",
-                    crate::salesforce::url::sanitize(&a, 100)
+                    crate::text::sanitize(&a, 100)
                 ),
                 _ => "there is no D-Bus session (DBUS_SESSION_BUS_ADDRESS is not set; typical over SSH, in containers and in CI)".to_string(),
             },
@@ -236,7 +236,7 @@ pub fn classify_platform(debug: &str) -> Trouble {
     } else if has("Unavailable") {
         Trouble::NoProvider
     } else {
-        Trouble::Other(crate::salesforce::url::sanitize(debug, 200))
+        Trouble::Other(crate::text::sanitize(debug, 200))
     }
 }
 
@@ -275,7 +275,7 @@ fn map_err(e: keyring::Error, account: &str) -> Error {
         },
         other => Error::Other(format!(
             "the OS keychain failed: {}",
-            crate::salesforce::url::sanitize(&other.to_string(), 200)
+            crate::text::sanitize(&other.to_string(), 200)
         )),
     }
 }
@@ -415,9 +415,8 @@ pub fn probe() -> Probe {
         }
     }) {
         Ok(Ok(inner)) => inner,
-        Ok(Err(e)) => Err(trouble(&e).unwrap_or_else(|| {
-            Trouble::Other(crate::salesforce::url::sanitize(&e.to_string(), 200))
-        })),
+        Ok(Err(e)) => Err(trouble(&e)
+            .unwrap_or_else(|| Trouble::Other(crate::text::sanitize(&e.to_string(), 200)))),
         Err(t) => Err(t),
     };
     Probe {

@@ -59,7 +59,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
         b.mode(0o700);
     }
     b.create(dir)
-        .map_err(|e| Error::Other(format!("cannot create {}: {e}", dir.display())))
+        .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))
 }
 
 /// The on-disk store under the sfx home.
@@ -75,7 +75,9 @@ pub struct LocalStore {
 /// `timeout`, back-off and `Retry-After` waits (at most 2 x 10 s), keychain calls
 /// (3 s each) and the writes. Waiting longer means the holder is stuck.
 pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
-    timeout.saturating_mul(3) + std::time::Duration::from_secs(30)
+    timeout
+        .saturating_mul(3)
+        .saturating_add(std::time::Duration::from_secs(30))
 }
 
 impl LocalStore {
@@ -116,11 +118,18 @@ impl LocalStore {
             return Ok(out);
         }
         meta.version = 1;
-        atomic::write(&self.metadata_path(), &meta.to_bytes()).map_err(|e| {
+        // Never write what would not read back (issue #11).
+        let bytes = meta.to_checked_bytes().map_err(|why| {
             Error::Other(format!(
-                "cannot write {}: {e}",
+                "sfx did not write {}: the result would not read back ({why}); nothing was changed",
                 self.metadata_path().display()
             ))
+        })?;
+        atomic::write(&self.metadata_path(), &bytes).map_err(|e| {
+            Error::io(
+                format!("cannot write {}", self.metadata_path().display()),
+                e,
+            )
         })?;
         Ok(out)
     }
@@ -220,6 +229,19 @@ impl OrgStore for LocalStore {
             meta.orgs.insert(alias.to_string(), new.record.clone());
             Ok(Cas::Written(version_of(new.record)))
         })
+    }
+
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
+        self.backend(org.record.store)
+            .put(org.name(), &[(kind, Some(value))])
+    }
+
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error> {
+        self.update(|meta| Ok(meta.orgs.get_mut(alias).map(change).is_some()))
     }
 
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {

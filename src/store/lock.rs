@@ -62,7 +62,7 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|e| Error::Other(format!("cannot open the lock file {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     let mut told = false;
@@ -71,7 +71,7 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
             Ok(()) => break,
             Err(TryLockError::WouldBlock) => {}
             Err(TryLockError::Error(e)) => {
-                return Err(Error::Other(format!("cannot lock {}: {e}", path.display())));
+                return Err(Error::io(format!("cannot lock {}", path.display()), e));
             }
         }
         let waited = started.elapsed();

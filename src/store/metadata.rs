@@ -33,7 +33,7 @@ pub fn check_alias(alias: &str, what: &str) -> Result<(), Error> {
     } else {
         Err(Error::usage(format!(
             "{what} `{}` is not a valid alias: use 1–100 letters, digits and . _ - @ + (and not `env`)",
-            crate::salesforce::url::sanitize(alias, 100)
+            crate::text::sanitize(alias, 100)
         )))
     }
 }
@@ -50,6 +50,8 @@ pub enum Flow {
     Jwt,
     ClientCredentials,
     Password,
+    /// Taken from the Salesforce CLI's files (`login --from-sf`).
+    Sf,
 }
 
 impl Flow {
@@ -63,6 +65,7 @@ impl Flow {
             Flow::Jwt => "jwt",
             Flow::ClientCredentials => "client_credentials",
             Flow::Password => "password",
+            Flow::Sf => "sf",
         }
     }
 }
@@ -154,6 +157,22 @@ pub struct OrgRecord {
     /// JWT bearer: path of the private key file (the key itself is never copied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
+    /// Linked to a login of the Salesforce CLI (see `sfcli::link`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sf_link: Option<SfLink>,
+}
+
+/// An org shared with the Salesforce CLI: sf's auth file, and a fingerprint of
+/// the refresh token that file held when sfx last read or wrote it (never the
+/// token): a different one there means sf rotated it since.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SfLink {
+    /// Absolute path of sf's `<username>.json`.
+    pub file: String,
+    /// The username the file must name.
+    pub username: String,
+    /// The first 16 hex digits of the SHA-256 of that refresh token.
+    pub refresh_token_fingerprint: String,
 }
 
 /// The longest session timeout a record may carry (Salesforce's maximum is 24 h).
@@ -165,7 +184,8 @@ impl OrgRecord {
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
     pub(crate) fn check(&mut self, key: &str) -> Result<(), String> {
-        use crate::salesforce::url::{base_url, sanitize};
+        use crate::salesforce::url::base_url;
+        use crate::text::sanitize;
         let name = sanitize(key, 60);
         if key != self.alias {
             return Err(format!(
@@ -200,9 +220,24 @@ impl OrgRecord {
         }
         for text in [&mut self.username, &mut self.org_id, &mut self.user_id] {
             if let Some(t) = text.as_mut()
-                && t.chars().any(crate::salesforce::url::is_unsafe_char)
+                && t.chars().any(crate::text::is_unsafe_char)
             {
                 *t = sanitize(t, 200);
+            }
+        }
+        if let Some(link) = &self.sf_link {
+            let path_ok = std::path::Path::new(&link.file).is_absolute()
+                && link.file.ends_with(".json")
+                && !link.file.chars().any(char::is_control);
+            let fp_ok = link.refresh_token_fingerprint.len() == 16
+                && link
+                    .refresh_token_fingerprint
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit());
+            if !path_ok || !fp_ok || link.username.chars().any(char::is_control) {
+                return Err(format!(
+                    "entry `{name}` has an sf_link sfx did not write (an absolute path to a .json file, a username, a 16-hex-digit fingerprint)"
+                ));
             }
         }
         if let Some(m) = &self.access_token_masked
@@ -214,6 +249,14 @@ impl OrgRecord {
             ));
         }
         Ok(())
+    }
+}
+
+impl OrgRecord {
+    /// Whether [`Metadata::parse`] would accept this record: sfx never writes a
+    /// record it would refuse to read back (issue #11).
+    pub fn readable(&self) -> Result<(), String> {
+        self.clone().check(&self.alias)
     }
 }
 
@@ -231,14 +274,14 @@ pub struct Metadata {
 impl Metadata {
     /// Read the file; a missing file is an empty store, a broken one a clear error.
     pub fn read(path: &Path) -> Result<Metadata, Error> {
-        let bytes = match std::fs::read(path) {
+        let bytes = match crate::limits::read_capped(path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
             Err(e) => {
-                return Err(Error::Other(format!(
-                    "cannot read the org metadata file {}: {e}",
-                    path.display()
-                )));
+                return Err(Error::io(
+                    format!("cannot read the org metadata file {}", path.display()),
+                    e,
+                ));
             }
         };
         Metadata::parse(&bytes).map_err(|why| {
@@ -260,6 +303,13 @@ impl Metadata {
             rec.check(key)?;
         }
         Ok(meta)
+    }
+
+    /// The file's bytes, read back before they are returned: a record that
+    /// [`Metadata::parse`] would refuse is never written.
+    pub fn to_checked_bytes(&self) -> Result<Vec<u8>, String> {
+        let bytes = self.to_bytes();
+        Metadata::parse(&bytes).map(|_| bytes)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -288,5 +338,19 @@ mod tests {
             assert!(Metadata::parse(bad).is_err(), "{bad:?}");
         }
         assert!(Metadata::parse(b"{}").is_ok());
+    }
+
+    #[test]
+    fn a_record_that_would_not_read_back_is_not_written() {
+        let mut meta: Metadata = Metadata::parse(
+            br#"{"orgs":{"a":{"alias":"a","instance_url":"https://a.my.salesforce.com","flow":"web","store":"file"}}}"#,
+        )
+        .unwrap();
+        assert!(meta.to_checked_bytes().is_ok());
+        let rec = meta.orgs.get_mut("a").unwrap();
+        rec.session_timeout_secs = 400 * 86_400;
+        assert!(rec.readable().is_err());
+        let why = meta.to_checked_bytes().unwrap_err();
+        assert!(why.contains("session_timeout_secs"), "{why}");
     }
 }

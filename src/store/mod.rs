@@ -14,6 +14,8 @@
 //!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes.
 
 pub mod atomic;
+#[cfg(test)]
+pub mod contract;
 pub mod env;
 pub mod file;
 pub mod journal;
@@ -184,6 +186,20 @@ pub trait OrgStore: Send + Sync {
     /// record pointing at tokens that are not stored. The record keeps
     /// whatever the default mark was.
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error>;
+
+    /// Store one secret of an existing org as it is, outside any refresh: no
+    /// version check, the record unchanged (the version too). For a refresh
+    /// token another tool rotated (the Salesforce CLI, see
+    /// [`crate::sfcli::link`]), kept before it is sent.
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error>;
+
+    /// Change an org's record in place (metadata only; the version changes).
+    /// `Ok(false)` when the org is not stored.
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error>;
 
     /// Cache introspection answers (one write for all): each only where the
     /// org's current masked access token equals [`Remembered::masked`].

@@ -56,6 +56,9 @@ struct DelayReq {
 pub fn handle(st: &mut State, req: &HttpRequest) -> HttpResponse {
     let route = req.path.trim_start_matches("/__fake").trim_end_matches('/');
     let result = match (req.method.as_str(), route) {
+        // For the fake's own tests: proves that a handler panic fails the test
+        // (see `FakeSalesforce::verify`) instead of dying in a detached thread.
+        ("POST", "/panic") => panic!("requested by POST /__fake/panic"),
         ("GET", "/requests") => Ok(ok(serde_json::to_value(&st.requests).unwrap_or(json!([])))),
         ("DELETE", "/requests") => {
             st.requests.clear();

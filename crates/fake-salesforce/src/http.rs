@@ -73,6 +73,9 @@ pub type Handler = Arc<dyn Fn(HttpRequest) -> Outcome + Send + Sync>;
 /// A running server; [`HttpServer::stop`] (or drop) ends it and closes open connections.
 pub struct HttpServer {
     addr: SocketAddr,
+    /// Panics caught in connection threads (a handler bug): the owner fails the
+    /// test with them, since a panic in a detached thread would be lost.
+    panics: Arc<Mutex<Vec<String>>>,
     shutdown: Arc<AtomicBool>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
     accept: Option<JoinHandle<()>>,
@@ -83,12 +86,14 @@ impl HttpServer {
         let addr = listener.local_addr()?;
         let shutdown = Arc::new(AtomicBool::new(false));
         let conns: Arc<Mutex<HashMap<u64, TcpStream>>> = Arc::new(Mutex::new(HashMap::new()));
-        let (sd, cs) = (shutdown.clone(), conns.clone());
+        let panics: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (sd, cs, ps) = (shutdown.clone(), conns.clone(), panics.clone());
         let accept = std::thread::Builder::new()
             .name("fake-sf-accept".into())
-            .spawn(move || accept_loop(listener, handler, sd, cs))?;
+            .spawn(move || accept_loop(listener, handler, sd, cs, ps))?;
         Ok(HttpServer {
             addr,
+            panics,
             shutdown,
             conns,
             accept: Some(accept),
@@ -97,6 +102,11 @@ impl HttpServer {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The messages of handler panics caught so far.
+    pub fn panics(&self) -> Vec<String> {
+        self.panics.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     pub fn stop(&mut self) {
@@ -131,6 +141,7 @@ fn accept_loop(
     handler: Handler,
     shutdown: Arc<AtomicBool>,
     conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    panics: Arc<Mutex<Vec<String>>>,
 ) {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     for stream in listener.incoming() {
@@ -145,11 +156,16 @@ fn accept_loop(
         if let (Ok(clone), Ok(mut map)) = (stream.try_clone(), conns.lock()) {
             map.insert(id, clone);
         }
-        let (h, sd, cs) = (handler.clone(), shutdown.clone(), conns.clone());
+        let (h, sd, cs, ps) = (
+            handler.clone(),
+            shutdown.clone(),
+            conns.clone(),
+            panics.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name("fake-sf-conn".into())
             .spawn(move || {
-                serve_connection(stream, &h, &sd);
+                serve_connection(stream, &h, &sd, &ps);
                 if let Ok(mut map) = cs.lock() {
                     map.remove(&id);
                 }
@@ -162,7 +178,12 @@ fn accept_loop(
     }
 }
 
-fn serve_connection(stream: TcpStream, handler: &Handler, shutdown: &AtomicBool) {
+fn serve_connection(
+    stream: TcpStream,
+    handler: &Handler,
+    shutdown: &AtomicBool,
+    panics: &Mutex<Vec<String>>,
+) {
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let _ = stream.set_nodelay(true);
     let Ok(read_half) = stream.try_clone() else {
@@ -196,7 +217,24 @@ fn serve_connection(stream: TcpStream, handler: &Handler, shutdown: &AtomicBool)
             }
         }
         let close = !keep_alive || shutdown.load(Ordering::SeqCst);
-        match handler(req) {
+        let target = format!("{} {}", req.method, req.path);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handler(req)))
+            .unwrap_or_else(|p| {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-text panic".into());
+                if let Ok(mut list) = panics.lock() {
+                    list.push(format!("{target}: {what}"));
+                }
+                Outcome::Respond(HttpResponse::new(
+                    500,
+                    "text/plain;charset=UTF-8",
+                    "fake-salesforce: the handler panicked",
+                ))
+            });
+        match outcome {
             Outcome::Respond(resp) => {
                 if write_response(&mut writer, &resp, None, close).is_err() || close {
                     break;

@@ -53,6 +53,23 @@ pub struct FakeSalesforce {
     state: Arc<Mutex<State>>,
     server: HttpServer,
     url: String,
+    /// Paths a test declared it expects requests to ([`FakeSalesforce::expect_hit`]).
+    expected: Mutex<Vec<String>>,
+}
+
+/// On drop (unless the test is already failing): every path given to
+/// [`FakeSalesforce::expect_hit`] must have been requested, and no request handler
+/// may have panicked — the connection threads are detached, so their panics
+/// would otherwise never reach the test (issue #11; xh's `tests/server/mod.rs`).
+impl Drop for FakeSalesforce {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        if let Err(why) = self.verify() {
+            panic!("{why}");
+        }
+    }
 }
 
 fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -86,7 +103,12 @@ impl FakeSalesforce {
         let state = Arc::new(Mutex::new(st));
         let shared = state.clone();
         let server = HttpServer::start(listener, Arc::new(move |req| dispatch(&shared, req)))?;
-        Ok(FakeSalesforce { state, server, url })
+        Ok(FakeSalesforce {
+            state,
+            server,
+            url,
+            expected: Mutex::new(Vec::new()),
+        })
     }
 
     fn st(&self) -> MutexGuard<'_, State> {
@@ -215,6 +237,45 @@ impl FakeSalesforce {
     /// Every recorded request, in arrival order (faulted ones included, control ones not).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.st().requests.clone()
+    }
+
+    /// Declare that this test expects at least one request to `path`: dropping
+    /// the fake fails the test if none came.
+    pub fn expect_hit(&self, path: &str) {
+        if let Ok(mut e) = self.expected.lock() {
+            e.push(path.to_string());
+        }
+    }
+
+    /// The drop check, callable early: every expected path was hit, no handler
+    /// panicked. `Err` says what is wrong.
+    pub fn verify(&self) -> Result<(), String> {
+        let panics = self.server.panics();
+        if !panics.is_empty() {
+            return Err(format!(
+                "fake-salesforce: a request handler panicked: {}",
+                panics.join("; ")
+            ));
+        }
+        let expected = self.expected.lock().map(|e| e.clone()).unwrap_or_default();
+        let missed: Vec<String> = expected
+            .into_iter()
+            .filter(|p| self.count(p) == 0)
+            .collect();
+        if missed.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "fake-salesforce: the test expected requests to {} but none came",
+                missed.join(", ")
+            ))
+        }
+    }
+
+    /// How many times a rotated (spent) refresh token was sent again; each one
+    /// revoked its whole login, as Salesforce does.
+    pub fn replays(&self) -> usize {
+        self.st().replays
     }
 
     /// Number of recorded requests to `path`.

@@ -115,6 +115,8 @@ pub struct State {
     pub codes: HashMap<String, AuthCode>,
     pub devices: Vec<Device>,
     pub requests: Vec<RecordedRequest>,
+    /// Rotated refresh tokens presented again (each revoked its family).
+    pub replays: usize,
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub authorize_user: Option<String>,
     pub authorize_deny: bool,
@@ -141,6 +143,7 @@ impl State {
             codes: HashMap::new(),
             devices: Vec::new(),
             requests: Vec::new(),
+            replays: 0,
             faults: HashMap::new(),
             authorize_user: None,
             authorize_deny: false,
@@ -363,6 +366,7 @@ impl State {
             return Err(RefreshError::Invalid);
         }
         if rt.state == RtState::Rotated {
+            self.replays += 1;
             self.revoke_family(rt.family);
             return Err(RefreshError::Replayed);
         }

@@ -275,3 +275,47 @@ fn standalone_binary_banner() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+// Issue #11: the fake fails a test that expected an endpoint nobody called, and
+// one during which a request handler panicked (its connection thread is detached,
+// so the panic would otherwise be lost).
+
+#[test]
+#[should_panic(expected = "expected requests to /services/oauth2/introspect but none came")]
+fn an_expected_endpoint_never_hit_fails_the_test_on_drop() {
+    let sf = FakeSalesforce::start();
+    sf.expect_hit(TOKEN);
+    sf.expect_hit("/services/oauth2/introspect");
+    assert_eq!(cc(&sf).unwrap().status, 200);
+    drop(sf);
+}
+
+#[test]
+fn an_expected_endpoint_that_was_hit_passes() {
+    let sf = FakeSalesforce::start();
+    sf.expect_hit(TOKEN);
+    assert!(sf.verify().is_err(), "nothing was sent yet");
+    assert_eq!(cc(&sf).unwrap().status, 200);
+    assert_eq!(sf.verify(), Ok(()));
+}
+
+#[test]
+#[should_panic(expected = "a request handler panicked: POST /__fake/panic")]
+fn a_panic_in_a_connection_thread_fails_the_test() {
+    let sf = FakeSalesforce::start();
+    let r = raw(&sf, "POST", "/__fake/panic", &[], b"").unwrap();
+    assert_eq!(r.status, 500);
+    // The fake still serves after a handler panicked.
+    assert_eq!(cc(&sf).unwrap().status, 200);
+    drop(sf);
+}
+
+#[test]
+#[should_panic(expected = "the test's own failure")]
+fn the_drop_check_never_panics_while_the_test_is_already_failing() {
+    // A second panic during unwinding would abort the whole test binary.
+    let sf = FakeSalesforce::start();
+    sf.expect_hit("/never");
+    let _keep = &sf;
+    panic!("the test's own failure");
+}

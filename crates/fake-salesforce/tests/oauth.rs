@@ -970,7 +970,16 @@ fn garbage_never_panics() {
         let _ = s.shutdown(std::net::Shutdown::Write);
         let mut out = Vec::new();
         let _ = s.read_to_end(&mut out);
+        // Each is answered with a 400, never a dropped connection or a panic.
+        let head = String::from_utf8_lossy(&out);
+        assert!(
+            head.starts_with("HTTP/1.1 400 "),
+            "{:?} got {:?}",
+            String::from_utf8_lossy(junk),
+            head.lines().next()
+        );
     }
+    assert_eq!(sf.verify(), Ok(()));
     for (ct, body) in [
         ("multipart/form-data; boundary=", "--\r\n"),
         ("multipart/form-data; boundary=a", "--a\r\nno headers--a--"),

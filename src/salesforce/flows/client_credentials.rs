@@ -32,5 +32,7 @@ pub fn grant(
     hint: &str,
 ) -> Result<TokenResponse, Error> {
     let form = vec![("grant_type", GRANT_TYPE.to_string())];
-    client.grant(base, form, Some(creds), Retry::Transient, doing, hint)
+    client
+        .grant(base, form, Some(creds), Retry::Transient, doing, hint)
+        .map_err(Error::from)
 }

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crate::error::Error;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{Client, ClientCreds, errors, token_response};
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 /// How long a device code lives when the server does not say.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(600);
@@ -23,6 +23,11 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Never poll faster than this, whatever the server announces.
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// Never wait longer than this between polls, whatever the server announces or
+/// `slow_down` adds up to (issue #11: server-sent numbers are clamped).
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest code lifetime believed from the server (Salesforce's are 10 minutes).
+const MAX_LIFETIME: Duration = Duration::from_secs(3_600);
 
 /// What the device-code request answered (the parts a person needs, and the code to poll with).
 pub struct DeviceCode {
@@ -46,6 +51,8 @@ pub struct DeviceLogin<'a> {
     pub wait: Option<Duration>,
     /// The command that fixes a refusal (for error hints).
     pub hint: &'a str,
+    /// What to do when the code was not approved in time (the caller's prose).
+    pub timeout_hint: &'a str,
 }
 
 /// Ask for a device code.
@@ -86,10 +93,12 @@ pub fn request(client: &Client<'_>, p: &DeviceLogin<'_>) -> Result<DeviceCode, E
         device_code: Secret::new(device_code),
         user_code: sanitize(&user_code, 40),
         verification_uri: sanitize(&verification_uri, 200),
-        interval: secs("interval").map_or(DEFAULT_INTERVAL, Duration::from_secs),
+        interval: secs("interval")
+            .map_or(DEFAULT_INTERVAL, Duration::from_secs)
+            .clamp(MIN_INTERVAL, MAX_INTERVAL),
         expires_in: secs("expires_in")
             .filter(|s| *s > 0)
-            .map(Duration::from_secs),
+            .map(|s| Duration::from_secs(s).min(MAX_LIFETIME)),
     })
 }
 
@@ -105,15 +114,14 @@ pub fn login(
     on_code(&code);
     let lifetime = code.expires_in.unwrap_or(DEFAULT_LIFETIME);
     let limit = p.wait.map_or(lifetime, |w| w.min(lifetime));
-    let deadline = Instant::now() + limit;
+    let started = Instant::now();
+    // `limit` is at most an hour (clamped above and by --login-timeout's range),
+    // yet checked: no input may make this overflow.
+    let deadline = started.checked_add(limit).unwrap_or(started);
     let mut interval = code.interval.max(MIN_INTERVAL);
-    let not_approved = |why: &str| {
-        Error::Relogin {
-        message: format!(
-            "the device login was not approved in time: {why}; nothing was stored"
-        ),
-        hint: Some("run `sfx login --device` again and enter the code at the URL before it expires (or use `sfx login --web` on a machine with a browser)".into()),
-    }
+    let not_approved = |why: &str| Error::Relogin {
+        message: format!("the device login was not approved in time: {why}; nothing was stored"),
+        hint: Some(p.timeout_hint.to_string()),
     };
     loop {
         let Some(left) = deadline
@@ -139,7 +147,9 @@ pub fn login(
         match reply.body {
             Ok(map) => return token_response(map, &reply.host, "the device login", p.creds.secret),
             Err(e) if e.error == "authorization_pending" => {}
-            Err(e) if e.error == "slow_down" => interval += SLOW_DOWN_STEP,
+            Err(e) if e.error == "slow_down" => {
+                interval = interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL)
+            }
             Err(e) if e.error == "expired_token" => {
                 return Err(not_approved("Salesforce says the device code expired"));
             }

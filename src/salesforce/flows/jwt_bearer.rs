@@ -16,8 +16,8 @@ use crate::error::Error;
 use crate::salesforce::Client;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::TokenResponse;
-use crate::salesforce::url::sanitize;
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Salesforce wants `exp` "within 3 minutes".
@@ -25,7 +25,8 @@ const ASSERTION_LIFETIME_SECS: i64 = 180;
 
 /// Read an RSA private key; the error says what is wrong with the file.
 pub fn load_key(path: &Path) -> Result<EncodingKey, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it ({e})"))?;
+    let bytes = crate::limits::read_capped(path, crate::limits::KEY_FILE_MAX)
+        .map_err(|e| format!("cannot read it ({e})"))?;
     let text = String::from_utf8_lossy(&bytes);
     if text.contains("ENCRYPTED") {
         return Err("it is an encrypted key, which sfx cannot use; write an unencrypted copy with `openssl pkey -in KEY -out KEY.plain.pem` and keep that one private".into());
@@ -77,7 +78,7 @@ pub fn assertion(
         "iss": client_id,
         "sub": username,
         "aud": aud,
-        "exp": now + ASSERTION_LIFETIME_SECS,
+        "exp": now.saturating_add(ASSERTION_LIFETIME_SECS),
     });
     jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, key)
         .map(Secret::new)
@@ -111,7 +112,9 @@ pub fn grant(client: &Client<'_>, p: &JwtLogin<'_>, now: i64) -> Result<TokenRes
         ("grant_type", GRANT_TYPE.to_string()),
         ("assertion", assertion.expose().to_string()),
     ];
-    client.grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+    client
+        .grant(p.base, form, None, Retry::Transient, p.doing, p.hint)
+        .map_err(Error::from)
 }
 
 #[cfg(test)]

@@ -37,12 +37,14 @@ pub fn grant(
     ];
     // A retried wrong password counts twice against the lockout limit: only
     // retry when the request cannot have arrived.
-    client.grant(
-        base,
-        form,
-        Some(creds),
-        Retry::OnlyUnsent,
-        "the username-password login",
-        hint,
-    )
+    client
+        .grant(
+            base,
+            form,
+            Some(creds),
+            Retry::OnlyUnsent,
+            "the username-password login",
+            hint,
+        )
+        .map_err(Error::from)
 }

@@ -23,9 +23,9 @@ use crate::error::Error;
 use crate::salesforce::flows::random_urlsafe;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::{OAuthError, TokenResponse};
-use crate::salesforce::url::sanitize;
 use crate::salesforce::{Client, ClientCreds, errors};
 use crate::secret::Secret;
+use crate::text::sanitize;
 
 /// The callback path; Salesforce matches the whole callback URL exactly.
 pub const CALLBACK_PATH: &str = "/OauthRedirect";
@@ -168,6 +168,7 @@ impl Listener {
         wait: Duration,
         doing: &str,
         hint: &str,
+        timeout_hint: &str,
     ) -> Result<(Secret, tiny_http::Request), Error> {
         loop {
             let Some(req) = self.next(deadline) else {
@@ -177,10 +178,7 @@ impl Listener {
                         self.redirect_uri(),
                         humantime::format_duration(wait)
                     ),
-                    hint: Some(format!(
-                        "run `sfx login --web` again and finish the login in the browser (allow more time with --login-timeout); if the browser showed an error such as redirect_uri_mismatch, the connected app's callback URL must be exactly {}; without a browser on this machine, use `sfx login --device`",
-                        self.redirect_uri()
-                    )),
+                    hint: Some(timeout_hint.to_string()),
                 });
             };
             let (path, query) = req.url().split_once('?').unwrap_or((req.url(), ""));
@@ -250,6 +248,9 @@ pub struct WebLogin<'a> {
     pub wait: Duration,
     /// The command that fixes a refusal (for error hints).
     pub hint: &'a str,
+    /// What to do when no browser login came back in time (the caller's
+    /// prose: no `sfx …` advice is written in `salesforce/`).
+    pub timeout_hint: &'a str,
 }
 
 /// Run the flow on a bound listener: `on_url` gets the authorize URL to open (or
@@ -273,9 +274,17 @@ pub fn login(
         login_hint: p.login_hint,
     });
     on_url(&url);
-    let deadline = Instant::now() + p.wait;
-    let (code, browser) =
-        listener.wait_for_code(&state, deadline, p.wait, "the browser login", p.hint)?;
+    let started = Instant::now();
+    // `wait` is bounded by --login-timeout's range; checked all the same.
+    let deadline = started.checked_add(p.wait).unwrap_or(started);
+    let (code, browser) = listener.wait_for_code(
+        &state,
+        deadline,
+        p.wait,
+        "the browser login",
+        p.hint,
+        p.timeout_hint,
+    )?;
     let form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
@@ -283,14 +292,16 @@ pub fn login(
         ("code_verifier", pkce.verifier.expose().to_string()),
     ];
     // A code is single-use: never send it twice.
-    let result = client.grant(
-        p.login_url,
-        form,
-        Some(p.creds),
-        Retry::OnlyUnsent,
-        "the authorization-code exchange",
-        p.hint,
-    );
+    let result = client
+        .grant(
+            p.login_url,
+            form,
+            Some(p.creds),
+            Retry::OnlyUnsent,
+            "the authorization-code exchange",
+            p.hint,
+        )
+        .map_err(Error::from);
     match &result {
         Ok(_) => respond(
             browser,

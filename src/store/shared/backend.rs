@@ -64,6 +64,42 @@ impl OrgStore for SharedStore {
         )
     }
 
+    fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
+        if SharedStore::put_secret(self, &org.record.alias, kind, value)? {
+            Ok(())
+        } else {
+            Err(Error::relogin(
+                format!(
+                    "org {} is no longer in the shared store at {}",
+                    org.record.alias,
+                    self.display()
+                ),
+                crate::lifecycle::relogin_hint(org),
+            ))
+        }
+    }
+
+    fn update_record(
+        &self,
+        alias: &str,
+        change: &mut dyn FnMut(&mut OrgRecord),
+    ) -> Result<bool, Error> {
+        // Read, change, compare-and-set; another writer in between: again.
+        for _ in 0..16 {
+            let Some((mut rec, v)) = self.read_org(alias)? else {
+                return Ok(false);
+            };
+            change(&mut rec);
+            if let SharedCas::Written(_) = self.write(&as_shared(&rec), &[], Expect::Version(v))? {
+                return Ok(true);
+            }
+        }
+        Err(Error::Other(format!(
+            "org {alias} in the shared store at {} changed sixteen times while sfx tried to update its record; try again",
+            self.display()
+        )))
+    }
+
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
         for a in answers {
             let Some((mut rec, v)) = self.read_org(a.alias)? else {
@@ -119,5 +155,102 @@ impl OrgStore for SharedStore {
 
     fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {
         SharedStore::set_default(self, alias)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// A real redis-server on a free loopback port, killed on drop (a missing
+    /// one fails the test: scripts/test.sh installs it).
+    struct Server(Child, u16);
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn server() -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--requirepass", "pw", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run scripts/test.sh, or apt-get install redis-server");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Server(child, port)
+    }
+
+    #[test]
+    fn the_shared_backend_keeps_the_store_interface_contract() {
+        use crate::store::metadata::Flow;
+        let srv = server();
+        let url = match super::super::url::parse(
+            Some(&format!("redis://:pw@127.0.0.1:{}", srv.1)),
+            "--store",
+        )
+        .unwrap()
+        {
+            super::super::StoreChoice::Shared(u) => u,
+            super::super::StoreChoice::Local => unreachable!(),
+        };
+        let s = SharedStore::new(url, "contract".into(), Duration::from_secs(2)).unwrap();
+        // The key comes from SFX_STORE_KEY in real runs; a threaded test cannot
+        // set a process-wide variable.
+        s.set_key(&base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            [5u8; 32],
+        ))
+        .unwrap();
+        let rec = OrgRecord {
+            alias: "a".into(),
+            username: Some("a@example.com".into()),
+            org_id: None,
+            user_id: None,
+            instance_url: "https://example.my.salesforce.com".into(),
+            login_url: None,
+            client_id: Some("3MVG9client".into()),
+            flow: Flow::AuthUrl,
+            store: StoreKind::Shared,
+            issued_at: Some(1_700_000_000),
+            session_timeout_secs: 7200,
+            expiry: None,
+            access_token_masked: Some("00D…zero".into()),
+            has_refresh_token: true,
+            has_client_secret: false,
+            refresh_token_used_at: None,
+            rotates_refresh_token: true,
+            key_file: None,
+            sf_link: None,
+        };
+        let (at, rt) = (Secret::new("00D-access-zero"), Secret::new("5Aep-zero"));
+        OrgStore::save_org(
+            &s,
+            &rec,
+            &[
+                (SecretKind::RefreshToken, Some(&rt)),
+                (SecretKind::AccessToken, Some(&at)),
+            ],
+            false,
+        )
+        .unwrap();
+        crate::store::contract::check(&s, "a");
     }
 }

@@ -270,6 +270,14 @@ impl SharedStore {
 
     // ----- key -----------------------------------------------------------
 
+    /// Use this key (base64 of 32 bytes) rather than reading `SFX_STORE_KEY`:
+    /// for programs that embed the library, and tests that cannot set a
+    /// process-wide variable. Has no effect once a key was read.
+    pub fn set_key(&self, base64: &str) -> Result<(), Error> {
+        let _ = self.inner.key.set(StoreKey::from_base64(base64)?);
+        Ok(())
+    }
+
     /// The key, read from `SFX_STORE_KEY` on first use (orgs and offline expiry
     /// never need it).
     fn key(&self) -> Result<&StoreKey, Error> {
@@ -430,6 +438,12 @@ impl SharedStore {
         expect: Expect,
     ) -> Result<Cas, Error> {
         let alias = record.alias.as_str();
+        if record.sf_link.is_some() {
+            // The link is a file on one machine: the others could never keep it.
+            return Err(Error::usage(format!(
+                "org {alias} is linked to the Salesforce CLI's files on this machine, which other machines cannot read or update; keep it in the local store, or give the shared store a login of its own (`sfx login … --alias {alias}` with SFX_STORE set)"
+            )));
+        }
         let key = if secrets.iter().any(|(_, s)| s.is_some()) {
             Some(self.verify_key_for_write()?)
         } else {
@@ -467,6 +481,22 @@ impl SharedStore {
         } else {
             Cas::Conflict(v)
         })
+    }
+
+    /// Store one secret of an existing org as it is: no version change, the
+    /// record untouched (`false`: the org is not stored).
+    pub fn put_secret(&self, alias: &str, kind: SecretKind, value: &Secret) -> Result<bool, Error> {
+        let key = self.verify_key_for_write()?;
+        let sealed = key.seal_secret(alias, kind.as_str(), value)?;
+        let script = redis::Script::new(PUT_SECRET_SCRIPT);
+        let n: i64 = self.run(|c| {
+            script
+                .key(self.org_key(alias))
+                .arg(kind.as_str())
+                .arg(&sealed)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
     }
 
     /// Remove an org (record, secrets, journal; the default mark if it was the
@@ -691,4 +721,13 @@ if redis.call('SCARD', KEYS[2]) == 0 then
   return 1
 end
 return 0
+"#;
+
+/// Set one field of an existing org hash: KEYS = org hash; ARGV = field, value.
+const PUT_SECRET_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
 "#;

@@ -1,0 +1,196 @@
+//! `sfx login --from-sf [ALIAS|USERNAME]`: take a login of the Salesforce CLI
+//! without a new login (no approval slot, no token request; one userinfo request
+//! checks the access token), and keep it linked (see `sfcli::link`). Without a
+//! value: list sf's logins from its files, reading no secret.
+
+use serde_json::{Value, json};
+
+use crate::cli::LoginArgs;
+use crate::commands::TokenSummary;
+use crate::context::{Context, check_alias};
+use crate::error::Error;
+use crate::output::{Report, Style};
+use crate::salesforce::TokenProbe;
+use crate::sfcli::{files, link};
+use crate::store::SecretKind;
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
+use crate::{lifecycle, salesforce::jwt};
+
+pub enum FromSf {
+    Imported(Box<TokenSummary>),
+    Listed {
+        dir: String,
+        rows: Vec<files::Listed>,
+    },
+}
+
+impl Report for FromSf {
+    fn human(&self, style: &Style) -> String {
+        match self {
+            FromSf::Imported(s) => s.human(style),
+            FromSf::Listed { dir, rows } if rows.is_empty() => format!(
+                "The Salesforce CLI has no logins in {dir}. Log sf in (`sf org login web --alias prod`), or log sfx in directly with `sfx login`."
+            ),
+            FromSf::Listed { rows, .. } => {
+                let mut t = crate::output::table(&["ALIAS", "USERNAME", "INSTANCE", "NOTE"], style);
+                for r in rows {
+                    t.add_row(vec![
+                        r.aliases.join(", "),
+                        r.username.clone(),
+                        r.instance_url.clone().unwrap_or_default(),
+                        r.problem.clone().unwrap_or_default(),
+                    ]);
+                }
+                t.to_string()
+            }
+        }
+    }
+
+    /// Imported: the login summary plus `"linked_sf_file"`. Listed:
+    /// `[{"aliases","username","instance_url","org_id","problem"}]`.
+    fn json(&self) -> Value {
+        match self {
+            FromSf::Imported(s) => {
+                let mut v = s.json();
+                v["linked_sf_file"] = json!(s.record.sf_link.as_ref().map(|l| l.file.clone()));
+                v
+            }
+            FromSf::Listed { rows, .. } => Value::Array(
+                rows.iter()
+                    .map(|r| {
+                        json!({
+                            "aliases": r.aliases,
+                            "username": r.username,
+                            "instance_url": r.instance_url,
+                            "org_id": r.org_id,
+                            "problem": r.problem,
+                        })
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    fn notes(&self) -> Vec<String> {
+        match self {
+            FromSf::Imported(s) => s.notes.clone(),
+            FromSf::Listed { .. } => vec![],
+        }
+    }
+}
+
+pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
+    let name = args.from_sf.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        let dir = files::sf_dir()?;
+        let rows = files::list(&dir)?;
+        return Ok(FromSf::Listed {
+            dir: dir.display().to_string(),
+            rows,
+        });
+    }
+    if let Some(alias) = &args.alias {
+        check_alias(alias, "--alias")?;
+    }
+    if ctx.env_org.is_some() {
+        return Err(Error::usage(
+            "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN), which override the store; unset them to take an org from sf",
+        ));
+    }
+    let store = ctx.store_for_new_login(args.insecure_storage);
+    let now = ctx.now();
+    let sf = link::import(name)?;
+    let alias = match (&args.alias, &sf.sf_alias) {
+        (Some(a), _) => a.clone(),
+        (None, Some(a)) if check_alias(a, "sf's alias").is_ok() => a.clone(),
+        _ => {
+            check_alias(&sf.username, "the username (used as the alias)")?;
+            sf.username.clone()
+        }
+    };
+    let mut notes = vec![format!(
+        "linked to sf's login {} ({}, key {}): refreshes read sf's refresh token first and write rotated tokens back, so sf keeps working",
+        sf.username,
+        sf.path.display(),
+        sf.key_version
+    )];
+    // The one request: does sf's access token still work? (Its refresh token is
+    // not spent to find out.)
+    let (user_id, org_id) = match ctx.client().userinfo(&sf.instance_url, &sf.access_token)? {
+        TokenProbe::Alive(info) => (info.user_id, info.organization_id.or(sf.org_id.clone())),
+        TokenProbe::Dead(_) => {
+            notes.push("note: sf's access token has expired; sfx gets a new one (through the link) when one is first needed".into());
+            (None, sf.org_id.clone())
+        }
+    };
+    let record = OrgRecord {
+        alias: alias.clone(),
+        username: Some(sf.username.clone()),
+        org_id,
+        user_id,
+        instance_url: sf.instance_url.clone(),
+        login_url: sf.login_url.clone(),
+        client_id: Some(sf.client_id.clone()),
+        flow: Flow::Sf,
+        store,
+        issued_at: None,
+        session_timeout_secs: args.session_timeout.as_secs().max(60),
+        expiry: jwt::times(sf.access_token.expose()).map(|t| KnownExpiry {
+            exp: t.exp.timestamp(),
+            iat: t.iat.map(|i| i.timestamp()),
+            source: ExactSource::Jwt,
+            checked_at: now.timestamp(),
+        }),
+        access_token_masked: Some(sf.access_token.mask()),
+        has_refresh_token: true,
+        has_client_secret: sf.client_secret.is_some(),
+        refresh_token_used_at: None,
+        rotates_refresh_token: false,
+        key_file: None,
+        sf_link: Some(sf.link()),
+    };
+    let previous = ctx.store.read()?.orgs.get(&alias).cloned();
+    // Secrets first, metadata last (as every login).
+    ctx.store.backend(store).put(
+        &alias,
+        &[
+            (SecretKind::RefreshToken, Some(&sf.refresh_token)),
+            (SecretKind::AccessToken, Some(&sf.access_token)),
+            (SecretKind::ClientSecret, sf.client_secret.as_ref()),
+        ],
+    )?;
+    if let Some(prev) = &previous
+        && prev.store != store
+        && prev.store != StoreKind::Env
+    {
+        // Best effort: the new copies are in place.
+        let _ = ctx.store.backend(prev.store).put(
+            &alias,
+            &[
+                (SecretKind::RefreshToken, None),
+                (SecretKind::AccessToken, None),
+                (SecretKind::ClientSecret, None),
+            ],
+        );
+    }
+    let saved = record.clone();
+    ctx.store.update(|meta| {
+        meta.orgs.insert(saved.alias.clone(), saved.clone());
+        if args.set_default {
+            meta.default = Some(saved.alias.clone());
+        }
+        Ok(())
+    })?;
+    let expiry = lifecycle::expiry::after_mint(&record, now);
+    Ok(FromSf::Imported(Box::new(TokenSummary {
+        verb: "Took sf's login into",
+        record,
+        expiry,
+        rotated: false,
+        now,
+        access_token: sf.access_token,
+        refresh_token: Some(sf.refresh_token),
+        show_token: args.show_token,
+        notes,
+    })))
+}

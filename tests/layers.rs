@@ -1,0 +1,259 @@
+//! Layers point one way (issue #12): the import graph of `src/` has no circles,
+//! and nothing below imports from above.
+//!
+//! Reads every `src/**/*.rs`, collects its `crate::X` paths (comments left out)
+//! as edges between top-level modules, and — inside `salesforce/` and `store/`,
+//! where the old circles were — between their submodules too (`crate::store::x`
+//! and `super::x`). Layers, lowest first:
+//!
+//! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`;
+//! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files);
+//! 2. `lifecycle`;
+//! 3. the command layer: `commands`, `context`, `output`, `cli`, `generate`, `app`.
+//!
+//! Run alone: `cargo test --test integration layers::`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const LAYERS: &[(&str, u8)] = &[
+    ("error", 0),
+    ("exit", 0),
+    ("secret", 0),
+    ("timefmt", 0),
+    ("text", 0),
+    ("clock", 0),
+    ("salesforce", 1),
+    ("store", 1),
+    ("sfcli", 1),
+    ("lifecycle", 2),
+    ("commands", 3),
+    ("context", 3),
+    ("output", 3),
+    ("cli", 3),
+    ("generate", 3),
+    ("app", 3),
+];
+
+/// Layers whose submodules must not form circles among themselves.
+const SPLIT: &[&str] = &["salesforce", "store"];
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The code of a file without its comments (doc links are not imports).
+fn code(text: &str) -> String {
+    text.lines()
+        .map(|l| match l.find("//") {
+            // Not inside a string literal on that line (good enough for this code base).
+            Some(i) if l[..i].matches('"').count() % 2 == 0 => &l[..i],
+            _ => l,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Identifiers following `prefix` (`crate::` → `store`, `salesforce`, …).
+fn after(code: &str, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = code;
+    while let Some(i) = rest.find(prefix) {
+        let before = rest[..i].chars().last();
+        rest = &rest[i + prefix.len()..];
+        if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+            continue;
+        }
+        if let Some(group) = rest.strip_prefix('{') {
+            // `crate::{a, b::c}`
+            let end = group.find('}').unwrap_or(group.len());
+            for item in group[..end].split(',') {
+                let id: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !id.is_empty() {
+                    out.push(id);
+                }
+            }
+            continue;
+        }
+        let id: String = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        if !id.is_empty() {
+            out.push(id);
+        }
+    }
+    out
+}
+
+struct Graphs {
+    top: Graph,
+    sub: BTreeMap<&'static str, Graph>,
+}
+
+fn graphs() -> Graphs {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut g = Graphs {
+        top: Graph::new(),
+        sub: SPLIT.iter().map(|s| (*s, Graph::new())).collect(),
+    };
+    for f in files {
+        let rel = f.strip_prefix(&src).unwrap().with_extension("");
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let top = parts[0].clone();
+        if top == "lib" || top == "main" {
+            continue; // the crate root declares modules; main uses the library
+        }
+        let code = code(&std::fs::read_to_string(&f).unwrap());
+        for to in after(&code, "crate::") {
+            if to != top {
+                g.top.entry(top.clone()).or_default().insert(to);
+            }
+        }
+        // Submodule edges inside a split layer (`mod.rs` is the facade: skipped).
+        if let Some(layer) = SPLIT.iter().find(|s| **s == top)
+            && parts.len() > 1
+            && parts[1] != "mod"
+        {
+            let me = parts[1].clone();
+            let subs = submodules(&src.join(layer));
+            let sub = g.sub.get_mut(layer).unwrap();
+            let mut targets = after(&code, &format!("crate::{layer}::"));
+            if parts.len() == 2 {
+                targets.extend(after(&code, "super::"));
+            }
+            for to in targets {
+                if to != me && subs.contains(&to) {
+                    sub.entry(me.clone()).or_default().insert(to);
+                }
+            }
+        }
+    }
+    g
+}
+
+fn submodules(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|s| s != "mod")
+        .collect()
+}
+
+/// A circle in `g`, as a path `a -> b -> … -> a`, if there is one.
+fn find_cycle(g: &Graph) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        g: &Graph,
+        state: &mut BTreeMap<String, u8>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        match state.get(n) {
+            Some(1) => {
+                let i = path.iter().position(|p| p == n).unwrap();
+                let mut c = path[i..].to_vec();
+                c.push(n.to_string());
+                return Some(c);
+            }
+            Some(_) => return None,
+            None => {}
+        }
+        state.insert(n.to_string(), 1);
+        path.push(n.to_string());
+        for m in g.get(n).into_iter().flatten() {
+            if let Some(c) = visit(m, g, state, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        state.insert(n.to_string(), 2);
+        None
+    }
+    let mut state = BTreeMap::new();
+    for n in g.keys() {
+        if let Some(c) = visit(n, g, &mut state, &mut Vec::new()) {
+            return Some(c);
+        }
+    }
+    None
+}
+
+#[test]
+fn the_import_graph_of_src_has_no_circles() {
+    let g = graphs();
+    assert!(!g.top.is_empty(), "no edges found: the scan is broken");
+    if let Some(c) = find_cycle(&g.top) {
+        panic!("circle between modules: {}", c.join(" -> "));
+    }
+    for (layer, sub) in &g.sub {
+        if let Some(c) = find_cycle(sub) {
+            panic!("circle inside {layer}/: {}", c.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn nothing_below_imports_from_above() {
+    let rank: BTreeMap<&str, u8> = LAYERS.iter().copied().collect();
+    let g = graphs();
+    let mut wrong = Vec::new();
+    for (from, tos) in &g.top {
+        let Some(&rf) = rank.get(from.as_str()) else {
+            wrong.push(format!(
+                "{from} is in no layer: add it to LAYERS in tests/layers.rs"
+            ));
+            continue;
+        };
+        for to in tos {
+            match rank.get(to.as_str()) {
+                Some(&rt) if rt > rf => {
+                    wrong.push(format!("{from} (layer {rf}) imports {to} (layer {rt})"))
+                }
+                Some(_) => {}
+                None => wrong.push(format!(
+                    "{to} is in no layer: add it to LAYERS in tests/layers.rs"
+                )),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_checker_sees_a_circle_and_a_grouped_import() {
+    // The checker itself can fail: a planted circle is found…
+    let mut g = Graph::new();
+    g.entry("a".into()).or_default().insert("b".into());
+    g.entry("b".into()).or_default().insert("a".into());
+    assert_eq!(find_cycle(&g).unwrap().join(" -> "), "a -> b -> a");
+    // …and every import form is read, comments are not.
+    let c = code(
+        "use crate::{store, text::sanitize};\n/// [`crate::app`]\nlet x = crate::clock::SystemClock; // crate::cli",
+    );
+    assert_eq!(after(&c, "crate::"), ["store", "text", "clock"]);
+}
