@@ -74,7 +74,10 @@ impl OrgStore for SharedStore {
                     org.record.alias,
                     self.display()
                 ),
-                crate::lifecycle::relogin_hint(org),
+                format!(
+                    "`sfx orgs` lists what the store holds; `sfx login --alias {} …` adds it again",
+                    org.record.alias
+                ),
             ))
         }
     }
