@@ -123,12 +123,12 @@ impl DurationRange {
 
     /// Parse a typed duration and check it against the range.
     pub fn parse(&self, s: &str) -> Result<Duration, String> {
-        let shown = crate::salesforce::url::sanitize(s, 40);
+        let shown = crate::text::sanitize(s, 40);
         let range = self.describe();
         let d = humantime::parse_duration(s.trim()).map_err(|e| {
             let why = match e {
                 humantime::DurationError::NumberOverflow => "it is far too long".to_string(),
-                e => crate::salesforce::url::sanitize(&e.to_string(), 80),
+                e => crate::text::sanitize(&e.to_string(), 80),
             };
             format!(
                 "`{shown}` is not a usable duration ({why}); {} takes forms like 90s, 10m or 1h30m, {range}",

@@ -31,6 +31,7 @@ const VARIABLES: &[&str] = &[
     "SFX_NO_INPUT",
     "SFX_ORG",
     "SFX_REFRESH_TOKEN",
+    "SFX_TEST_NOW",
     "SFX_TIMEOUT",
     "SFX_WATCH_MAX_CHECK",
     "SFX_WATCH_MIN_CHECK",

@@ -23,6 +23,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("timefmt", 0),
     ("text", 0),
     ("clock", 0),
+    ("limits", 0),
     ("salesforce", 1),
     ("store", 1),
     ("sfcli", 1),
