@@ -246,9 +246,9 @@ for round in 1 2 3 4 5; do
   wait "${racers[@]}"   # only the racers: the servers run in the background too
   race_ms+=("$(python3 -c "import sys; print('%.0f' % ((float(sys.argv[2]) - float(sys.argv[1]))*1000))" "$t0" "$(date +%s.%N)")")
   race_req+=("$(control GET requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"]=="/services/oauth2/token"))')")
-  race_tokens+=("$(cat "$work"/race.*.* 2>/dev/null | grep -v fail | sort -u | wc -l)")
-  race_fail+=("$(ls "$work"/race.*.fail 2>/dev/null | wc -l)")
-  rm -f "$work"/race.*
+  race_tokens+=("$(cat "$work"/race.[0-9].[0-9]* 2>/dev/null | sort -u | wc -l || true)")
+  race_fail+=("$(find "$work" -maxdepth 1 -name 'race.*.fail' | wc -l)")
+  rm -f "$work"/race.[0-9].*
 done
 {
 echo
