@@ -6,7 +6,7 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the six stages (6: the shared store on redis-server)
+#   STAGES="1 4" bash bench/run.sh  # only some of the seven stages (7: the shared store on redis-server)
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -19,7 +19,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6} "
+stages=" ${STAGES:-1 2 3 4 5 6 7} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -198,10 +198,59 @@ else
 fi
 fi
 
-# 6. The shared store (issue #13): sfx token on redis-server vs the local file store,
-#    expires --all over 1,000 orgs in the shared store, and 3 hosts x 10 racers.
+# 5. Size and build.
+if stage 5; then
+say "5. size and build"
+size=$(stat -c %s "$sfx")
+build_line="not measured (SKIP_CLEAN_BUILD)"
+if [ -z "${SKIP_CLEAN_BUILD:-}" ]; then
+  t0=$(date +%s.%N)
+  CARGO_TARGET_DIR="$work/clean-target" cargo build --release --quiet -p sfx
+  build_line="$(python3 -c "import sys; print('%.0f s' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")"
+fi
+{
+echo
+echo "## 5. Size and build"
+echo
+echo "| stripped release binary | clean release build of sfx (deps downloaded) |"
+echo "|---|---|"
+echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
+} >>"$out/summary.md"
+fi
+
+# 6. sfx api vs curl with the same token: the whole ladder (org, lock, token
+# check, {version} from the metadata, request, streamed body) against one GET.
 if stage 6; then
-say "6. shared store (redis-server)"
+say "6. sfx api vs curl"
+start_fake api
+home_with "$work/api" 1
+atoken=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["org1"]["access-token"])' "$work/api/secrets.json")
+SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits' # learns {version} once
+aversion=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["orgs"]["org1"]["api_version"])' "$work/api/orgs.json")
+printf 'header = "Authorization: Bearer %s"\n' "$atoken" >"$work/curl-auth" # keeps the token out of argv
+hyperfine -N --warmup 10 --runs 200 --export-json "$out/api.json" \
+  -n "sfx api" "env SFX_HOME=$work/api $sfx api /services/data/{version}/limits" \
+  -n "curl" "curl -s -K $work/curl-auth -H 'Accept: application/json' $fake_url/services/data/v$aversion/limits" >/dev/null
+read -r a1 a2 <<<"$(median "$out/api.json")"
+read -r b1 b2 <<<"$(minmax "$out/api.json")"
+control DELETE requests >/dev/null; SFX_HOME=$work/api "$sfx" api -q '/services/data/{version}/limits'; c_api=$(count)
+{
+echo
+echo "## 6. \`sfx api\` vs \`curl\` with the same token (goal: ≤ 1.3×)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx api /services/data/{version}/limits\` | $a1 | $b1 |"
+echo "| \`curl\` GET of the same URL, same token | $a2 | $b2 |"
+echo
+echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($a1/$a2))"). Requests the fake saw per \`sfx api\` call (fresh token, version remembered): $c_api."
+} >>"$out/summary.md"
+fi
+
+# 7. The shared store (issue #13): sfx token on redis-server vs the local file store,
+#    expires --all over 1,000 orgs in the shared store, and 3 hosts x 10 racers.
+if stage 7; then
+say "7. shared store (redis-server)"
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null; }
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --bind 127.0.0.1 --port "$rport" --requirepass bench-pass --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
@@ -218,7 +267,7 @@ hyperfine -N --warmup 10 --runs 200 --export-json "$out/shared-token.json" \
   -n "token (shared store)" "env SFX_HOME=$work/ts SFX_STORE=$shared SFX_STORE_NAMESPACE=one $sfx token" >/dev/null
 read -r tl ts <<<"$(median "$out/shared-token.json")"
 read -r rl rs <<<"$(minmax "$out/shared-token.json")"
-say "6. importing 1,000 orgs into the shared store"
+say "7. importing 1,000 orgs into the shared store"
 for i in $(seq 1 1000); do
   grant "user$i.shared@example.com" | SFX_HOME="$work/ts1000" SFX_STORE="$shared" SFX_STORE_NAMESPACE=big "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null
 done
@@ -252,7 +301,7 @@ for round in 1 2 3 4 5; do
 done
 {
 echo
-echo "## 6. The shared store (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
+echo "## 7. The shared store (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
 echo
 echo "| command | median ms | min–max ms |"
 echo "|---|---|---|"
@@ -266,26 +315,6 @@ echo
 echo "30 racers (3 SFX_HOMEs × 10 \`sfx token\`, expired token, rotating app), 5 rounds:"
 echo "wall ms per round: ${race_ms[*]}; token requests per round: ${race_req[*]};"
 echo "distinct tokens printed per round: ${race_tokens[*]}; failures per round: ${race_fail[*]}."
-} >>"$out/summary.md"
-fi
-
-# 5. Size and build.
-if stage 5; then
-say "5. size and build"
-size=$(stat -c %s "$sfx")
-build_line="not measured (SKIP_CLEAN_BUILD)"
-if [ -z "${SKIP_CLEAN_BUILD:-}" ]; then
-  t0=$(date +%s.%N)
-  CARGO_TARGET_DIR="$work/clean-target" cargo build --release --quiet -p sfx
-  build_line="$(python3 -c "import sys; print('%.0f s' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$(date +%s.%N)")"
-fi
-{
-echo
-echo "## 5. Size and build"
-echo
-echo "| stripped release binary | clean release build of sfx (deps downloaded) |"
-echo "|---|---|"
-echo "| $(python3 -c "print('%.2f MB' % ($size/1e6))") | $build_line |"
 } >>"$out/summary.md"
 fi
 

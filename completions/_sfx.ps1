@@ -45,6 +45,8 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove an org''s stored credentials')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Show where credentials are kept and whether the OS keychain works')
+            [CompletionResult]::new('api', 'api', [CompletionResultType]::ParameterValue, 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command with a valid token in its environment, never on its command line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -178,6 +180,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
         }
         'sfx;token' {
             [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left (up to 366d)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
@@ -266,6 +269,48 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'sfx;api' {
+            [CompletionResult]::new('-X', '-X ', [CompletionResultType]::ParameterName, 'The HTTP method [default: GET, or POST with --data]')
+            [CompletionResult]::new('--method', '--method', [CompletionResultType]::ParameterName, 'The HTTP method [default: GET, or POST with --data]')
+            [CompletionResult]::new('-H', '-H ', [CompletionResultType]::ParameterName, 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own')
+            [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own')
+            [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)')
+            [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)')
+            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)')
+            [CompletionResult]::new('-i', '-i', [CompletionResultType]::ParameterName, 'Print the status line and the response headers before the body')
+            [CompletionResult]::new('--include', '--include', [CompletionResultType]::ParameterName, 'Print the status line and the response headers before the body')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sfx;exec' {
+            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left')
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'sfx;help' {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to an org and store it')
             [CompletionResult]::new('introspect', 'introspect', [CompletionResultType]::ParameterValue, 'Ask the org''s introspection endpoint about the access (or refresh) token')
@@ -277,6 +322,8 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('logout', 'logout', [CompletionResultType]::ParameterValue, 'Remove an org''s stored credentials')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Show where credentials are kept and whether the OS keychain works')
+            [CompletionResult]::new('api', 'api', [CompletionResultType]::ParameterValue, 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401')
+            [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command with a valid token in its environment, never on its command line')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -308,6 +355,12 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             break
         }
         'sfx;help;doctor' {
+            break
+        }
+        'sfx;help;api' {
+            break
+        }
+        'sfx;help;exec' {
             break
         }
         'sfx;help;help' {

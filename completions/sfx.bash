@@ -16,11 +16,17 @@ _sfx() {
             ",$1")
                 cmd="sfx"
                 ;;
+            sfx,api)
+                cmd="sfx__subcmd__api"
+                ;;
             sfx,completions)
                 cmd="sfx__subcmd__completions"
                 ;;
             sfx,doctor)
                 cmd="sfx__subcmd__doctor"
+                ;;
+            sfx,exec)
+                cmd="sfx__subcmd__exec"
                 ;;
             sfx,expires)
                 cmd="sfx__subcmd__expires"
@@ -49,11 +55,17 @@ _sfx() {
             sfx,watch)
                 cmd="sfx__subcmd__watch"
                 ;;
+            sfx__subcmd__help,api)
+                cmd="sfx__subcmd__help__subcmd__api"
+                ;;
             sfx__subcmd__help,completions)
                 cmd="sfx__subcmd__help__subcmd__completions"
                 ;;
             sfx__subcmd__help,doctor)
                 cmd="sfx__subcmd__help__subcmd__doctor"
+                ;;
+            sfx__subcmd__help,exec)
+                cmd="sfx__subcmd__help__subcmd__exec"
                 ;;
             sfx__subcmd__help,expires)
                 cmd="sfx__subcmd__help__subcmd__expires"
@@ -89,7 +101,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor api exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -107,8 +119,62 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__api)
+            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --method)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -X)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --min-valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -123,7 +189,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__completions)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version bash elvish fish powershell zsh"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -139,10 +205,6 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -157,7 +219,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__doctor)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -175,8 +237,38 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__exec)
+            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --timeout --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --min-valid)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --org)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -191,7 +283,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__expires)
-            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -217,10 +309,6 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -233,8 +321,22 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help)
-            opts="login introspect expires refresh watch token orgs logout completions doctor help"
+            opts="login introspect expires refresh watch token orgs logout completions doctor api exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__api)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -261,6 +363,20 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help__subcmd__doctor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -401,7 +517,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__introspect)
-            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,10 +535,6 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -435,7 +547,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -501,10 +613,6 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --to)
-                    COMPREPLY=($(compgen -W "local shared" -- "${cur}"))
-                    return 0
-                    ;;
                 --org)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -515,10 +623,6 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -533,7 +637,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__logout)
-            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -549,10 +653,6 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)
@@ -567,7 +667,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__orgs)
-            opts="-o -q -v -h -V --check --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --check --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -585,10 +685,6 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -601,7 +697,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__refresh)
-            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -627,10 +723,6 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -643,7 +735,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --auth-url --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -651,6 +743,10 @@ _sfx() {
             case "${prev}" in
                 --min-valid)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "human env" -- "${cur}"))
                     return 0
                     ;;
                 --org)
@@ -665,10 +761,6 @@ _sfx() {
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -681,7 +773,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -721,10 +813,6 @@ _sfx() {
                     ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
-                    return 0
-                    ;;
-                --store)
-                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --timeout)

@@ -42,6 +42,8 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand logout 'Remove an org''s stored credentials'
             cand completions 'Print a shell completion script'
             cand doctor 'Show where credentials are kept and whether the OS keychain works'
+            cand api 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401'
+            cand exec 'Run a command with a valid token in its environment, never on its command line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;login'= {
@@ -169,6 +171,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
         }
         &'sfx;token'= {
             cand --min-valid 'Refresh first if the token has less than this left (up to 366d)'
+            cand --format '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'
             cand --org 'Which stored org (alias or username); default: the default org, or the only one'
             cand --color 'When to use colour'
@@ -252,6 +255,46 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sfx;api'= {
+            cand -X 'The HTTP method [default: GET, or POST with --data]'
+            cand --method 'The HTTP method [default: GET, or POST with --data]'
+            cand -H 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own'
+            cand --header 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own'
+            cand -d 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)'
+            cand --data 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)'
+            cand --min-valid 'Refresh first if the token has less than this left'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)'
+            cand -i 'Print the status line and the response headers before the body'
+            cand --include 'Print the status line and the response headers before the body'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;exec'= {
+            cand --min-valid 'Refresh first if the token has less than this left'
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --timeout 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'sfx;help'= {
             cand login 'Log in to an org and store it'
             cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
@@ -263,6 +306,8 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand logout 'Remove an org''s stored credentials'
             cand completions 'Print a shell completion script'
             cand doctor 'Show where credentials are kept and whether the OS keychain works'
+            cand api 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401'
+            cand exec 'Run a command with a valid token in its environment, never on its command line'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;help;login'= {
@@ -284,6 +329,10 @@ set edit:completion:arg-completer[sfx] = {|@words|
         &'sfx;help;completions'= {
         }
         &'sfx;help;doctor'= {
+        }
+        &'sfx;help;api'= {
+        }
+        &'sfx;help;exec'= {
         }
         &'sfx;help;help'= {
         }

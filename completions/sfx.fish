@@ -45,6 +45,8 @@ complete -c sfx -n "__fish_sfx_needs_command" -f -a "orgs" -d 'List stored orgs 
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "logout" -d 'Remove an org\'s stored credentials'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "api" -d 'Call the org\'s REST API with a valid token: refresh first if needed, and once more on a 401'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "exec" -d 'Run a command with a valid token in its environment, never on its command line'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an SFDX auth URL; `-` reads it from stdin' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
@@ -149,6 +151,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -s v -l verbose -d 'Trace
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s V -l version -d 'Print version'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token' -r -f -a "human\t''
+env\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
@@ -208,14 +212,42 @@ complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s q -l quiet -d 'Print 
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "login" -d 'Log in to an org and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "refresh" -d 'Get a new access token and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "logout" -d 'Remove an org\'s stored credentials'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "completions" -d 'Print a shell completion script'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s X -l method -d 'The HTTP method [default: GET, or POST with --data]' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s H -l header -d 'A request header, `Name: value`; repeat for more. Authorization is sfx\'s own' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s d -l data -d 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s i -l include -d 'Print the status line and the response headers before the body'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "login" -d 'Log in to an org and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "logout" -d 'Remove an org\'s stored credentials'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "completions" -d 'Print a shell completion script'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "api" -d 'Call the org\'s REST API with a valid token: refresh first if needed, and once more on a 401'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "exec" -d 'Run a command with a valid token in its environment, never on its command line'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -37,6 +37,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Orgs(a) => emit(&commands::orgs::run(a, &ctx)?, mode, &style),
         Command::Logout(a) => emit(&commands::logout::run(a, &ctx)?, mode, &style),
         Command::Doctor(a) => emit(&commands::doctor::run(a, &ctx)?, mode, &style),
+        // They write their own stdout: a streamed body, a child's output.
+        Command::Api(a) => commands::api::run(a, &ctx)?,
+        Command::Exec(a) => commands::exec::run(a, &ctx)?,
         Command::Completions(_) => Exit::Ok,
     })
 }

@@ -110,6 +110,8 @@ pub enum Command {
     Logout(LogoutArgs),
     Completions(CompletionsArgs),
     Doctor(DoctorArgs),
+    Api(ApiArgs),
+    Exec(ExecArgs),
 }
 
 /// Log in to an org and store it.
@@ -431,12 +433,92 @@ pub struct TokenArgs {
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 
+    /// `env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token.
+    #[arg(long, value_enum, default_value_t = RefreshFormat::Human, value_name = "FORMAT")]
+    pub format: RefreshFormat,
+
     /// Print the org's SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret.
     ///
     /// On a terminal only after a confirmation. When the org's app rotates refresh
     /// tokens, a warning says that the URL dies at the first refresh made elsewhere.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub auth_url: bool,
+}
+
+/// Call the org's REST API with a valid token: refresh first if needed, and once
+/// more on a 401.
+///
+/// PATH starts with `/` and is relative to the org's instance URL; `{version}` in it
+/// becomes the org's latest API version (asked once from /services/data, then
+/// remembered). The token is refreshed first when it expires within --min-valid. On
+/// a 401 the org is read again (another process may have refreshed it), else
+/// refreshed, and the request is sent once more with the same body; a second 401,
+/// or a refused refresh, exits 4. Only GET and HEAD are retried on 429/503.
+///
+/// The body goes to stdout as received (JSON is pretty-printed on a terminal);
+/// -i prints the status line and headers first. Exit 0 for 2xx and 3xx (redirects
+/// are not followed), 1 for another 4xx (Salesforce's `errorCode: message` on
+/// stderr), 4 when a login is needed, 5 for 5xx, 429 or network trouble.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  $ sfx api /services/data/{version}/limits                   # GET, pretty on a terminal
+  $ sfx api '/services/data/{version}/query?q=SELECT Id FROM Account LIMIT 5'
+  $ sfx api -X PATCH /services/data/v62.0/sobjects/Account/001xx --data '{\"Name\":\"Acme\"}'
+  $ sfx api -X POST /services/data/{version}/sobjects/Account --data @account.json
+  $ sfx api -i -X HEAD /services/data/                        # status and headers only")]
+pub struct ApiArgs {
+    /// The path under the instance URL, e.g. /services/data/{version}/limits.
+    #[arg(value_name = "PATH")]
+    pub path: String,
+
+    /// The HTTP method [default: GET, or POST with --data].
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub method: Option<String>,
+
+    /// A request header, `Name: value`; repeat for more. Authorization is sfx's own.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+
+    /// The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB).
+    #[arg(
+        short = 'd',
+        long,
+        value_name = "@FILE|-|TEXT",
+        allow_hyphen_values = true
+    )]
+    pub data: Option<String>,
+
+    /// Print the status line and the response headers before the body.
+    #[arg(short = 'i', long)]
+    pub include: bool,
+
+    /// Refresh first if the token has less than this left.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
+    pub min_valid: Duration,
+}
+
+/// Run a command with a valid token in its environment, never on its command line.
+///
+/// CMD gets SFX_ORG, SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, and for the Salesforce CLI
+/// SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_ORG_INSTANCE_URL and SF_TARGET_ORG (the
+/// access token, which `sf` takes as its target org). The token is refreshed first
+/// when it expires within --min-valid. Standard streams are inherited; SIGINT and
+/// SIGTERM sent to sfx are passed on. sfx exits with the command's code (128+N when
+/// signal N ended it, 127 when it cannot be found, 126 when it cannot be run); when
+/// sfx fails before the command starts it uses its own codes and says so.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  $ sfx exec -- sf project deploy start            # no `sf org login` needed
+  $ sfx exec -o prod -- ./nightly-export.sh         # the script reads $SFX_ACCESS_TOKEN
+  $ sfx exec --min-valid 1h -- python load.py       # a token good for the whole run")]
+pub struct ExecArgs {
+    /// Refresh first if the token has less than this left.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
+    pub min_valid: Duration,
+
+    /// The command and its arguments (after `--`).
+    #[arg(value_name = "CMD", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// List stored orgs (no network, no keychain).

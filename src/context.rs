@@ -335,6 +335,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file: None,
+        api_version: None,
         sf_link: None,
     };
     Ok(Some(Org {

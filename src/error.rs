@@ -70,6 +70,33 @@ impl Error {
         }
     }
 
+    /// The same error with its message changed by `f` (its kind, exit code and
+    /// hint kept): for a command that adds what the failure meant for it.
+    pub fn map_message(self, f: impl FnOnce(String) -> String) -> Error {
+        match self {
+            Error::Usage(m) => Error::Usage(f(m)),
+            Error::Expired(m) => Error::Expired(f(m)),
+            Error::Relogin { message, hint } => Error::Relogin {
+                message: f(message),
+                hint,
+            },
+            Error::Network(m) => Error::Network(f(m)),
+            Error::StoreUnavailable { message, hint } => Error::StoreUnavailable {
+                message: f(message),
+                hint,
+            },
+            Error::Server { message, hint } => Error::Server {
+                message: f(message),
+                hint,
+            },
+            Error::Other(m) => Error::Other(f(m)),
+            Error::Io { what, source } => Error::Io {
+                what: f(what),
+                source,
+            },
+        }
+    }
+
     /// The exit code the contract assigns to this kind of failure.
     pub fn exit(&self) -> Exit {
         match self {

@@ -21,6 +21,10 @@ pub enum Exit {
     StoreUnavailable,
     /// 130: interrupted by SIGINT.
     Interrupted,
+    /// The exit status of the command `sfx exec` ran, passed through as it is:
+    /// its own code, 128 + N when a signal N ended it, 127 when it was not found,
+    /// 126 when it could not be run.
+    Child(u8),
 }
 
 impl Exit {
@@ -35,6 +39,7 @@ impl Exit {
             Exit::Network => 5,
             Exit::StoreUnavailable => 6,
             Exit::Interrupted => 130,
+            Exit::Child(code) => code,
         }
     }
 
@@ -50,6 +55,7 @@ impl Exit {
                 Exit::StoreUnavailable => 4,
                 Exit::Error => 5,
                 Exit::Usage => 6,
+                Exit::Child(_) => 5,
                 Exit::Interrupted => 7,
             }
         }
@@ -82,6 +88,10 @@ mod tests {
             (Exit::Network, 5),
             (Exit::StoreUnavailable, 6),
             (Exit::Interrupted, 130),
+            (Exit::Child(0), 0),
+            (Exit::Child(3), 3),
+            (Exit::Child(127), 127),
+            (Exit::Child(143), 143),
         ];
         for (exit, code) in pinned {
             assert_eq!(exit.code(), code, "{exit:?}");

@@ -124,6 +124,10 @@ fn value_flags() -> Vec<(String, Option<String>)> {
             }
             match a.get_long() {
                 Some(l) => out.push((name.clone(), Some(format!("--{l}")))),
+                // `sfx exec -- CMD`: a hostile CMD is a command that cannot run,
+                // and its exit code (126, 127, the command's own) is passed
+                // through by design: tests/exec.rs pins those.
+                None if a.is_positional() && name == "exec" => {}
                 None if a.is_positional() => out.push((name.clone(), None)),
                 None => {}
             }

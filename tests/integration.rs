@@ -4,9 +4,11 @@
 
 mod common;
 
+mod api;
 mod contract;
 mod crash;
 mod envmode;
+mod exec;
 mod expires;
 mod faults;
 mod flows;

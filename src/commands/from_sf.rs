@@ -148,6 +148,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         rotates_refresh_token: false,
         key_file: None,
         sf_link: Some(sf.link()),
+        api_version: None,
     };
     let previous = ctx.store.read()?.orgs.get(&alias).cloned();
     // Secrets first, metadata last (as every login).

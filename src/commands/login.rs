@@ -773,6 +773,7 @@ fn finish(
         refresh_token_used_at: None,
         rotates_refresh_token: false,
         key_file,
+        api_version: None,
         sf_link: None,
     };
     lifecycle::apply_token(&mut record, resp, now);

@@ -1,8 +1,10 @@
 //! One file per command, each with `run(args, ctx) -> Result<Report>`; results are
 //! rendered by `app.rs`. Shared here: the summary that `login` and `refresh` print.
 
+pub mod api;
 pub mod completions;
 pub mod doctor;
+pub mod exec;
 pub mod expires;
 pub mod from_sf;
 pub mod introspect;
@@ -33,6 +35,133 @@ pub fn logged_out_meanwhile() -> Error {
         "the org was logged out while sfx waited for its lock",
         "`sfx login` again",
     )
+}
+
+/// An access token handed to a caller that will use it (`token`, `api`, `exec`).
+pub struct ValidToken {
+    /// The org as it stands afterwards (a refresh may have moved its instance).
+    pub org: crate::store::Org,
+    pub token: Secret,
+    /// Whether a token request was made to get it.
+    pub refreshed: bool,
+    /// Warnings for stderr (a rotated refresh token in the environment).
+    pub notes: Vec<String>,
+}
+
+const ROTATED_IN_ENV: &str = "warning: Salesforce rotated the refresh token, so the one in the environment is now dead; use `sfx refresh --format env` in CI to capture the new SFX_AUTH_URL, or turn rotation off for this app";
+
+/// The "token with --min-valid" path of `sfx token`, shared by `api` and `exec`:
+/// the stored token when it is known to stay valid for `min_valid` (0 requests),
+/// else one refresh — under the org's lock, so racing callers make one request.
+pub fn valid_token(
+    ctx: &crate::context::Context,
+    min_valid: std::time::Duration,
+) -> Result<ValidToken, crate::error::Error> {
+    use crate::lifecycle::{expiry, refresh};
+    let org = ctx.org()?;
+    // An environment access token with no way to refresh is handed out as it is,
+    // unless it is known to be dead (then the refresh below says "log in again").
+    if org.is_env() && !org.record.has_refresh_token {
+        let known = expiry::offline(&org.record, ctx.now());
+        if known.is_none_or(|e| e.active)
+            && let Some(token) = ctx.secret(&org, crate::store::SecretKind::AccessToken)?
+        {
+            return Ok(ValidToken {
+                org,
+                token,
+                refreshed: false,
+                notes: vec![],
+            });
+        }
+    }
+    let fresh = refresh::refresh_if_needed(
+        ctx.orgs(),
+        &ctx.client(),
+        ctx.clock(),
+        org.name(),
+        min_valid,
+    )?
+    .ok_or_else(logged_out_meanwhile)?;
+    Ok(from_fresh(fresh))
+}
+
+/// After Salesforce answered 401 to `sent` (revoked, or its session ended
+/// early): the token another process stored meanwhile, else a refreshed one
+/// ([`crate::lifecycle::refresh::refresh_unless_replaced`]).
+pub fn after_rejection(
+    ctx: &crate::context::Context,
+    org: &crate::store::Org,
+    sent: &Secret,
+) -> Result<ValidToken, crate::error::Error> {
+    let fresh = crate::lifecycle::refresh::refresh_unless_replaced(
+        ctx.orgs(),
+        &ctx.client(),
+        ctx.clock(),
+        org.name(),
+        sent,
+    )?
+    .ok_or_else(logged_out_meanwhile)?;
+    Ok(from_fresh(fresh))
+}
+
+fn from_fresh(fresh: crate::lifecycle::Fresh) -> ValidToken {
+    let rotated = fresh.refreshed.as_ref().is_some_and(|r| r.rotated);
+    let notes = if rotated && fresh.org.is_env() {
+        vec![ROTATED_IN_ENV.to_string()]
+    } else {
+        vec![]
+    };
+    ValidToken {
+        refreshed: fresh.refreshed.is_some(),
+        org: fresh.org,
+        token: fresh.access_token,
+        notes,
+    }
+}
+
+/// The variables that hand an access token to another program — `sfx exec`'s
+/// child environment and the `--format env` lines of `token` and `refresh`: sfx's
+/// own names, and the Salesforce CLI's (`sf` takes an access token as its target
+/// org, with the instance URL in `SF_ORG_INSTANCE_URL`). The one place this list lives.
+pub fn token_vars(token: &Secret, instance_url: &str) -> [(&'static str, String); 6] {
+    let t = token.expose();
+    [
+        ("SFX_ACCESS_TOKEN", t.to_string()),
+        ("SFX_INSTANCE_URL", instance_url.to_string()),
+        ("SF_ACCESS_TOKEN", t.to_string()),
+        ("SF_INSTANCE_URL", instance_url.to_string()),
+        ("SF_TARGET_ORG", t.to_string()),
+        ("SF_ORG_INSTANCE_URL", instance_url.to_string()),
+    ]
+}
+
+/// `--format env`: bare `NAME=value` lines (no quotes, no `export`), valid for
+/// `$GITHUB_ENV`, `.env` files, `eval`, and `set -a; . FILE` — the values are
+/// checked by [`check_env_safe`] first. `new_auth_url`: a rotated refresh token
+/// in an environment org, as a new `SFX_AUTH_URL`.
+pub fn env_lines(token: &Secret, instance_url: &str, new_auth_url: Option<&str>) -> String {
+    let mut s = String::new();
+    for (name, value) in token_vars(token, instance_url) {
+        s.push_str(&format!("{name}={value}\n"));
+    }
+    if let Some(a) = new_auth_url {
+        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
+    }
+    s
+}
+
+/// Unquoted `NAME=value` lines are safe for a shell only when no value holds a
+/// character the shell would act on (`$`, quotes, blanks, `;`, `~`, …). Salesforce's
+/// tokens and URLs never do; a value that does is refused rather than printed.
+pub fn check_env_safe(values: &[&str]) -> Result<(), crate::error::Error> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "!._-:/@%+=,[]".contains(c);
+    if values.iter().all(|v| !v.is_empty() && v.chars().all(safe)) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Network(
+            "a token or URL from Salesforce holds characters that a shell would interpret, so it cannot be printed as a bare NAME=value line; use `sfx token --json` and quote it yourself".into(),
+        ))
+    }
 }
 
 /// How many orgs `--all` / `--check` ask at once: fast over hundreds of orgs, yet

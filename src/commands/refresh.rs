@@ -1,6 +1,7 @@
 //! `sfx refresh`: a new access token, stored (under the org's lock). A rotated
 //! refresh token is stored before anything else. `--format env` prints
-//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval`.
+//! `NAME=value` lines for `$GITHUB_ENV`, `.env` files and `eval` (see
+//! [`super::env_lines`]).
 
 use serde_json::Value;
 
@@ -10,19 +11,6 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::lifecycle::{self, Refreshed, expiry, refresh};
 use crate::output::{Report, Style};
-
-/// `--format env`: `NAME=value` lines, the one place they are written.
-/// `SF_TARGET_ORG` (an access token) with `SF_ORG_INSTANCE_URL` lets later `sf`
-/// commands run with no `sf org login`.
-pub fn env_lines(token: &str, url: &str, new_auth_url: Option<&str>) -> String {
-    let mut s = format!(
-        "SFX_ACCESS_TOKEN={token}\nSFX_INSTANCE_URL={url}\nSF_ACCESS_TOKEN={token}\nSF_INSTANCE_URL={url}\nSF_TARGET_ORG={token}\nSF_ORG_INSTANCE_URL={url}\n"
-    );
-    if let Some(a) = new_auth_url {
-        s.push_str(&format!("SFX_AUTH_URL={a}\n"));
-    }
-    s
-}
 
 pub enum RefreshReport {
     /// A token was minted.
@@ -50,8 +38,8 @@ impl Report for RefreshReport {
                 format: RefreshFormat::Env,
                 new_auth_url,
                 ..
-            } => env_lines(
-                summary.access_token.expose(),
+            } => super::env_lines(
+                &summary.access_token,
                 &summary.record.instance_url,
                 new_auth_url.as_ref().map(crate::secret::Secret::expose),
             ),
@@ -133,6 +121,11 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
     } else {
         None
     };
+    if args.format == RefreshFormat::Env {
+        let mut values = vec![r.access_token.expose(), r.org.record.instance_url.as_str()];
+        values.extend(new_auth_url.as_ref().map(crate::secret::Secret::expose));
+        crate::commands::check_env_safe(&values)?;
+    }
     Ok(RefreshReport::Done {
         summary: Box::new(TokenSummary {
             verb: "Refreshed",

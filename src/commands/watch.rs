@@ -1166,6 +1166,7 @@ mod tests {
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
                 rotates_refresh_token: false,
                 key_file: None,
+                api_version: None,
                 sf_link: None,
             },
             env: None,

@@ -3,6 +3,8 @@
 //! Entry points, by what they cost:
 //! - [`refresh_if_needed`]: takes the org's lock; 0 requests when the stored
 //!   token is known to outlive the window, else one refresh;
+//! - [`refresh_unless_replaced`]: takes the org's lock after a 401; 0 requests
+//!   when another process stored a different token meanwhile, else one refresh;
 //! - [`refresh_now`]: always one refresh (the caller holds the org's lock).
 //!
 //! Rules: an org refreshes by its refresh token; JWT bearer and client
@@ -69,6 +71,38 @@ pub fn refresh_if_needed(
         return Ok(Some(Fresh {
             org: current.org,
             access_token: token,
+            refreshed: None,
+        }));
+    }
+    let r = refresh_now(store, sf, clock, &current.org)?;
+    Ok(Some(Fresh {
+        org: r.org.clone(),
+        access_token: r.access_token.clone(),
+        refreshed: Some(r),
+    }))
+}
+
+/// Salesforce rejected `sent` (HTTP 401) although it looked valid. Under the
+/// org's lock, with the org read again: if the store now holds a different
+/// access token (another process refreshed meanwhile), that one (0 requests);
+/// otherwise [`refresh_now`] (1). `Ok(None)` when the org was removed meanwhile.
+pub fn refresh_unless_replaced(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    clock: &dyn Clock,
+    alias: &str,
+    sent: &Secret,
+) -> Result<Option<Fresh>, Error> {
+    let _lock = store.lock(alias)?;
+    let Some(current) = store.read(alias)? else {
+        return Ok(None);
+    };
+    if let Some(stored) = secret(store, &current.org, SecretKind::AccessToken)?
+        && stored.expose() != sent.expose()
+    {
+        return Ok(Some(Fresh {
+            org: current.org,
+            access_token: stored,
             refreshed: None,
         }));
     }

@@ -48,6 +48,7 @@ fn record(alias: &str) -> OrgRecord {
         rotates_refresh_token: false,
         key_file: None,
         sf_link: None,
+        api_version: None,
     }
 }
 
@@ -709,4 +710,56 @@ fn orgs_that_cannot_refresh_say_log_in_again_without_a_request() {
         );
         assert!(w.sf.requests().is_empty(), "{flow:?}");
     }
+}
+
+#[test]
+fn after_a_401_a_token_stored_meanwhile_is_used_else_one_refresh() {
+    // (the token the store holds, the token Salesforce rejected, refreshes)
+    let cases = [("00Dnewer", "00Dold", false), ("00Dold", "00Dold", true)];
+    for (stored, sent, want) in cases {
+        let w = World::new(T0);
+        let (mut rec, rt) = w.org_with_refresh_token();
+        // Looks fresh for hours: only the 401 says otherwise.
+        rec.expiry = known(T0 + 7000, ExactSource::Jwt);
+        rec.access_token_masked = Some("00D…x".into());
+        let store = MemStore::with(
+            rec,
+            &[
+                (SecretKind::RefreshToken, &rt),
+                (SecretKind::AccessToken, stored),
+                (SecretKind::ClientSecret, DEFAULT_CLIENT_SECRET),
+            ],
+        );
+        let f = refresh::refresh_unless_replaced(
+            &store,
+            &w.client(),
+            &*w.clock,
+            "prod",
+            &Secret::new(sent),
+        )
+        .unwrap()
+        .unwrap();
+        let case = format!("stored={stored} sent={sent}");
+        assert_eq!(f.refreshed.is_some(), want, "{case}");
+        assert_eq!(
+            w.sf.count_grant("refresh_token"),
+            usize::from(want),
+            "{case}"
+        );
+        if want {
+            assert_ne!(f.access_token.expose(), sent, "{case}");
+        } else {
+            assert_eq!(f.access_token.expose(), stored, "{case}");
+        }
+    }
+    let w = World::new(T0);
+    let gone = refresh::refresh_unless_replaced(
+        &MemStore::default(),
+        &w.client(),
+        &*w.clock,
+        "gone",
+        &Secret::new("00Dx"),
+    )
+    .unwrap();
+    assert!(gone.is_none());
 }

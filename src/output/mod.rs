@@ -71,7 +71,7 @@ pub fn emit(report: &dyn Report, mode: Mode, style: &Style) -> Exit {
 /// JSON text with the characters serde_json leaves raw but a terminal would act
 /// on (C1 controls, bidi overrides) written as `\uXXXX` escapes: the same JSON
 /// value, safe to show. They can only occur inside strings, where escapes are valid.
-fn terminal_safe_json(json: &str) -> String {
+pub fn terminal_safe_json(json: &str) -> String {
     let mut out = String::with_capacity(json.len());
     for c in json.chars() {
         if crate::text::is_unsafe_char(c) {

@@ -39,6 +39,12 @@ pub enum Retry {
     /// Only failures where the request cannot have reached the server
     /// (connection refused, host not found), and 429/503 answers.
     OnlyUnsent,
+    /// A request that is safe to repeat (`sfx api` GET/HEAD): any connection
+    /// failure or timeout, and 429/503 answers; no other status.
+    Idempotent,
+    /// A request that must not be repeated once sent (`sfx api` POST, PATCH, …):
+    /// only failures where it cannot have reached the server; no status at all.
+    ConnectOnly,
 }
 
 /// Whether a request that did not succeed may have taken effect at the server.
@@ -99,6 +105,49 @@ impl Reply {
     pub fn is_json(&self) -> bool {
         self.content_type.to_ascii_lowercase().contains("json")
             || self.body.trim_start().starts_with(['{', '['])
+    }
+}
+
+/// What the retry loop needs to know about an answer.
+struct Head {
+    status: u16,
+    retry_after: Option<String>,
+}
+
+/// A request whose answer is streamed ([`Http::send_stream`]).
+pub struct StreamRequest<'a> {
+    /// Any method (`GET`, `PATCH`, …); the caller checks it.
+    pub method: &'a str,
+    pub url: String,
+    /// Headers as given, checked by the caller (no `Authorization`: see `bearer`).
+    pub headers: Vec<(String, String)>,
+    /// The exact bytes to send, the same on every attempt.
+    pub body: Option<&'a [u8]>,
+    pub bearer: Option<&'a Secret>,
+    pub retry: Retry,
+}
+
+/// An answer whose body has not been read yet.
+pub struct Streamed {
+    pub status: u16,
+    /// The status's standard reason phrase (`OK`), or empty.
+    pub reason: String,
+    /// `HTTP/1.1`.
+    pub version: String,
+    /// Response headers in the order received (names lower case).
+    pub headers: Vec<(String, String)>,
+    /// The body, unlimited, bytes as received (no decoding of any kind).
+    pub body: ureq::BodyReader<'static>,
+    pub url: String,
+}
+
+impl Streamed {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -183,53 +232,84 @@ impl Http {
     /// [`Http::send`], also telling whether an attempt may have taken effect
     /// (for the final reply: judged by its status).
     pub fn send_tracked(&self, req: &Request<'_>) -> (Result<Reply, Error>, Delivery) {
+        self.with_retries(
+            req.retry,
+            |attempt| self.trace_request(req, attempt),
+            || self.once(req),
+            |reply| Head {
+                status: reply.status,
+                retry_after: reply.retry_after.clone(),
+            },
+            |reply, elapsed| self.trace_reply(reply, elapsed),
+        )
+    }
+
+    /// The retry loop shared by buffered ([`Http::send_tracked`]) and streamed
+    /// ([`Http::send_stream`]) requests: `once` makes one attempt, `head` tells
+    /// its status, and the rules of [`Retry`] decide whether to try again.
+    fn with_retries<T>(
+        &self,
+        retry: Retry,
+        trace_attempt: impl Fn(u32),
+        mut once: impl FnMut() -> Result<T, Failure>,
+        head: impl Fn(&T) -> Head,
+        trace_answer: impl Fn(&T, Duration),
+    ) -> (Result<T, Error>, Delivery) {
         let mut attempt = 1;
         let mut doubt = Delivery::NotProcessed;
         loop {
             let started = Instant::now();
-            self.trace_request(req, attempt);
-            let outcome = self.once(req);
-            match outcome {
-                Ok(reply) => {
-                    self.trace_reply(&reply, started.elapsed());
-                    if Delivery::of_status(reply.status) == Delivery::InDoubt {
+            trace_attempt(attempt);
+            match once() {
+                Ok(answer) => {
+                    trace_answer(&answer, started.elapsed());
+                    let Head {
+                        status,
+                        retry_after: asked,
+                    } = head(&answer);
+                    if Delivery::of_status(status) == Delivery::InDoubt {
                         doubt = Delivery::InDoubt;
                     }
-                    let transient = reply.status == 429 || reply.status >= 500;
-                    let may_retry = match req.retry {
-                        Retry::Transient => transient,
-                        Retry::OnlyUnsent => reply.status == 429 || reply.status == 503,
+                    let may_retry = match retry {
+                        Retry::Transient => status == 429 || status >= 500,
+                        Retry::OnlyUnsent | Retry::Idempotent => status == 429 || status == 503,
+                        Retry::ConnectOnly => false,
                     };
-                    let asked = retry_after(&reply);
-                    if asked.is_some_and(|w| w > RETRY_AFTER_CAP) {
+                    let asked = asked
+                        .as_deref()
+                        .and_then(|v| parse_retry_after(v, self.clock.now()));
+                    if may_retry && asked.is_some_and(|w| w > RETRY_AFTER_CAP) {
                         // Retrying sooner than asked would only be refused again.
                         self.trace_line(&format!(
                             "not retrying: the server asks to wait {}",
                             humantime::format_duration(asked.unwrap_or_default())
                         ));
-                        return (Ok(reply), doubt);
+                        return (Ok(answer), doubt);
                     }
                     if may_retry && attempt < ATTEMPTS {
                         let wait = asked.unwrap_or_else(|| backoff(attempt));
                         self.trace_line(&format!(
-                            "retrying in {} ms (HTTP {})",
+                            "retrying in {} ms (HTTP {status})",
                             wait.as_millis(),
-                            reply.status
                         ));
+                        // The unread answer is dropped here, closing its connection.
+                        drop(answer);
                         std::thread::sleep(wait);
                         attempt += 1;
                         continue;
                     }
-                    return (Ok(reply), doubt);
+                    return (Ok(answer), doubt);
                 }
                 Err(failure) => {
                     if !failure.unsent {
                         doubt = Delivery::InDoubt;
                     }
                     self.trace_line(&format!("! {}", failure.message));
-                    let may_retry = match req.retry {
-                        Retry::Transient => failure.retryable,
-                        Retry::OnlyUnsent => failure.retryable && failure.unsent,
+                    let may_retry = match retry {
+                        Retry::Transient | Retry::Idempotent => failure.retryable,
+                        Retry::OnlyUnsent | Retry::ConnectOnly => {
+                            failure.retryable && failure.unsent
+                        }
                     };
                     if may_retry && attempt < ATTEMPTS {
                         let wait = backoff(attempt);
@@ -250,6 +330,71 @@ impl Http {
                 }
             }
         }
+    }
+
+    /// Send a request whose answer is read as it arrives (`sfx api`): any method,
+    /// the caller's headers and body bytes, no body cap, and the same retry rules
+    /// and redacted trace as every other request. Each attempt sends the same bytes.
+    pub fn send_stream(&self, req: &StreamRequest<'_>) -> (Result<Streamed, Error>, Delivery) {
+        self.with_retries(
+            req.retry,
+            |attempt| self.trace_stream_request(req, attempt),
+            || self.stream_once(req),
+            |s| Head {
+                status: s.status,
+                retry_after: s.header("retry-after").map(str::to_string),
+            },
+            |s, elapsed| self.trace_stream_reply(s, elapsed),
+        )
+    }
+
+    fn stream_once(&self, req: &StreamRequest<'_>) -> Result<Streamed, Failure> {
+        let via = self.proxy_for(&req.url);
+        let agent = if via.is_some() {
+            &self.agent
+        } else {
+            &self.direct
+        };
+        let fail = |e| Failure::from_ureq(e, &req.url, self.timeout, via.as_deref());
+        let mut builder = ureq::http::Request::builder()
+            .method(req.method)
+            .uri(req.url.as_str());
+        for (name, value) in &req.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(token) = req.bearer {
+            builder = builder.header("Authorization", format!("Bearer {}", token.expose()));
+        }
+        let result = match req.body {
+            Some(bytes) => builder
+                .body(bytes)
+                .map_err(|e| fail(ureq::Error::Http(e)))
+                .and_then(|r| agent.run(r).map_err(fail)),
+            None => builder
+                .body(())
+                .map_err(|e| fail(ureq::Error::Http(e)))
+                .and_then(|r| agent.run(r).map_err(fail)),
+        };
+        let resp = result?;
+        let (parts, body) = resp.into_parts();
+        let headers = parts
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        Ok(Streamed {
+            status: parts.status.as_u16(),
+            reason: parts.status.canonical_reason().unwrap_or("").to_string(),
+            version: format!("{:?}", parts.version),
+            headers,
+            body: body.into_reader(),
+            url: req.url.clone(),
+        })
     }
 
     fn once(&self, req: &Request<'_>) -> Result<Reply, Failure> {
@@ -364,6 +509,74 @@ impl Http {
                 })
                 .collect();
             self.trace_line(&format!(">   {}", fields.join("&")));
+        }
+    }
+
+    fn trace_stream_request(&self, req: &StreamRequest<'_>, attempt: u32) {
+        if self.verbose == 0 {
+            return;
+        }
+        let n = if attempt > 1 {
+            format!(" (attempt {attempt})")
+        } else {
+            String::new()
+        };
+        let via = self
+            .proxy_for(&req.url)
+            .map(|p| format!(" (via proxy {p})"))
+            .unwrap_or_default();
+        self.trace_line(&format!(
+            "> {} {}{n}{via}",
+            sanitize(req.method, 20),
+            sanitize(&redact_text(&req.url), 300)
+        ));
+        if req.bearer.is_some() {
+            self.trace_line(">   Authorization: Bearer <redacted>");
+        }
+        for (name, value) in &req.headers {
+            // A header the user added may carry a credential of its own.
+            let lower = name.to_ascii_lowercase();
+            let secret = [
+                "auth", "cookie", "token", "secret", "key", "session", "password",
+            ]
+            .iter()
+            .any(|w| lower.contains(w));
+            let shown = if secret {
+                "<redacted>".to_string()
+            } else {
+                sanitize(&redact_text(value), 200)
+            };
+            self.trace_line(&format!(">   {}: {shown}", sanitize(name, 80)));
+        }
+        if let Some(body) = req.body {
+            self.trace_line(&format!(">   ({} bytes of body)", body.len()));
+            if self.verbose > 1 {
+                self.trace_line(&format!(
+                    ">   {}",
+                    redacted_body(&String::from_utf8_lossy(body))
+                ));
+            }
+        }
+    }
+
+    fn trace_stream_reply(&self, s: &Streamed, elapsed: Duration) {
+        if self.verbose == 0 {
+            return;
+        }
+        self.trace_line(&format!(
+            "< {} {} ({} ms to the headers)",
+            s.status,
+            sanitize(s.header("content-type").unwrap_or(""), 80),
+            elapsed.as_millis()
+        ));
+        if self.verbose > 1 {
+            for (name, value) in &s.headers {
+                self.trace_line(&format!(
+                    "<   {}: {}",
+                    sanitize(name, 80),
+                    sanitize(&redact_text(value), 200)
+                ));
+            }
         }
     }
 
@@ -529,12 +742,17 @@ fn html_text(html: &str) -> String {
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3).
 fn retry_after(reply: &Reply) -> Option<Duration> {
-    let value = reply.retry_after.as_deref()?.trim();
+    parse_retry_after(reply.retry_after.as_deref()?, reply.received_at)
+}
+
+/// `Retry-After` received at `received_at` (an HTTP date counts from then).
+fn parse_retry_after(value: &str, received_at: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = at.timestamp().saturating_sub(reply.received_at.timestamp());
+    let secs = at.timestamp().saturating_sub(received_at.timestamp());
     Some(Duration::from_secs(secs.max(0) as u64))
 }
 

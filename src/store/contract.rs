@@ -147,6 +147,7 @@ mod tests {
             rotates_refresh_token: false,
             key_file: None,
             sf_link: None,
+            api_version: None,
         }
     }
 

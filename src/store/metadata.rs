@@ -157,9 +157,25 @@ pub struct OrgRecord {
     /// JWT bearer: path of the private key file (the key itself is never copied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
+    /// The org's latest REST API version (`62.0`), learned once from
+    /// `/services/data` by `sfx api` for `{version}` in a path. Optional: files
+    /// written before it existed read the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
     /// Linked to a login of the Salesforce CLI (see `sfcli::link`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sf_link: Option<SfLink>,
+}
+
+/// A REST API version as Salesforce writes it: `62.0` (digits, a dot, digits).
+pub fn is_api_version(v: &str) -> bool {
+    v.len() <= 12
+        && v.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|b| b.is_ascii_digit())
+                && minor.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 /// An org shared with the Salesforce CLI: sf's auth file, and a fingerprint of
@@ -224,6 +240,14 @@ impl OrgRecord {
             {
                 *t = sanitize(t, 200);
             }
+        }
+        if self
+            .api_version
+            .as_deref()
+            .is_some_and(|v| !is_api_version(v))
+        {
+            // Only a cache: a damaged one is asked again rather than refused.
+            self.api_version = None;
         }
         if let Some(link) = &self.sf_link {
             let path_ok = std::path::Path::new(&link.file).is_absolute()

@@ -31,7 +31,14 @@ pub use keys::{
     TEST_JWT_PRIVATE_KEY_PKCS1_PEM, TEST_JWT_PUBLIC_KEY_PEM, make_assertion,
 };
 pub use model::{Client, Fault, FaultBody, MAINTENANCE_HTML, Options, RecordedRequest, User};
+pub use routes::{API_VERSIONS, BLOB_LEN};
 pub use state::{ID_HOST, MAX_APPROVALS, ORG_ID, ORG_ID_15};
+
+/// The bytes the fake serves as a binary ContentVersion body ([`BLOB_LEN`] of them),
+/// for tests that check a download byte for byte.
+pub fn blob_bytes() -> Vec<u8> {
+    routes::blob(BLOB_LEN)
+}
 pub use util::{pkce_s256, signature};
 
 use http::{HttpRequest, HttpServer, Outcome};
@@ -239,6 +246,16 @@ impl FakeSalesforce {
         self.st().requests.clone()
     }
 
+    /// Recorded requests to `path`, in arrival order.
+    pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
+        self.st()
+            .requests
+            .iter()
+            .filter(|r| r.path == path)
+            .cloned()
+            .collect()
+    }
+
     /// Declare that this test expects at least one request to `path`: dropping
     /// the fake fails the test if none came.
     pub fn expect_hit(&self, path: &str) {
@@ -418,6 +435,7 @@ fn dispatch(state: &Mutex<State>, req: HttpRequest) -> Outcome {
             query: query.clone(),
             form: body.clone(),
             headers: req.headers.clone(),
+            body: req.body.clone(),
             at: SystemTime::now(),
         });
         let fault = st.take_fault(&req.path);
@@ -443,7 +461,11 @@ fn dispatch(state: &Mutex<State>, req: HttpRequest) -> Outcome {
             let mut params = body;
             params.extend(query);
             let r = routes::Req { http: &req, params };
-            Outcome::Respond(routes::handle(&mut lock(state), &r))
+            let mut resp = routes::handle(&mut lock(state), &r);
+            if req.method == "HEAD" {
+                resp.body.clear();
+            }
+            Outcome::Respond(resp)
         }
     };
     if logging {

@@ -250,8 +250,16 @@ pub struct RecordedRequest {
     /// Parsed body parameters (urlencoded or multipart).
     pub form: Vec<(String, String)>,
     pub headers: Vec<(String, String)>,
+    /// The raw body, as received (JSON: `body_base64`).
+    #[serde(serialize_with = "ser_base64", rename = "body_base64")]
+    pub body: Vec<u8>,
     #[serde(serialize_with = "ser_time_ms", rename = "at_ms")]
     pub at: SystemTime,
+}
+
+fn ser_base64<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    use base64::Engine;
+    s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
 }
 
 fn ser_time_ms<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {

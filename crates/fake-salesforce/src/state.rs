@@ -128,6 +128,8 @@ pub struct State {
     pub seq: u64,
     pub logging: bool,
     pub api_calls: u64,
+    /// Accounts created through `POST …/sobjects/Account`: (id, Name).
+    pub accounts: Vec<(String, String)>,
 }
 
 impl State {
@@ -155,6 +157,7 @@ impl State {
             seq: 0,
             logging: false,
             api_calls: 0,
+            accounts: Vec::new(),
         }
     }
 
