@@ -220,7 +220,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which store
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s i -l include -d 'Print the status line and the response headers before the body'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -232,7 +233,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stor
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'

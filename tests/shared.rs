@@ -37,6 +37,7 @@ fn record(alias: &str) -> OrgRecord {
         rotates_refresh_token: false,
         key_file: None,
         sf_link: None,
+        api_version: None,
     }
 }
 

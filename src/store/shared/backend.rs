@@ -242,6 +242,7 @@ mod tests {
             rotates_refresh_token: true,
             key_file: None,
             sf_link: None,
+            api_version: None,
         };
         let (at, rt) = (Secret::new("00D-access-zero"), Secret::new("5Aep-zero"));
         OrgStore::save_org(
