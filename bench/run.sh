@@ -6,7 +6,8 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the seven stages (7: the shared store on redis-server)
+#   STAGES="1 4" bash bench/run.sh  # only some of the eight stages (8: the shared store on redis-server)
+#   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -19,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6 7} "
+stages=" ${STAGES:-1 2 3 4 5 6 7 8} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -247,10 +248,22 @@ echo "Ratio sfx / curl: $(python3 -c "print('%.2f×' % ($a1/$a2))"). Requests th
 } >>"$out/summary.md"
 fi
 
-# 7. The shared store (issue #13): sfx token on redis-server vs the local file store,
-#    expires --all over 1,000 orgs in the shared store, and 3 hosts x 10 racers.
+# 7. watch --all --listen over many orgs: RSS, CPU, requests at start-up, /metrics latency.
 if stage 7; then
-say "7. shared store (redis-server)"
+say "7. watch --all --listen over ${SCALE_ORGS:-10000} orgs for ${SCALE_SECONDS:-180} s"
+# Twice: requests answered at once (the watch's own CPU is the limit), and with 300 ms
+# per request as from a real Salesforce. A fresh fake and store for each.
+for delay in ${SCALE_DELAYS_MS:-0 300}; do
+  start_fake "watchscale$delay"
+  python3 "$root/bench/watch-scale.py" "$sfx" "$fake_url" "$work/w$delay/home" \
+    "${SCALE_ORGS:-10000}" "${SCALE_SECONDS:-180}" "$out/summary.md" "$delay" >/dev/null
+done
+fi
+
+# 8. The shared store (issue #13): sfx token on redis-server vs the local file store,
+#    expires --all over 1,000 orgs in the shared store, and 3 hosts x 10 racers.
+if stage 8; then
+say "8. shared store (redis-server)"
 command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null; }
 rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 redis-server --bind 127.0.0.1 --port "$rport" --requirepass bench-pass --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
@@ -267,7 +280,7 @@ hyperfine -N --warmup 10 --runs 200 --export-json "$out/shared-token.json" \
   -n "token (shared store)" "env SFX_HOME=$work/ts SFX_STORE=$shared SFX_STORE_NAMESPACE=one $sfx token" >/dev/null
 read -r tl ts <<<"$(median "$out/shared-token.json")"
 read -r rl rs <<<"$(minmax "$out/shared-token.json")"
-say "7. importing 1,000 orgs into the shared store"
+say "8. importing 1,000 orgs into the shared store"
 for i in $(seq 1 1000); do
   grant "user$i.shared@example.com" | SFX_HOME="$work/ts1000" SFX_STORE="$shared" SFX_STORE_NAMESPACE=big "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null
 done
@@ -301,7 +314,7 @@ for round in 1 2 3 4 5; do
 done
 {
 echo
-echo "## 7. The shared store (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
+echo "## 8. The shared store (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
 echo
 echo "| command | median ms | min–max ms |"
 echo "|---|---|---|"

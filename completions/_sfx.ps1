@@ -158,6 +158,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--refresh-before', '--refresh-before', [CompletionResultType]::ParameterName, 'Refresh when the access token expires within this window (up to 366d)')
             [CompletionResult]::new('--keepalive', '--keepalive', [CompletionResultType]::ParameterName, 'Refresh an org whose refresh token has not been used for this long (from 1s to 366d)')
             [CompletionResult]::new('--exec', '--exec', [CompletionResultType]::ParameterName, 'After each refresh, run this command through the shell')
+            [CompletionResult]::new('--listen', '--listen', [CompletionResultType]::ParameterName, 'Serve Prometheus metrics and health checks on this address')
             [CompletionResult]::new('--exec-timeout', '--exec-timeout', [CompletionResultType]::ParameterName, 'Kill an --exec command (and every process it started) that runs longer than this')
             [CompletionResult]::new('--min-check', '--min-check', [CompletionResultType]::ParameterName, 'Shortest pause between two checks of one org (for tests; default 30s)')
             [CompletionResult]::new('--max-check', '--max-check', [CompletionResultType]::ParameterName, 'Longest pause between two checks of one org (for tests; default 15m)')

@@ -150,6 +150,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --refresh-before 'Refresh when the access token expires within this window (up to 366d)'
             cand --keepalive 'Refresh an org whose refresh token has not been used for this long (from 1s to 366d)'
             cand --exec 'After each refresh, run this command through the shell'
+            cand --listen 'Serve Prometheus metrics and health checks on this address'
             cand --exec-timeout 'Kill an --exec command (and every process it started) that runs longer than this'
             cand --min-check 'Shortest pause between two checks of one org (for tests; default 30s)'
             cand --max-check 'Longest pause between two checks of one org (for tests; default 15m)'

@@ -135,6 +135,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s V -l version -d 'Pri
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l refresh-before -d 'Refresh when the access token expires within this window (up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l keepalive -d 'Refresh an org whose refresh token has not been used for this long (from 1s to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec -d 'After each refresh, run this command through the shell' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l listen -d 'Serve Prometheus metrics and health checks on this address' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec-timeout -d 'Kill an --exec command (and every process it started) that runs longer than this' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l min-check -d 'Shortest pause between two checks of one org (for tests; default 30s)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l max-check -d 'Longest pause between two checks of one org (for tests; default 15m)' -r

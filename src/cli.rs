@@ -380,7 +380,8 @@ pub enum RefreshFormat {
   $ sfx watch                           # live countdown for the default org
   $ sfx watch --all --json              # every stored org, JSON Lines events
   $ sfx watch --exec ./push-token.sh    # hand on each new token (in $SFX_ACCESS_TOKEN)
-  $ SFX_AUTH_URL=… sfx watch --exec ./push-token.sh   # CI sidecar: nothing on disk")]
+  $ SFX_AUTH_URL=… sfx watch --exec ./push-token.sh   # CI sidecar: nothing on disk
+  $ sfx watch --all --listen 127.0.0.1:9464   # Prometheus scrapes /metrics; /healthz, /readyz")]
 pub struct WatchArgs {
     /// Watch every stored org, not only the selected one.
     #[arg(long)]
@@ -405,6 +406,15 @@ pub struct WatchArgs {
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
 
+    /// Serve Prometheus metrics and health checks on this address.
+    ///
+    /// `GET /metrics` (Prometheus text format: per-org token expiry, needs-login,
+    /// refresh and check counters, refresh durations), `GET /healthz` (200 while the
+    /// watch's scheduler runs), `GET /readyz` (200 when every watched org has a valid
+    /// token, else 503 listing those that have not). ADDR:PORT, e.g. 127.0.0.1:9464;
+    /// `:9464` listens on every interface. A busy or invalid address is a usage error.
+    #[arg(long, value_name = "ADDR:PORT", value_parser = crate::metrics::server::parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Kill an --exec command (and every process it started) that runs longer than this.
     ///
     /// From 1s to 24h. The timeout is reported as an error event; the watch goes on.

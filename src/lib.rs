@@ -6,6 +6,7 @@
 //! - [`cli`]: what the user typed (clap derive only);
 //! - [`app`]: resolves a [`context::Context`], dispatches to [`commands`], renders;
 //! - [`salesforce`]: the OAuth client — no clap, no printing;
+//! - [`metrics`]: what `sfx watch --listen` serves (Prometheus metrics, health);
 //! - [`lifecycle`]: the token rules (expiry, refresh) over a store, a client and a clock;
 //! - [`store`]: where orgs live, one interface ([`store::OrgStore`]) over the
 //!   local (metadata file + keychain or secrets file) and environment backends;
@@ -24,6 +25,7 @@ pub mod exit;
 pub mod generate;
 pub mod lifecycle;
 pub mod limits;
+pub mod metrics;
 pub mod output;
 pub mod salesforce;
 pub mod secret;

@@ -19,6 +19,7 @@ mod hygiene;
 mod introspect;
 mod keychain;
 mod layers;
+mod listen;
 mod locking;
 mod login;
 mod logout;

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("salesforce", 1),
     ("store", 1),
     ("sfcli", 1),
+    ("metrics", 1),
     ("lifecycle", 2),
     ("commands", 3),
     ("context", 3),

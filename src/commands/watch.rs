@@ -4,7 +4,7 @@
 //! Shape: one scheduler — this thread — holds every watched org's state and the
 //! time its next action is due, and sleeps on one channel until then. A small pool
 //! of worker threads makes the requests (a *check* is introspection through
-//! [`expiry::ask_server`]; a *refresh* is [`refresh::refresh_now`] under the
+//! [`expiry::ask_server_only`]; a *refresh* is [`refresh::refresh_now`] under the
 //! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
 //! `--exec` hooks run on threads of their own (`exec.rs`), with a timeout, so a
 //! hung hook never holds up a refresh. A signal thread forwards SIGINT/SIGTERM
@@ -32,7 +32,9 @@
 //! (Error::Relogin) ends the watch of that org, and once no watched org is left
 //! the command exits 4. Nothing is done to one org more than once a second.
 
+mod cache;
 mod exec;
+mod feed;
 
 use exec::{Handoff, Hooks};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
@@ -54,6 +56,10 @@ use crate::timefmt::humanize;
 
 /// Requests in flight at once, whatever the number of orgs.
 const WORKERS: usize = 4;
+/// Orgs handed to the workers and not yet done, at most: the rest stay due in
+/// the scheduler, so a stop waits for a few requests, not for every due org of
+/// ten thousand (issue #16).
+const MAX_QUEUED: usize = 2 * WORKERS;
 /// The longest back-off after repeated failures.
 const BACKOFF_CAP: Duration = Duration::from_secs(300);
 /// The longest single sleep. The channel's timeout runs on the monotonic clock,
@@ -348,7 +354,7 @@ fn check(ctx: &Context, task: Task, p: &Pace) -> Result<(Outcome, Option<Handoff
         let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
-        let expiry = expiry::ask_server(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
+        let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
@@ -362,7 +368,7 @@ fn check(ctx: &Context, task: Task, p: &Pace) -> Result<(Outcome, Option<Handoff
     let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
         return Ok((Outcome::NoToken { org }, None));
     };
-    let expiry = expiry::ask_server(ctx.orgs(), &ctx.client(), ctx.now(), &org, &token)?;
+    let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &org, &token)?;
     Ok((
         Outcome::Checked {
             org,
@@ -445,11 +451,17 @@ fn worker(ctx: Arc<Context>, jobs: Arc<Mutex<Receiver<Task>>>, tx: Sender<Msg>, 
             }
         };
         let idx = task.idx;
+        let (name, is_refresh, t0) = (
+            task.org.name().to_string(),
+            matches!(task.job, Job::Refresh(_)),
+            Instant::now(),
+        );
         let result = match task.job {
             Job::Check => check(&ctx, task, &p),
             Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
         };
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
+        feed::observe(&name, is_refresh, &outcome, t0.elapsed());
         if tx.send(Msg::Done(idx, Box::new(outcome), h)).is_err() {
             return;
         }
@@ -677,7 +689,11 @@ impl Scheduler {
 
     /// Hand every org whose time has come to the workers.
     fn dispatch(&mut self, now: DateTime<Utc>) {
+        let mut queued = self.orgs.iter().filter(|w| w.busy).count();
         for (idx, w) in self.orgs.iter_mut().enumerate() {
+            if queued >= MAX_QUEUED {
+                break;
+            }
             if w.busy || w.needs_login || w.due > now {
                 continue;
             }
@@ -693,6 +709,7 @@ impl Scheduler {
             };
             if self.jobs.send(task).is_ok() {
                 w.busy = true;
+                queued += 1;
             }
         }
     }
@@ -928,11 +945,15 @@ impl Scheduler {
                     },
                     now,
                 );
+                feed::report(w, false);
             }
         }
         if self.all {
+            // A set, not a scan per stored org: 10,000 orgs made that 10^8 compares.
+            let known: std::collections::HashSet<String> =
+                self.orgs.iter().map(|w| w.org.name().to_string()).collect();
             for rec in meta.values() {
-                if !self.orgs.iter().any(|w| w.org.name() == rec.alias) {
+                if !known.contains(&rec.alias) {
                     self.orgs.push(Watched::new(
                         Org {
                             record: rec.clone(),
@@ -940,6 +961,7 @@ impl Scheduler {
                         },
                         now,
                     ));
+                    self.orgs.last().inspect(|w| feed::report(w, false));
                 }
             }
         }
@@ -961,8 +983,11 @@ impl Scheduler {
     /// table, or [`MAX_SLEEP`].
     fn wait(&self, now: DateTime<Utc>) -> Duration {
         let mut wait = MAX_SLEEP;
-        for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
-            wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+        // With the queue full, a finished request wakes the loop, not a due org.
+        if self.orgs.iter().filter(|w| w.busy).count() < MAX_QUEUED {
+            for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
+                wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+            }
         }
         if let Some(t) = self.printer.next_draw() {
             wait = wait.min(t.saturating_duration_since(Instant::now()));
@@ -972,6 +997,8 @@ impl Scheduler {
 }
 
 pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
+    // Before anything else: a busy or invalid --listen address is a usage error.
+    let _listener = args.listen.map(crate::metrics::serve).transpose()?;
     let started = ctx.now();
     let pace = Pace::new(args, started);
     let orgs = if args.all {
@@ -1035,7 +1062,24 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         hooks,
         closed: false,
     };
+    // Many orgs: spread their first checks (see feed::spread).
+    let latest: Vec<_> = s
+        .orgs
+        .iter()
+        .map(|w| {
+            refresh_reason(&w.org, w.expiry.as_ref(), w.has_token, started, &pace)
+                .is_none()
+                .then(|| next_due(&w.org, w.expiry.as_ref(), started, &pace))
+        })
+        .collect();
+    let first = feed::spread(started, &latest, feed::STARTUP_CHECKS_PER_SEC);
+    for (w, due) in s.orgs.iter_mut().zip(first) {
+        w.due = due;
+        feed::report(w, false);
+    }
 
+    // Introspection results reach the metadata in batches (see cache.rs).
+    let mut cache = cache::Cache::new();
     let mut stop: Option<Exit> = None;
     let outcome = loop {
         let now = s.ctx.now();
@@ -1045,6 +1089,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         if stop.is_none() {
             s.rescan(now);
             s.dispatch(now);
+            cache.tick(&s.ctx);
         }
         let busy = !s.busy().is_empty();
         if let Some(code) = stop
@@ -1062,8 +1107,9 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         let wait = if stop.is_some() {
             MAX_SLEEP
         } else {
-            s.wait(now)
+            s.wait(now).min(cache.due_in().unwrap_or(MAX_SLEEP))
         };
+        feed::heartbeat(wait);
         match rx.recv_timeout(wait) {
             Ok(Msg::Signal(code)) => {
                 if stop.is_some() {
@@ -1086,12 +1132,20 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                 }
             }
             Ok(Msg::Done(idx, outcome, h)) => {
+                let gone = matches!(*outcome, Outcome::Gone);
+                if let Outcome::Checked { org, expiry, .. } = &*outcome {
+                    cache.add(org, expiry);
+                }
                 s.handle(idx, *outcome);
+                feed::report(&s.orgs[idx], gone);
                 if let (Some(hooks), Some(h)) = (&s.hooks, h) {
                     hooks.submit(idx, h);
                 }
             }
-            Ok(Msg::ExecFailed(idx, why)) => s.emit(idx, Kind::Error, why, false),
+            Ok(Msg::ExecFailed(idx, why)) => {
+                feed::exec_failed(s.orgs[idx].org.name());
+                s.emit(idx, Kind::Error, why, false);
+            }
             Ok(Msg::StdoutClosed) => s.closed = true,
             Err(RecvTimeoutError::Timeout) => {}
             // Cannot happen while workers hold senders; stop rather than spin.
@@ -1102,6 +1156,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     if let Some(h) = &s.hooks {
         h.stop(HOOK_GRACE);
     }
+    cache.finish(&s.ctx);
     let now = s.ctx.now();
     if !s.closed {
         let rows = s.rows(now);

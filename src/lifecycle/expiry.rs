@@ -162,19 +162,33 @@ pub fn ask_server(
     org: &Org,
     token: &Secret,
 ) -> Result<Expiry, crate::error::Error> {
-    let e = match jwt::times(token.expose()) {
+    let e = ask_server_only(store, sf, now, org, token)?;
+    remember(store, &[(org, token, &e)]);
+    Ok(e)
+}
+
+/// [`ask_server`] without remembering: `sfx watch` over many orgs writes its
+/// answers in one update every 30 s rather than one per check (a store of
+/// 10,000 orgs is a 6 MB metadata file; issue #16).
+pub fn ask_server_only(
+    store: &dyn OrgStore,
+    sf: &Client<'_>,
+    now: DateTime<Utc>,
+    org: &Org,
+    token: &Secret,
+) -> Result<Expiry, crate::error::Error> {
+    Ok(match jwt::times(token.expose()) {
         None => introspect(store, sf, now, org, token)?,
-        Some(t) if org.record.client_id.is_none() => return Ok(Expiry::from_jwt(&t, now)),
+        Some(t) if org.record.client_id.is_none() => Expiry::from_jwt(&t, now),
         Some(t) => {
             let e = introspect(store, sf, now, org, token)?;
             if e.source == Source::Estimate {
-                return Ok(Expiry::from_jwt(&t, now));
+                Expiry::from_jwt(&t, now)
+            } else {
+                e
             }
-            e
         }
-    };
-    remember(store, &[(org, token, &e)]);
-    Ok(e)
+    })
 }
 
 /// Introspection, with the inactive probe and the fallbacks.
@@ -280,13 +294,27 @@ fn probe_only(
 /// stored one. One store write for all of them; a failure to cache is not worth
 /// failing the command for.
 pub fn remember(store: &dyn OrgStore, results: &[(&Org, &Secret, &Expiry)]) {
+    let masked: Vec<(&Org, String, &Expiry)> = results
+        .iter()
+        .map(|(org, token, e)| (*org, token.mask(), *e))
+        .collect();
+    let refs: Vec<(&Org, &str, &Expiry)> = masked
+        .iter()
+        .map(|(o, m, e)| (*o, m.as_str(), *e))
+        .collect();
+    remember_masked(store, &refs);
+}
+
+/// [`remember`] with each token already in its masked form (as the metadata
+/// holds it); a result is kept only while that token is still the stored one.
+pub fn remember_masked(store: &dyn OrgStore, results: &[(&Org, &str, &Expiry)]) {
     let fresh: Vec<Remembered<'_>> = results
         .iter()
         .filter(|(_, _, e)| e.active && e.source == Source::Introspection)
-        .filter_map(|(org, token, e)| {
+        .filter_map(|(org, masked, e)| {
             Some(Remembered {
                 alias: org.name(),
-                masked: token.mask(),
+                masked: masked.to_string(),
                 expiry: KnownExpiry {
                     exp: e.exp?.timestamp(),
                     iat: e.iat.map(|i| i.timestamp()),
