@@ -355,6 +355,12 @@ fn check(ctx: &Context, task: Task, p: &Pace) -> Result<(Outcome, Option<Handoff
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
         let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
+        if ctx.shared.is_some() {
+            // Watchers on other hosts take this answer instead of asking (see the
+            // claim above): it must be in the store now, not at the next batch
+            // (a write to Redis is one small compare-and-set, not a file rewrite).
+            expiry::remember(ctx.orgs(), &[(&fresh, &token, &expiry)]);
+        }
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
