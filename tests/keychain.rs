@@ -826,7 +826,8 @@ fn doctor_and_migrate_json_keys_are_pinned() {
             "keychain",
             "needs_keychain",
             "new_logins",
-            "orgs"
+            "orgs",
+            "shared"
         ]
     );
     assert_eq!(

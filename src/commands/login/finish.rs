@@ -114,7 +114,9 @@ pub(super) fn finish(
     ];
     // Secrets first, then the record; an org moved between stores leaves no
     // copy behind in the old one (a failure to delete it is a warning).
-    let notes = crate::store::OrgStore::save_org(&ctx.store, &record, &changes, args.set_default)?;
+    let notes = ctx
+        .stored_orgs()
+        .save_org(&record, &changes, args.set_default)?;
     let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(TokenSummary {
         verb: "Logged in to",

@@ -69,6 +69,11 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         ));
     }
     let store = ctx.store_for_new_login(args.insecure_storage);
+    if let Some(shared) = &ctx.shared {
+        // Before anything is asked of Salesforce: the shared store answers and
+        // this machine's SFX_STORE_KEY is the store's key.
+        shared.ready_for_write()?;
+    }
     let now = ctx.now();
     let l = Login {
         ctx,
@@ -160,6 +165,10 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
 /// credential store usable? (A keychain that is locked or missing fails here,
 /// exit 6, instead of after the login.)
 fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
+    if let Some(shared) = &ctx.shared {
+        // Reachable, and this machine's SFX_STORE_KEY is the store's key.
+        return shared.ready_for_write();
+    }
     ctx.store
         .backend(store)
         .get("sfx-login-check", SecretKind::AccessToken)
