@@ -1,0 +1,692 @@
+//! `sfx watch`: keep access tokens fresh and refresh tokens alive, and say when an
+//! org needs a human (issue #4; contract: "`sfx watch`").
+//!
+//! Shape: one scheduler — this thread — holds every watched org's state and the
+//! time its next action is due, and sleeps on one channel until then. A small pool
+//! of worker threads makes the requests (a *check* is introspection through
+//! [`expiry::ask_server_only`]; a *refresh* is [`refresh::refresh_now`] under the
+//! org's lock, as `sfx refresh` does) and sends each outcome back on that channel.
+//! `--exec` hooks run on threads of their own (`exec.rs`), with a timeout, so a
+//! hung hook never holds up a refresh. A signal thread forwards SIGINT/SIGTERM
+//! there too, so a signal is handled in the loop, never in the middle of a store
+//! write: the loop waits for the requests in flight (a second signal stops at
+//! once), gives running hooks a short grace, and returns 130 for SIGINT, 0 for
+//! SIGTERM. Another thread waits for stdout's reader to go away, so a closed
+//! stdout ends the watch at once, not at the next event.
+//!
+//! Files: this one is the scheduler ([`run`]); `schedule.rs` the pace (pure
+//! functions, unit-tested there), `worker.rs` the worker threads, `signals.rs`
+//! the signal and closed-stdout threads, `render.rs` the words of events,
+//! `exec.rs` the `--exec` hooks, `cache.rs` the batched introspection results,
+//! `feed.rs` what `--listen`'s metrics are told.
+//!
+//! Pace, per org (the pure functions `refresh_at`, `next_due` and
+//! `retry_delay` in `schedule.rs`): refresh when the access token's
+//! best-known expiry is within `--refresh-before` — at most half the token's
+//! lifetime, so a window longer than the session refreshes half-way through it
+//! rather than in a loop — or when the refresh token has been idle for
+//! `--keepalive`. In between, re-check by introspection after half the time left
+//! until that refresh point, bounded by 30 s and 15 min. Those bounds apply to
+//! *checks* only: the refresh and keep-alive points are kept to the second
+//! whatever the lifetime, so an 8-second session is refreshed as surely as a
+//! two-hour one. A two-hour session costs about six introspections an hour and
+//! one refresh every 1 h 50 min. A fresh token's expiry is an estimate; the
+//! shortest lifetime seen by introspection caps it, so short sessions keep their
+//! pace after the first refresh. Transient failures back off exponentially
+//! (jittered, from 30 s up to 5 min), but never past half the time the token has
+//! left while it is alive, so retries fit before expiry; `invalid_grant`
+//! (Error::Relogin) ends the watch of that org, and once no watched org is left
+//! the command exits 4. Nothing is done to one org more than once a second.
+
+mod cache;
+mod exec;
+mod feed;
+mod render;
+mod schedule;
+mod signals;
+mod worker;
+
+use exec::{Handoff, Hooks};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use crate::cli::WatchArgs;
+use crate::context::{Context, Org};
+use crate::error::Error;
+use crate::exit::Exit;
+use crate::lifecycle::expiry::{self, Expiry, Source};
+use crate::lifecycle::{refresh, relogin_hint};
+use crate::output::events::{Event, Kind, Printer, Row};
+use crate::secret::Secret;
+use crate::store::SecretKind;
+use crate::timefmt::humanize;
+use render::*;
+use schedule::*;
+use signals::*;
+use worker::*;
+
+/// Requests in flight at once, whatever the number of orgs.
+const WORKERS: usize = 4;
+/// Orgs handed to the workers and not yet done, at most: the rest stay due in
+/// the scheduler, so a stop waits for a few requests, not for every due org of
+/// ten thousand (issue #16).
+const MAX_QUEUED: usize = 2 * WORKERS;
+/// The longest single sleep. The channel's timeout runs on the monotonic clock,
+/// which stands still while the machine is suspended: waking this often notices
+/// a resume (and a changed wall clock) within a minute.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How long a stopping watch waits for running `--exec` hooks before killing them.
+const HOOK_GRACE: Duration = Duration::from_secs(2);
+
+struct Watched {
+    org: Org,
+    expiry: Option<Expiry>,
+    has_token: bool,
+    due: DateTime<Utc>,
+    busy: bool,
+    failures: u32,
+    needs_login: bool,
+    warned_expiring: bool,
+    warned_expired: bool,
+    last: Option<(DateTime<Utc>, Kind)>,
+    /// The shortest access-token lifetime seen exactly (see [`assume_lifetime`]).
+    lifetime: Option<chrono::Duration>,
+}
+
+fn has_access_token(org: &Org) -> bool {
+    match &org.env {
+        Some(env) => env.access_token.is_some(),
+        None => org.record.access_token_masked.is_some(),
+    }
+}
+
+impl Watched {
+    fn new(org: Org, now: DateTime<Utc>) -> Watched {
+        let expiry = expiry::offline(&org.record, now);
+        Watched {
+            lifetime: expiry.as_ref().and_then(lifetime_of),
+            expiry,
+            has_token: has_access_token(&org),
+            org,
+            due: now,
+            busy: false,
+            failures: 0,
+            needs_login: false,
+            warned_expiring: false,
+            warned_expired: false,
+            last: None,
+        }
+    }
+
+    /// Remember the shortest exact lifetime seen.
+    fn learn(&mut self, e: &Expiry) {
+        if let Some(l) = lifetime_of(e) {
+            self.lifetime = Some(self.lifetime.map_or(l, |old| old.min(l)));
+        }
+    }
+
+    fn exp(&self) -> Option<DateTime<Utc>> {
+        self.expiry.as_ref().and_then(|e| e.exp)
+    }
+
+    fn new_token(&mut self) {
+        self.has_token = true;
+        self.warned_expiring = false;
+        self.warned_expired = false;
+    }
+
+    fn row(&self, now: DateTime<Utc>, p: &Pace) -> Row {
+        Row {
+            org: self.org.name().to_string(),
+            username: self.org.record.username.clone(),
+            expires_at: self.exp(),
+            estimated: self
+                .expiry
+                .as_ref()
+                .is_some_and(|e| e.source == Source::Estimate),
+            due: self
+                .expiry
+                .as_ref()
+                .and_then(|e| refresh_at(e, p))
+                .is_some_and(|a| a <= now),
+            last: self.last,
+            needs_login: self.needs_login,
+        }
+    }
+}
+
+struct Scheduler {
+    ctx: Arc<Context>,
+    pace: Pace,
+    all: bool,
+    orgs: Vec<Watched>,
+    jobs: Sender<Task>,
+    /// `--exec`, when given.
+    hooks: Option<Hooks>,
+    printer: Printer,
+    /// stdout was closed: stop quietly.
+    closed: bool,
+    /// The metadata file's modification time when last looked at.
+    store_stamp: Option<SystemTime>,
+    /// With a shared store (no file to stat): when it was last listed.
+    shared_scan: Option<DateTime<Utc>>,
+}
+
+impl Scheduler {
+    fn emit(&mut self, idx: usize, kind: Kind, message: String, needs_login: bool) {
+        let now = self.ctx.now();
+        let w = &mut self.orgs[idx];
+        w.last = Some((now, kind));
+        let e = Event {
+            at: now,
+            org: w.org.name().to_string(),
+            kind,
+            expires_at: w.exp(),
+            message,
+            needs_login,
+        };
+        if !self.closed && self.printer.event(&e).is_err() {
+            // A closed stdout (`sfx watch --json | head -1`) ends quietly; any other
+            // write failure too: nobody is reading.
+            self.closed = true;
+        }
+    }
+
+    /// Hand every org whose time has come to the workers.
+    fn dispatch(&mut self, now: DateTime<Utc>) {
+        let mut queued = self.orgs.iter().filter(|w| w.busy).count();
+        for (idx, w) in self.orgs.iter_mut().enumerate() {
+            if queued >= MAX_QUEUED {
+                break;
+            }
+            if w.busy || w.needs_login || w.due > now {
+                continue;
+            }
+            let job = match refresh_reason(&w.org, w.expiry.as_ref(), w.has_token, now, &self.pace)
+            {
+                Some(r) => Job::Refresh(r),
+                None => Job::Check,
+            };
+            let task = Task {
+                idx,
+                org: w.org.clone(),
+                job,
+            };
+            if self.jobs.send(task).is_ok() {
+                w.busy = true;
+                queued += 1;
+            }
+        }
+    }
+
+    fn handle(&mut self, idx: usize, outcome: Outcome) {
+        let now = self.ctx.now();
+        let p = self.pace;
+        self.orgs[idx].busy = false;
+        match outcome {
+            Outcome::Checked {
+                org,
+                expiry,
+                changed,
+            } => {
+                let w = &mut self.orgs[idx];
+                let expected_alive = w.exp().is_none_or(|e| e > now);
+                w.org = org;
+                w.failures = 0;
+                w.learn(&expiry);
+                if changed {
+                    w.new_token();
+                }
+                w.has_token = true;
+                w.expiry = Some(expiry.clone());
+                if !expiry.active {
+                    w.due = now;
+                    let past = expiry.exp.is_some_and(|e| e <= now);
+                    if past || !expected_alive {
+                        w.warned_expired = true;
+                        let m = format!(
+                            "the access token {}; refreshing now",
+                            expiry
+                                .exp
+                                .map(|e| crate::timefmt::expiry_phrase(e, now))
+                                .unwrap_or_else(|| "has expired".into())
+                        );
+                        self.emit(idx, Kind::Expired, m, false);
+                    } else {
+                        self.emit(
+                            idx,
+                            Kind::Revoked,
+                            "Salesforce says the access token is no longer active (revoked, or its session ended); refreshing now".into(),
+                            false,
+                        );
+                    }
+                    return;
+                }
+                // Inside the window already (the check learned a sooner expiry): refresh now.
+                w.due = match refresh_reason(&w.org, w.expiry.as_ref(), true, now, &p) {
+                    Some(_) => now,
+                    None => next_due(&w.org, w.expiry.as_ref(), now, &p),
+                };
+                let mut m = format!("active, {}", expiry_text(Some(&expiry), now));
+                if let Some(n) = &expiry.note {
+                    m.push_str(&format!("; {n}"));
+                }
+                if changed {
+                    m = format!("another sfx process refreshed it: {m}");
+                    self.emit(idx, Kind::Refreshed, m, false);
+                } else {
+                    self.emit(idx, Kind::Checked, m, false);
+                }
+            }
+            Outcome::NoToken { org } => {
+                let w = &mut self.orgs[idx];
+                w.org = org;
+                w.has_token = false;
+                w.expiry = None;
+                w.due = now;
+            }
+            Outcome::Refreshed {
+                org,
+                expiry,
+                reason,
+                by_other,
+                rotated_env,
+            } => {
+                let w = &mut self.orgs[idx];
+                let old = w.exp();
+                w.org = org;
+                w.failures = 0;
+                w.new_token();
+                if let Some(e) = &expiry {
+                    w.learn(e);
+                }
+                w.expiry = expiry.map(|e| assume_lifetime(e, w.lifetime));
+                // A fresh opaque token's expiry is only an estimate (issued_at + the
+                // stored session timeout, which may be longer than the org's real
+                // one). Capped by a lifetime seen before, it keeps the usual pace,
+                // confirmed by the next check; with no lifetime seen yet, learn the
+                // exact one at once (one introspection per watch).
+                let next = next_due(&w.org, w.expiry.as_ref(), now, &p);
+                w.due = match &w.expiry {
+                    Some(e) if e.source != Source::Estimate => next,
+                    Some(_) if w.lifetime.is_some() => next.min(plus(now, p.min_check)),
+                    _ => plus(now, min_gap()),
+                };
+                let mut m = if by_other {
+                    format!(
+                        "another sfx process refreshed it: {}",
+                        expiry_text(w.expiry.as_ref(), now)
+                    )
+                } else {
+                    format!(
+                        "new access token, {}; {}",
+                        expiry_text(w.expiry.as_ref(), now),
+                        reason_text(reason, old, now, &p)
+                    )
+                };
+                if rotated_env {
+                    m.push_str("; Salesforce rotated the refresh token, so the one in the environment is now dead and this process holds the only live one");
+                }
+                self.emit(idx, Kind::Refreshed, m, false);
+            }
+            Outcome::Gone => {
+                self.orgs[idx].needs_login = true;
+                let name = self.orgs[idx].org.name().to_string();
+                self.emit(
+                    idx,
+                    Kind::Error,
+                    format!("org {name} is no longer stored (logged out?); stopped watching it"),
+                    true,
+                );
+            }
+            Outcome::Failed(err) => self.failed(idx, err, now),
+        }
+    }
+
+    fn failed(&mut self, idx: usize, err: Error, now: DateTime<Utc>) {
+        let p = self.pace;
+        if let Error::Relogin { message, hint } = &err {
+            self.orgs[idx].needs_login = true;
+            let hint = hint
+                .clone()
+                .unwrap_or_else(|| relogin_hint(&self.orgs[idx].org));
+            self.emit(
+                idx,
+                Kind::Error,
+                format!("{message}; stopped watching this org: {hint}"),
+                true,
+            );
+            return;
+        }
+        let w = &mut self.orgs[idx];
+        w.failures = w.failures.saturating_add(1);
+        let delay = retry_delay(
+            w.failures,
+            w.exp().map(|e| e - now),
+            &p,
+            crate::backoff::jitter(),
+        );
+        w.due = plus(now, delay);
+        let retry = humanize(delay.to_std().unwrap_or_default());
+        let exp = w.exp();
+        let in_window = w
+            .expiry
+            .as_ref()
+            .and_then(|e| refresh_at(e, &p))
+            .is_some_and(|a| a <= now);
+        self.emit(
+            idx,
+            Kind::Error,
+            format!(
+                "{}; trying again in {retry}",
+                err.to_string().trim_end_matches('.')
+            ),
+            false,
+        );
+        let w = &mut self.orgs[idx];
+        match exp {
+            Some(e) if e <= now && !w.warned_expired => {
+                w.warned_expired = true;
+                let m = format!(
+                    "the access token {} and could not be refreshed yet",
+                    crate::timefmt::expiry_phrase(e, now)
+                );
+                self.emit(idx, Kind::Expired, m, false);
+            }
+            Some(e) if e > now && in_window && !w.warned_expiring => {
+                w.warned_expiring = true;
+                let m = format!(
+                    "the access token {} and could not be refreshed yet",
+                    crate::timefmt::expiry_phrase(e, now)
+                );
+                self.emit(idx, Kind::Expiring, m, false);
+            }
+            _ => {}
+        }
+    }
+
+    /// Pick up what changed in the store: orgs logged in again after needing a
+    /// login, and (with `--all`) orgs added since the watch began. One `stat` per
+    /// wake-up; the file is read only when it changed.
+    fn rescan(&mut self, now: DateTime<Utc>) {
+        if self.ctx.env_org.is_some() {
+            return;
+        }
+        let meta: std::collections::BTreeMap<String, crate::store::metadata::OrgRecord> =
+            if self.ctx.shared.is_some() {
+                // At most one listing per shortest pause.
+                if self
+                    .shared_scan
+                    .is_some_and(|at| now < at + self.pace.min_check)
+                {
+                    return;
+                }
+                self.shared_scan = Some(now);
+                let Ok(listing) = self.ctx.orgs().list() else {
+                    return;
+                };
+                listing
+                    .orgs
+                    .into_iter()
+                    .map(|o| (o.record.alias.clone(), o.record))
+                    .collect()
+            } else {
+                let stamp = std::fs::metadata(self.ctx.store.metadata_path())
+                    .and_then(|m| m.modified())
+                    .ok();
+                if stamp == self.store_stamp {
+                    return;
+                }
+                self.store_stamp = stamp;
+                let Ok(meta) = self.ctx.store.read() else {
+                    return;
+                };
+                meta.orgs
+            };
+        for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
+            if let Some(rec) = meta.get(w.org.name())
+                && (rec.access_token_masked != w.org.record.access_token_masked
+                    || rec.refresh_token_used_at != w.org.record.refresh_token_used_at)
+            {
+                *w = Watched::new(
+                    Org {
+                        record: rec.clone(),
+                        env: None,
+                    },
+                    now,
+                );
+                feed::report(w, false);
+            }
+        }
+        if self.all {
+            // A set, not a scan per stored org: 10,000 orgs made that 10^8 compares.
+            let known: std::collections::HashSet<String> =
+                self.orgs.iter().map(|w| w.org.name().to_string()).collect();
+            for rec in meta.values() {
+                if !known.contains(&rec.alias) {
+                    self.orgs.push(Watched::new(
+                        Org {
+                            record: rec.clone(),
+                            env: None,
+                        },
+                        now,
+                    ));
+                    self.orgs.last().inspect(|w| feed::report(w, false));
+                }
+            }
+        }
+    }
+
+    fn rows(&self, now: DateTime<Utc>) -> Vec<Row> {
+        self.orgs.iter().map(|w| w.row(now, &self.pace)).collect()
+    }
+
+    fn busy(&self) -> Vec<&str> {
+        self.orgs
+            .iter()
+            .filter(|w| w.busy)
+            .map(|w| w.org.name())
+            .collect()
+    }
+
+    /// How long to sleep: until the earliest due org, the next frame of the live
+    /// table, or [`MAX_SLEEP`].
+    fn wait(&self, now: DateTime<Utc>) -> Duration {
+        let mut wait = MAX_SLEEP;
+        // With the queue full, a finished request wakes the loop, not a due org.
+        if self.orgs.iter().filter(|w| w.busy).count() < MAX_QUEUED {
+            for w in self.orgs.iter().filter(|w| !w.busy && !w.needs_login) {
+                wait = wait.min((w.due - now).to_std().unwrap_or(Duration::ZERO));
+            }
+        }
+        if let Some(t) = self.printer.next_draw() {
+            wait = wait.min(t.saturating_duration_since(Instant::now()));
+        }
+        wait
+    }
+}
+
+pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
+    // Before anything else: a busy or invalid --listen address is a usage error.
+    let _listener = args.listen.map(crate::metrics::serve).transpose()?;
+    let started = ctx.now();
+    let pace = Pace::new(args, started);
+    let orgs = if args.all {
+        ctx.all_orgs()?
+    } else {
+        vec![ctx.org()?]
+    };
+    if orgs.is_empty() {
+        return Err(Error::relogin(
+            "no org is stored, so there is nothing to watch",
+            "run `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`), or set SFX_AUTH_URL",
+        ));
+    }
+
+    let (tx, rx) = mpsc::channel::<Msg>();
+    listen_for_signals(tx.clone())?;
+    let (job_tx, job_rx) = mpsc::channel::<Task>();
+    let job_rx = Arc::new(Mutex::new(job_rx));
+    // One org needs one worker; `--all` may gain orgs while it runs.
+    let workers = if args.all { WORKERS } else { 1 };
+    for i in 0..workers {
+        let (ctx, jobs, tx) = (ctx.clone(), job_rx.clone(), tx.clone());
+        std::thread::Builder::new()
+            .name(format!("sfx-watch-{i}"))
+            .spawn(move || worker(ctx, jobs, tx, pace))
+            .map_err(|e| Error::Other(format!("cannot start a worker thread: {e}")))?;
+    }
+    let hooks = args.exec.clone().map(|cmd| {
+        let tx = Mutex::new(tx.clone());
+        Hooks::new(cmd, args.exec_timeout, move |idx, why| {
+            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = tx.send(Msg::ExecFailed(idx, why));
+        })
+    });
+    if ctx.mode != crate::output::Mode::Quiet {
+        watch_stdout(tx.clone());
+    }
+    drop(tx);
+
+    let header = format!(
+        "sfx watch: refresh {} before expiry, keep-alive {}{}; Ctrl-C stops",
+        humanize(args.refresh_before),
+        humanize(args.keepalive),
+        if args.exec.is_some() {
+            ", --exec after each refresh"
+        } else {
+            ""
+        }
+    );
+    let mut s = Scheduler {
+        printer: Printer::new(ctx.mode, ctx.style, header),
+        store_stamp: std::fs::metadata(ctx.store.metadata_path())
+            .and_then(|m| m.modified())
+            .ok(),
+        shared_scan: Some(started),
+        orgs: orgs.into_iter().map(|o| Watched::new(o, started)).collect(),
+        ctx,
+        pace,
+        all: args.all,
+        jobs: job_tx,
+        hooks,
+        closed: false,
+    };
+    // Many orgs: spread their first checks (see feed::spread).
+    let latest: Vec<_> = s
+        .orgs
+        .iter()
+        .map(|w| {
+            refresh_reason(&w.org, w.expiry.as_ref(), w.has_token, started, &pace)
+                .is_none()
+                .then(|| next_due(&w.org, w.expiry.as_ref(), started, &pace))
+        })
+        .collect();
+    let first = feed::spread(started, &latest, feed::STARTUP_CHECKS_PER_SEC);
+    for (w, due) in s.orgs.iter_mut().zip(first) {
+        w.due = due;
+        feed::report(w, false);
+    }
+
+    // Introspection results reach the metadata in batches (see cache.rs).
+    let mut cache = cache::Cache::new();
+    let mut stop: Option<Exit> = None;
+    let outcome = loop {
+        let now = s.ctx.now();
+        if stop.is_none() && s.closed {
+            stop = Some(Exit::Ok);
+        }
+        if stop.is_none() {
+            s.rescan(now);
+            s.dispatch(now);
+            cache.tick(&s.ctx);
+        }
+        let busy = !s.busy().is_empty();
+        if let Some(code) = stop
+            && !busy
+        {
+            break Ok(code);
+        }
+        if stop.is_none() && !busy && s.orgs.iter().all(|w| w.needs_login) {
+            break Err(all_need_login(&s.orgs));
+        }
+        if !s.closed && s.printer.draw(&s.rows(now), now).is_err() {
+            s.closed = true;
+            continue;
+        }
+        let wait = if stop.is_some() {
+            MAX_SLEEP
+        } else {
+            s.wait(now).min(cache.due_in().unwrap_or(MAX_SLEEP))
+        };
+        feed::heartbeat(wait);
+        match rx.recv_timeout(wait) {
+            Ok(Msg::Signal(code)) => {
+                if stop.is_some() {
+                    // A second signal: stop now, whatever is in flight.
+                    if let Some(h) = &s.hooks {
+                        h.stop(Duration::ZERO);
+                    }
+                    break Ok(code);
+                }
+                stop = Some(code);
+                let busy = s.busy();
+                if !busy.is_empty() {
+                    crate::messages::say(&format!(
+                        "stopping once the request in flight for {} is done (signal again to stop at once)",
+                        busy.join(", ")
+                    ));
+                }
+            }
+            Ok(Msg::Done(idx, outcome, h)) => {
+                let gone = matches!(*outcome, Outcome::Gone);
+                if let Outcome::Checked { org, expiry, .. } = &*outcome {
+                    cache.add(org, expiry);
+                }
+                s.handle(idx, *outcome);
+                feed::report(&s.orgs[idx], gone);
+                if let (Some(hooks), Some(h)) = (&s.hooks, h) {
+                    hooks.submit(idx, h);
+                }
+            }
+            Ok(Msg::ExecFailed(idx, why)) => {
+                feed::exec_failed(s.orgs[idx].org.name());
+                s.emit(idx, Kind::Error, why, false);
+            }
+            Ok(Msg::StdoutClosed) => s.closed = true,
+            Err(RecvTimeoutError::Timeout) => {}
+            // Cannot happen while workers hold senders; stop rather than spin.
+            Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),
+        }
+    };
+    // Hooks still running get a short grace, then are killed with their groups.
+    if let Some(h) = &s.hooks {
+        h.stop(HOOK_GRACE);
+    }
+    cache.finish(&s.ctx);
+    let now = s.ctx.now();
+    if !s.closed {
+        let rows = s.rows(now);
+        s.printer.finish(&rows, now);
+    }
+    outcome
+}
+
+fn all_need_login(orgs: &[Watched]) -> Error {
+    let names: Vec<&str> = orgs.iter().map(|w| w.org.name()).collect();
+    let hint = match orgs {
+        [one] => relogin_hint(&one.org),
+        _ => "log in again (`sfx login --alias <ALIAS> …`), then start sfx watch again".to_string(),
+    };
+    Error::Relogin {
+        message: format!(
+            "no watched org can be kept fresh any more: {} need{} a new login",
+            names.join(", "),
+            if names.len() == 1 { "s" } else { "" }
+        ),
+        hint: Some(hint),
+    }
+}
