@@ -185,7 +185,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
     let default = if ctx.env_org.is_some() {
         None
     } else {
-        ctx.store.read()?.default
+        ctx.store.read()?.default.clone()
     };
     let orgs = ctx.all_orgs()?;
     let mut checks = if args.check {

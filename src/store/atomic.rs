@@ -10,6 +10,13 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_kept(path, bytes).map(drop)
+}
+
+/// [`write`], returning the written file still open: its identity (inode, time,
+/// size) is exactly the version this call wrote, whatever happens to `path` next
+/// (see [`super::cache`]).
+pub fn write_kept(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let prefix = format!(".{name}.");
@@ -20,10 +27,10 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    let file = tmp.persist(path).map_err(|e| e.error)?;
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(file)
 }
 
 /// Temp files of a writer killed between creating and renaming its temp file.

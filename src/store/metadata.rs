@@ -298,19 +298,25 @@ impl Metadata {
         let bytes = match crate::limits::read_capped(path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("cannot read the org metadata file {}", path.display()),
-                    e,
-                ));
-            }
+            Err(e) => return Err(Metadata::unreadable(path, e)),
         };
-        Metadata::parse(&bytes).map_err(|why| {
-            Error::Other(format!(
-                "the org metadata file {} is damaged ({why}); fix it by hand, or move it away and log in again",
-                path.display()
-            ))
-        })
+        Metadata::parse(&bytes).map_err(|why| Metadata::damaged(path, &why))
+    }
+
+    /// The error for a metadata file that cannot be read.
+    pub fn unreadable(path: &Path, e: std::io::Error) -> Error {
+        Error::io(
+            format!("cannot read the org metadata file {}", path.display()),
+            e,
+        )
+    }
+
+    /// The error for a metadata file that does not parse.
+    pub fn damaged(path: &Path, why: &str) -> Error {
+        Error::Other(format!(
+            "the org metadata file {} is damaged ({why}); fix it by hand, or move it away and log in again",
+            path.display()
+        ))
     }
 
     /// Parse file contents (no panics on any input; used by the fuzz target too).
@@ -331,6 +337,26 @@ impl Metadata {
     pub fn to_checked_bytes(&self) -> Result<Vec<u8>, String> {
         let bytes = self.to_bytes();
         Metadata::parse(&bytes).map(|_| bytes)
+    }
+
+    /// [`Metadata::to_checked_bytes`] for a change to `before` (a parse of the
+    /// file, so its records already read back): only the records that differ
+    /// are checked, not the whole file parsed again — a watch over 10,000 orgs
+    /// writes once per check (issue #16).
+    pub fn to_checked_bytes_since(&self, before: &Metadata) -> Result<Vec<u8>, String> {
+        for (key, rec) in &self.orgs {
+            if before.orgs.get(key) != Some(rec) {
+                rec.clone().check(key)?;
+            }
+        }
+        let bytes = self.to_bytes();
+        if bytes.len() as u64 > crate::limits::STORE_FILE_MAX {
+            return Err(format!(
+                "it would be {} bytes, more than sfx reads back",
+                bytes.len()
+            ));
+        }
+        Ok(bytes)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -373,5 +399,18 @@ mod tests {
         assert!(rec.readable().is_err());
         let why = meta.to_checked_bytes().unwrap_err();
         assert!(why.contains("session_timeout_secs"), "{why}");
+        let before = Metadata::parse(
+            br#"{"orgs":{"a":{"alias":"a","instance_url":"https://a.my.salesforce.com","flow":"web","store":"file"}}}"#,
+        )
+        .unwrap();
+        let why = meta.to_checked_bytes_since(&before).unwrap_err();
+        assert!(why.contains("session_timeout_secs"), "{why}");
+        // A new entry under a key that is not its alias is refused too.
+        let mut meta = before.clone();
+        let mut b = meta.orgs["a"].clone();
+        b.alias = "c".into();
+        meta.orgs.insert("b".into(), b);
+        assert!(meta.to_checked_bytes_since(&before).is_err());
+        assert!(before.to_checked_bytes_since(&before).is_ok());
     }
 }

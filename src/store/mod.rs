@@ -14,6 +14,7 @@
 //! A third (shared Redis/Valkey) backend implements the same trait.
 
 pub mod atomic;
+pub mod cache;
 #[cfg(test)]
 pub mod contract;
 pub mod env;
