@@ -17,15 +17,30 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// size) is exactly the version this call wrote, whatever happens to `path` next
 /// (see [`super::cache`]).
 pub fn write_kept(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    write_kept_with(path, &mut |w| w.write_all(bytes))
+}
+
+/// [`write_kept`] with the contents streamed by `fill` (through a buffer) rather
+/// than held whole in memory: a store file of 10,000 orgs is megabytes, and a
+/// buffer that large, made again for every write, is what a long-running watch
+/// keeps as resident memory (issue #16). An error from `fill` leaves `path` as it was.
+pub fn write_kept_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<std::fs::File> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let prefix = format!(".{name}.");
     remove_leftovers(dir, &prefix);
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(".tmp")
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file());
+        fill(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
     let file = tmp.persist(path).map_err(|e| e.error)?;
     #[cfg(unix)]

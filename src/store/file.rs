@@ -114,12 +114,14 @@ impl SecretStore for FileStore {
                 )
             })
             .collect();
-        let bytes = serde_json::to_vec_pretty(&exposed).map_err(|e| Error::Other(e.to_string()))?;
-        let written =
-            atomic::write_kept(&self.path, &bytes).map_err(|e| Error::StoreUnavailable {
-                message: format!("cannot write the secrets file {}: {e}", self.path.display()),
-                hint: None,
-            })?;
+        // Streamed to the temp file: no second copy of every secret in one buffer.
+        let written = atomic::write_kept_with(&self.path, &mut |w| {
+            serde_json::to_writer_pretty(w, &exposed).map_err(std::io::Error::from)
+        })
+        .map_err(|e| Error::StoreUnavailable {
+            message: format!("cannot write the secrets file {}: {e}", self.path.display()),
+            hint: None,
+        })?;
         self.cache.wrote(written, Arc::new(doc));
         Ok(())
     }

@@ -133,18 +133,19 @@ impl LocalStore {
         }
         meta.version = 1;
         // Never write what would not read back (issue #11).
-        let bytes = meta.to_checked_bytes_since(&before).map_err(|why| {
+        meta.check_since(&before).map_err(|why| {
             Error::Other(format!(
                 "sfx did not write {}: the result would not read back ({why}); nothing was changed",
                 self.metadata_path().display()
             ))
         })?;
-        let written = atomic::write_kept(&self.metadata_path(), &bytes).map_err(|e| {
-            Error::io(
-                format!("cannot write {}", self.metadata_path().display()),
-                e,
-            )
-        })?;
+        let written = atomic::write_kept_with(&self.metadata_path(), &mut |w| meta.write_to(w))
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot write {}", self.metadata_path().display()),
+                    e,
+                )
+            })?;
         self.meta.wrote(written, Arc::new(meta));
         Ok(out)
     }
