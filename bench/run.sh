@@ -6,7 +6,7 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the seven stages
+#   STAGES="1 4" bash bench/run.sh  # only some of the eight stages (8: the shared store on redis-server)
 #   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
@@ -20,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6 7} "
+stages=" ${STAGES:-1 2 3 4 5 6 7 8} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -31,11 +31,12 @@ cargo build --release --quiet -p sfx -p fake-salesforce
 sfx="$root/target/release/sfx"
 fake_bin="$root/target/release/fake-salesforce"
 
-start_fake() { # start_fake NAME → sets $fake_url
-  "$fake_bin" --port 0 >"$work/$1.out" 2>/dev/null &
+start_fake() { # start_fake NAME [FAKE ARGS…] → sets $fake_url
+  local name=$1; shift
+  "$fake_bin" --port 0 "$@" >"$work/$name.out" 2>/dev/null &
   pids+=($!)
-  for _ in $(seq 1 200); do grep -q '^SFX_AUTH_URL=' "$work/$1.out" 2>/dev/null && break; sleep 0.02; done
-  fake_url=$(sed -n 's/^fake-salesforce listening on //p' "$work/$1.out")
+  for _ in $(seq 1 200); do grep -q '^SFX_AUTH_URL=' "$work/$name.out" 2>/dev/null && break; sleep 0.02; done
+  fake_url=$(sed -n 's/^fake-salesforce listening on //p' "$work/$name.out")
 }
 control() { curl -sf -X "$1" "$fake_url/__fake/$2" -H 'content-type: application/json' ${3:+-d "$3"}; }
 # One user per org: Salesforce (and the fake) keep five approvals per user and app,
@@ -257,6 +258,77 @@ for delay in ${SCALE_DELAYS_MS:-0 300}; do
   python3 "$root/bench/watch-scale.py" "$sfx" "$fake_url" "$work/w$delay/home" \
     "${SCALE_ORGS:-10000}" "${SCALE_SECONDS:-180}" "$out/summary.md" "$delay" >/dev/null
 done
+fi
+
+# 8. The shared store (issue #13): sfx token on redis-server vs the local file store,
+#    expires --all over 1,000 orgs in the shared store, and 3 hosts x 10 racers.
+if stage 8; then
+say "8. shared store (redis-server)"
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null; }
+rport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$rport" --requirepass bench-pass --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do redis-cli -p "$rport" -a bench-pass --no-auth-warning ping >/dev/null 2>&1 && break; sleep 0.02; done
+rcli() { redis-cli -p "$rport" -a bench-pass --no-auth-warning "$@"; }
+export SFX_STORE_KEY=$(head -c32 /dev/urandom | base64)
+shared="redis://:bench-pass@127.0.0.1:$rport"
+start_fake shared
+grant "tok.local@example.com" | SFX_HOME="$work/tl" "$sfx" login --auth-url - --alias org1 -q
+grant "tok.shared@example.com" | SFX_HOME="$work/ts" SFX_STORE="$shared" SFX_STORE_NAMESPACE=one "$sfx" login --auth-url - --alias org1 -q
+hyperfine -N --warmup 10 --runs 200 --export-json "$out/shared-token.json" \
+  -n "token (local file store)" "env SFX_HOME=$work/tl $sfx token" \
+  -n "token (shared store)" "env SFX_HOME=$work/ts SFX_STORE=$shared SFX_STORE_NAMESPACE=one $sfx token" >/dev/null
+read -r tl ts <<<"$(median "$out/shared-token.json")"
+read -r rl rs <<<"$(minmax "$out/shared-token.json")"
+say "8. importing 1,000 orgs into the shared store"
+for i in $(seq 1 1000); do
+  grant "user$i.shared@example.com" | SFX_HOME="$work/ts1000" SFX_STORE="$shared" SFX_STORE_NAMESPACE=big "$sfx" login --auth-url - --alias "org$i" -q 2>/dev/null
+done
+control POST delay '{"ms":50}' >/dev/null
+hyperfine -N --warmup 1 --runs 5 --export-json "$out/shared-scale.json" \
+  -n "expires --all --offline (1,000, shared)" "env SFX_HOME=$work/ts1000 SFX_STORE=$shared SFX_STORE_NAMESPACE=big $sfx expires --all --offline -q" \
+  -n "expires --all (1,000, shared, 50 ms per request)" "env SFX_HOME=$work/ts1000 SFX_STORE=$shared SFX_STORE_NAMESPACE=big $sfx expires --all -q" >/dev/null
+read -r e1 e2 <<<"$(median "$out/shared-scale.json")"
+read -r f1 f2 <<<"$(minmax "$out/shared-scale.json")"
+control POST delay '{"ms":0}' >/dev/null
+# 30 racers: 3 machines (SFX_HOMEs) x 10 `sfx token` on an expired token of a rotating app.
+start_fake race --rotate
+control POST delay '{"ms":50}' >/dev/null   # a refresh takes a while, as over the internet
+grant "racer@example.com" | SFX_HOME="$work/r0" SFX_STORE="$shared" SFX_STORE_NAMESPACE=race "$sfx" login --auth-url - --alias prod -q
+expire() { meta=$(rcli HGET race:org:prod meta); rcli HSET race:org:prod meta "$(python3 -c 'import json,sys,time; m=json.loads(sys.argv[1]); m["issued_at"]=int(time.time())-3*3600; print(json.dumps(m))' "$meta")" >/dev/null; }
+race_ms=(); race_req=(); race_tokens=(); race_fail=()
+for round in 1 2 3 4 5; do
+  expire; control DELETE requests >/dev/null
+  t0=$(date +%s.%N)
+  racers=()
+  for h in 0 1 2; do for i in $(seq 1 10); do
+    ( SFX_HOME="$work/r$h" SFX_STORE="$shared" SFX_STORE_NAMESPACE=race "$sfx" token >"$work/race.$h.$i" 2>/dev/null || echo fail >"$work/race.$h.$i.fail" ) &
+    racers+=($!)
+  done; done
+  wait "${racers[@]}"   # only the racers: the servers run in the background too
+  race_ms+=("$(python3 -c "import sys; print('%.0f' % ((float(sys.argv[2]) - float(sys.argv[1]))*1000))" "$t0" "$(date +%s.%N)")")
+  race_req+=("$(control GET requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"]=="/services/oauth2/token"))')")
+  race_tokens+=("$(cat "$work"/race.[0-9].[0-9]* 2>/dev/null | sort -u | wc -l || true)")
+  race_fail+=("$(find "$work" -maxdepth 1 -name 'race.*.fail' | wc -l)")
+  rm -f "$work"/race.[0-9].*
+done
+{
+echo
+echo "## 8. The shared store (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx token\` (fresh), local file store | $tl | $rl |"
+echo "| \`sfx token\` (fresh), shared store | $ts | $rs |"
+echo "| \`sfx expires --all --offline\`, 1,000 orgs, shared store | $e1 | $f1 |"
+echo "| \`sfx expires --all\`, 1,000 orgs, shared store, 50 ms per request | $e2 | $f2 |"
+echo
+echo "Ratio shared / local for \`sfx token\`: $(python3 -c "print('%.2f×' % ($ts/$tl))") (goal ≤ 1.5× and ≤ 5 ms)."
+echo
+echo "30 racers (3 SFX_HOMEs × 10 \`sfx token\`, expired token, rotating app), 5 rounds:"
+echo "wall ms per round: ${race_ms[*]}; token requests per round: ${race_req[*]};"
+echo "distinct tokens printed per round: ${race_tokens[*]}; failures per round: ${race_fail[*]}."
+} >>"$out/summary.md"
 fi
 
 cat "$out/summary.md"

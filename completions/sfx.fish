@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_sfx_global_optspecs
-    string join \n o/org= json q/quiet v/verbose color= timeout= h/help V/version
+    string join \n o/org= json q/quiet v/verbose color= store= timeout= h/help V/version
 end
 
 function __fish_sfx_needs_command
@@ -28,7 +28,8 @@ complete -c sfx -n "__fish_sfx_needs_command" -s o -l org -d 'Which stored org (
 complete -c sfx -n "__fish_sfx_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_needs_command" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -61,11 +62,14 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -l instance-url -d 'The o
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l login-url -d 'Where to log in [default: https://login.salesforce.com]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s a -l alias -d 'A short name for this org [default: the username]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l session-timeout -d 'The org\'s session timeout, used to estimate expiry when introspection can\'t answer (from 1m to 366d)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l to -d 'With --migrate: move the org between this machine\'s local store and the shared store named by --store / SFX_STORE, with no new login' -r -f -a "local\t'This machine\'s store (keychain or secrets file)'
+shared\t'The shared store named by --store / SFX_STORE'"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l web -d 'Browser login: authorization code with PKCE (the default on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l device -d 'Device login: prints a code and a URL to enter it at, then waits for approval'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l jwt -d 'JWT bearer login (unattended): needs --client-id, --username and --key-file'
@@ -87,7 +91,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s o -l org -d 'Whic
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l refresh -d 'Introspect the refresh token instead of the access token'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -103,7 +108,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -s o -l org -d 'Which s
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l offline -d 'No network: JWT `exp`, then the cached introspection result, then the estimate'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l all -d 'Answer for every stored org, one row each'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -118,7 +124,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which s
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l show-token -d 'Include the token values in `--json` output'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -136,7 +143,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -s o -l org -d 'Which sto
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l all -d 'Watch every stored org, not only the selected one'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -150,7 +158,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which sto
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l auth-url -d 'Print the org\'s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -161,7 +170,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s o -l org -d 'Which stor
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -172,7 +182,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand logout" -s o -l org -d 'Which st
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l revoke -d 'Revoke the refresh token (or the access token) at Salesforce first'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l all -d 'Log out of every stored org'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -184,7 +195,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -s o -l org -d 'Whi
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -194,7 +206,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s o -l org -d 'Which st
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -208,7 +221,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which store
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s i -l include -d 'Print the status line and the response headers before the body'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -220,7 +234,8 @@ complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stor
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The test command (README, and .ci/run runs exactly this): installs what the
 # tests need where it is missing, then formatting, lints, docs and the whole test
-# suite — the keychain tests against a real Secret Service in a private D-Bus session.
+# suite — the keychain tests against a real Secret Service in a private D-Bus session,
+# the shared-store tests against a real redis-server they start themselves.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: a Secret Service (gnome-keyring) and D-Bus for the keychain
 # tests, secret-tool to inspect what sfx stored, and prometheus (promtool and the
-# server) for the `sfx watch --listen` tests, which are #[ignore]d without it.
+# server) for the `sfx watch --listen` tests, which are #[ignore]d without it;
+# redis-server and redis-cli (and openssl for a throw-away CA) for the shared store.
 need=()
-for pkg in dbus gnome-keyring libsecret-tools prometheus; do
+for pkg in dbus gnome-keyring libsecret-tools prometheus redis-server redis-tools openssl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

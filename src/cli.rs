@@ -66,7 +66,24 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
 
-    /// Timeout for each HTTP attempt (e.g. 10s, 1m; from 100ms to 1h).
+    /// Where orgs live: `local` (default) or a shared Redis/Valkey store,
+    /// redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS).
+    ///
+    /// The shared store lets many machines use one login: one refresh per org
+    /// across all of them. Secrets are encrypted with SFX_STORE_KEY before they
+    /// are sent; keys start with SFX_STORE_NAMESPACE (default `sfx`). Prefer the
+    /// variable to the flag when the URL holds a password (argv is visible to
+    /// other users).
+    #[arg(
+        long,
+        global = true,
+        env = "SFX_STORE",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub store: Option<String>,
+
+    /// Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h).
     #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
 }
@@ -247,6 +264,25 @@ pub struct LoginArgs {
     /// working keychain (`sfx doctor` tells).
     #[arg(long, group = "flow", conflicts_with_all = ["alias", "set_default"])]
     pub migrate: bool,
+
+    /// With --migrate: move the org between this machine's local store and the
+    /// shared store named by --store / SFX_STORE, with no new login.
+    ///
+    /// `shared`: from the local store into the shared one; `local`: from the
+    /// shared store into the local one (the keychain, or the file with
+    /// --insecure-storage). Every secret is read back from the target before the
+    /// source copy is deleted.
+    #[arg(long, value_enum, requires = "migrate", value_name = "STORE")]
+    pub to: Option<MigrateTo>,
+}
+
+/// Where `sfx login --migrate --to` moves an org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MigrateTo {
+    /// This machine's store (keychain or secrets file).
+    Local,
+    /// The shared store named by --store / SFX_STORE.
+    Shared,
 }
 
 /// Ask the org's introspection endpoint about the access (or refresh) token.

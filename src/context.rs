@@ -20,6 +20,7 @@ use crate::salesforce::url::base_url;
 use crate::secret::Secret;
 use crate::store::env::EnvStore;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
+use crate::store::shared::{SharedStore, StoreChoice};
 use crate::store::{Listing, LocalStore, OrgLock, OrgStore, SecretKind};
 
 pub use crate::store::metadata::{ENV_ORG, check_alias};
@@ -39,6 +40,8 @@ pub struct Context {
     pub env_org: Option<Org>,
     /// The environment backend, when the org comes from the environment.
     env_store: Option<EnvStore>,
+    /// The shared store, with `--store redis://…` / `SFX_STORE` (issue #13).
+    pub shared: Option<SharedStore>,
     clock: Arc<dyn Clock>,
     http: OnceLock<Http>,
 }
@@ -66,6 +69,16 @@ impl Context {
                 )));
             }
         };
+        // Checked before any work (a malformed URL is exit 2); nothing is contacted yet.
+        let shared =
+            match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
+                StoreChoice::Local => None,
+                StoreChoice::Shared(url) => Some(SharedStore::new(
+                    url,
+                    crate::store::shared::namespace_from_env()?,
+                    g.timeout,
+                )?),
+            };
         let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         let env_org = env_org(clock.now())?;
         // `env` names the environment's org: `sfx watch --exec` hands SFX_ORG=env to
@@ -84,6 +97,7 @@ impl Context {
             store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
+            shared,
             env_org,
             clock,
             http: OnceLock::new(),
@@ -109,11 +123,30 @@ impl Context {
         Client { http: self.http() }
     }
 
-    /// Where this run's orgs live: the environment's org, else the local store.
+    /// Where this run's orgs live: the environment's org, else the shared store
+    /// when one is chosen, else the local store.
     pub fn orgs(&self) -> &dyn OrgStore {
-        match &self.env_store {
-            Some(env) => env,
+        match (&self.env_store, &self.shared) {
+            (Some(env), _) => env,
+            (None, Some(shared)) => shared,
+            (None, None) => &self.store,
+        }
+    }
+
+    /// Where logins are stored and logouts remove from: the shared store when
+    /// one is chosen, else the local store (never the environment).
+    pub fn stored_orgs(&self) -> &dyn OrgStore {
+        match &self.shared {
+            Some(shared) => shared,
             None => &self.store,
+        }
+    }
+
+    /// The stored orgs' store in words: "the local store" or "the shared store at …".
+    pub fn store_name(&self) -> String {
+        match &self.shared {
+            Some(s) => format!("the shared store at {}", s.display()),
+            None => "the local store".to_string(),
         }
     }
 
@@ -125,6 +158,14 @@ impl Context {
                 .read(org.name())?
                 .map(|v| v.org)
                 .unwrap_or_else(|| org.clone()));
+        }
+        // A shared store and an alias: one read (the listing is for usernames
+        // and the default).
+        if let Some(shared) = &self.shared
+            && let Some(name) = self.org_flag.as_deref()
+            && let Some(v) = OrgStore::read(shared, name)?
+        {
+            return Ok(v.org);
         }
         select(self.orgs().list()?, self.org_flag.as_deref())
     }
@@ -149,6 +190,15 @@ impl Context {
 
     /// Which store new secrets go to.
     pub fn store_for_new_login(&self, insecure_flag: bool) -> StoreKind {
+        if self.shared.is_some() {
+            StoreKind::Shared
+        } else {
+            self.local_kind_for_new_login(insecure_flag)
+        }
+    }
+
+    /// Which local backend new secrets go to (keychain, or the file).
+    pub fn local_kind_for_new_login(&self, insecure_flag: bool) -> StoreKind {
         if insecure_flag || self.file_store_forced {
             StoreKind::File
         } else {
@@ -158,7 +208,7 @@ impl Context {
 }
 
 /// `-o` (an alias, else a username), else the default, else the only org.
-fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
+pub fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
     let Listing { default, mut orgs } = list;
     if let Some(name) = wanted {
         let by_alias = orgs.iter().position(|o| o.name() == name);

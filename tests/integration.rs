@@ -28,6 +28,7 @@ mod properties;
 mod refresh;
 mod sfcli;
 mod shapes;
+mod shared;
 mod snapshots;
 mod token;
 mod transport;

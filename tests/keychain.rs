@@ -10,7 +10,7 @@
 //! - **no D-Bus at all** — needs nothing, always runs.
 //!
 //! The first two kinds need a Secret Service (or the tools to start one), so
-//! they are `#[ignore]`d with that reason, and `scripts/test.sh` runs them with
+//! they are marked ignored (`#[ignore = "…"]`) with that reason, and `scripts/test.sh` runs them with
 //! `--include-ignored` inside `.ci/with-keyring.sh`. When they run, a missing
 //! Secret Service fails them: none returns early and passes without running
 //! (issue #11).
@@ -31,7 +31,7 @@ const KINDS: [&str; 3] = ["access-token", "refresh-token", "client-secret"];
 const HANG_BOUND: Duration = Duration::from_secs(10);
 
 /// A test that needs a Secret Service runs only where one is (it is
-/// `#[ignore]`d otherwise): not finding one is a failure, never a silent pass.
+/// marked ignored (`#[ignore = "…"]`) otherwise): not finding one is a failure, never a silent pass.
 fn missing(why: &str) -> ! {
     panic!(
         "this keychain test cannot run: {why}. Run it as scripts/test.sh does: `bash .ci/with-keyring.sh cargo test --test integration keychain:: -- --include-ignored` with dbus, gnome-keyring and libsecret-tools installed"
@@ -826,7 +826,8 @@ fn doctor_and_migrate_json_keys_are_pinned() {
             "keychain",
             "needs_keychain",
             "new_logins",
-            "orgs"
+            "orgs",
+            "shared"
         ]
     );
     assert_eq!(

@@ -2,7 +2,7 @@
 //! (checked by the real `promtool`, scraped by a real `prometheus`), `/healthz`,
 //! `/readyz` following revocation and a new login, 404/405, exit 2 for a busy or
 //! invalid address, and a listener that a silent or hostile client cannot stall.
-//! The tests that need Debian's `prometheus` package are `#[ignore]`d with the
+//! The tests that need Debian's `prometheus` package are marked ignored (`#[ignore = "…"]`) with the
 //! reason; `scripts/test.sh` installs it and runs them with `--include-ignored`,
 //! and they fail (not skip) when it is missing.
 

@@ -296,6 +296,8 @@ struct Doctor {
     orgs: Vec<DoctorOrg>,
     environment: bool,
     needs_keychain: bool,
+    /// `null` unless a shared store is chosen (issue #13; its shape is pinned in tests/shared.rs).
+    shared: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]

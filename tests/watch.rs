@@ -39,7 +39,7 @@ const EVENTS: [&str; 6] = [
 ];
 
 /// A running `sfx watch --json` with its event stream.
-struct Watch {
+pub(crate) struct Watch {
     child: Child,
     /// Each stdout line, parsed and checked against the contract's shape in the
     /// reader thread; a line that fails arrives as `Err` and fails the test here.
@@ -74,7 +74,16 @@ fn parse_event(line: &str) -> Result<Value, String> {
 }
 
 fn spawn_with(t: &T, args: &[&str], env: &[(&str, &str)]) -> Watch {
-    let mut cmd = t.std_sfx();
+    spawn_cmd(t.std_sfx(), args, env)
+}
+
+/// `sfx watch --json` from a prepared command (tests/shared.rs: machines with
+/// their own SFX_HOME on a shared store).
+pub(crate) fn spawn_cmd(
+    mut cmd: std::process::Command,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Watch {
     cmd.arg("watch")
         .arg("--json")
         .args(args)
@@ -119,7 +128,12 @@ fn spawn_with(t: &T, args: &[&str], env: &[(&str, &str)]) -> Watch {
 
 impl Watch {
     /// Read events until one matches; returns it. Fails the test at the deadline.
-    fn until(&mut self, what: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn until(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -139,12 +153,20 @@ impl Watch {
         }
     }
 
-    fn event(&mut self, kind: &str, within: Duration) -> Value {
+    pub(crate) fn event(&mut self, kind: &str, within: Duration) -> Value {
         self.until(kind, within, |v| v["event"] == kind)
     }
 
     /// Events arriving within `window` (for "nothing more happens" checks).
-    fn during(&mut self, window: Duration) -> Vec<Value> {
+    /// The kinds of the events seen so far.
+    pub(crate) fn seen_kinds(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub(crate) fn during(&mut self, window: Duration) -> Vec<Value> {
         let deadline = Instant::now() + window;
         let mut got = Vec::new();
         while let Ok(v) = self
@@ -168,7 +190,7 @@ impl Watch {
         }
     }
 
-    fn signal(&self, sig: &str) {
+    pub(crate) fn signal(&self, sig: &str) {
         // The shell's builtin `kill`: no procps needed.
         let ok = std::process::Command::new("sh")
             .arg("-c")
@@ -179,7 +201,7 @@ impl Watch {
         assert!(ok, "kill -{sig}");
     }
 
-    fn exit(&mut self, within: Duration) -> ExitStatus {
+    pub(crate) fn exit(&mut self, within: Duration) -> ExitStatus {
         let deadline = Instant::now() + within;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
@@ -194,7 +216,7 @@ impl Watch {
         }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 }

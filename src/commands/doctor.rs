@@ -19,6 +19,7 @@ use crate::output::{Report, Style, paint};
 use crate::store::file;
 use crate::store::keychain::{self, Probe, Trouble};
 use crate::store::metadata::StoreKind;
+use crate::store::shared::{self, KeyState};
 
 pub struct DoctorReport {
     pub probe: Probe,
@@ -34,6 +35,109 @@ pub struct DoctorReport {
     pub orgs: Vec<(String, StoreKind)>,
     /// Credentials come from the environment: no store is used.
     pub environment: bool,
+    /// The shared store, when `--store` / `SFX_STORE` names one (issue #13).
+    pub shared: Option<SharedCheck>,
+}
+
+/// What `doctor` learned about the shared store.
+pub struct SharedCheck {
+    pub store: String,
+    pub namespace: String,
+    /// The probe, or why the store could not be used.
+    pub result: Result<shared::Probe, String>,
+}
+
+impl SharedCheck {
+    fn key_word(k: KeyState) -> &'static str {
+        match k {
+            KeyState::Works => "works",
+            KeyState::Unused => "unused",
+            KeyState::Missing => "missing",
+            KeyState::Malformed => "malformed",
+            KeyState::Wrong => "wrong",
+        }
+    }
+
+    /// Usable: reachable, and the key opens the store's secrets (or none are sealed yet).
+    fn ok(&self) -> bool {
+        matches!(&self.result, Ok(p) if matches!(p.key, KeyState::Works | KeyState::Unused))
+    }
+
+    fn human(&self, style: &Style) -> Vec<String> {
+        let mut lines = vec![format!(
+            "Shared store:  {} (keys under `{}:`)",
+            self.store, self.namespace
+        )];
+        match &self.result {
+            Err(why) => lines.push(format!(
+                "  status:      {}: {why}",
+                paint("not usable", comfy_table::Color::Red, style)
+            )),
+            Ok(p) => {
+                lines.push(format!(
+                    "  status:      {}, {} {}, round trip {:.2} ms, {} org{}",
+                    paint("reachable", comfy_table::Color::Green, style),
+                    p.server,
+                    p.version,
+                    p.round_trip.as_secs_f64() * 1000.0,
+                    p.orgs,
+                    if p.orgs == 1 { "" } else { "s" }
+                ));
+                let key = match p.key {
+                    KeyState::Works => paint(
+                        "SFX_STORE_KEY works (it opens the store's secrets)",
+                        comfy_table::Color::Green,
+                        style,
+                    ),
+                    KeyState::Unused => "SFX_STORE_KEY is set; nothing is encrypted in this store yet, so the first login sets the store's key".to_string(),
+                    KeyState::Missing => paint(
+                        "SFX_STORE_KEY is not set: secrets cannot be read or written (`head -c32 /dev/urandom | base64` makes one; every machine needs the same)",
+                        comfy_table::Color::Red,
+                        style,
+                    ),
+                    KeyState::Malformed => paint(
+                        "SFX_STORE_KEY is not 32 bytes in base64",
+                        comfy_table::Color::Red,
+                        style,
+                    ),
+                    KeyState::Wrong => paint(
+                        "SFX_STORE_KEY is not the key this store's secrets were encrypted with",
+                        comfy_table::Color::Red,
+                        style,
+                    ),
+                };
+                lines.push(format!("  key:         {key}"));
+            }
+        }
+        lines
+    }
+
+    fn json(&self) -> Value {
+        match &self.result {
+            Ok(p) => json!({
+                "store": self.store,
+                "namespace": self.namespace,
+                "reachable": true,
+                "server": p.server,
+                "version": p.version,
+                "round_trip_ms": p.round_trip.as_secs_f64() * 1000.0,
+                "orgs": p.orgs,
+                "key": Self::key_word(p.key),
+                "message": Value::Null,
+            }),
+            Err(why) => json!({
+                "store": self.store,
+                "namespace": self.namespace,
+                "reachable": false,
+                "server": Value::Null,
+                "version": Value::Null,
+                "round_trip_ms": Value::Null,
+                "orgs": Value::Null,
+                "key": Value::Null,
+                "message": why,
+            }),
+        }
+    }
 }
 
 impl DoctorReport {
@@ -107,6 +211,9 @@ impl Report for DoctorReport {
                 ""
             }
         ));
+        if let Some(sh) = &self.shared {
+            lines.extend(sh.human(style));
+        }
         if self.environment {
             lines.push("Environment:   SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN is set: commands use it and read or write no store".to_string());
         }
@@ -163,11 +270,14 @@ impl Report for DoctorReport {
             "orgs": self.orgs.iter().map(|(a, s)| json!({"org": a, "store": s.as_str()})).collect::<Vec<_>>(),
             "environment": self.environment,
             "needs_keychain": self.needs_keychain(),
+            "shared": self.shared.as_ref().map(SharedCheck::json),
         })
     }
 
     fn exit(&self) -> Exit {
-        if self.probe.result.is_err() && self.needs_keychain() {
+        if (self.probe.result.is_err() && self.needs_keychain())
+            || (!self.environment && self.shared.as_ref().is_some_and(|s| !s.ok()))
+        {
             Exit::StoreUnavailable
         } else {
             Exit::Ok
@@ -175,25 +285,54 @@ impl Report for DoctorReport {
     }
 
     fn notes(&self) -> Vec<String> {
-        match &self.probe.result {
+        let mut notes = match &self.probe.result {
             Err(t) if self.needs_keychain() => vec![format!(
                 "error: the OS keychain is not usable: {}",
                 t.sentence()
             )],
             _ => Vec::new(),
+        };
+        if let Some(sh) = self
+            .shared
+            .as_ref()
+            .filter(|s| !s.ok() && !self.environment)
+        {
+            notes.push(match &sh.result {
+                Err(why) => format!("error: {why}"),
+                Ok(p) => format!(
+                    "error: the shared store at {}: SFX_STORE_KEY {}",
+                    sh.store,
+                    SharedCheck::key_word(p.key)
+                ),
+            });
         }
+        notes
     }
 }
 
 pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
     let file = ctx.store.home.join(file::FILE_NAME);
-    let orgs = ctx
-        .store
-        .read()?
-        .orgs
-        .values()
-        .map(|r| (r.alias.clone(), r.store))
-        .collect();
+    let shared = ctx.shared.as_ref().map(|s| SharedCheck {
+        store: s.display(),
+        namespace: s.namespace().to_string(),
+        result: s.probe().map_err(|e| e.to_string()),
+    });
+    // The orgs of the store in use (a shared store that cannot be listed: none).
+    let orgs = match &ctx.shared {
+        Some(s) => crate::store::OrgStore::list(s)
+            .map(|l| l.orgs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| (o.record.alias, o.record.store))
+            .collect(),
+        None => ctx
+            .store
+            .read()?
+            .orgs
+            .values()
+            .map(|r| (r.alias.clone(), r.store))
+            .collect(),
+    };
     Ok(DoctorReport {
         probe: keychain::probe(),
         home: ctx.store.home.clone(),
@@ -204,6 +343,7 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         forced_by_env: ctx.file_store_forced,
         orgs,
         environment: ctx.env_org.is_some(),
+        shared,
     })
 }
 

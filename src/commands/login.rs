@@ -162,6 +162,11 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         ));
     }
     let store = ctx.store_for_new_login(args.insecure_storage);
+    if let Some(shared) = &ctx.shared {
+        // Before anything is asked of Salesforce: the shared store answers and
+        // this machine's SFX_STORE_KEY is the store's key.
+        shared.ready_for_write()?;
+    }
     let now = ctx.now();
 
     if let Some(value) = &args.auth_url {
@@ -254,6 +259,10 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
 /// credential store usable? (A keychain that is locked or missing fails here,
 /// exit 6, instead of after the login.)
 fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
+    if let Some(shared) = &ctx.shared {
+        // Reachable, and this machine's SFX_STORE_KEY is the store's key.
+        return shared.ready_for_write();
+    }
     ctx.store
         .backend(store)
         .get("sfx-login-check", SecretKind::AccessToken)
@@ -789,7 +798,9 @@ fn finish(
     ];
     // Secrets first, then the record; an org moved between stores leaves no
     // copy behind in the old one (a failure to delete it is a warning).
-    let notes = crate::store::OrgStore::save_org(&ctx.store, &record, &changes, args.set_default)?;
+    let notes = ctx
+        .stored_orgs()
+        .save_org(&record, &changes, args.set_default)?;
     let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(TokenSummary {
         verb: "Logged in to",

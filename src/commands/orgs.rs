@@ -25,12 +25,21 @@ pub struct OrgRow {
 pub struct OrgsReport {
     pub rows: Vec<OrgRow>,
     pub now: DateTime<Utc>,
+    /// The shared store the orgs come from, as shown (`None`: the local store).
+    pub shared: Option<String>,
 }
 
 impl Report for OrgsReport {
     fn human(&self, style: &Style) -> String {
+        let shared = self
+            .shared
+            .as_deref()
+            .map(|s| format!("Shared store: {s}\n"))
+            .unwrap_or_default();
         if self.rows.is_empty() {
-            return "No orgs are stored. Add one with `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`).".to_string();
+            return format!(
+                "{shared}No orgs are stored. Add one with `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`)."
+            );
         }
         let check = self.rows.iter().any(|r| r.status.is_some());
         let mut header = vec![
@@ -82,7 +91,7 @@ impl Report for OrgsReport {
             }
             t.add_row(row);
         }
-        t.to_string()
+        format!("{shared}{t}")
     }
 
     /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source","linked_sf_file"}]`
@@ -182,12 +191,13 @@ fn refresh_token_dead(ctx: &Context, org: &Org) -> Option<Error> {
 
 pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
     let now = ctx.now();
+    let listing = ctx.orgs().list()?;
     let default = if ctx.env_org.is_some() {
         None
     } else {
-        ctx.store.read()?.default.clone()
+        listing.default
     };
-    let orgs = ctx.all_orgs()?;
+    let orgs = listing.orgs;
     let mut checks = if args.check {
         crate::commands::expires::answer_all(ctx, &orgs, false)
             .into_iter()
@@ -212,16 +222,24 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
         }
     });
     // Offline knowledge after the checks, so a fresh introspection shows up.
-    let meta = if args.check && ctx.env_org.is_none() {
-        Some(ctx.store.read()?)
-    } else {
-        None
-    };
+    let meta: Option<std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>> =
+        if args.check && ctx.env_org.is_none() {
+            Some(
+                ctx.orgs()
+                    .list()?
+                    .orgs
+                    .into_iter()
+                    .map(|o| (o.record.alias.clone(), o.record))
+                    .collect(),
+            )
+        } else {
+            None
+        };
     let rows = orgs
         .into_iter()
         .zip(checks)
         .map(|(org, check)| {
-            let org = match meta.as_ref().and_then(|m| m.orgs.get(org.name())) {
+            let org = match meta.as_ref().and_then(|m| m.get(org.name())) {
                 Some(rec) => Org {
                     record: rec.clone(),
                     env: None,
@@ -236,5 +254,13 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             }
         })
         .collect();
-    Ok(OrgsReport { rows, now })
+    Ok(OrgsReport {
+        rows,
+        now,
+        shared: ctx
+            .shared
+            .as_ref()
+            .filter(|_| ctx.env_org.is_none())
+            .map(|s| s.display()),
+    })
 }

@@ -307,13 +307,7 @@ enum Msg {
 }
 
 fn reread(ctx: &Context, alias: &str) -> Result<Option<Org>, Error> {
-    Ok(ctx
-        .store
-        .read()?
-        .orgs
-        .get(alias)
-        .cloned()
-        .map(|record| Org { record, env: None }))
+    Ok(ctx.orgs().read(alias)?.map(|v| v.org))
 }
 
 fn handoff(org: &Org, token: Secret) -> Handoff {
@@ -324,7 +318,7 @@ fn handoff(org: &Org, token: Secret) -> Handoff {
     }
 }
 
-fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error> {
+fn check(ctx: &Context, task: Task, p: &Pace) -> Result<(Outcome, Option<Handoff>), Error> {
     let org = if task.org.is_env() {
         task.org
     } else {
@@ -332,10 +326,41 @@ fn check(ctx: &Context, task: Task) -> Result<(Outcome, Option<Handoff>), Error>
             return Ok((Outcome::Gone, None));
         };
         let changed = fresh.record.access_token_masked != task.org.record.access_token_masked;
+        // Several watchers on one shared store: the first to claim the check asks
+        // Salesforce; the others take the answer it left in the shared record
+        // (issue #13: checks are not multiplied by the number of hosts).
+        if let Some(shared) = &ctx.shared
+            && let Some(known) = expiry::offline(&fresh.record, ctx.now())
+            && !shared.claim_check(
+                fresh.name(),
+                p.min_check.to_std().unwrap_or(Duration::from_secs(30)),
+            )?
+        {
+            let h = if changed && known.active {
+                ctx.secret(&fresh, SecretKind::AccessToken)?
+                    .map(|t| handoff(&fresh, t))
+            } else {
+                None
+            };
+            return Ok((
+                Outcome::Checked {
+                    org: fresh,
+                    expiry: known,
+                    changed,
+                },
+                h,
+            ));
+        }
         let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
             return Ok((Outcome::NoToken { org: fresh }, None));
         };
         let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
+        if ctx.shared.is_some() {
+            // Watchers on other hosts take this answer instead of asking (see the
+            // claim above): it must be in the store now, not at the next batch
+            // (a write to Redis is one small compare-and-set, not a file rewrite).
+            expiry::remember(ctx.orgs(), &[(&fresh, &token, &expiry)]);
+        }
         let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
@@ -438,7 +463,7 @@ fn worker(ctx: Arc<Context>, jobs: Arc<Mutex<Receiver<Task>>>, tx: Sender<Msg>, 
             Instant::now(),
         );
         let result = match task.job {
-            Job::Check => check(&ctx, task),
+            Job::Check => check(&ctx, task, &p),
             Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
         };
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
@@ -644,6 +669,8 @@ struct Scheduler {
     closed: bool,
     /// The metadata file's modification time when last looked at.
     store_stamp: Option<SystemTime>,
+    /// With a shared store (no file to stat): when it was last listed.
+    shared_scan: Option<DateTime<Utc>>,
 }
 
 impl Scheduler {
@@ -881,18 +908,46 @@ impl Scheduler {
         if self.ctx.env_org.is_some() {
             return;
         }
-        let stamp = std::fs::metadata(self.ctx.store.metadata_path())
-            .and_then(|m| m.modified())
-            .ok();
-        if stamp == self.store_stamp {
-            return;
-        }
-        self.store_stamp = stamp;
-        let Ok(meta) = self.ctx.store.read() else {
-            return;
+        // The local store's parse is shared (an `Arc`, issue #16): borrowed, not copied.
+        let local;
+        let meta: std::borrow::Cow<
+            '_,
+            std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>,
+        > = if self.ctx.shared.is_some() {
+            // At most one listing per shortest pause.
+            if self
+                .shared_scan
+                .is_some_and(|at| now < at + self.pace.min_check)
+            {
+                return;
+            }
+            self.shared_scan = Some(now);
+            let Ok(listing) = self.ctx.orgs().list() else {
+                return;
+            };
+            std::borrow::Cow::Owned(
+                listing
+                    .orgs
+                    .into_iter()
+                    .map(|o| (o.record.alias.clone(), o.record))
+                    .collect(),
+            )
+        } else {
+            let stamp = std::fs::metadata(self.ctx.store.metadata_path())
+                .and_then(|m| m.modified())
+                .ok();
+            if stamp == self.store_stamp {
+                return;
+            }
+            self.store_stamp = stamp;
+            let Ok(meta) = self.ctx.store.read() else {
+                return;
+            };
+            local = meta;
+            std::borrow::Cow::Borrowed(&local.orgs)
         };
         for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
-            if let Some(rec) = meta.orgs.get(w.org.name())
+            if let Some(rec) = meta.get(w.org.name())
                 && (rec.access_token_masked != w.org.record.access_token_masked
                     || rec.refresh_token_used_at != w.org.record.refresh_token_used_at)
             {
@@ -910,7 +965,7 @@ impl Scheduler {
             // A set, not a scan per stored org: 10,000 orgs made that 10^8 compares.
             let known: std::collections::HashSet<String> =
                 self.orgs.iter().map(|w| w.org.name().to_string()).collect();
-            for rec in meta.orgs.values() {
+            for rec in meta.values() {
                 if !known.contains(&rec.alias) {
                     self.orgs.push(Watched::new(
                         Org {
@@ -1011,6 +1066,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         store_stamp: std::fs::metadata(ctx.store.metadata_path())
             .and_then(|m| m.modified())
             .ok(),
+        shared_scan: Some(started),
         orgs: orgs.into_iter().map(|o| Watched::new(o, started)).collect(),
         ctx,
         pace,

@@ -154,7 +154,9 @@ impl LocalStore {
     pub fn backend(&self, kind: StoreKind) -> &dyn SecretStore {
         match kind {
             StoreKind::Keychain => &keychain::Keychain,
-            StoreKind::File | StoreKind::Env => &self.file,
+            // A local record never says `shared` (the shared backend marks its
+            // own records); a hand-edited one falls back to the file.
+            StoreKind::File | StoreKind::Env | StoreKind::Shared => &self.file,
         }
     }
 

@@ -77,6 +77,8 @@ pub enum StoreKind {
     Keychain,
     File,
     Env,
+    /// A shared Redis/Valkey store (`--store redis://…`, issue #13).
+    Shared,
 }
 
 impl StoreKind {
@@ -85,6 +87,7 @@ impl StoreKind {
             StoreKind::Keychain => "keychain",
             StoreKind::File => "file",
             StoreKind::Env => "env",
+            StoreKind::Shared => "shared",
         }
     }
 }
@@ -196,7 +199,7 @@ impl OrgRecord {
     /// alias is a plain name matching its key, URLs obey the transport rule
     /// (`https://`, `http://` only to loopback) and are reduced to their origin,
     /// numbers are in range, and display text carries no control characters.
-    fn check(&mut self, key: &str) -> Result<(), String> {
+    pub(crate) fn check(&mut self, key: &str) -> Result<(), String> {
         use crate::salesforce::url::base_url;
         use crate::text::sanitize;
         let name = sanitize(key, 60);

@@ -9,9 +9,9 @@
 //!   OS [`keychain`] or the secrets [`file`](mod@file); [`lock`] and [`journal`]
 //!   files under `<sfx home>/locks/`; [`atomic`] writes;
 //! - [`env`](mod@env): the org given by `SFX_AUTH_URL` / `SFX_REFRESH_TOKEN` /
-//!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere.
-//!
-//! A third (shared Redis/Valkey) backend implements the same trait.
+//!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere;
+//! - [`shared`]: a Redis/Valkey server shared by many machines (`--store redis://…`):
+//!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes.
 
 pub mod atomic;
 pub mod cache;
@@ -24,6 +24,7 @@ pub mod keychain;
 pub mod local;
 pub mod lock;
 pub mod metadata;
+pub mod shared;
 
 pub use local::{LocalStore, default_home, ensure_private_dir, refresh_lock_wait};
 
@@ -248,5 +249,6 @@ pub fn describe_kind(kind: StoreKind) -> &'static str {
         StoreKind::Keychain => "OS keychain",
         StoreKind::File => "secrets file",
         StoreKind::Env => "environment",
+        StoreKind::Shared => "shared store",
     }
 }

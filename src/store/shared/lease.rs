@@ -1,0 +1,228 @@
+//! The refresh lease of one org in the shared store.
+//!
+//! `SET <ns>:lease:<alias> <owner> NX PX <ttl>` with a random owner token; while
+//! held, a thread renews it every third of its life (a Lua compare-and-`PEXPIRE`,
+//! so only the owner can), and dropping the guard releases it with a Lua
+//! compare-and-delete (never someone else's lease). A holder that dies — `kill -9`
+//! included — stops renewing, and the org is free again within [`TTL`].
+//!
+//! A lease alone cannot protect a write after a long pause (Kleppmann, 2016), so
+//! the writes it guards are fenced too: new tokens are written by a
+//! compare-and-set on the org's version (see the parent module).
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::SharedStore;
+use crate::error::Error;
+
+/// How long a lease lives without renewal: the most a dead holder delays others.
+pub const TTL: Duration = Duration::from_secs(10);
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"#;
+
+/// A held lease; dropping it releases the lease.
+pub struct Lease {
+    store: SharedStore,
+    key: String,
+    owner: String,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    lost: Arc<AtomicBool>,
+    renewer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Lease({})", self.key)
+    }
+}
+
+fn owner_token() -> Result<String, Error> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)
+        .map_err(|e| Error::Other(format!("cannot draw random bytes from the OS: {e}")))?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    Ok(format!(
+        "{hex}:{}:{}",
+        super::hostname(),
+        std::process::id()
+    ))
+}
+
+impl Lease {
+    pub(super) fn acquire(
+        store: &SharedStore,
+        alias: &str,
+        wait: Duration,
+    ) -> Result<Lease, Error> {
+        let key = store.k(&["lease", alias]);
+        let owner = owner_token()?;
+        let ttl_ms = TTL.as_millis() as u64;
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(5);
+        let mut told = false;
+        loop {
+            let got: Option<String> = store.run(|c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&owner)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query(c)
+            })?;
+            if got.is_some() {
+                break;
+            }
+            let waited = started.elapsed();
+            if waited >= wait {
+                let holder: Option<String> = store
+                    .run(|c| redis::cmd("GET").arg(&key).query(c))
+                    .ok()
+                    .flatten();
+                let who = holder
+                    .and_then(|h| h.split_once(':').map(|(_, rest)| rest.to_string()))
+                    .map(|h| {
+                        format!(
+                            "an sfx process on {}",
+                            crate::salesforce::url::sanitize(&h, 80)
+                        )
+                    })
+                    .unwrap_or_else(|| "another sfx process".into());
+                return Err(Error::StoreUnavailable {
+                    message: format!(
+                        "{who} has held the refresh lease of org {alias} in the shared store at {} for more than {}, so this one gives up",
+                        store.display(),
+                        crate::timefmt::humanize(wait)
+                    ),
+                    hint: Some(format!(
+                        "a holder that died frees it within {}; a live one is still refreshing",
+                        crate::timefmt::humanize(TTL)
+                    )),
+                });
+            }
+            if !told && waited >= Duration::from_secs(2) {
+                told = true;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "sfx: waiting for another sfx process that holds the refresh lease of org {alias} in the shared store…"
+                );
+            }
+            std::thread::sleep(pause.min(wait.saturating_sub(waited)));
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let lost = Arc::new(AtomicBool::new(false));
+        let renewer = {
+            let (store, key, owner, stop, lost) = (
+                store.clone(),
+                key.clone(),
+                owner.clone(),
+                stop.clone(),
+                lost.clone(),
+            );
+            std::thread::Builder::new()
+                .name("sfx-lease".into())
+                .spawn(move || renew_until_stopped(&store, &key, &owner, &stop, &lost))
+                .ok()
+        };
+        Ok(Lease {
+            store: store.clone(),
+            key,
+            owner,
+            stop,
+            lost,
+            renewer,
+        })
+    }
+
+    /// Whether the lease was lost (a renewal found another owner or none).
+    pub fn lost(&self) -> bool {
+        self.lost.load(Ordering::Relaxed)
+    }
+}
+
+/// Renew every TTL/3 on a connection of its own (opened only when the first
+/// renewal is due, so short refreshes cost no second connection).
+fn renew_until_stopped(
+    store: &SharedStore,
+    key: &str,
+    owner: &str,
+    stop: &(Mutex<bool>, Condvar),
+    lost: &AtomicBool,
+) {
+    let every = TTL / 3;
+    let ttl_ms = TTL.as_millis() as u64;
+    let script = redis::Script::new(RENEW);
+    let mut con: Option<redis::Connection> = None;
+    let (m, cv) = stop;
+    let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        let deadline = Instant::now() + every;
+        while !*stopped {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            stopped = cv
+                .wait_timeout(stopped, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        if *stopped {
+            return;
+        }
+        if con.is_none() {
+            con = store.connect().ok();
+        }
+        let renewed = match con.as_mut() {
+            Some(c) => script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c),
+            None => continue,
+        };
+        match renewed {
+            Ok(1) => {}
+            Ok(_) => {
+                lost.store(true, Ordering::Relaxed);
+                return;
+            }
+            // The store is unreachable: try again next time on a new connection.
+            Err(_) => con = None,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        {
+            let (m, cv) = &*self.stop;
+            *m.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            cv.notify_all();
+        }
+        if let Some(t) = self.renewer.take() {
+            let _ = t.join();
+        }
+        if self.lost() {
+            return;
+        }
+        let script = redis::Script::new(RELEASE);
+        // If this fails, the lease ends by itself within TTL.
+        let _ = self
+            .store
+            .run(|c| script.key(&self.key).arg(&self.owner).invoke::<i64>(c));
+    }
+}

@@ -1,0 +1,733 @@
+//! The shared store: one login for many machines, on a Redis or Valkey server.
+//!
+//! Chosen with `--store redis://…` / `SFX_STORE` (see [`url`]); every key starts
+//! with `SFX_STORE_NAMESPACE` (default `sfx`), written `<ns>` below:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `<ns>:orgs` | set | the aliases of the stored orgs |
+//! | `<ns>:default` | string | the default org's alias |
+//! | `<ns>:org:<alias>` | hash | `v` (the org's version), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token`, `refresh-token`, `client-secret` sealed with `SFX_STORE_KEY` (see [`seal`]) |
+//! | `<ns>:lease:<alias>` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
+//! | `<ns>:journal:<alias>` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
+//! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
+//! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
+//!
+//! Safety, in one paragraph: a refresh holds the org's lease (`SET … NX PX` with
+//! a random owner, renewed every third of its life while the refresh runs,
+//! released by a Lua compare-and-delete); new tokens and the metadata are written
+//! together by one Lua script that first compares the org's version (a fence: a
+//! writer whose lease ended while it was paused cannot overwrite newer tokens);
+//! every call is bounded by `--timeout` and any failure is exit 6 naming the
+//! store, never a refresh without the lease. The server never sees a secret in
+//! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key.
+
+pub mod backend;
+pub mod lease;
+pub mod seal;
+pub mod url;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisError};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::secret::Secret;
+use crate::store::SecretKind;
+use crate::store::metadata::OrgRecord;
+use seal::StoreKey;
+pub use url::{StoreChoice, StoreUrl};
+
+/// The variable naming the key prefix.
+pub const NAMESPACE_VAR: &str = "SFX_STORE_NAMESPACE";
+/// The default key prefix.
+pub const DEFAULT_NAMESPACE: &str = "sfx";
+
+/// `SFX_STORE_NAMESPACE`, checked: 1–64 letters, digits and `. _ - :`.
+pub fn namespace_from_env() -> Result<String, Error> {
+    let v = std::env::var(NAMESPACE_VAR).unwrap_or_default();
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(DEFAULT_NAMESPACE.to_string());
+    }
+    if v.len() > 64
+        || !v
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+    {
+        return Err(Error::usage(format!(
+            "{NAMESPACE_VAR} must be 1–64 letters, digits and . _ - : (it prefixes every key sfx writes to the shared store)"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// The outcome of a compare-and-set write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cas {
+    /// Written; the org's new version.
+    Written(u64),
+    /// Someone wrote since the version this writer read (the current one is given;
+    /// 0 = the org is gone).
+    Conflict(u64),
+}
+
+/// Which version a write expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Write only if the org is at this version (0 = does not exist).
+    Version(u64),
+    /// Write whatever is there (a login replaces an org).
+    Any,
+}
+
+/// The default org's alias, and every org with its version.
+pub type Listed = (Option<String>, Vec<(OrgRecord, u64)>);
+
+/// What `sfx doctor` reports about the shared store.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub store: String,
+    pub server: String,
+    pub version: String,
+    pub round_trip: Duration,
+    pub orgs: usize,
+    pub key: KeyState,
+}
+
+/// Whether this machine's `SFX_STORE_KEY` opens the store's secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// It opens the store's key check.
+    Works,
+    /// Set and well-formed; nothing has been sealed in the store yet.
+    Unused,
+    /// Not set.
+    Missing,
+    /// Set but malformed.
+    Malformed,
+    /// Set, but it is not the key the store's secrets were sealed with.
+    Wrong,
+}
+
+const KEYCHECK_TEXT: &[u8] = b"sfx shared store key check";
+
+/// A connection to the shared store, opened on first use and reopened after a
+/// failure (so a long `sfx watch` survives a server restart). Clones share it.
+#[derive(Clone)]
+pub struct SharedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    url: StoreUrl,
+    ns: String,
+    timeout: Duration,
+    client: redis::Client,
+    con: Mutex<Option<Connection>>,
+    key: OnceLock<StoreKey>,
+    key_verified: AtomicBool,
+}
+
+impl std::fmt::Debug for SharedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SharedStore({})", self.inner.url.display())
+    }
+}
+
+impl SharedStore {
+    /// A store handle; nothing is contacted until the first call. Every call is
+    /// bounded by `timeout` (connect, TLS handshake, each read and write).
+    pub fn new(url: StoreUrl, ns: String, timeout: Duration) -> Result<SharedStore, Error> {
+        install_crypto_provider();
+        let client = redis::Client::open(connection_url(&url).as_str()).map_err(|e| {
+            Error::usage(format!(
+                "the store URL for {} is not usable: {}",
+                url.display(),
+                scrub(&e.to_string(), &url)
+            ))
+        })?;
+        Ok(SharedStore {
+            inner: Arc::new(Inner {
+                url,
+                ns,
+                timeout,
+                client,
+                con: Mutex::new(None),
+                key: OnceLock::new(),
+                key_verified: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The store as shown to people (never the password).
+    pub fn display(&self) -> String {
+        self.inner.url.display()
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.inner.ns
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    fn k(&self, parts: &[&str]) -> String {
+        let mut s = self.inner.ns.clone();
+        for p in parts {
+            s.push(':');
+            s.push_str(p);
+        }
+        s
+    }
+
+    fn org_key(&self, alias: &str) -> String {
+        self.k(&["org", alias])
+    }
+
+    /// A new connection with every read and write bounded by the timeout.
+    fn connect(&self) -> Result<Connection, Error> {
+        let t = self.inner.timeout;
+        let con = self
+            .inner
+            .client
+            .get_connection_with_timeout(t)
+            .map_err(|e| self.unavailable(&e))?;
+        con.set_read_timeout(Some(t))
+            .and_then(|_| con.set_write_timeout(Some(t)))
+            .map_err(|e| self.unavailable(&e))?;
+        Ok(con)
+    }
+
+    /// Run `f` on the shared connection; on failure, drop the connection so the
+    /// next call opens a new one.
+    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T, Error> {
+        let mut guard = self.inner.con.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(self.connect()?);
+        }
+        let Some(con) = guard.as_mut() else {
+            return Err(Error::Other("the shared store connection was lost".into()));
+        };
+        match f(con) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if !matches!(e.kind(), redis::ErrorKind::Server(_)) || e.is_unrecoverable_error() {
+                    *guard = None;
+                }
+                Err(self.unavailable(&e))
+            }
+        }
+    }
+
+    /// The sentence for a failed call: names the store, never the password.
+    pub(crate) fn unavailable(&self, e: &RedisError) -> Error {
+        let url = &self.inner.url;
+        let store = url.display();
+        let detail = scrub(&e.to_string(), url);
+        let lower = detail.to_ascii_lowercase();
+        let what = if e.code() == Some("NOAUTH") {
+            "requires a password, and the store URL gives none".to_string()
+        } else if e.kind() == redis::ErrorKind::AuthenticationFailed
+            || e.code() == Some("WRONGPASS")
+        {
+            "refused the user name or password in the store URL".to_string()
+        } else if e.is_timeout() {
+            format!(
+                "did not answer within {} (--timeout)",
+                crate::timefmt::humanize(self.inner.timeout)
+            )
+        } else if e.is_connection_refusal() && lower.contains("refused") {
+            format!(
+                "refused the connection (is a server running at {}?)",
+                url.addr()
+            )
+        } else if url.tls
+            && (lower.contains("certificate")
+                || lower.contains("tls")
+                || lower.contains("handshake")
+                || lower.contains("invalidcontenttype")
+                || lower.contains("corrupt message"))
+        {
+            format!("failed the TLS handshake: {detail}")
+        } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
+            format!("cannot be reached: {detail}")
+        } else {
+            format!("failed: {detail}")
+        };
+        Error::StoreUnavailable {
+            message: format!("the shared store at {store} {what}"),
+            hint: Some(
+                "sfx never refreshes without the shared store's lock; check the server and the URL in --store / SFX_STORE (or use --store local)"
+                    .into(),
+            ),
+        }
+    }
+
+    // ----- key -----------------------------------------------------------
+
+    /// Use this key (base64 of 32 bytes) rather than reading `SFX_STORE_KEY`:
+    /// for programs that embed the library, and tests that cannot set a
+    /// process-wide variable. Has no effect once a key was read.
+    pub fn set_key(&self, base64: &str) -> Result<(), Error> {
+        let _ = self.inner.key.set(StoreKey::from_base64(base64)?);
+        Ok(())
+    }
+
+    /// The key, read from `SFX_STORE_KEY` on first use (orgs and offline expiry
+    /// never need it).
+    fn key(&self) -> Result<&StoreKey, Error> {
+        if let Some(k) = self.inner.key.get() {
+            return Ok(k);
+        }
+        let k = StoreKey::from_env(&self.display())?;
+        let _ = self.inner.key.set(k);
+        self.inner
+            .key
+            .get()
+            .ok_or_else(|| Error::Other("the store key was lost".into()))
+    }
+
+    /// Before the first write: make sure this machine's key is the store's key
+    /// (a machine with another key must not seal secrets nobody else can open).
+    fn verify_key_for_write(&self) -> Result<&StoreKey, Error> {
+        let key = self.key()?;
+        if self.inner.key_verified.load(Ordering::Relaxed) {
+            return Ok(key);
+        }
+        let kc = self.k(&["keycheck"]);
+        let sealed = key.seal("", "keycheck", KEYCHECK_TEXT)?;
+        let current: Option<Vec<u8>> = self.run(|c| {
+            let set: Option<String> = redis::cmd("SET").arg(&kc).arg(&sealed).arg("NX").query(c)?;
+            if set.is_some() {
+                return Ok(None);
+            }
+            redis::cmd("GET").arg(&kc).query(c)
+        })?;
+        if let Some(stored) = current
+            && key.open("", "keycheck", &stored).is_none()
+        {
+            // Another key's check. With no org left in the namespace nothing is
+            // sealed with that key any more (a key rotation: every org moved out
+            // and now back in), so the new key takes over; else refuse.
+            let orgs_key = self.k(&["orgs"]);
+            let replaced: i64 = self.run(|c| {
+                redis::Script::new(REPLACE_KEYCHECK_SCRIPT)
+                    .key(&kc)
+                    .key(&orgs_key)
+                    .arg(&sealed)
+                    .invoke(c)
+            })?;
+            if replaced != 1 {
+                return Err(self.wrong_key("the store's key check"));
+            }
+        }
+        self.inner.key_verified.store(true, Ordering::Relaxed);
+        Ok(key)
+    }
+
+    /// Before a login: the store answers and this machine's key is the store's.
+    pub fn ready_for_write(&self) -> Result<(), Error> {
+        self.verify_key_for_write().map(|_| ())
+    }
+
+    fn wrong_key(&self, what: &str) -> Error {
+        Error::StoreUnavailable {
+            message: format!(
+                "{} cannot open {what} in the shared store at {}: it is not the key the store's secrets were encrypted with (or the value was altered); nothing was changed",
+                seal::KEY_VAR,
+                self.display()
+            ),
+            hint: Some(seal::key_hint()),
+        }
+    }
+
+    // ----- reads ---------------------------------------------------------
+
+    /// The default org's alias, and every org with its version (two round trips).
+    pub fn list(&self) -> Result<Listed, Error> {
+        let orgs_key = self.k(&["orgs"]);
+        let default_key = self.k(&["default"]);
+        let (default, aliases): (Option<String>, Vec<String>) = self.run(|c| {
+            redis::pipe()
+                .cmd("GET")
+                .arg(&default_key)
+                .cmd("SMEMBERS")
+                .arg(&orgs_key)
+                .query(c)
+        })?;
+        let mut aliases = aliases;
+        aliases.sort();
+        if aliases.is_empty() {
+            return Ok((default, Vec::new()));
+        }
+        let rows: Vec<(Option<Vec<u8>>, Option<u64>)> = self.run(|c| {
+            let mut p = redis::pipe();
+            for a in &aliases {
+                p.cmd("HMGET").arg(self.org_key(a)).arg("meta").arg("v");
+            }
+            p.query(c)
+        })?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (alias, (meta, v)) in aliases.iter().zip(rows) {
+            // Listed but gone: logged out between the two calls.
+            let Some(meta) = meta else { continue };
+            out.push((self.parse_record(alias, &meta)?, v.unwrap_or(0)));
+        }
+        Ok((default, out))
+    }
+
+    /// One org and its version; `None` when it is not stored.
+    pub fn read_org(&self, alias: &str) -> Result<Option<(OrgRecord, u64)>, Error> {
+        let key = self.org_key(alias);
+        let (meta, v): (Option<Vec<u8>>, Option<u64>) =
+            self.run(|c| redis::cmd("HMGET").arg(&key).arg("meta").arg("v").query(c))?;
+        match meta {
+            None => Ok(None),
+            Some(m) => Ok(Some((self.parse_record(alias, &m)?, v.unwrap_or(0)))),
+        }
+    }
+
+    /// The default org's alias.
+    pub fn default_alias(&self) -> Result<Option<String>, Error> {
+        let key = self.k(&["default"]);
+        self.run(|c| redis::cmd("GET").arg(&key).query(c))
+    }
+
+    fn parse_record(&self, alias: &str, bytes: &[u8]) -> Result<OrgRecord, Error> {
+        let damaged = |why: String| {
+            Error::Other(format!(
+                "the record of org {} in the shared store at {} is damaged ({why}); log in to it again, or remove it with `sfx logout -o {}`",
+                crate::salesforce::url::sanitize(alias, 100),
+                self.display(),
+                crate::salesforce::url::sanitize(alias, 100),
+            ))
+        };
+        let mut rec: OrgRecord =
+            serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
+        rec.check(alias).map_err(damaged)?;
+        Ok(rec)
+    }
+
+    /// One secret of an org, opened with `SFX_STORE_KEY`. `Ok(None)`: none stored.
+    pub fn secret(&self, alias: &str, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        let key = self.org_key(alias);
+        let field = kind.as_str();
+        let raw: Option<Vec<u8>> =
+            self.run(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
+        let Some(raw) = raw else { return Ok(None) };
+        let k = self.key()?;
+        k.open_secret(alias, field, &raw).map(Some).ok_or_else(|| {
+            self.wrong_key(&format!("the {} of org {alias}", field.replace('-', " ")))
+        })
+    }
+
+    // ----- writes --------------------------------------------------------
+
+    /// Write an org's record and secrets in one step, only if its version is
+    /// `expect` (the compare-and-set that fences stale writers). `None` in
+    /// `secrets` deletes that secret; kinds not named are kept.
+    pub fn write(
+        &self,
+        record: &OrgRecord,
+        secrets: &[(SecretKind, Option<&Secret>)],
+        expect: Expect,
+    ) -> Result<Cas, Error> {
+        let alias = record.alias.as_str();
+        if record.sf_link.is_some() {
+            // The link is a file on one machine: the others could never keep it.
+            return Err(Error::usage(format!(
+                "org {alias} is linked to the Salesforce CLI's files on this machine, which other machines cannot read or update; keep it in the local store, or give the shared store a login of its own (`sfx login … --alias {alias}` with SFX_STORE set)"
+            )));
+        }
+        let key = if secrets.iter().any(|(_, s)| s.is_some()) {
+            Some(self.verify_key_for_write()?)
+        } else {
+            None
+        };
+        let meta = serde_json::to_string(record)
+            .map_err(|e| Error::Other(format!("cannot encode the org record: {e}")))?;
+        let mut fields: Vec<(&str, String)> = Vec::new();
+        for (kind, value) in secrets {
+            let sealed = match (value, key) {
+                (Some(v), Some(k)) => k.seal_secret(alias, kind.as_str(), v)?,
+                _ => String::new(),
+            };
+            fields.push((kind.as_str(), sealed));
+        }
+        let expected = match expect {
+            Expect::Version(v) => v.to_string(),
+            Expect::Any => "*".to_string(),
+        };
+        let script = redis::Script::new(CAS_SCRIPT);
+        let (ok, v): (i64, u64) = self.run(|c| {
+            let mut inv = script.prepare_invoke();
+            inv.key(self.org_key(alias))
+                .key(self.k(&["orgs"]))
+                .arg(&expected)
+                .arg(alias)
+                .arg(&meta);
+            for (f, val) in &fields {
+                inv.arg(*f).arg(val);
+            }
+            inv.invoke(c)
+        })?;
+        Ok(if ok == 1 {
+            Cas::Written(v)
+        } else {
+            Cas::Conflict(v)
+        })
+    }
+
+    /// Store one secret of an existing org as it is: no version change, the
+    /// record untouched (`false`: the org is not stored).
+    pub fn put_secret(&self, alias: &str, kind: SecretKind, value: &Secret) -> Result<bool, Error> {
+        let key = self.verify_key_for_write()?;
+        let sealed = key.seal_secret(alias, kind.as_str(), value)?;
+        let script = redis::Script::new(PUT_SECRET_SCRIPT);
+        let n: i64 = self.run(|c| {
+            script
+                .key(self.org_key(alias))
+                .arg(kind.as_str())
+                .arg(&sealed)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Remove an org (record, secrets, journal; the default mark if it was the
+    /// default). `false` when it was not stored.
+    pub fn delete(&self, alias: &str) -> Result<bool, Error> {
+        let script = redis::Script::new(DELETE_SCRIPT);
+        let n: i64 = self.run(|c| {
+            script
+                .key(self.org_key(alias))
+                .key(self.k(&["orgs"]))
+                .key(self.k(&["default"]))
+                .key(self.k(&["journal", alias]))
+                .arg(alias)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    /// Mark the default org (`None` clears the mark).
+    pub fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {
+        let key = self.k(&["default"]);
+        self.run(|c| match alias {
+            Some(a) => redis::cmd("SET").arg(&key).arg(a).query::<()>(c),
+            None => redis::cmd("DEL").arg(&key).query::<()>(c),
+        })
+    }
+
+    // ----- lease, journal, watch claims ------------------------------------
+
+    /// Hold the org's refresh lease, waiting at most `wait` for another holder.
+    pub fn lease(&self, alias: &str, wait: Duration) -> Result<lease::Lease, Error> {
+        lease::Lease::acquire(self, alias, wait)
+    }
+
+    fn journal_key(&self, alias: &str) -> String {
+        self.k(&["journal", alias])
+    }
+
+    /// Was a rotating refresh with this refresh token started and never settled?
+    pub fn journal_pending(&self, alias: &str, token: &Secret) -> Result<bool, Error> {
+        let key = self.journal_key(alias);
+        let v: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(v.as_deref() == Some(fingerprint(token).as_str()))
+    }
+
+    /// Record that a refresh with this token is about to be sent.
+    pub fn journal_begin(&self, alias: &str, token: &Secret) -> Result<(), Error> {
+        let key = self.journal_key(alias);
+        let fp = fingerprint(token);
+        self.run(|c| redis::cmd("SET").arg(&key).arg(&fp).query::<()>(c))
+    }
+
+    /// The refresh is settled. Best effort, as locally: a left-over entry only
+    /// costs one introspection request next time.
+    pub fn journal_settle(&self, alias: &str) {
+        let key = self.journal_key(alias);
+        let _ = self.run(|c| redis::cmd("DEL").arg(&key).query::<()>(c));
+    }
+
+    /// For `sfx watch` on several hosts: claim this org's next check for `window`.
+    /// `false` when another watcher checked it within that window (then this one
+    /// re-reads the shared record instead of asking Salesforce).
+    pub fn claim_check(&self, alias: &str, window: Duration) -> Result<bool, Error> {
+        let key = self.k(&["check", alias]);
+        let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
+        let owner = format!("{}@{}", std::process::id(), hostname());
+        let set: Option<String> = self.run(|c| {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(c)
+        })?;
+        Ok(set.is_some())
+    }
+
+    // ----- doctor --------------------------------------------------------
+
+    /// Reachable, round trip, server version, whether the key works.
+    pub fn probe(&self) -> Result<Probe, Error> {
+        let started = Instant::now();
+        self.run(|c| redis::cmd("PING").query::<String>(c))?;
+        let round_trip = started.elapsed();
+        let info: String = self.run(|c| redis::cmd("INFO").arg("server").query(c))?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .map(|v| crate::salesforce::url::sanitize(v.trim(), 40))
+        };
+        let (server, version) = match field("valkey_version") {
+            Some(v) => ("Valkey".to_string(), v),
+            None => (
+                "Redis".to_string(),
+                field("redis_version").unwrap_or_else(|| "?".into()),
+            ),
+        };
+        let orgs_key = self.k(&["orgs"]);
+        let orgs: usize = self.run(|c| redis::cmd("SCARD").arg(&orgs_key).query(c))?;
+        let kc = self.k(&["keycheck"]);
+        let stored: Option<Vec<u8>> = self.run(|c| redis::cmd("GET").arg(&kc).query(c))?;
+        let key = if std::env::var(seal::KEY_VAR)
+            .unwrap_or_default()
+            .trim()
+            .is_empty()
+        {
+            KeyState::Missing
+        } else {
+            match self.key() {
+                Err(_) => KeyState::Malformed,
+                Ok(k) => match stored {
+                    None => KeyState::Unused,
+                    Some(s) if k.open("", "keycheck", &s).is_some() => KeyState::Works,
+                    Some(_) => KeyState::Wrong,
+                },
+            }
+        };
+        Ok(Probe {
+            store: self.display(),
+            server,
+            version,
+            round_trip,
+            orgs,
+            key,
+        })
+    }
+}
+
+/// rustls needs one process-wide crypto provider; sfx uses ring (as ureq does).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The URL the client library is given (user and password percent-encoded).
+fn connection_url(u: &StoreUrl) -> String {
+    let scheme = if u.tls { "rediss" } else { "redis" };
+    let host = if u.host.contains(':') {
+        format!("[{}]", u.host)
+    } else {
+        u.host.clone()
+    };
+    let mut s = format!("{scheme}://{host}:{}/{}", u.port, u.db);
+    if let Ok(mut parsed) = ::url::Url::parse(&s) {
+        if let Some(user) = &u.username {
+            let _ = parsed.set_username(user);
+        }
+        if let Some(p) = &u.password {
+            let _ = parsed.set_password(Some(p.expose()));
+        }
+        s = parsed.to_string();
+    }
+    s
+}
+
+/// Remove the password from a message, in case a library ever echoes it.
+fn scrub(msg: &str, url: &StoreUrl) -> String {
+    let mut m = msg.to_string();
+    if let Some(p) = &url.password
+        && p.expose().len() >= 3
+    {
+        m = m.replace(p.expose(), "<redacted>");
+    }
+    crate::salesforce::url::sanitize(&m, 300)
+}
+
+fn fingerprint(token: &Secret) -> String {
+    let digest = Sha256::digest(token.expose().as_bytes());
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A name for this machine in lease owners and watch claims (diagnostics only).
+pub(crate) fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .map(|h| crate::salesforce::url::sanitize(h.trim(), 64))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into())
+}
+
+/// Compare-and-set of an org: KEYS = org hash, orgs set; ARGV = expected version
+/// (or `*`), alias, record JSON, then field/value pairs (an empty value deletes).
+const CAS_SCRIPT: &str = r#"
+local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if ARGV[1] ~= '*' and cur ~= tonumber(ARGV[1]) then
+  return {0, cur}
+end
+redis.call('HSET', KEYS[1], 'meta', ARGV[3])
+for i = 4, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+local nv = redis.call('HINCRBY', KEYS[1], 'v', 1)
+redis.call('SADD', KEYS[2], ARGV[2])
+return {1, nv}
+"#;
+
+/// Remove an org: KEYS = org hash, orgs set, default, journal; ARGV = alias.
+const DELETE_SCRIPT: &str = r#"
+local existed = redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[4])
+if redis.call('GET', KEYS[3]) == ARGV[1] then
+  redis.call('DEL', KEYS[3])
+end
+return existed
+"#;
+
+/// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
+/// ARGV = the new check.
+const REPLACE_KEYCHECK_SCRIPT: &str = r#"
+if redis.call('SCARD', KEYS[2]) == 0 then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"#;
+
+/// Set one field of an existing org hash: KEYS = org hash; ARGV = field, value.
+const PUT_SECRET_SCRIPT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"#;
