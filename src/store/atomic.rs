@@ -13,7 +13,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_kept(path, bytes).map(drop)
 }
 
-/// [`write`], returning the written file still open: its identity (inode, time,
+/// [`write()`], returning the written file still open: its identity (inode, time,
 /// size) is exactly the version this call wrote, whatever happens to `path` next
 /// (see [`super::cache`]).
 pub fn write_kept(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
