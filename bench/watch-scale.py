@@ -110,6 +110,9 @@ def proc(pid):
 
 
 made = make_store()
+if os.environ.get("SCALE_STORE_ONLY"):
+    # Only the store (for timing one-shot commands against it, see BENCHMARKS §7).
+    raise SystemExit(0)
 control(http.client.HTTPConnection(fake.hostname, fake.port), "POST", "delay", {"ms": delay_ms})
 port = free_port()
 env = dict(os.environ, SFX_HOME=home, SFX_CREDENTIAL_STORE="file")

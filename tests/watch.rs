@@ -892,3 +892,27 @@ fn sigterm_exits_0_promptly_while_a_hook_hangs() {
     );
     assert!(gone(&pid), "the hook's sleep {pid} outlived the watch");
 }
+
+/// The watch keeps `orgs.json` and `secrets.json` parsed between checks (issue
+/// #16); a login by another process (new files renamed into place) must still be
+/// seen: the new org is watched, and its check introspects the token that
+/// process stored (an active answer from the fake proves the secret was read).
+#[test]
+fn an_org_logged_in_by_another_process_is_picked_up_by_a_running_watch() {
+    let t = T::new();
+    t.login("prod");
+    let mut w = spawn(&t, &["--all"], &[]);
+    w.until("a check of prod", LONG, |v| {
+        v["event"] == "checked" && v["org"] == "prod"
+    });
+    t.fake.clear_requests();
+    t.login("dev");
+    let dev = w.until("a check of dev", LONG, |v| {
+        v["event"] == "checked" && v["org"] == "dev"
+    });
+    assert!(dev["expires_at"].is_string(), "{dev}");
+    assert!(
+        t.fake.count("/services/oauth2/introspect") >= 1,
+        "dev's check asked the server"
+    );
+}

@@ -329,8 +329,8 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
             .store
             .read()?
             .orgs
-            .into_values()
-            .map(|r| (r.alias, r.store))
+            .values()
+            .map(|r| (r.alias.clone(), r.store))
             .collect(),
     };
     Ok(DoctorReport {

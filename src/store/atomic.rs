@@ -10,34 +10,61 @@ use std::io::Write;
 use std::path::Path;
 
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_with(path, bytes, ".tmp", false)
+    write_kept(path, bytes).map(drop)
+}
+
+/// [`write()`], returning the written file still open: its identity (inode, time,
+/// size) is exactly the version this call wrote, whatever happens to `path` next
+/// (see [`super::cache`]).
+pub fn write_kept(path: &Path, bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    write_kept_with(path, &mut |w| w.write_all(bytes))
+}
+
+/// [`write_kept`] with the contents streamed by `fill` (through a buffer) rather
+/// than held whole in memory: a store file of 10,000 orgs is megabytes, and a
+/// buffer that large, made again for every write, is what a long-running watch
+/// keeps as resident memory (issue #16). An error from `fill` leaves `path` as it was.
+pub fn write_kept_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<std::fs::File> {
+    write_with(path, fill, ".tmp", false)
 }
 
 /// [`write()`] for a file another program owns (the Salesforce CLI's, under its
 /// lock): the file keeps its mode, and the temp file's name ends in `.sfx.tmp`,
 /// so only sfx's own leftovers are ever removed there.
 pub fn write_keeping_mode(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_with(path, bytes, ".sfx.tmp", true)
+    write_with(path, &mut |w| w.write_all(bytes), ".sfx.tmp", true).map(drop)
 }
 
-fn write_with(path: &Path, bytes: &[u8], suffix: &str, keep_mode: bool) -> std::io::Result<()> {
+fn write_with(
+    path: &Path,
+    fill: &mut dyn FnMut(&mut dyn Write) -> std::io::Result<()>,
+    suffix: &str,
+    keep_mode: bool,
+) -> std::io::Result<std::fs::File> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let prefix = format!(".{name}.");
     remove_leftovers(dir, &prefix, suffix);
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(&prefix)
         .suffix(suffix)
         .tempfile_in(dir)?;
     if keep_mode && let Ok(meta) = std::fs::metadata(path) {
         std::fs::set_permissions(tmp.path(), meta.permissions())?;
     }
-    tmp.write_all(bytes)?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(64 * 1024, tmp.as_file());
+        fill(&mut w)?;
+        w.flush()?;
+    }
     tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
+    let file = tmp.persist(path).map_err(|e| e.error)?;
     #[cfg(unix)]
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(file)
 }
 
 /// Temp files of a writer killed between creating and renaming its temp file.

@@ -4,65 +4,48 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use crate::error::Error;
 use crate::secret::Secret;
+use crate::store::cache::{Cached, Fail};
 use crate::store::{SecretKind, SecretStore, atomic};
 
 pub const FILE_NAME: &str = "secrets.json";
 
 pub struct FileStore {
     pub path: PathBuf,
-    /// The parsed file and the identity of the version it came from: `expires
-    /// --all` over many orgs reads it once, yet a write by another process (a new
-    /// file, renamed into place) is always seen.
-    cache: Mutex<Option<(Stamp, Doc)>>,
+    /// The parsed file while it is the version parsed (see [`super::cache`]):
+    /// `expires --all` and `watch --all` over many orgs read it once per version,
+    /// yet a write by another process (a new file, renamed into place) is
+    /// always seen. Readers take the one secret they ask for, never a copy of all.
+    cache: Cached<Doc>,
 }
 
 type Doc = BTreeMap<String, BTreeMap<String, Secret>>;
-
-/// Which version of the file: inode, modification time and size.
-type Stamp = (u64, std::time::SystemTime, u64);
-
-fn stamp(meta: &std::fs::Metadata) -> Stamp {
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(meta);
-    #[cfg(not(unix))]
-    let ino = 0;
-    (
-        ino,
-        meta.modified().unwrap_or(std::time::UNIX_EPOCH),
-        meta.len(),
-    )
-}
 
 impl FileStore {
     pub fn new(path: PathBuf) -> FileStore {
         FileStore {
             path,
-            cache: Mutex::new(None),
+            cache: Cached::default(),
         }
     }
 
-    fn read(&self) -> Result<Doc, Error> {
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Doc::new()),
-            Err(e) => return Err(self.unreadable(e)),
-        };
-        let now = stamp(&meta);
-        if let Ok(cache) = self.cache.lock()
-            && let Some((at, doc)) = cache.as_ref()
-            && *at == now
+    fn read(&self) -> Result<Arc<Doc>, Error> {
+        let parse = |b: &[u8]| serde_json::from_slice::<Doc>(b);
+        match self
+            .cache
+            .load(&self.path, crate::limits::STORE_FILE_MAX, parse)
         {
-            return Ok(doc.clone());
+            Ok(Some(doc)) => Ok(doc),
+            Ok(None) => Ok(Arc::default()),
+            Err(Fail::Io(e)) => Err(self.unreadable(e)),
+            Err(Fail::Parse(e)) => Err(Error::Other(format!(
+                "the secrets file {} is damaged ({e}); move it away and log in again",
+                self.path.display()
+            ))),
         }
-        let doc = self.read_file()?;
-        if let Ok(mut cache) = self.cache.lock() {
-            *cache = Some((now, doc.clone()));
-        }
-        Ok(doc)
     }
 
     fn unreadable(&self, e: std::io::Error) -> Error {
@@ -70,19 +53,6 @@ impl FileStore {
             message: format!("cannot read the secrets file {}: {e}", self.path.display()),
             hint: None,
             source: Some(Box::new(e)),
-        }
-    }
-
-    fn read_file(&self) -> Result<Doc, Error> {
-        match crate::limits::read_capped(&self.path, crate::limits::STORE_FILE_MAX) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                Error::Other(format!(
-                    "the secrets file {} is damaged ({e}); move it away and log in again",
-                    self.path.display()
-                ))
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Doc::new()),
-            Err(e) => Err(self.unreadable(e)),
         }
     }
 }
@@ -111,8 +81,8 @@ impl SecretStore for FileStore {
             super::lock::SHORT_WAIT,
             "the secrets file lock",
         )?;
-        let mut doc = self.read()?;
-        let before = doc.clone();
+        let before = self.read()?;
+        let mut doc = Doc::clone(&before);
         let entry = doc.entry(alias.to_string()).or_default();
         for (kind, value) in changes {
             match value {
@@ -123,7 +93,7 @@ impl SecretStore for FileStore {
         if entry.is_empty() {
             doc.remove(alias);
         }
-        if doc == before && changes.iter().all(|(_, v)| v.is_none()) {
+        if doc == *before && changes.iter().all(|(_, v)| v.is_none()) {
             // Deleting what is not there: no write, and no file created for it.
             return Ok(());
         }
@@ -143,11 +113,16 @@ impl SecretStore for FileStore {
                 )
             })
             .collect();
-        let bytes = serde_json::to_vec_pretty(&exposed).map_err(|e| Error::Other(e.to_string()))?;
-        atomic::write(&self.path, &bytes).map_err(|e| Error::StoreUnavailable {
+        // Streamed to the temp file: no second copy of every secret in one buffer.
+        let written = atomic::write_kept_with(&self.path, &mut |w| {
+            serde_json::to_writer_pretty(w, &exposed).map_err(std::io::Error::from)
+        })
+        .map_err(|e| Error::StoreUnavailable {
             message: format!("cannot write the secrets file {}: {e}", self.path.display()),
             hint: None,
             source: Some(Box::new(e)),
-        })
+        })?;
+        self.cache.wrote(written, Arc::new(doc));
+        Ok(())
     }
 }

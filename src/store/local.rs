@@ -20,13 +20,14 @@
 //! so a conflict only happens when something bypassed that lock (a login).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
 use super::metadata::{self, Metadata, OrgRecord, StoreKind};
 use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
-    Versioned, atomic, file, journal, keychain, lock,
+    Versioned, atomic, cache, file, journal, keychain, lock,
 };
 use crate::error::Error;
 use crate::secret::Secret;
@@ -66,6 +67,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
 pub struct LocalStore {
     pub home: PathBuf,
     file: file::FileStore,
+    /// The parsed `orgs.json`, while it is the version parsed (see [`cache`]).
+    meta: cache::Cached<Metadata>,
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
@@ -86,6 +89,7 @@ impl LocalStore {
         LocalStore {
             home,
             file,
+            meta: cache::Cached::default(),
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
         }
     }
@@ -100,37 +104,49 @@ impl LocalStore {
         self.home.join(metadata::FILE_NAME)
     }
 
-    /// Read the metadata (no lock, no keychain).
-    pub fn read(&self) -> Result<Metadata, Error> {
-        Metadata::read(&self.metadata_path())
+    /// Read the metadata (no lock, no keychain): parsed once per version of
+    /// the file and shared, so take what is needed from it rather than clone it.
+    pub fn read(&self) -> Result<Arc<Metadata>, Error> {
+        let path = self.metadata_path();
+        match self
+            .meta
+            .load(&path, crate::limits::STORE_FILE_MAX, Metadata::parse)
+        {
+            Ok(Some(meta)) => Ok(meta),
+            Ok(None) => Ok(Arc::new(Metadata::default())),
+            Err(cache::Fail::Io(e)) => Err(Metadata::unreadable(&path, e)),
+            Err(cache::Fail::Parse(why)) => Err(Metadata::damaged(&path, &why)),
+        }
     }
 
     /// Read-modify-write the metadata under `orgs.lock`.
     pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
         ensure_private_dir(&self.home)?;
         let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
-        let mut meta = self.read()?;
-        let before = meta.clone();
+        let before = self.read()?;
+        let mut meta = Metadata::clone(&before);
         let out = f(&mut meta)?;
-        if meta == before {
+        if meta == *before {
             // Nothing changed (a compare-and-set that lost, a cache entry that
             // no longer applies): no write.
             return Ok(out);
         }
         meta.version = 1;
         // Never write what would not read back (issue #11).
-        let bytes = meta.to_checked_bytes().map_err(|why| {
+        meta.check_since(&before).map_err(|why| {
             Error::Other(format!(
                 "sfx did not write {}: the result would not read back ({why}); nothing was changed",
                 self.metadata_path().display()
             ))
         })?;
-        atomic::write(&self.metadata_path(), &bytes).map_err(|e| {
-            Error::io(
-                format!("cannot write {}", self.metadata_path().display()),
-                e,
-            )
-        })?;
+        let written = atomic::write_kept_with(&self.metadata_path(), &mut |w| meta.write_to(w))
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot write {}", self.metadata_path().display()),
+                    e,
+                )
+            })?;
+        self.meta.wrote(written, Arc::new(meta));
         Ok(out)
     }
 
@@ -190,17 +206,18 @@ const ALL_NONE: [(SecretKind, Option<&Secret>); 3] = [
 impl OrgStore for LocalStore {
     fn list(&self) -> Result<Listing, Error> {
         let meta = self.read()?;
-        let default = meta.default.filter(|d| meta.orgs.contains_key(d));
+        let default = meta.default.clone().filter(|d| meta.orgs.contains_key(d));
         Ok(Listing {
             default,
-            orgs: meta.orgs.into_values().map(stored).collect(),
+            orgs: meta.orgs.values().cloned().map(stored).collect(),
         })
     }
 
     fn read(&self, alias: &str) -> Result<Option<Versioned>, Error> {
         Ok(LocalStore::read(self)?
             .orgs
-            .remove(alias)
+            .get(alias)
+            .cloned()
             .map(|record| Versioned {
                 version: version_of(&record),
                 org: stored(record),
@@ -285,7 +302,7 @@ impl OrgStore for LocalStore {
         make_default: bool,
     ) -> Result<Vec<String>, Error> {
         let alias = record.alias.as_str();
-        let previous = LocalStore::read(self)?.orgs.remove(alias);
+        let previous = LocalStore::read(self)?.orgs.get(alias).cloned();
         self.backend(record.store).put(alias, secrets)?;
         // Moving an org between stores leaves no copy behind in the old one.
         let mut notes = Vec::new();
@@ -310,7 +327,7 @@ impl OrgStore for LocalStore {
     }
 
     fn delete_org(&self, alias: &str) -> Result<Option<OrgRecord>, Error> {
-        let Some(rec) = LocalStore::read(self)?.orgs.remove(alias) else {
+        let Some(rec) = LocalStore::read(self)?.orgs.get(alias).cloned() else {
             return Ok(None);
         };
         self.backend(rec.store).put(alias, &ALL_NONE)?;
@@ -335,4 +352,94 @@ impl OrgStore for LocalStore {
 /// Delete all of an org's secrets from one backend.
 pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Error> {
     backend.put(alias, &ALL_NONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(alias: &str) -> OrgRecord {
+        serde_json::from_value(serde_json::json!({
+            "alias": alias,
+            "instance_url": "https://example.my.salesforce.com",
+            "flow": "auth_url",
+            "store": "file",
+        }))
+        .unwrap()
+    }
+
+    /// A long-running reader (a watch) keeps both files parsed; every write by
+    /// another store instance — another process's writes are the same renames —
+    /// is seen at the next read, however fast and same-sized the writes are.
+    #[test]
+    fn a_reader_sees_every_write_of_another_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let reader = LocalStore::new(dir.path().to_path_buf());
+        let writer = LocalStore::new(dir.path().to_path_buf());
+        assert!(OrgStore::read(&reader, "a").unwrap().is_none());
+        let t0 = Secret::new("token-000");
+        writer
+            .save_org(&record("a"), &[(SecretKind::AccessToken, Some(&t0))], true)
+            .unwrap();
+        let a = OrgStore::read(&reader, "a").unwrap().expect("a is seen");
+        assert_eq!(reader.list().unwrap().default.as_deref(), Some("a"));
+        for i in 1..30 {
+            let token = Secret::new(format!("token-{i:03}"));
+            let mut rec = record("a");
+            rec.issued_at = Some(1_700_000_000 + i);
+            let current = OrgStore::read(&writer, "a").unwrap().unwrap();
+            let new = NewTokens {
+                record: &rec,
+                access_token: &token,
+                refresh_token: None,
+            };
+            assert!(matches!(
+                writer.write_tokens(current.version, &new).unwrap(),
+                Cas::Written(_)
+            ));
+            let seen = OrgStore::read(&reader, "a").unwrap().unwrap();
+            assert_eq!(seen.org.record.issued_at, Some(1_700_000_000 + i));
+            assert_ne!(seen.version, a.version);
+            let secret = reader
+                .secret(&seen.org, SecretKind::AccessToken)
+                .unwrap()
+                .unwrap();
+            assert_eq!(secret.expose(), token.expose());
+        }
+        writer
+            .save_org(&record("b"), &[(SecretKind::AccessToken, Some(&t0))], false)
+            .unwrap();
+        let names: Vec<_> = reader
+            .list()
+            .unwrap()
+            .orgs
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        writer.delete_org("a").unwrap();
+        assert!(OrgStore::read(&reader, "a").unwrap().is_none());
+        let b = OrgStore::read(&reader, "b").unwrap().unwrap().org;
+        assert!(
+            reader
+                .secret(&b, SecretKind::AccessToken)
+                .unwrap()
+                .is_some()
+        );
+    }
+
+    /// A damaged file written by someone else is reported, and a repaired one
+    /// read again: the cache never hides either.
+    #[test]
+    fn a_damaged_file_is_an_error_until_it_is_repaired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path().to_path_buf());
+        store.save_org(&record("a"), &[], false).unwrap();
+        assert!(OrgStore::read(&store, "a").unwrap().is_some());
+        atomic::write(&store.metadata_path(), b"{not json").unwrap();
+        let e = store.read().unwrap_err().to_string();
+        assert!(e.contains("damaged"), "{e}");
+        atomic::write(&store.metadata_path(), b"{}").unwrap();
+        assert!(OrgStore::read(&store, "a").unwrap().is_none());
+    }
 }

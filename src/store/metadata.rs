@@ -301,28 +301,37 @@ impl Metadata {
         let bytes = match crate::limits::read_capped(path, crate::limits::STORE_FILE_MAX) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Metadata::default()),
-            Err(e) => {
-                return Err(Error::io(
-                    format!("cannot read the org metadata file {}", path.display()),
-                    e,
-                ));
-            }
+            Err(e) => return Err(Metadata::unreadable(path, e)),
         };
-        Metadata::parse(&bytes).map_err(|why| {
-            Error::Other(format!(
-                "the org metadata file {} is damaged ({why}); fix it by hand, or move it away and log in again",
-                path.display()
-            ))
-        })
+        Metadata::parse(&bytes).map_err(|why| Metadata::damaged(path, &why))
+    }
+
+    /// The error for a metadata file that cannot be read.
+    pub fn unreadable(path: &Path, e: std::io::Error) -> Error {
+        Error::io(
+            format!("cannot read the org metadata file {}", path.display()),
+            e,
+        )
+    }
+
+    /// The error for a metadata file that does not parse.
+    pub fn damaged(path: &Path, why: &str) -> Error {
+        Error::Other(format!(
+            "the org metadata file {} is damaged ({why}); fix it by hand, or move it away and log in again",
+            path.display()
+        ))
     }
 
     /// Parse file contents (no panics on any input; used by the fuzz target too).
     pub fn parse(bytes: &[u8]) -> Result<Metadata, String> {
-        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        if !value.is_object() {
+        // Straight into the records, with no `serde_json::Value` tree in between:
+        // for 10,000 orgs that tree was tens of MB (issue #16). A derived struct
+        // would take an array too, so the top level is checked first.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| e.to_string())?;
             return Err("it is not a JSON object".into());
         }
-        let mut meta: Metadata = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let mut meta: Metadata = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         for (key, rec) in meta.orgs.iter_mut() {
             rec.check(key)?;
         }
@@ -334,6 +343,43 @@ impl Metadata {
     pub fn to_checked_bytes(&self) -> Result<Vec<u8>, String> {
         let bytes = self.to_bytes();
         Metadata::parse(&bytes).map(|_| bytes)
+    }
+
+    /// [`Metadata::to_checked_bytes`] for a change to `before` (a parse of the
+    /// file, so its records already read back): only the records that differ
+    /// are checked, not the whole file parsed again — a watch over 10,000 orgs
+    /// writes every 30 s (issue #16). Write the result with [`Metadata::write_to`].
+    pub fn check_since(&self, before: &Metadata) -> Result<(), String> {
+        for (key, rec) in &self.orgs {
+            if before.orgs.get(key) != Some(rec) {
+                rec.clone().check(key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stream the file's bytes (as [`Metadata::to_bytes`]) to `w`; refused
+    /// before the end when they grow past what sfx reads back.
+    pub fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        struct Capped<'a>(&'a mut dyn std::io::Write, u64);
+        impl std::io::Write for Capped<'_> {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.1 += buf.len() as u64;
+                if self.1 > crate::limits::STORE_FILE_MAX {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "the file would be larger than sfx reads back",
+                    ));
+                }
+                self.0.write(buf)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                self.0.flush()
+            }
+        }
+        let mut capped = Capped(w, 0);
+        serde_json::to_writer_pretty(&mut capped, self)?;
+        std::io::Write::write_all(&mut capped, b"\n")
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -376,5 +422,21 @@ mod tests {
         assert!(rec.readable().is_err());
         let why = meta.to_checked_bytes().unwrap_err();
         assert!(why.contains("session_timeout_secs"), "{why}");
+        let before = Metadata::parse(
+            br#"{"orgs":{"a":{"alias":"a","instance_url":"https://a.my.salesforce.com","flow":"web","store":"file"}}}"#,
+        )
+        .unwrap();
+        let why = meta.check_since(&before).unwrap_err();
+        assert!(why.contains("session_timeout_secs"), "{why}");
+        // A new entry under a key that is not its alias is refused too.
+        let mut meta = before.clone();
+        let mut b = meta.orgs["a"].clone();
+        b.alias = "c".into();
+        meta.orgs.insert("b".into(), b);
+        assert!(meta.check_since(&before).is_err());
+        assert!(before.check_since(&before).is_ok());
+        let mut streamed = Vec::new();
+        before.write_to(&mut streamed).unwrap();
+        assert_eq!(streamed, before.to_bytes());
     }
 }

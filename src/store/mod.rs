@@ -14,6 +14,7 @@
 //!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes.
 
 pub mod atomic;
+pub mod cache;
 #[cfg(test)]
 pub mod contract;
 pub mod env;

@@ -415,37 +415,44 @@ impl Scheduler {
         if self.ctx.env_org.is_some() {
             return;
         }
-        let meta: std::collections::BTreeMap<String, crate::store::metadata::OrgRecord> =
-            if self.ctx.shared.is_some() {
-                // At most one listing per shortest pause.
-                if self
-                    .shared_scan
-                    .is_some_and(|at| now < at + self.pace.min_check)
-                {
-                    return;
-                }
-                self.shared_scan = Some(now);
-                let Ok(listing) = self.ctx.orgs().list() else {
-                    return;
-                };
+        // The local store's parse is shared (an `Arc`, issue #16): borrowed, not copied.
+        let local;
+        let meta: std::borrow::Cow<
+            '_,
+            std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>,
+        > = if self.ctx.shared.is_some() {
+            // At most one listing per shortest pause.
+            if self
+                .shared_scan
+                .is_some_and(|at| now < at + self.pace.min_check)
+            {
+                return;
+            }
+            self.shared_scan = Some(now);
+            let Ok(listing) = self.ctx.orgs().list() else {
+                return;
+            };
+            std::borrow::Cow::Owned(
                 listing
                     .orgs
                     .into_iter()
                     .map(|o| (o.record.alias.clone(), o.record))
-                    .collect()
-            } else {
-                let stamp = std::fs::metadata(self.ctx.store.metadata_path())
-                    .and_then(|m| m.modified())
-                    .ok();
-                if stamp == self.store_stamp {
-                    return;
-                }
-                self.store_stamp = stamp;
-                let Ok(meta) = self.ctx.store.read() else {
-                    return;
-                };
-                meta.orgs
+                    .collect(),
+            )
+        } else {
+            let stamp = std::fs::metadata(self.ctx.store.metadata_path())
+                .and_then(|m| m.modified())
+                .ok();
+            if stamp == self.store_stamp {
+                return;
+            }
+            self.store_stamp = stamp;
+            let Ok(meta) = self.ctx.store.read() else {
+                return;
             };
+            local = meta;
+            std::borrow::Cow::Borrowed(&local.orgs)
+        };
         for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
             if let Some(rec) = meta.get(w.org.name())
                 && (rec.access_token_masked != w.org.record.access_token_masked
