@@ -2,7 +2,7 @@
 //!
 //! Nearly every token error is HTTP 400 with `{error, error_description}`, and
 //! `invalid_grant` covers many causes; the description tells them apart
-//! (`salesforce-oauth.md` §6). HTML or other non-JSON bodies are never parsed as
+//!. HTML or other non-JSON bodies are never parsed as
 //! JSON: they become a network/server error quoting at most their first line.
 
 use crate::error::Error;

@@ -1,4 +1,4 @@
-//! Response types, exactly as Salesforce sends them (`salesforce-oauth.md` §3, §7).
+//! Response types, exactly as Salesforce sends them.
 //!
 //! `issued_at` is a string of milliseconds; introspection times are integer
 //! seconds; there is never an `expires_in`. JWT-bearer responses lack

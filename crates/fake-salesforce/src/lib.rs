@@ -1,5 +1,5 @@
 //! `fake-salesforce`: a stateful fake of Salesforce's OAuth 2.0 server for `sfx`'s tests, demo
-//! and benchmarks, following `shared/design/salesforce-oauth.md`.
+//! and benchmarks, following Salesforce's documented OAuth behaviour (its README lists what is reproduced).
 //!
 //! This file owns the public handle [`FakeSalesforce`] (start/stop, test hooks), the request
 //! dispatcher (record → global delay → fault → route) and the standalone [`cli_main`].

@@ -1,4 +1,4 @@
-//! Client credentials grant (`salesforce-oauth.md` §4.4): the connected app's id
+//! Client credentials grant: the connected app's id
 //! and secret buy a session for the app's run-as user. The app needs "Enable
 //! Client Credentials Flow" and a run-as user. The request must go to the org's
 //! **My Domain** host: login.salesforce.com and test.salesforce.com refuse it. No

@@ -1,4 +1,4 @@
-//! Device flow, Salesforce's variant (`salesforce-oauth.md` §4.6): the code request
+//! Device flow, Salesforce's variant: the code request
 //! goes to the token endpoint with `response_type=device_code`; polls send
 //! `grant_type=device&code=<device_code>`. While the user has not approved, the
 //! answer is HTTP 400 `authorization_pending`; `slow_down` adds 5 s to the poll

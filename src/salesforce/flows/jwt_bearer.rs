@@ -1,4 +1,4 @@
-//! JWT bearer grant (`salesforce-oauth.md` §4.3): an RS256 assertion with
+//! JWT bearer grant: an RS256 assertion with
 //! `iss` = client id, `sub` = username, `aud` = the login audience and `exp` three
 //! minutes ahead, signed with the private key whose certificate is uploaded to the
 //! connected app. No client secret is sent, and no refresh token comes back: the

@@ -1,4 +1,4 @@
-//! The protocol side of `sfx login`'s OAuth flows (`salesforce-oauth.md` §4): one
+//! The protocol side of `sfx login`'s OAuth flows: one
 //! module per flow, each sending its grant through [`crate::salesforce::Client`]
 //! and returning the checked [`crate::salesforce::types::TokenResponse`].
 //!

@@ -1,4 +1,4 @@
-//! Username-password grant (`salesforce-oauth.md` §4.5), legacy: the password is
+//! Username-password grant, legacy: the password is
 //! the user's password **immediately followed by the security token** (unless the
 //! caller's IP is trusted). Blocked by default in orgs created since Summer '23
 //! ("Allow OAuth Username-Password Flows"), not offered by External Client Apps,

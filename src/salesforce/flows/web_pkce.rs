@@ -1,4 +1,4 @@
-//! Authorization code with PKCE (`salesforce-oauth.md` §4.1): the browser logs in
+//! Authorization code with PKCE: the browser logs in
 //! at `/services/oauth2/authorize`, Salesforce redirects it to a one-shot listener
 //! on `http://localhost:<port>/OauthRedirect`, and the code is exchanged together
 //! with the PKCE verifier.
