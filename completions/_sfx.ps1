@@ -277,7 +277,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--header', '--header', [CompletionResultType]::ParameterName, 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own')
             [CompletionResult]::new('-d', '-d', [CompletionResultType]::ParameterName, 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)')
             [CompletionResult]::new('--data', '--data', [CompletionResultType]::ParameterName, 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)')
-            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left')
+            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left (up to 366d)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
@@ -297,7 +297,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             break
         }
         'sfx;exec' {
-            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left')
+            [CompletionResult]::new('--min-valid', '--min-valid', [CompletionResultType]::ParameterName, 'Refresh first if the token has less than this left (up to 366d)')
             [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')

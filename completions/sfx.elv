@@ -263,7 +263,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --header 'A request header, `Name: value`; repeat for more. Authorization is sfx''s own'
             cand -d 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)'
             cand --data 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)'
-            cand --min-valid 'Refresh first if the token has less than this left'
+            cand --min-valid 'Refresh first if the token has less than this left (up to 366d)'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'
             cand --org 'Which stored org (alias or username); default: the default org, or the only one'
             cand --color 'When to use colour'
@@ -282,7 +282,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --version 'Print version'
         }
         &'sfx;exec'= {
-            cand --min-valid 'Refresh first if the token has less than this left'
+            cand --min-valid 'Refresh first if the token has less than this left (up to 366d)'
             cand -o 'Which stored org (alias or username); default: the default org, or the only one'
             cand --org 'Which stored org (alias or username); default: the default org, or the only one'
             cand --color 'When to use colour'

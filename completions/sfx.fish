@@ -216,7 +216,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s V -l version -d 'Prin
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s X -l method -d 'The HTTP method [default: GET, or POST with --data]' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s H -l header -d 'A request header, `Name: value`; repeat for more. Authorization is sfx\'s own' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s d -l data -d 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand api" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
@@ -229,7 +229,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand api" -s q -l quiet -d 'Print not
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand exec" -l min-valid -d 'Refresh first if the token has less than this left' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''

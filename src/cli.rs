@@ -502,7 +502,7 @@ pub struct ApiArgs {
     #[arg(short = 'i', long)]
     pub include: bool,
 
-    /// Refresh first if the token has less than this left.
+    /// Refresh first if the token has less than this left (up to 366d).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 }
@@ -522,7 +522,7 @@ pub struct ApiArgs {
   $ sfx exec -o prod -- ./nightly-export.sh         # the script reads $SFX_ACCESS_TOKEN
   $ sfx exec --min-valid 1h -- python load.py       # a token good for the whole run")]
 pub struct ExecArgs {
-    /// Refresh first if the token has less than this left.
+    /// Refresh first if the token has less than this left (up to 366d).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = |s: &str| limits::MIN_VALID.parse(s))]
     pub min_valid: Duration,
 

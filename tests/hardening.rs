@@ -57,6 +57,17 @@ fn every_duration_outside_its_range_is_a_usage_error_naming_flag_and_range() {
             "366d",
         ),
         (
+            &["api", "--min-valid", "367d", "/services/data"],
+            "--min-valid",
+            "366d",
+        ),
+        (
+            &["exec", "--min-valid", "367d", "--", "true"],
+            "--min-valid",
+            "366d",
+        ),
+        (&["watch", "--exec-timeout", "2d"], "--exec-timeout", "1d"),
+        (
             &["watch", "--refresh-before", "367d"],
             "--refresh-before",
             "366d",
@@ -599,4 +610,23 @@ fn maintenance_pages_are_quoted_with_their_sentences_apart() {
     t.fake.inject(TOKEN, Fault::json(404, r#""Not Found""#));
     let out = out_of(&t, &["refresh"]);
     assert_one_clear_error(&out, 5, "a JSON string");
+}
+
+#[test]
+fn a_damaged_secrets_file_is_reported_without_quoting_its_values() {
+    let t = T::new();
+    t.login("a");
+    let token = t.refresh_token("a");
+    // An org's entry as a bare string (a hand edit, another tool): serde's own
+    // message would quote it.
+    std::fs::write(
+        t.home().join("secrets.json"),
+        format!("{{\"a\":\"{token}\"}}"),
+    )
+    .unwrap();
+    let out = t.sfx().args(["token", "-o", "a"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("is damaged (line 1"), "{err}");
+    assert!(!err.contains(&token), "the token was quoted: {err}");
 }

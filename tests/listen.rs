@@ -536,3 +536,31 @@ fn introspected_expiries_reach_the_metadata_in_a_batch_by_the_time_the_watch_sto
         .unwrap();
     assert_eq!(stdout_json(&out)["source"], "cached");
 }
+
+#[test]
+fn an_org_named_by_its_username_is_labelled_by_a_digest_never_the_username() {
+    let t = T::new();
+    // No --alias: the org is named by its username.
+    t.sfx()
+        .args(["login", "--auth-url", "-"])
+        .write_stdin(t.auth_url())
+        .assert()
+        .success();
+    let w = spawn(&t, &["--all"], &[]);
+    w.event("checked", None, LONG);
+    let body = w.wait_for("/metrics", 200, LONG);
+    let label = sfx::metrics::label(DEFAULT_USERNAME).into_owned();
+    assert!(label.starts_with("org-"), "{label}");
+    assert!(
+        sample(
+            &body,
+            &format!("sfx_access_token_expiry_timestamp_seconds{{org=\"{label}\"}}")
+        )
+        .is_some(),
+        "{body}"
+    );
+    assert!(!body.contains(DEFAULT_USERNAME), "a username in /metrics");
+    assert!(!body.contains('@'), "an address in /metrics");
+    let (_, ready) = w.get("/readyz");
+    assert!(!ready.contains(DEFAULT_USERNAME), "{ready}");
+}

@@ -880,3 +880,28 @@ fn the_key_store_is_chosen_as_sf_chooses_it() {
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
 }
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_sfs_directory_is_refused_not_waited_on() {
+    let (t, sf) = setup(KeyVersion::V1, false);
+    let alias = sf.dir.join("alias.json");
+    let _ = std::fs::remove_file(&alias);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&alias)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // sfx()'s own 60 s timeout would fail the test on a hang.
+    let out = sfx(&t)
+        .args(["login", "--from-sf", "prod"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("is not a regular file"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(t.fake.count("/services/oauth2/token"), 0);
+}

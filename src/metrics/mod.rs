@@ -505,20 +505,34 @@ fn with(f: impl FnOnce(&Metrics)) {
     }
 }
 
+/// The `org` label of an alias. Labels never carry a username, and an org
+/// logged in without `--alias` is named by its username: an alias with an `@`
+/// in it is exported as `org-` and the first 12 hex digits of its SHA-256 —
+/// stable across restarts and hosts, so alerts and dashboards keep working.
+pub fn label(alias: &str) -> std::borrow::Cow<'_, str> {
+    if !alias.contains('@') {
+        return std::borrow::Cow::Borrowed(alias);
+    }
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(alias.as_bytes());
+    let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    std::borrow::Cow::Owned(format!("org-{hex}"))
+}
+
 pub fn set_token(org: &str, token: TokenState) {
-    with(|m| m.set_token(org, token));
+    with(|m| m.set_token(&label(org), token));
 }
 
 pub fn remove(org: &str) {
-    with(|m| m.remove(org));
+    with(|m| m.remove(&label(org)));
 }
 
 pub fn checked(org: &str, result: Check) {
-    with(|m| m.checked(org, result));
+    with(|m| m.checked(&label(org), result));
 }
 
 pub fn refreshed(org: &str, result: Refresh) {
-    with(|m| m.refreshed(org, result, unix_now()));
+    with(|m| m.refreshed(&label(org), result, unix_now()));
 }
 
 pub fn refresh_took(d: Duration) {
@@ -526,7 +540,7 @@ pub fn refresh_took(d: Duration) {
 }
 
 pub fn exec_failed(org: &str) {
-    with(|m| m.exec_failed(org));
+    with(|m| m.exec_failed(&label(org)));
 }
 
 pub fn heartbeat(next: Duration) {
@@ -536,6 +550,16 @@ pub fn heartbeat(next: Duration) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_username_alias_is_exported_as_a_stable_digest_never_in_clear() {
+        assert_eq!(label("prod"), "prod");
+        let l = label("user@example.com");
+        assert!(l.starts_with("org-") && l.len() == 16, "{l}");
+        assert!(!l.contains("user") && !l.contains('@'));
+        assert_eq!(l, label("user@example.com"));
+        assert_ne!(l, label("other@example.com"));
+    }
 
     fn live(exp: i64) -> TokenState {
         TokenState {

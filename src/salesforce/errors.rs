@@ -189,7 +189,12 @@ fn transient(err: &OAuthError, lower_desc: &str) -> Option<&'static str> {
 /// only a new login fixes is [`Error::Relogin`] without a hint: which `sfx login`
 /// fixes it is the caller's to say ([`Error::with_relogin_hint`]).
 pub fn explain(err: &OAuthError, doing: &str) -> Error {
-    let desc = err.error_description.clone().unwrap_or_default();
+    // Quoted to the user: whatever the server put in it, no token-shaped text.
+    let desc = err
+        .error_description
+        .as_deref()
+        .map(crate::secret::redact_text)
+        .unwrap_or_default();
     let said = if desc.is_empty() {
         err.error.clone()
     } else {

@@ -43,6 +43,16 @@ pub fn sf_dir() -> Result<PathBuf, Error> {
 
 /// Read a file of at most [`MAX_FILE`] bytes; `None` when it does not exist.
 pub fn read_bounded(p: &Path) -> Result<Option<Vec<u8>>, Error> {
+    // Not a regular file (a FIFO, a device): opening it could block forever.
+    match std::fs::metadata(p) {
+        Ok(m) if !m.is_file() => {
+            return Err(Error::Other(format!(
+                "{} is not a regular file, which no file of the Salesforce CLI is; sfx did not read it",
+                p.display()
+            )));
+        }
+        _ => {}
+    }
     let f = match std::fs::File::open(p) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -41,9 +41,13 @@ impl FileStore {
             Ok(Some(doc)) => Ok(doc),
             Ok(None) => Ok(Arc::default()),
             Err(Fail::Io(e)) => Err(self.unreadable(e)),
+            // serde's text quotes the offending value, which may be a token:
+            // only its position is shown.
             Err(Fail::Parse(e)) => Err(Error::Other(format!(
-                "the secrets file {} is damaged ({e}); move it away and log in again",
-                self.path.display()
+                "the secrets file {} is damaged (line {}, column {}); move it away and log in again",
+                self.path.display(),
+                e.line(),
+                e.column()
             ))),
         }
     }

@@ -424,7 +424,7 @@ impl Scheduler {
             // At most one listing per shortest pause.
             if self
                 .shared_scan
-                .is_some_and(|at| now < at + self.pace.min_check)
+                .is_some_and(|at| now < schedule::plus(at, self.pace.min_check))
             {
                 return;
             }

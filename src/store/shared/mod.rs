@@ -46,9 +46,16 @@ pub const NAMESPACE_VAR: &str = "SFX_STORE_NAMESPACE";
 /// The default key prefix.
 pub const DEFAULT_NAMESPACE: &str = "sfx";
 
-/// `SFX_STORE_NAMESPACE`, checked: 1–64 letters, digits and `. _ - :`.
+/// `SFX_STORE_NAMESPACE`, checked by [`check_namespace`].
 pub fn namespace_from_env() -> Result<String, Error> {
-    let v = std::env::var(NAMESPACE_VAR).unwrap_or_default();
+    check_namespace(&std::env::var(NAMESPACE_VAR).unwrap_or_default())
+}
+
+/// 1–64 letters, digits and `. _ -`; empty means the default. No `:`: every key
+/// is `<namespace>:…`, so a namespace with a `:` could name another namespace's
+/// keys (namespace `a` and org `orgs` → `a:org:orgs`, the org list of namespace
+/// `a:org`).
+pub fn check_namespace(v: &str) -> Result<String, Error> {
     let v = v.trim();
     if v.is_empty() {
         return Ok(DEFAULT_NAMESPACE.to_string());
@@ -56,10 +63,10 @@ pub fn namespace_from_env() -> Result<String, Error> {
     if v.len() > 64
         || !v
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
         return Err(Error::usage(format!(
-            "{NAMESPACE_VAR} must be 1–64 letters, digits and . _ - : (it prefixes every key sfx writes to the shared store)"
+            "{NAMESPACE_VAR} must be 1–64 letters, digits and . _ - (it prefixes every key sfx writes to the shared store)"
         )));
     }
     Ok(v.to_string())
@@ -733,3 +740,19 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::check_namespace;
+
+    #[test]
+    fn a_namespace_is_plain_and_cannot_reach_into_another() {
+        assert_eq!(check_namespace("").unwrap(), "sfx");
+        assert_eq!(check_namespace(" team-a.prod_1 ").unwrap(), "team-a.prod_1");
+        for bad in ["a:org", "a b", "ns\u{202e}", &"x".repeat(65), "é"] {
+            let e = check_namespace(bad).unwrap_err();
+            assert_eq!(e.exit(), crate::exit::Exit::Usage, "{bad}");
+            assert!(e.to_string().contains("SFX_STORE_NAMESPACE"), "{e}");
+        }
+    }
+}
