@@ -45,5 +45,8 @@ printf '\n$ sfx expires --within 10m -q && echo valid   # what a script does\n'
 sfx expires --within 10m -q && echo valid
 printf '\n$ sfx token | cut -c1-12   # a valid token for curl, no request while it is fresh\n'
 sfx token | cut -c1-12
+printf '\n$ sfx api /services/data/{version}/limits | head -c 200   # the REST API, the token never seen\n'
+sfx api '/services/data/{version}/limits' | head -c 200
+echo
 echo
 echo "demo: done (the fake and the temporary SFX_HOME are removed)."
