@@ -373,8 +373,9 @@ pub enum RefreshFormat {
 /// remaining lifetime (sleeping in between), refreshes within `--refresh-before`,
 /// refreshes an org whose refresh token has been idle for `--keepalive`, and reports
 /// revocation. On a terminal it shows a live table; otherwise one line per event
-/// (JSON Lines with `--json`). Exits 4 once no watched org can be kept alive (a
-/// human must log in again); SIGTERM exits 0, SIGINT 130.
+/// (JSON Lines with `--json`). A watch of one org exits 4 once it needs a new
+/// login; `--all` keeps running (an empty store, every org needing a login) and
+/// picks up orgs logged in later. SIGTERM exits 0, SIGINT 130.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   $ sfx watch                           # live countdown for the default org
