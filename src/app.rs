@@ -26,6 +26,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Login(a) if a.from_sf.is_some() => {
             emit(&commands::from_sf::run(a, &ctx)?, mode, &style)
         }
+        Command::Login(a) if commands::login::default::only_set_default(a, &ctx) => {
+            emit(&commands::login::default::run(&ctx)?, mode, &style)
+        }
         Command::Login(a) if a.migrate => emit(&commands::migrate::run(a, &ctx)?, mode, &style),
         Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),

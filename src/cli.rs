@@ -86,6 +86,28 @@ pub struct GlobalArgs {
     /// Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h).
     #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
+
+    /// Whether `org` came from SFX_ORG rather than `-o` (messages name the variable).
+    #[arg(skip)]
+    pub org_from_env: bool,
+}
+
+impl Cli {
+    /// Parse the command line, remembering where `-o` came from (issue #21: an
+    /// unknown org named by SFX_ORG says so).
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches()?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        // A global option's value and source live on the deepest subcommand.
+        let mut m = &matches;
+        while let Some((_, sub)) = m.subcommand() {
+            m = sub;
+        }
+        cli.global.org_from_env = m.ids().any(|id| id == "org")
+            && m.value_source("org") == Some(clap::parser::ValueSource::EnvVariable);
+        Ok(cli)
+    }
 }
 
 /// Colour on a terminal only (`auto`), always, or never. `NO_COLOR` also turns it off.

@@ -16,6 +16,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
+pub mod default;
 mod finish;
 mod flows;
 mod input;
@@ -156,9 +157,14 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         check_store(ctx, store)?;
         return web_flow(&l, &base, login);
     }
-    Err(Error::usage(
-        "choose how to log in: --web (browser), --device, --jwt, --client-credentials or --password; or import with --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url) or --access-token - (with --instance-url). (--web is the default only on a terminal.)",
-    ))
+    Err(Error::usage(format!(
+        "choose how to log in: --web (browser), --device, --jwt, --client-credentials or --password; or import with --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url) or --access-token - (with --instance-url). (--web is the default only on a terminal.){}",
+        if args.set_default {
+            " To mark a stored org as the default without a new login: `sfx login --set-default -o <ALIAS>`."
+        } else {
+            ""
+        }
+    )))
 }
 
 /// Before a person spends effort in a browser or on another device: is the
