@@ -550,7 +550,7 @@ pub struct ExecArgs {
     pub min_valid: Duration,
 
     /// The command and its arguments (after `--`).
-    #[arg(value_name = "CMD", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "CMD", num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
 }
 

@@ -238,3 +238,41 @@ fn an_unknown_org_suggests_the_closest_alias_and_names_sfx_org_when_it_came_from
     assert!(!err.contains("did you mean"), "{err}");
     assert!(err.contains("`sfx orgs` lists the stored orgs"), "{err}");
 }
+
+/// Issue #21: one prefix for every error. clap's own (`error:`, `tip:`, its
+/// usage) arrive as `sfx: error:` and `sfx: hint:` lines, like sfx's.
+#[test]
+fn argument_errors_have_the_same_prefix_as_every_other_error() {
+    let t = T::new();
+    for args in [
+        &["expires", "--bogus"][..],
+        &["exprs"],
+        &["expires", "--within", "10x"],
+        &["--color", "sometimes", "expires"],
+        &["expires", "-o"],
+    ] {
+        let out = t.sfx().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("sfx: error: "), "{args:?}: {err}");
+        for line in err.lines() {
+            assert!(
+                line.starts_with("sfx: error: ") || line.starts_with("sfx: hint: "),
+                "{args:?}: a line without sfx's prefix: {line:?} in\n{err}"
+            );
+        }
+    }
+    let err = text(&t.sfx().args(["exprs"]).output().unwrap().stderr);
+    assert!(
+        err.contains("sfx: hint: a similar subcommand exists: 'expires'"),
+        "{err}"
+    );
+    let err = text(
+        &t.sfx()
+            .args(["expires", "--bogus"])
+            .output()
+            .unwrap()
+            .stderr,
+    );
+    assert!(err.contains("`sfx expires --help` says more"), "{err}");
+}

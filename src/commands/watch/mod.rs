@@ -365,7 +365,11 @@ impl Scheduler {
             self.emit(
                 idx,
                 Kind::Error,
-                format!("{message}; stopped watching this org: {hint}"),
+                // The message may end a sentence ("… rotation."): no `.;`.
+                format!(
+                    "{}; stopped watching this org: {hint}",
+                    message.trim_end_matches(['.', ' '])
+                ),
                 true,
             );
             return;
