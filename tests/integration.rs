@@ -25,6 +25,7 @@ mod login;
 mod logout;
 mod orgs;
 mod properties;
+mod published;
 mod refresh;
 mod sfcli;
 mod shapes;
