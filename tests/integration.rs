@@ -28,6 +28,7 @@ mod properties;
 mod published;
 mod refresh;
 mod sfcli;
+mod sfcli_imports;
 mod shapes;
 mod shared;
 mod snapshots;
