@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod clients;
 mod contract;
 mod crash;
 mod envmode;
