@@ -409,3 +409,26 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         }),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn a_typo_finds_the_closest_stored_name_and_nothing_far_away() {
+        let names = ["prod", "dev", "staging-eu", "me@acme.com"];
+        let near = |typed: &str| closest(typed, names.iter().copied());
+        assert_eq!(near("prdo"), Some("prod"), "a swap is one edit");
+        assert_eq!(near("PROD"), Some("prod"), "case is ignored");
+        assert_eq!(near("dve"), Some("dev"));
+        assert_eq!(near("staging-us"), Some("staging-eu"));
+        assert_eq!(near("me@acme.co"), Some("me@acme.com"));
+        assert_eq!(near("qa"), None);
+        assert_eq!(
+            near("production"),
+            None,
+            "more than a third of the name differs"
+        );
+        assert_eq!(near(""), None);
+    }
+}

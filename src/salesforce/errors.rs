@@ -239,7 +239,7 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
         // anonymising VPN, proxy or high-risk IP is frozen and every refresh
         // token granted to them revoked — a refresh then reads like any revoked token.
         ("invalid_grant", d) if d.contains("expired access/refresh token") => {
-            "The refresh token is no longer valid: revoked (by the user, an admin, `sfx logout --revoke`, or Salesforce's automatic containment, which since 2026-04-24 also freezes a user seen on an anonymising VPN or proxy until an admin unfreezes them), expired under the app's policy, pushed out by a sixth approval of the same app (five per user and app), or replayed after refresh-token rotation."
+            "The refresh token is no longer valid: revoked (by the user, an admin, `sfx logout --revoke`, or automatic containment, which since 2026-04-24 also freezes a user seen on an anonymising VPN or proxy until an admin unfreezes them), expired under the app's policy, pushed out by a sixth approval of the same app (Salesforce keeps five approvals per user and app), or replayed after refresh-token rotation."
         }
         // ForceCLI/force #780: the password flow's "authentication failure" also
         // means an External Client App, which has no username-password flow
