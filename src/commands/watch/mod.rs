@@ -37,7 +37,7 @@
 //! left while it is alive, so retries fit before expiry; `invalid_grant`
 //! (Error::Relogin) ends the watch of that org, and once no watched org is left
 //! a watch of one org exits 4, while `--all` (a daemon) says so and looks for a
-//! login every [`IDLE_RESCAN`] — as it does on an empty store. Nothing is done
+//! login every second (`IDLE_RESCAN`) — as it does on an empty store. Nothing is done
 //! to one org more than once a second.
 
 mod cache;
