@@ -640,3 +640,32 @@ fn when_the_last_org_needs_a_login_an_all_watch_keeps_running_and_readyz_says_50
     w.still_running();
     assert_eq!(w.stop().code(), Some(0));
 }
+
+/// Issue #21: a watch of one org (`-o ORG`, a script's tool) still exits 4 once
+/// that org needs a login, even while another stored org is fine.
+#[test]
+fn a_watch_of_one_org_still_exits_4_when_it_needs_a_login() {
+    let t = T::new();
+    login_two(&t);
+    let mut w = spawn(&t, &["-o", "prod"], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
+    t.fake.revoke_token(&t.refresh_token("prod"));
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running; stderr: {}",
+            w.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(4), "{}", w.stderr.lock().unwrap());
+    assert!(
+        w.stderr.lock().unwrap().contains("prod needs a new login"),
+        "{}",
+        w.stderr.lock().unwrap()
+    );
+}
