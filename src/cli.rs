@@ -262,7 +262,8 @@ pub struct LoginArgs {
     #[arg(short = 'a', long, value_name = "NAME")]
     pub alias: Option<String>,
 
-    /// Make this the default org.
+    /// Make this the default org; with -o ORG and no login flow, mark that stored org
+    /// as the default (no request, no new login).
     #[arg(long)]
     pub set_default: bool,
 
