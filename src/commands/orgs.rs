@@ -27,10 +27,20 @@ pub struct OrgsReport {
     pub now: DateTime<Utc>,
     /// The shared store the orgs come from, as shown (`None`: the local store).
     pub shared: Option<String>,
+    /// `--aliases`: the aliases alone, one a line (shell completion).
+    pub aliases_only: bool,
 }
 
 impl Report for OrgsReport {
     fn human(&self, style: &Style) -> String {
+        if self.aliases_only {
+            let names: Vec<String> = self
+                .rows
+                .iter()
+                .map(|r| crate::text::sanitize(&r.org.record.alias, 200))
+                .collect();
+            return names.join("\n");
+        }
         let shared = self
             .shared
             .as_deref()
@@ -262,5 +272,6 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             .as_ref()
             .filter(|_| ctx.env_org.is_none())
             .map(|s| s.display()),
+        aliases_only: args.aliases,
     })
 }
