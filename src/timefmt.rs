@@ -112,6 +112,50 @@ pub fn expiry_phrase(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A table's EXPIRES cell: `in 1h 52m`, `expired 3m ago`, `now`.
+pub fn table_phrase(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at > now {
+        relative(at, now)
+    } else {
+        format!("expired {}", relative(at, now))
+    }
+}
+
+/// A table's AT cell, in local time: on a terminal short (`22:41:07` today,
+/// `2026-11-22 22:41` another day); piped, the full `2026-11-21 22:41:07 +01:00`.
+pub fn table_time(at: DateTime<Utc>, now: DateTime<Utc>, short: bool) -> String {
+    if !short {
+        return local(at);
+    }
+    let (at, now) = (at.with_timezone(&Local), now.with_timezone(&Local));
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M:%S").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// A duration as a flag takes it and the docs write it: the largest unit that
+/// divides it among h, m, s (`24h`, `10m`, `90s`, `1h30m` for 90 minutes).
+pub fn flag_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 {
+        return "0s".to_string();
+    }
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 {
+        out.push_str(&format!("{sec}s"));
+    }
+    out
+}
+
 /// `2026-11-21 22:41:07 +01:00`: local time with its offset.
 pub fn local(at: DateTime<Utc>) -> String {
     at.with_timezone(&Local)

@@ -31,6 +31,7 @@ mod shapes;
 mod shared;
 mod snapshots;
 mod surface;
+mod terminal;
 mod token;
 mod transport;
 mod watch;

@@ -194,8 +194,10 @@ fn write_line(s: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// How many recent events the live view lists under the table.
-const RECENT: usize = 6;
+/// How many recent events the live view keeps; it lists as many of the latest
+/// as fit under the table on the screen (at least [`RECENT_MIN`]).
+const RECENT: usize = 200;
+const RECENT_MIN: usize = 3;
 
 /// The terminal view: a table with a countdown per org, then the latest events,
 /// redrawn in place on the alternate screen. Meanwhile sfx's own stderr messages
@@ -236,40 +238,41 @@ impl Live {
         }
     }
 
-    fn frame(&self, rows: &[Row], now: DateTime<Utc>, width: u16) -> Vec<String> {
-        use comfy_table::{Cell, Color};
-        let mut t = crate::output::table(
-            &["ORG", "USER", "EXPIRES AT", "LEFT", "LAST EVENT"],
-            &self.style,
-        );
-        t.set_width(width - 1);
+    /// One line per org at any width: the least useful columns go first (USER,
+    /// then LAST EVENT, then EXPIRES AT), none is wrapped.
+    fn frame(&self, rows: &[Row], now: DateTime<Utc>, width: u16, height: u16) -> Vec<String> {
+        use crate::output::table::{Grid, State, col};
+        let mut g = Grid::new(&[
+            col("ORG", 0),
+            col("USER", 4),
+            col("EXPIRES AT", 2),
+            col("LEFT", 0),
+            col("LAST EVENT", 3),
+        ]);
         for r in rows {
             let exp = r.expires_at.map_or("unknown".to_string(), |e| {
-                let s = timefmt::local(e);
+                let s = timefmt::table_time(e, now, true);
                 if r.estimated {
                     format!("{s} (est.)")
                 } else {
                     s
                 }
             });
-            let (left, color) = if r.needs_login {
-                ("needs login".to_string(), Some(Color::Red))
+            let (left, state) = if r.needs_login {
+                ("needs login".to_string(), Some(State::NeedsLogin))
             } else {
                 match r.expires_at {
                     None => ("?".to_string(), None),
-                    Some(e) if e <= now => ("expired".to_string(), Some(Color::Red)),
+                    Some(e) if e <= now => ("expired".to_string(), Some(State::Expired)),
                     Some(e) => (
                         timefmt::humanize(
                             e.signed_duration_since(now).to_std().unwrap_or_default(),
                         ),
-                        r.due.then_some(Color::Yellow),
+                        // Inside its --refresh-before: the watch's own window.
+                        Some(if r.due { State::Expiring } else { State::Ok }),
                     ),
                 }
             };
-            let mut left = Cell::new(left);
-            if let (Some(c), true) = (color, self.style.color) {
-                left = left.fg(c);
-            }
             let last = r.last.map_or(String::new(), |(at, k)| {
                 format!(
                     "{} {}",
@@ -277,18 +280,30 @@ impl Live {
                     at.with_timezone(&Local).format("%H:%M:%S")
                 )
             });
-            t.add_row(vec![
-                Cell::new(&r.org),
-                Cell::new(r.username.as_deref().unwrap_or("")),
-                Cell::new(exp),
-                left,
-                Cell::new(last),
+            g.row(vec![
+                (crate::text::sanitize(&r.org, 100), None),
+                (
+                    crate::text::sanitize(r.username.as_deref().unwrap_or(""), 100),
+                    None,
+                ),
+                (exp, None),
+                (left, state),
+                (last, None),
             ]);
         }
         let room = width as usize - 1;
         let mut lines = vec![cut(&self.header, room)];
-        lines.extend(t.to_string().lines().map(str::to_string));
-        lines.extend(self.recent.iter().map(|l| cut(l, room)));
+        lines.extend(
+            g.render(&self.style, Some(width - 1))
+                .lines()
+                .map(str::to_string),
+        );
+        // The last row stays free (writing past it would scroll).
+        let fit = (height as usize)
+            .saturating_sub(1 + lines.len())
+            .max(RECENT_MIN);
+        let skip = self.recent.len().saturating_sub(fit);
+        lines.extend(self.recent.iter().skip(skip).map(|l| cut(l, room)));
         lines
     }
 
@@ -301,7 +316,7 @@ impl Live {
             crate::messages::live_begin();
         }
         self.take_messages();
-        let lines = self.frame(rows, now, width);
+        let lines = self.frame(rows, now, width, height);
         let mut out = io::stdout().lock();
         if !self.entered {
             self.entered = true;

@@ -193,8 +193,9 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
     c.env("SFX_ORG", &h.org)
         .env("SFX_ACCESS_TOKEN", h.token.expose())
         .env("SFX_INSTANCE_URL", &h.instance_url)
-        .stdin(Stdio::null())
-        .stdout(crate::messages::child_output());
+        .stdin(Stdio::null());
+    let (out, err) = crate::messages::child_streams(&format!("{} --exec", h.org));
+    c.stdout(out).stderr(err);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = {
