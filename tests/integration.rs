@@ -8,6 +8,7 @@ mod api;
 mod contract;
 mod crash;
 mod envmode;
+mod examples;
 mod exec;
 mod expires;
 mod faults;
