@@ -138,9 +138,13 @@ pub fn table_time(at: DateTime<Utc>, now: DateTime<Utc>, short: bool) -> String 
 /// A duration as a flag takes it and the docs write it: the largest unit that
 /// divides it among h, m, s (`24h`, `10m`, `90s`, `1h30m` for 90 minutes).
 pub fn flag_duration(d: Duration) -> String {
-    let s = d.as_secs();
+    let (s, ms) = (d.as_secs(), d.subsec_millis());
     if s == 0 {
-        return "0s".to_string();
+        return if ms == 0 {
+            "0s".to_string()
+        } else {
+            format!("{ms}ms")
+        };
     }
     let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
     let mut out = String::new();
@@ -152,6 +156,9 @@ pub fn flag_duration(d: Duration) -> String {
     }
     if sec > 0 {
         out.push_str(&format!("{sec}s"));
+    }
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
     }
     out
 }
@@ -253,5 +260,17 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn settings_are_written_as_flags_take_them() {
+        let f = |s: u64| flag_duration(Duration::from_secs(s));
+        assert_eq!(f(86_400), "24h");
+        assert_eq!(f(600), "10m");
+        assert_eq!(f(5400), "1h30m");
+        assert_eq!(f(90), "1m30s");
+        assert_eq!(flag_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(flag_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(f(0), "0s");
     }
 }

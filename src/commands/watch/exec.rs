@@ -17,7 +17,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
-use crate::timefmt::humanize;
 
 /// A new token to hand to `--exec`.
 pub(super) struct Handoff {
@@ -231,7 +230,7 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
                 let _ = rx.recv_timeout(REAP_WAIT);
                 Err(format!(
                     "the --exec command did not finish within {} (--exec-timeout), so it was killed with every process it started; the watch goes on",
-                    humanize(inner.timeout)
+                    crate::timefmt::flag_duration(inner.timeout)
                 ))
             }
             // The waiter ended without a word: the child is gone.
