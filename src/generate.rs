@@ -8,7 +8,10 @@ use clap_complete::Shell;
 /// The command as documented: the plain package version (no commit), so generated
 /// files do not change with every commit.
 fn command() -> clap::Command {
-    crate::cli::command().version(env!("CARGO_PKG_VERSION"))
+    // Set on every command: the definition is already built (version propagated).
+    crate::cli::command()
+        .version(env!("CARGO_PKG_VERSION"))
+        .mut_subcommands(|s| s.version(env!("CARGO_PKG_VERSION")))
 }
 
 /// `(file name, script)` for every supported shell.

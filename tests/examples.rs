@@ -274,3 +274,67 @@ fn every_shell_example_in_the_readme_and_docs_runs_against_the_fake() {
         failures.join("\n\n")
     );
 }
+
+/// GitHub's anchor of a heading: lower case, punctuation dropped, spaces as `-`.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | ' '))
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+/// Every relative link of README.md, CONTRIBUTING.md and docs/ names a file that
+/// exists, and an anchor that one of its headings makes (the guides moved out of
+/// the README: no link may point at a section that is no longer there).
+#[test]
+fn every_relative_link_in_the_docs_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let link = regex::Regex::new(r"\]\(([^)\s]+)\)").unwrap();
+    let heading = regex::Regex::new(r"(?m)^#+ (.*)$").unwrap();
+    let anchors_of = |p: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(p).unwrap_or_default();
+        heading
+            .captures_iter(&text)
+            .map(|c| anchor(&c[1]))
+            .collect()
+    };
+    let mut bad = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            for c in link.captures_iter(line) {
+                let l = &c[1];
+                if l.starts_with("http://") || l.starts_with("https://") || l.starts_with("mailto:")
+                {
+                    continue;
+                }
+                let (path, frag) = l.split_once('#').unwrap_or((l, ""));
+                let target = if path.is_empty() {
+                    f.clone()
+                } else {
+                    f.parent().unwrap().join(path)
+                };
+                let at = format!("{}:{}", f.strip_prefix(root).unwrap().display(), n + 1);
+                if !target.exists() {
+                    bad.push(format!("{at}: `{l}`: no such file"));
+                } else if !frag.is_empty()
+                    && target.extension().is_some_and(|x| x == "md")
+                    && !anchors_of(&target).iter().any(|a| a == frag)
+                {
+                    bad.push(format!("{at}: `{l}`: no such heading"));
+                }
+            }
+        }
+    }
+    assert!(bad.is_empty(), "broken links:\n{}", bad.join("\n"));
+}
