@@ -338,7 +338,11 @@ fn watch_all_live_table_fits_a_24_line_screen_with_its_events() {
             "a line wraps at 80 columns: {l:?}\n{all}"
         );
     }
-    assert!(shown[0].contains("keep-alive 24h"), "banner: {}", shown[0]);
+    assert!(
+        shown[0].contains("keep-alive 24h") && shown[0].ends_with("Ctrl-C stops"),
+        "banner: {}",
+        shown[0]
+    );
     for a in ["org-number-5", "soon", "dead", "gone"] {
         let rows = shown
             .iter()

@@ -123,6 +123,14 @@ impl Report for OrgsReport {
                     "login_required" => "needs login",
                     s => s,
                 };
+                // A token Salesforce calls inactive is not "in 1h 59m", whatever
+                // was last known offline: the row tells one story in one colour.
+                if matches!(state, State::Expired | State::NeedsLogin) {
+                    if exp.is_some_and(|x| x > self.now) {
+                        row[3].0 = "inactive".to_string();
+                    }
+                    row[3].1 = Some(state);
+                }
                 row.insert(4, (word.to_string(), Some(state)));
                 if let Some(m) = msg.as_ref().filter(|_| *exit != Exit::Ok) {
                     messages.push(format!("{}: {m}", rec.alias));
