@@ -249,7 +249,25 @@ impl Live {
             col("LEFT", 0),
             col("LAST EVENT", 3),
         ]);
-        for r in rows {
+        // Room for the banner, the borders, a few events and the free last row:
+        // with more orgs than that, the most urgent are shown (in their order).
+        let room_rows = (height as usize)
+            .saturating_sub(1 + 4 + RECENT_MIN + 1 + 1)
+            .max(1);
+        let hidden = rows.len().saturating_sub(room_rows);
+        let shown: Vec<&Row> = if hidden == 0 {
+            rows.iter().collect()
+        } else {
+            let mut by_urgency: Vec<usize> = (0..rows.len()).collect();
+            by_urgency.sort_by_key(|&i| {
+                let r = &rows[i];
+                (!r.needs_login, !r.due, r.expires_at.is_some(), r.expires_at)
+            });
+            let mut keep: Vec<usize> = by_urgency.into_iter().take(room_rows).collect();
+            keep.sort_unstable();
+            keep.into_iter().map(|i| &rows[i]).collect()
+        };
+        for r in shown {
             let exp = r.expires_at.map_or("unknown".to_string(), |e| {
                 let s = timefmt::table_time(e, now, true);
                 if r.estimated {
@@ -298,6 +316,12 @@ impl Live {
                 .lines()
                 .map(str::to_string),
         );
+        if hidden > 0 {
+            lines.push(cut(
+                &format!("… and {hidden} more orgs, less urgent (`sfx orgs` lists every one)"),
+                room,
+            ));
+        }
         // The last row stays free (writing past it would scroll).
         let fit = (height as usize)
             .saturating_sub(1 + lines.len())
@@ -370,6 +394,65 @@ impl Drop for Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_frame_fits_the_screen_with_many_orgs_most_urgent_first() {
+        let now = DateTime::from_timestamp(1_795_290_067, 0).unwrap();
+        let live = Live {
+            style: Style {
+                color: true,
+                tty: true,
+            },
+            header: "sfx watch: refresh 10m before expiry, keep-alive 24h; Ctrl-C stops".into(),
+            recent: (0..50).map(|i| format!("event {i}")).collect(),
+            last_draw: None,
+            entered: false,
+            last_frame: Vec::new(),
+        };
+        let rows: Vec<Row> = (0..40)
+            .map(|i| Row {
+                org: format!("org-number-{i}"),
+                username: Some(format!("user{i}@example-company.com")),
+                expires_at: Some(now + chrono::Duration::seconds(3600 + i)),
+                estimated: false,
+                due: i == 33,
+                last: Some((now, Kind::Checked)),
+                needs_login: i == 37,
+            })
+            .collect();
+        let lines = live.frame(&rows, now, 80, 24);
+        assert!(
+            lines.len() <= 23,
+            "{} lines:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+        let all = lines.join("\n");
+        assert!(
+            all.contains(" org-number-33 ") && all.contains(" org-number-37 "),
+            "{all}"
+        );
+        assert!(
+            all.contains("more orgs") && all.contains("event 49"),
+            "{all}"
+        );
+        for l in &lines {
+            let plain: String = {
+                let mut out = String::new();
+                let mut esc = false;
+                for c in l.chars() {
+                    match (esc, c) {
+                        (false, '\x1b') => esc = true,
+                        (true, 'm') => esc = false,
+                        (true, _) => {}
+                        (false, c) => out.push(c),
+                    }
+                }
+                out
+            };
+            assert!(plain.chars().count() < 80, "{plain:?}");
+        }
+    }
 
     #[test]
     fn json_has_the_contract_keys_and_counts_seconds_from_the_event() {
