@@ -108,11 +108,11 @@ _sfx() {
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -170,11 +170,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -204,11 +204,11 @@ _sfx() {
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -238,11 +238,11 @@ _sfx() {
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -276,11 +276,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -318,11 +318,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -548,11 +548,11 @@ _sfx() {
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -646,11 +646,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -680,11 +680,11 @@ _sfx() {
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -707,18 +707,18 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__orgs)
-            opts="-o -q -v -h -V --check --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --check --aliases --org --json --quiet --verbose --color --store --timeout --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -756,11 +756,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -798,11 +798,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -860,11 +860,11 @@ _sfx() {
                     return 0
                     ;;
                 --org)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 -o)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0
                     ;;
                 --color)

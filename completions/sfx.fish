@@ -24,7 +24,7 @@ function __fish_sfx_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c sfx -n "__fish_sfx_needs_command" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_needs_command" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_needs_command" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -64,7 +64,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -s a -l alias -d 'A short
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l session-timeout -d 'The org\'s session timeout, used to estimate expiry when introspection can\'t answer (from 1m to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l to -d 'With --migrate: move the org between this machine\'s local store and the shared store named by --store / SFX_STORE, with no new login' -r -f -a "local\t'This machine\'s store (keychain or secrets file)'
 shared\t'The shared store named by --store / SFX_STORE'"
-complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -87,7 +87,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -s q -l quiet -d 'Print n
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -104,7 +104,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -l format -d 'Print jus
 iso\t''
 unix\t''
 seconds\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand expires" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -120,7 +120,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand expires" -s V -l version -d 'Pri
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l if-expiring-within -d 'Refresh only if the best known expiry is within this window (or unknown); up to 366d' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_TARGET_ORG, SF_ORG_INSTANCE_URL)' -r -f -a "human\t''
 env\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -139,7 +139,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -l listen -d 'Serve Prome
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l exec-timeout -d 'Kill an --exec command (and every process it started) that runs longer than this' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l min-check -d 'Shortest pause between two checks of one org (for tests; default 30s)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l max-check -d 'Longest pause between two checks of one org (for tests; default 15m)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand watch" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -154,7 +154,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand watch" -s V -l version -d 'Print
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l format -d '`env` prints NAME=value lines (SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, SF_…) instead of the bare token' -r -f -a "human\t''
 env\t''"
-complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -166,19 +166,20 @@ complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print n
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l aliases -d 'Print only the stored aliases, one a line (for shell completion of `-o`)'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand logout" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -191,7 +192,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand logout" -s q -l quiet -d 'Print 
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand completions" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -202,7 +203,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'P
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -217,7 +218,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand api" -s X -l method -d 'The HTTP
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s H -l header -d 'A request header, `Name: value`; repeat for more. Authorization is sfx\'s own' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s d -l data -d 'The request body: @FILE reads a file, - reads stdin, anything else is sent as is (at most 64 MiB)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
@@ -230,14 +231,14 @@ complete -c sfx -n "__fish_sfx_using_subcommand api" -s v -l verbose -d 'Trace H
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s V -l version -d 'Print version'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l min-valid -d 'Refresh first if the token has less than this left (up to 366d)' -r
-complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l color -d 'When to use colour' -r -f -a "auto\t''
 always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
-complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'No effect on the command: sfx itself prints nothing on stdout here, and the command\'s output is passed through'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s V -l version -d 'Print version'

@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # Debian packages: a Secret Service (gnome-keyring) and D-Bus for the keychain
 # tests, secret-tool to inspect what sfx stored, and prometheus (promtool and the
 # server) for the `sfx watch --listen` tests, which are #[ignore]d without it;
-# redis-server and redis-cli (and openssl for a throw-away CA) for the shared store.
+# redis-server and redis-cli (and openssl for a throw-away CA) for the shared store;
+# man-db to render the man pages at 80 columns as a reader sees them.
 need=()
-for pkg in dbus gnome-keyring libsecret-tools prometheus redis-server redis-tools openssl; do
+for pkg in dbus gnome-keyring libsecret-tools prometheus redis-server redis-tools openssl man-db; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -24,7 +24,7 @@ use crate::limits;
 /// answers scripts with exit codes: 0 valid, 1 error, 2 usage, 3 expired, 4 log in
 /// again, 5 network or server trouble, 6 credential store unavailable.
 #[derive(Debug, Parser)]
-#[command(name = "sfx", version = env!("SFX_VERSION"), propagate_version = true, max_term_width = 100)]
+#[command(name = "sfx", version = env!("SFX_VERSION"), propagate_version = true)]
 #[command(after_long_help = "Examples:
   $ sfx login --auth-url - < auth-url.txt     # import an org from an SFDX auth URL
   $ sfx expires                               # when does the access token die?
@@ -37,8 +37,9 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options every command takes.
+/// Options every command takes (listed under "Global options" in every help).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Which stored org (alias or username); default: the default org, or the only one.
     #[arg(
@@ -90,24 +91,6 @@ pub struct GlobalArgs {
     /// Whether `org` came from SFX_ORG rather than `-o` (messages name the variable).
     #[arg(skip)]
     pub org_from_env: bool,
-}
-
-impl Cli {
-    /// Parse the command line, remembering where `-o` came from (issue #21: an
-    /// unknown org named by SFX_ORG says so).
-    pub fn parse_args() -> Result<Cli, clap::Error> {
-        use clap::{CommandFactory, FromArgMatches};
-        let matches = Cli::command().try_get_matches()?;
-        let mut cli = Cli::from_arg_matches(&matches)?;
-        // A global option's value and source live on the deepest subcommand.
-        let mut m = &matches;
-        while let Some((_, sub)) = m.subcommand() {
-            m = sub;
-        }
-        cli.global.org_from_env = m.ids().any(|id| id == "org")
-            && m.value_source("org") == Some(clap::parser::ValueSource::EnvVariable);
-        Ok(cli)
-    }
 }
 
 /// Colour on a terminal only (`auto`), always, or never. `NO_COLOR` also turns it off.
@@ -564,6 +547,10 @@ pub struct OrgsArgs {
     /// Check each org's token against Salesforce.
     #[arg(long)]
     pub check: bool,
+
+    /// Print only the stored aliases, one a line (for shell completion of `-o`).
+    #[arg(long, hide = true, conflicts_with = "check")]
+    pub aliases: bool,
 }
 
 /// Remove an org's stored credentials.
@@ -605,6 +592,57 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// The command line as parsed, helped and documented: the derive definition,
+/// built (global options propagated), then adjusted per command so that a
+/// command's help offers only what it accepts: `api` and `exec` refuse `--json`
+/// (hidden there), `exec`'s `-q` says what it does, and `completions` reads no
+/// org, store or network (those options are hidden there).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd.mut_subcommands(|sub| match sub.get_name() {
+        "api" | "exec" => {
+            let exec = sub.get_name() == "exec";
+            sub.mut_args(move |a| match a.get_id().as_str() {
+                "json" => a.hide(true),
+                "quiet" if exec => a.help(
+                    "No effect on the command: sfx itself prints nothing on stdout here, and the command's output is passed through",
+                ),
+                _ => a,
+            })
+        }
+        "completions" => sub.mut_args(|a| match a.get_id().as_str() {
+            "org" | "json" | "quiet" | "verbose" | "store" | "timeout" | "color" => a.hide(true),
+            _ => a,
+        }),
+        _ => sub,
+    })
+}
+
+/// Parse the process's arguments with [`command`]. `sfx help --help` (and `-h`)
+/// is the help of `help` itself, as `sfx help help` prints it.
+pub fn parse() -> Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.len() == 3 && args[1] == "help" && (args[2] == "--help" || args[2] == "-h") {
+        args[2] = "help".into();
+    }
+    let mut matches = command().try_get_matches_from(args)?;
+    // A global option's value and source live on the deepest subcommand.
+    let org_from_env = {
+        let mut m = &matches;
+        while let Some((_, sub)) = m.subcommand() {
+            m = sub;
+        }
+        m.ids().any(|id| id == "org")
+            && m.value_source("org") == Some(clap::parser::ValueSource::EnvVariable)
+    };
+    let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command()))?;
+    cli.global.org_from_env = org_from_env;
+    Ok(cli)
 }
 
 #[cfg(test)]

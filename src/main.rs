@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match sfx::cli::Cli::parse_args() {
+    let cli = match sfx::cli::parse() {
         Ok(cli) => cli,
         Err(err) => return sfx::app::clap_exit(err),
     };

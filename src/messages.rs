@@ -155,9 +155,44 @@ pub fn error(message: &str, hint: Option<&str>) {
 }
 
 /// Where a child process's output that must stay off stdout goes (watch's
-/// `--exec` hooks): our stderr.
-pub fn child_output() -> std::process::Stdio {
-    std::process::Stdio::from(std::io::stderr())
+/// `--exec` hooks), as `(stdout, stderr)`: our stderr. While the live table owns
+/// the terminal, a pipe instead, whose lines a thread passes on as messages
+/// (`{label}: {line}`, made safe to show), so the table lists them with its
+/// events instead of having them painted over (and stderr gets them at the end).
+pub fn child_streams(label: &str) -> (std::process::Stdio, std::process::Stdio) {
+    let direct = || {
+        (
+            std::process::Stdio::from(std::io::stderr()),
+            std::process::Stdio::inherit(),
+        )
+    };
+    if !OWNER.state().live {
+        return direct();
+    }
+    let Ok((reader, writer)) = std::io::pipe() else {
+        return direct();
+    };
+    let Ok(second) = writer.try_clone() else {
+        return direct();
+    };
+    let label = crate::text::sanitize(label, 100);
+    let started = std::thread::Builder::new()
+        .name("sfx-child-output".into())
+        .spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(reader).split(b'\n') {
+                let Ok(line) = line else { break };
+                let line = String::from_utf8_lossy(&line);
+                raw(&format!(
+                    "{label}: {}",
+                    crate::text::sanitize(line.trim_end(), 500)
+                ));
+            }
+        });
+    match started {
+        Ok(_) => (writer.into(), second.into()),
+        Err(_) => direct(),
+    }
 }
 
 /// The live table takes the terminal: from now on messages are queued.

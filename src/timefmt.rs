@@ -112,6 +112,57 @@ pub fn expiry_phrase(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// A table's EXPIRES cell: `in 1h 52m`, `expired 3m ago`, `now`.
+pub fn table_phrase(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    if at > now {
+        relative(at, now)
+    } else {
+        format!("expired {}", relative(at, now))
+    }
+}
+
+/// A table's AT cell, in local time: on a terminal short (`22:41:07` today,
+/// `2026-11-22 22:41` another day); piped, the full `2026-11-21 22:41:07 +01:00`.
+pub fn table_time(at: DateTime<Utc>, now: DateTime<Utc>, short: bool) -> String {
+    if !short {
+        return local(at);
+    }
+    let (at, now) = (at.with_timezone(&Local), now.with_timezone(&Local));
+    if at.date_naive() == now.date_naive() {
+        at.format("%H:%M:%S").to_string()
+    } else {
+        at.format("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+/// A duration as a flag takes it and the docs write it: the largest unit that
+/// divides it among h, m, s (`24h`, `10m`, `90s`, `1h30m` for 90 minutes).
+pub fn flag_duration(d: Duration) -> String {
+    let (s, ms) = (d.as_secs(), d.subsec_millis());
+    if s == 0 {
+        return if ms == 0 {
+            "0s".to_string()
+        } else {
+            format!("{ms}ms")
+        };
+    }
+    let (h, m, sec) = (s / 3600, s % 3600 / 60, s % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if sec > 0 {
+        out.push_str(&format!("{sec}s"));
+    }
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
+    }
+    out
+}
+
 /// `2026-11-21 22:41:07 +01:00`: local time with its offset.
 pub fn local(at: DateTime<Utc>) -> String {
     at.with_timezone(&Local)
@@ -209,5 +260,17 @@ mod tests {
         assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn settings_are_written_as_flags_take_them() {
+        let f = |s: u64| flag_duration(Duration::from_secs(s));
+        assert_eq!(f(86_400), "24h");
+        assert_eq!(f(600), "10m");
+        assert_eq!(f(5400), "1h30m");
+        assert_eq!(f(90), "1m30s");
+        assert_eq!(flag_duration(Duration::from_millis(100)), "100ms");
+        assert_eq!(flag_duration(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(f(0), "0s");
     }
 }

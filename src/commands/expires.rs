@@ -15,7 +15,8 @@ use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::lifecycle::expiry::{self, Expiry, Source};
-use crate::output::{Report, Style, paint};
+use crate::output::table::{Grid, State, col, notes_below, terminal_width};
+use crate::output::{Report, Style};
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::{ExactSource, Flow};
@@ -171,46 +172,54 @@ impl Report for ExpiresReport {
         if self.rows.is_empty() {
             return "no orgs are stored; `sfx login` adds one".to_string();
         }
-        let mut t = crate::output::table(&["ORG", "USERNAME", "EXPIRES", "AT", "SOURCE"], style);
+        let mut g = Grid::new(&[
+            col("ORG", 0),
+            col("USERNAME", 1),
+            col("EXPIRES", 0),
+            col("AT", 2),
+            col("SOURCE", 3),
+        ]);
+        let mut errors = Vec::new();
         for r in &self.rows {
-            let exit = r.exit(self.now, self.within);
-            let (phrase, at, src) = match &r.outcome {
-                Err((_, msg)) => (format!("error: {msg}"), String::new(), String::new()),
+            let (phrase, state, at, src) = match &r.outcome {
+                Err((exit, msg)) => {
+                    errors.push(format!("{}: {msg}", r.org));
+                    let (word, state) = match exit {
+                        Exit::Relogin => ("needs login", State::NeedsLogin),
+                        Exit::Expired => ("expired", State::Expired),
+                        Exit::Network => ("unreachable", State::Unknown),
+                        _ => ("error", State::Unknown),
+                    };
+                    (word.to_string(), state, String::new(), String::new())
+                }
                 Ok(e) => {
-                    let phrase = match e.exp {
-                        Some(exp) if e.active || exp <= self.now => {
-                            timefmt::expiry_phrase(exp, self.now)
-                        }
-                        _ if !e.active => "expired".to_string(),
-                        _ => "unknown".to_string(),
+                    let (phrase, state) = match e.exp {
+                        Some(exp) if e.active || exp <= self.now => (
+                            timefmt::table_phrase(exp, self.now),
+                            State::of(exp, self.now, self.within),
+                        ),
+                        _ if !e.active => ("expired".to_string(), State::Expired),
+                        _ => ("unknown".to_string(), State::Unknown),
                     };
                     let at = e
                         .exp
-                        .map(|x| {
-                            if style.tty {
-                                timefmt::local(x)
-                            } else {
-                                timefmt::rfc3339(x)
-                            }
-                        })
+                        .map(|x| timefmt::table_time(x, self.now, style.tty))
                         .unwrap_or_default();
-                    (phrase, at, e.source.as_str().to_string())
+                    (phrase, state, at, e.source.as_str().to_string())
                 }
             };
-            let color = match exit {
-                Exit::Ok => comfy_table::Color::Green,
-                Exit::Expired => comfy_table::Color::Yellow,
-                _ => comfy_table::Color::Red,
-            };
-            t.add_row(vec![
-                r.org.clone(),
-                r.username.clone().unwrap_or_default(),
-                paint(&phrase, color, style),
-                at,
-                src,
+            g.row(vec![
+                (r.org.clone(), None),
+                (r.username.clone().unwrap_or_default(), None),
+                (phrase, Some(state)),
+                (at, None),
+                (src, None),
             ]);
         }
-        t.to_string()
+        let width = terminal_width(style);
+        let t = g.render(style, width);
+        let errors = notes_below(&errors, width);
+        format!("{t}{errors}")
     }
 
     fn json(&self) -> Value {

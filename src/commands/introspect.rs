@@ -50,10 +50,11 @@ impl Report for IntrospectReport {
             t.add_row(vec![sanitize(k, 60), text]);
         }
         format!(
-            "{} token {} of {}:\n{t}",
+            "{} token {} of {}:\n{}",
             self.which,
             sanitize(&self.masked, 20),
-            self.org
+            self.org,
+            crate::output::table::trimmed(&t)
         )
     }
 

@@ -9,7 +9,8 @@ use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
 use crate::lifecycle::expiry::{self, Expiry};
-use crate::output::{Report, Style, paint};
+use crate::output::table::{Grid, State, col, notes_below, terminal_width};
+use crate::output::{Report, Style};
 use crate::salesforce::Introspected;
 use crate::store::SecretKind;
 use crate::timefmt;
@@ -27,10 +28,20 @@ pub struct OrgsReport {
     pub now: DateTime<Utc>,
     /// The shared store the orgs come from, as shown (`None`: the local store).
     pub shared: Option<String>,
+    /// `--aliases`: the aliases alone, one a line (shell completion).
+    pub aliases_only: bool,
 }
 
 impl Report for OrgsReport {
     fn human(&self, style: &Style) -> String {
+        if self.aliases_only {
+            let names: Vec<String> = self
+                .rows
+                .iter()
+                .map(|r| crate::text::sanitize(&r.org.record.alias, 200))
+                .collect();
+            return names.join("\n");
+        }
         let shared = self
             .shared
             .as_deref()
@@ -42,56 +53,95 @@ impl Report for OrgsReport {
             );
         }
         let check = self.rows.iter().any(|r| r.status.is_some());
-        let mut header = vec![
-            "", "ORG", "USERNAME", "INSTANCE", "EXPIRES", "SOURCE", "STORE", "TOKEN",
+        let mut cols = vec![
+            col("", 0),
+            col("ORG", 0),
+            col("USERNAME", 1),
+            col("EXPIRES", 0),
+            col("AT", 3),
+            col("SOURCE", 5),
+            col("INSTANCE", 4),
+            col("STORE", 6),
+            col("TOKEN", 7),
         ];
         if check {
-            header.push("STATUS");
+            cols.insert(4, col("STATUS", 0));
         }
-        let mut t = crate::output::table(&header, style);
+        let mut g = Grid::new(&cols);
+        let mut messages = Vec::new();
         for r in &self.rows {
             let rec = &r.org.record;
-            let expires = match r.expiry.as_ref().and_then(|e| e.exp) {
-                Some(exp) if style.tty => timefmt::expiry_phrase(exp, self.now),
-                Some(exp) => timefmt::rfc3339(exp),
-                None => "unknown".to_string(),
+            let exp = r.expiry.as_ref().and_then(|e| e.exp);
+            let (expires, at) = match exp {
+                Some(exp) => (
+                    timefmt::table_phrase(exp, self.now),
+                    timefmt::table_time(exp, self.now, style.tty),
+                ),
+                None => ("unknown".to_string(), String::new()),
+            };
+            let state = exp.map(|x| State::of(x, self.now, None));
+            let instance = if style.tty {
+                url::Url::parse(&rec.instance_url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_string))
+                    .unwrap_or_else(|| rec.instance_url.clone())
+            } else {
+                rec.instance_url.clone()
             };
             let mut row = vec![
-                if r.is_default {
-                    "*".to_string()
-                } else {
-                    String::new()
-                },
-                rec.alias.clone(),
-                rec.username.clone().unwrap_or_default(),
-                rec.instance_url.clone(),
-                expires,
-                r.expiry
-                    .as_ref()
-                    .map(|e| e.source.as_str().to_string())
-                    .unwrap_or_default(),
-                match &rec.sf_link {
-                    // Shared with the Salesforce CLI (`login --from-sf`).
-                    Some(_) => format!("{} + sf", rec.store.as_str()),
-                    None => rec.store.as_str().to_string(),
-                },
-                rec.access_token_masked.clone().unwrap_or_default(),
+                (if r.is_default { "*" } else { "" }.to_string(), None),
+                (rec.alias.clone(), None),
+                (rec.username.clone().unwrap_or_default(), None),
+                (expires, state),
+                (at, None),
+                (
+                    r.expiry
+                        .as_ref()
+                        .map(|e| e.source.as_str().to_string())
+                        .unwrap_or_default(),
+                    None,
+                ),
+                (instance, None),
+                (
+                    match &rec.sf_link {
+                        // Shared with the Salesforce CLI (`login --from-sf`).
+                        Some(_) => format!("{} + sf", rec.store.as_str()),
+                        None => rec.store.as_str().to_string(),
+                    },
+                    None,
+                ),
+                (rec.access_token_masked.clone().unwrap_or_default(), None),
             ];
             if let Some((status, exit, msg)) = &r.status {
-                let color = if *exit == Exit::Ok {
-                    comfy_table::Color::Green
-                } else {
-                    comfy_table::Color::Red
+                let state = match exit {
+                    Exit::Ok => State::Ok,
+                    Exit::Expired => State::Expired,
+                    Exit::Relogin => State::NeedsLogin,
+                    _ => State::Unknown,
                 };
-                let text = match msg {
-                    Some(m) if *exit != Exit::Ok => format!("{status}: {m}"),
-                    _ => status.to_string(),
+                let word = match *status {
+                    "login_required" => "needs login",
+                    s => s,
                 };
-                row.push(paint(&text, color, style));
+                // A token Salesforce calls inactive is not "in 1h 59m", whatever
+                // was last known offline: the row tells one story in one colour.
+                if matches!(state, State::Expired | State::NeedsLogin) {
+                    if exp.is_some_and(|x| x > self.now) {
+                        row[3].0 = "inactive".to_string();
+                    }
+                    row[3].1 = Some(state);
+                }
+                row.insert(4, (word.to_string(), Some(state)));
+                if let Some(m) = msg.as_ref().filter(|_| *exit != Exit::Ok) {
+                    messages.push(format!("{}: {m}", rec.alias));
+                }
             }
-            t.add_row(row);
+            g.row(row);
         }
-        format!("{shared}{t}")
+        let width = terminal_width(style);
+        let t = g.render(style, width);
+        let messages = notes_below(&messages, width);
+        format!("{shared}{t}{messages}")
     }
 
     /// `[{"org","username","instance_url","default","flow","store","expires_at","expires_at_unix","source","linked_sf_file"}]`
@@ -262,5 +312,6 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
             .as_ref()
             .filter(|_| ctx.env_org.is_none())
             .map(|s| s.display()),
+        aliases_only: args.aliases,
     })
 }

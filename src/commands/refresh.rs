@@ -56,7 +56,7 @@ impl Report for RefreshReport {
                     .map(|e| crate::timefmt::expiry_phrase(e, *now))
                     .unwrap_or_default(),
                 expiry.source.label(),
-                crate::timefmt::humanize(*window)
+                crate::timefmt::flag_duration(*window)
             ),
         }
     }

@@ -194,8 +194,10 @@ fn write_line(s: &str) -> io::Result<()> {
     out.flush()
 }
 
-/// How many recent events the live view lists under the table.
-const RECENT: usize = 6;
+/// How many recent events the live view keeps; it lists as many of the latest
+/// as fit under the table on the screen (at least [`RECENT_MIN`]).
+const RECENT: usize = 200;
+const RECENT_MIN: usize = 3;
 
 /// The terminal view: a table with a countdown per org, then the latest events,
 /// redrawn in place on the alternate screen. Meanwhile sfx's own stderr messages
@@ -236,40 +238,59 @@ impl Live {
         }
     }
 
-    fn frame(&self, rows: &[Row], now: DateTime<Utc>, width: u16) -> Vec<String> {
-        use comfy_table::{Cell, Color};
-        let mut t = crate::output::table(
-            &["ORG", "USER", "EXPIRES AT", "LEFT", "LAST EVENT"],
-            &self.style,
-        );
-        t.set_width(width - 1);
-        for r in rows {
+    /// One line per org at any width: the least useful columns go first (USER,
+    /// then LAST EVENT, then EXPIRES AT), none is wrapped.
+    fn frame(&self, rows: &[Row], now: DateTime<Utc>, width: u16, height: u16) -> Vec<String> {
+        use crate::output::table::{Grid, State, col};
+        let mut g = Grid::new(&[
+            col("ORG", 0),
+            col("USER", 4),
+            col("EXPIRES AT", 2),
+            col("LEFT", 0),
+            col("LAST EVENT", 3),
+        ]);
+        // Room for the banner, the borders, a few events and the free last row:
+        // with more orgs than that, the most urgent are shown (in their order).
+        let room_rows = (height as usize)
+            .saturating_sub(1 + 4 + RECENT_MIN + 1 + 1)
+            .max(1);
+        let hidden = rows.len().saturating_sub(room_rows);
+        let shown: Vec<&Row> = if hidden == 0 {
+            rows.iter().collect()
+        } else {
+            let mut by_urgency: Vec<usize> = (0..rows.len()).collect();
+            by_urgency.sort_by_key(|&i| {
+                let r = &rows[i];
+                (!r.needs_login, !r.due, r.expires_at.is_some(), r.expires_at)
+            });
+            let mut keep: Vec<usize> = by_urgency.into_iter().take(room_rows).collect();
+            keep.sort_unstable();
+            keep.into_iter().map(|i| &rows[i]).collect()
+        };
+        for r in shown {
             let exp = r.expires_at.map_or("unknown".to_string(), |e| {
-                let s = timefmt::local(e);
+                let s = timefmt::table_time(e, now, true);
                 if r.estimated {
                     format!("{s} (est.)")
                 } else {
                     s
                 }
             });
-            let (left, color) = if r.needs_login {
-                ("needs login".to_string(), Some(Color::Red))
+            let (left, state) = if r.needs_login {
+                ("needs login".to_string(), Some(State::NeedsLogin))
             } else {
                 match r.expires_at {
                     None => ("?".to_string(), None),
-                    Some(e) if e <= now => ("expired".to_string(), Some(Color::Red)),
+                    Some(e) if e <= now => ("expired".to_string(), Some(State::Expired)),
                     Some(e) => (
                         timefmt::humanize(
                             e.signed_duration_since(now).to_std().unwrap_or_default(),
                         ),
-                        r.due.then_some(Color::Yellow),
+                        // Inside its --refresh-before: the watch's own window.
+                        Some(if r.due { State::Expiring } else { State::Ok }),
                     ),
                 }
             };
-            let mut left = Cell::new(left);
-            if let (Some(c), true) = (color, self.style.color) {
-                left = left.fg(c);
-            }
             let last = r.last.map_or(String::new(), |(at, k)| {
                 format!(
                     "{} {}",
@@ -277,18 +298,36 @@ impl Live {
                     at.with_timezone(&Local).format("%H:%M:%S")
                 )
             });
-            t.add_row(vec![
-                Cell::new(&r.org),
-                Cell::new(r.username.as_deref().unwrap_or("")),
-                Cell::new(exp),
-                left,
-                Cell::new(last),
+            g.row(vec![
+                (crate::text::sanitize(&r.org, 100), None),
+                (
+                    crate::text::sanitize(r.username.as_deref().unwrap_or(""), 100),
+                    None,
+                ),
+                (exp, None),
+                (left, state),
+                (last, None),
             ]);
         }
         let room = width as usize - 1;
         let mut lines = vec![cut(&self.header, room)];
-        lines.extend(t.to_string().lines().map(str::to_string));
-        lines.extend(self.recent.iter().map(|l| cut(l, room)));
+        lines.extend(
+            g.render(&self.style, Some(width - 1))
+                .lines()
+                .map(str::to_string),
+        );
+        if hidden > 0 {
+            lines.push(cut(
+                &format!("… and {hidden} more orgs, less urgent (`sfx orgs` lists every one)"),
+                room,
+            ));
+        }
+        // The last row stays free (writing past it would scroll).
+        let fit = (height as usize)
+            .saturating_sub(1 + lines.len())
+            .max(RECENT_MIN);
+        let skip = self.recent.len().saturating_sub(fit);
+        lines.extend(self.recent.iter().skip(skip).map(|l| cut(l, room)));
         lines
     }
 
@@ -301,7 +340,7 @@ impl Live {
             crate::messages::live_begin();
         }
         self.take_messages();
-        let lines = self.frame(rows, now, width);
+        let lines = self.frame(rows, now, width, height);
         let mut out = io::stdout().lock();
         if !self.entered {
             self.entered = true;
@@ -355,6 +394,65 @@ impl Drop for Live {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_frame_fits_the_screen_with_many_orgs_most_urgent_first() {
+        let now = DateTime::from_timestamp(1_795_290_067, 0).unwrap();
+        let live = Live {
+            style: Style {
+                color: true,
+                tty: true,
+            },
+            header: "sfx watch: refresh 10m before expiry, keep-alive 24h; Ctrl-C stops".into(),
+            recent: (0..50).map(|i| format!("event {i}")).collect(),
+            last_draw: None,
+            entered: false,
+            last_frame: Vec::new(),
+        };
+        let rows: Vec<Row> = (0..40)
+            .map(|i| Row {
+                org: format!("org-number-{i}"),
+                username: Some(format!("user{i}@example-company.com")),
+                expires_at: Some(now + chrono::Duration::seconds(3600 + i)),
+                estimated: false,
+                due: i == 33,
+                last: Some((now, Kind::Checked)),
+                needs_login: i == 37,
+            })
+            .collect();
+        let lines = live.frame(&rows, now, 80, 24);
+        assert!(
+            lines.len() <= 23,
+            "{} lines:\n{}",
+            lines.len(),
+            lines.join("\n")
+        );
+        let all = lines.join("\n");
+        assert!(
+            all.contains(" org-number-33 ") && all.contains(" org-number-37 "),
+            "{all}"
+        );
+        assert!(
+            all.contains("more orgs") && all.contains("event 49"),
+            "{all}"
+        );
+        for l in &lines {
+            let plain: String = {
+                let mut out = String::new();
+                let mut esc = false;
+                for c in l.chars() {
+                    match (esc, c) {
+                        (false, '\x1b') => esc = true,
+                        (true, 'm') => esc = false,
+                        (true, _) => {}
+                        (false, c) => out.push(c),
+                    }
+                }
+                out
+            };
+            assert!(plain.chars().count() < 80, "{plain:?}");
+        }
+    }
 
     #[test]
     fn json_has_the_contract_keys_and_counts_seconds_from_the_event() {

@@ -6,6 +6,7 @@
 //! quietly.
 
 pub mod events;
+pub mod table;
 
 use std::io::{IsTerminal, Write};
 
@@ -107,7 +108,11 @@ pub fn table(header: &[&str], style: &Style) -> comfy_table::Table {
         t.load_preset(comfy_table::presets::NOTHING);
         t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
     }
-    if !style.color {
+    if style.color {
+        // Styling is applied after the widths are measured (also when piped
+        // with `--color always`): escape codes never count as width.
+        t.enforce_styling();
+    } else {
         t.force_no_tty();
     }
     t.set_header(header.iter().map(comfy_table::Cell::new));

@@ -101,7 +101,11 @@ impl SecretStore for FileStore {
             // Deleting what is not there: no write, and no file created for it.
             return Ok(());
         }
-        if changes.iter().any(|(_, v)| v.is_some()) {
+        // Said once per process: a watch writes at every refresh.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if changes.iter().any(|(_, v)| v.is_some())
+            && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             crate::messages::note(&format!(
                 "storing secrets unencrypted in {} (insecure storage, mode 0600)",
                 self.path.display()

@@ -17,7 +17,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::secret::Secret;
-use crate::timefmt::humanize;
 
 /// A new token to hand to `--exec`.
 pub(super) struct Handoff {
@@ -193,8 +192,9 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
     c.env("SFX_ORG", &h.org)
         .env("SFX_ACCESS_TOKEN", h.token.expose())
         .env("SFX_INSTANCE_URL", &h.instance_url)
-        .stdin(Stdio::null())
-        .stdout(crate::messages::child_output());
+        .stdin(Stdio::null());
+    let (out, err) = crate::messages::child_streams(&format!("{} --exec", h.org));
+    c.stdout(out).stderr(err);
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut c, 0);
     let mut child = {
@@ -230,7 +230,7 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
                 let _ = rx.recv_timeout(REAP_WAIT);
                 Err(format!(
                     "the --exec command did not finish within {} (--exec-timeout), so it was killed with every process it started; the watch goes on",
-                    humanize(inner.timeout)
+                    crate::timefmt::flag_duration(inner.timeout)
                 ))
             }
             // The waiter ended without a word: the child is gone.

@@ -567,12 +567,13 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     }
     drop(tx);
 
+    // At most 79 columns with the defaults: the live table's first line.
     let header = format!(
         "sfx watch: refresh {} before expiry, keep-alive {}{}; Ctrl-C stops",
-        humanize(args.refresh_before),
-        humanize(args.keepalive),
+        crate::timefmt::flag_duration(args.refresh_before),
+        crate::timefmt::flag_duration(args.keepalive),
         if args.exec.is_some() {
-            ", --exec after each refresh"
+            ", then --exec"
         } else {
             ""
         }

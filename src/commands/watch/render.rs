@@ -42,7 +42,7 @@ pub(super) fn reason_text(
         },
         Reason::Keepalive => format!(
             "keep-alive: the refresh token had not been used for {}",
-            humanize(p.keepalive.to_std().unwrap_or_default())
+            crate::timefmt::flag_duration(p.keepalive.to_std().unwrap_or_default())
         ),
     }
 }

@@ -246,7 +246,7 @@ impl SharedStore {
         } else if e.is_timeout() {
             format!(
                 "did not answer within {} (--timeout)",
-                crate::timefmt::humanize(self.inner.timeout)
+                crate::timefmt::flag_duration(self.inner.timeout)
             )
         } else if e.is_connection_refusal() && lower.contains("refused") {
             format!(
