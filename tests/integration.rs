@@ -30,6 +30,7 @@ mod sfcli;
 mod shapes;
 mod shared;
 mod snapshots;
+mod storeguard;
 mod token;
 mod transport;
 mod watch;

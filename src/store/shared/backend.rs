@@ -38,7 +38,7 @@ impl OrgStore for SharedStore {
     }
 
     fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
-        SharedStore::secret(self, &org.record.alias, kind)
+        SharedStore::secret(self, &org.record, kind)
     }
 
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
@@ -65,7 +65,7 @@ impl OrgStore for SharedStore {
     }
 
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
-        if SharedStore::put_secret(self, &org.record.alias, kind, value)? {
+        if SharedStore::put_secret(self, &org.record, kind, value)? {
             Ok(())
         } else {
             Err(Error::relogin(

@@ -21,6 +21,9 @@ use crate::error::Error;
 /// How long a lease lives without renewal: the most a dead holder delays others.
 pub const TTL: Duration = Duration::from_secs(10);
 
+/// The longest one renewal may take (connecting included).
+const RENEW_BOUND: Duration = Duration::from_secs(2);
+
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -163,7 +166,10 @@ fn renew_until_stopped(
     let every = TTL / 3;
     let ttl_ms = TTL.as_millis() as u64;
     let script = redis::Script::new(RENEW);
-    let mut con: Option<redis::Connection> = None;
+    // Each renewal ends well inside the lease, whatever --timeout says: a
+    // renewal that waited longer than the lease could never save it.
+    let bound = store.timeout().min(RENEW_BOUND);
+    let mut con: Option<super::conn::Conn> = None;
     let (m, cv) = stop;
     let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
     loop {
@@ -182,10 +188,13 @@ fn renew_until_stopped(
             return;
         }
         if con.is_none() {
-            con = store.connect().ok();
+            con = store.connect(bound).ok();
         }
         let renewed = match con.as_mut() {
-            Some(c) => script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c),
+            Some(c) => {
+                c.until(Instant::now() + bound);
+                script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c)
+            }
             None => continue,
         };
         match renewed {

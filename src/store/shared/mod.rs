@@ -23,6 +23,7 @@
 //! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key.
 
 pub mod backend;
+mod conn;
 pub mod lease;
 pub mod seal;
 pub mod url;
@@ -31,14 +32,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisError};
+use conn::Conn;
+use redis::RedisError;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-use seal::StoreKey;
+use seal::{Binding, StoreKey};
 pub use url::{StoreChoice, StoreUrl};
 
 /// The variable naming the key prefix.
@@ -133,8 +135,10 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
-    client: redis::Client,
-    con: Mutex<Option<Connection>>,
+    /// Idle connections. A call takes one out (or opens one) and puts it back
+    /// when it succeeded, so the lock is never held across network calls and
+    /// concurrent callers (watch workers) never queue behind each other.
+    idle: Mutex<Vec<Conn>>,
     key: OnceLock<StoreKey>,
     key_verified: AtomicBool,
 }
@@ -150,20 +154,12 @@ impl SharedStore {
     /// bounded by `timeout` (connect, TLS handshake, each read and write).
     pub fn new(url: StoreUrl, ns: String, timeout: Duration) -> Result<SharedStore, Error> {
         install_crypto_provider();
-        let client = redis::Client::open(connection_url(&url).as_str()).map_err(|e| {
-            Error::usage(format!(
-                "the store URL for {} is not usable: {}",
-                url.display(),
-                scrub(&e.to_string(), &url)
-            ))
-        })?;
         Ok(SharedStore {
             inner: Arc::new(Inner {
                 url,
                 ns,
                 timeout,
-                client,
-                con: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
                 key: OnceLock::new(),
                 key_verified: AtomicBool::new(false),
             }),
@@ -196,39 +192,42 @@ impl SharedStore {
         self.k(&["org", alias])
     }
 
-    /// A new connection with every read and write bounded by the timeout.
-    fn connect(&self) -> Result<Connection, Error> {
-        let t = self.inner.timeout;
-        let con = self
-            .inner
-            .client
-            .get_connection_with_timeout(t)
-            .map_err(|e| self.unavailable(&e))?;
-        con.set_read_timeout(Some(t))
-            .and_then(|_| con.set_write_timeout(Some(t)))
-            .map_err(|e| self.unavailable(&e))?;
-        Ok(con)
+    /// A new connection, opened (connect, TLS, AUTH, SELECT) within `within`;
+    /// its later calls end by the deadline each call sets.
+    fn connect(&self, within: Duration) -> Result<Conn, Error> {
+        Conn::open(&self.inner.url, Instant::now() + within).map_err(|e| self.unavailable(&e))
     }
 
-    /// Run `f` on the shared connection; on failure, drop the connection so the
-    /// next call opens a new one.
-    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T, Error> {
-        let mut guard = self.inner.con.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.connect()?);
-        }
-        let Some(con) = guard.as_mut() else {
-            return Err(Error::Other("the shared store connection was lost".into()));
+    /// Run `f` on a connection of its own, the whole call (connecting included)
+    /// ending within `--timeout`; a connection that failed is dropped, one that
+    /// worked is kept for the next call.
+    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T, Error> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let mut con = match idle {
+            Some(c) => c,
+            None => Conn::open(&self.inner.url, deadline).map_err(|e| self.unavailable(&e))?,
         };
-        match f(con) {
-            Ok(v) => Ok(v),
+        con.until(deadline);
+        let out = f(&mut con);
+        let keep = match &out {
+            Ok(_) => true,
             Err(e) => {
-                if !matches!(e.kind(), redis::ErrorKind::Server(_)) || e.is_unrecoverable_error() {
-                    *guard = None;
-                }
-                Err(self.unavailable(&e))
+                matches!(e.kind(), redis::ErrorKind::Server(_)) && !e.is_unrecoverable_error()
+            }
+        };
+        if keep && redis::ConnectionLike::is_open(&con) {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < 8 {
+                idle.push(con);
             }
         }
+        out.map_err(|e| self.unavailable(&e))
     }
 
     /// The sentence for a failed call: names the store, never the password.
@@ -422,17 +421,67 @@ impl SharedStore {
         Ok(rec)
     }
 
-    /// One secret of an org, opened with `SFX_STORE_KEY`. `Ok(None)`: none stored.
-    pub fn secret(&self, alias: &str, kind: SecretKind) -> Result<Option<Secret>, Error> {
+    /// One secret of an org, opened with `SFX_STORE_KEY` and checked against
+    /// `record` — the record the caller will act on (where it sends the secret).
+    /// `Ok(None)`: none stored.
+    pub fn secret(&self, record: &OrgRecord, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        let alias = record.alias.as_str();
         let key = self.org_key(alias);
         let field = kind.as_str();
         let raw: Option<Vec<u8>> =
             self.run(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
         let Some(raw) = raw else { return Ok(None) };
         let k = self.key()?;
-        k.open_secret(alias, field, &raw).map(Some).ok_or_else(|| {
-            self.wrong_key(&format!("the {} of org {alias}", field.replace('-', " ")))
-        })
+        let binding = Binding::of(&self.inner.ns, record);
+        match k.open_bound(&binding, field, &raw) {
+            Some((plain, _)) => String::from_utf8(plain)
+                .map(|s| Some(Secret::new(s)))
+                .map_err(|_| self.tampered(alias)),
+            None => Err(self.not_opened(
+                alias,
+                &format!("the {} of org {alias}", field.replace('-', " ")),
+            )),
+        }
+    }
+
+    /// A sealed value did not open: with the store's own key (its key check
+    /// opens), the record was changed by someone without the key; else the key
+    /// is not the store's.
+    fn not_opened(&self, alias: &str, what: &str) -> Error {
+        let kc = self.k(&["keycheck"]);
+        let ours = match (
+            self.key(),
+            self.run(|c| redis::cmd("GET").arg(&kc).query::<Option<Vec<u8>>>(c)),
+        ) {
+            (Ok(k), Ok(Some(stored))) => k.open("", "keycheck", &stored).is_some(),
+            _ => false,
+        };
+        self.key_verified_reset();
+        if ours {
+            self.tampered(alias)
+        } else {
+            self.wrong_key(what)
+        }
+    }
+
+    /// The error for a record whose sealed secrets no longer match it.
+    fn tampered(&self, alias: &str) -> Error {
+        let alias = crate::text::sanitize(alias, 100);
+        Error::StoreUnavailable {
+            message: format!(
+                "org {alias} in the shared store at {} was changed by someone without the store's key: its URLs, client id or user no longer match what its secrets were sealed with, so sfx sent nothing",
+                self.display()
+            ),
+            hint: Some(format!(
+                "check who can write to the Redis server; `sfx login --alias {alias} …` with SFX_STORE_KEY set stores the org again"
+            )),
+            source: None,
+        }
+    }
+
+    /// Forget that the key was verified (it is checked again before the next write).
+    fn key_verified_reset(&self) {
+        self.inner.key_verified.store(false, Ordering::Relaxed);
     }
 
     // ----- writes --------------------------------------------------------
@@ -460,13 +509,87 @@ impl SharedStore {
         };
         let meta = serde_json::to_string(record)
             .map_err(|e| Error::Other(format!("cannot encode the org record: {e}")))?;
+        let binding = Binding::of(&self.inner.ns, record);
         let mut fields: Vec<(&str, String)> = Vec::new();
         for (kind, value) in secrets {
             let sealed = match (value, key) {
-                (Some(v), Some(k)) => k.seal_secret(alias, kind.as_str(), v)?,
+                (Some(v), Some(k)) => {
+                    k.seal_bound(&binding, kind.as_str(), v.expose().as_bytes())?
+                }
                 _ => String::new(),
             };
             fields.push((kind.as_str(), sealed));
+        }
+        // The secrets this write keeps are sealed with the record they were
+        // written with: when this record changes what they bind (a new instance
+        // URL after a refresh, a new login over an old one), or they are still in
+        // the form older sfx wrote, seal them again for the new record — at the
+        // version they were read at.
+        let mut expect = expect;
+        let kept: Vec<SecretKind> = SecretKind::ALL
+            .into_iter()
+            .filter(|k| !secrets.iter().any(|(n, _)| n == k))
+            .collect();
+        if !kept.is_empty() {
+            let org_key = self.org_key(alias);
+            let mut got: Vec<Option<Vec<u8>>> = self.run(|c| {
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&org_key).arg("v").arg("meta");
+                for k in &kept {
+                    cmd.arg(k.as_str());
+                }
+                cmd.query(c)
+            })?;
+            let values = got.split_off(2.min(got.len()));
+            let cur_v: u64 = got
+                .first()
+                .cloned()
+                .flatten()
+                .and_then(|v| String::from_utf8(v).ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let old_meta = got.get(1).cloned().flatten();
+            if let Expect::Version(v) = expect
+                && v != cur_v
+            {
+                return Ok(Cas::Conflict(cur_v));
+            }
+            let old_binding = old_meta
+                .as_deref()
+                .and_then(|m| self.parse_record(alias, m).ok())
+                .map(|r| Binding::of(&self.inner.ns, &r));
+            let mut resealed = false;
+            for (kind, raw) in kept.iter().zip(values) {
+                let Some(raw) = raw else { continue };
+                let bound = raw.starts_with(b"v2:");
+                if bound && old_binding.as_ref() == Some(&binding) {
+                    continue;
+                }
+                let k = self.verify_key_for_write()?;
+                let opened = old_binding
+                    .as_ref()
+                    .and_then(|ob| k.open_bound(ob, kind.as_str(), &raw));
+                match (opened, expect) {
+                    (Some((plain, _)), _) => {
+                        fields.push((
+                            kind.as_str(),
+                            k.seal_bound(&binding, kind.as_str(), &plain)?,
+                        ));
+                    }
+                    // A new login replaces what it cannot vouch for.
+                    (None, Expect::Any) => fields.push((kind.as_str(), String::new())),
+                    (None, Expect::Version(_)) => {
+                        return Err(self.not_opened(
+                            alias,
+                            &format!("the {} of org {alias}", kind.as_str().replace('-', " ")),
+                        ));
+                    }
+                }
+                resealed = true;
+            }
+            if resealed && expect == Expect::Any && old_meta.is_some() {
+                expect = Expect::Version(cur_v);
+            }
         }
         let expected = match expect {
             Expect::Version(v) => v.to_string(),
@@ -494,9 +617,16 @@ impl SharedStore {
 
     /// Store one secret of an existing org as it is: no version change, the
     /// record untouched (`false`: the org is not stored).
-    pub fn put_secret(&self, alias: &str, kind: SecretKind, value: &Secret) -> Result<bool, Error> {
+    pub fn put_secret(
+        &self,
+        record: &OrgRecord,
+        kind: SecretKind,
+        value: &Secret,
+    ) -> Result<bool, Error> {
         let key = self.verify_key_for_write()?;
-        let sealed = key.seal_secret(alias, kind.as_str(), value)?;
+        let binding = Binding::of(&self.inner.ns, record);
+        let sealed = key.seal_bound(&binding, kind.as_str(), value.expose().as_bytes())?;
+        let alias = record.alias.as_str();
         let script = redis::Script::new(PUT_SECRET_SCRIPT);
         let n: i64 = self.run(|c| {
             script
@@ -641,27 +771,6 @@ fn install_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-}
-
-/// The URL the client library is given (user and password percent-encoded).
-fn connection_url(u: &StoreUrl) -> String {
-    let scheme = if u.tls { "rediss" } else { "redis" };
-    let host = if u.host.contains(':') {
-        format!("[{}]", u.host)
-    } else {
-        u.host.clone()
-    };
-    let mut s = format!("{scheme}://{host}:{}/{}", u.port, u.db);
-    if let Ok(mut parsed) = ::url::Url::parse(&s) {
-        if let Some(user) = &u.username {
-            let _ = parsed.set_username(user);
-        }
-        if let Some(p) = &u.password {
-            let _ = parsed.set_password(Some(p.expose()));
-        }
-        s = parsed.to_string();
-    }
-    s
 }
 
 /// Remove the password from a message, in case a library ever echoes it.

@@ -1,0 +1,287 @@
+//! The shared store under attack (#19): a store that trickles or never answers,
+//! a Redis writer without the key, a password in any form, damaged values.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::shared::Fleet;
+
+/// A TCP server that accepts every connection and then either sends one byte a
+/// second, forever (a reply that never ends), or nothing at all.
+struct BadServer {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl BadServer {
+    fn start(trickle: bool) -> BadServer {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                let Ok(mut c) = c else { continue };
+                let s = s.clone();
+                std::thread::spawn(move || {
+                    let _ = c.set_read_timeout(Some(Duration::from_millis(100)));
+                    let mut buf = [0u8; 4096];
+                    // A simple-string reply whose end never comes.
+                    let mut first = true;
+                    while !s.load(Ordering::Relaxed) {
+                        let _ = c.read(&mut buf);
+                        if trickle {
+                            let b: &[u8] = if first { b"+" } else { b"a" };
+                            first = false;
+                            if c.write_all(b).is_err() {
+                                return;
+                            }
+                            std::thread::sleep(Duration::from_millis(900));
+                        }
+                    }
+                });
+            }
+        });
+        BadServer { port, stop }
+    }
+}
+
+impl Drop for BadServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+#[test]
+fn a_store_that_trickles_or_never_answers_is_exit_6_within_the_timeout_for_every_command() {
+    let t = T::new();
+    for trickle in [true, false] {
+        let server = BadServer::start(trickle);
+        for password in [None, Some("s3cret-pw")] {
+            let url = match password {
+                Some(p) => format!("redis://:{p}@127.0.0.1:{}", server.port),
+                None => format!("redis://127.0.0.1:{}", server.port),
+            };
+            for args in [&["orgs"][..], &["token"], &["doctor"]] {
+                let started = Instant::now();
+                let out = t
+                    .std_sfx()
+                    .env("SFX_STORE", &url)
+                    .env("SFX_STORE_KEY", crate::shared::key_b64(1))
+                    .args(args)
+                    .args(["--timeout", "2s"])
+                    .output()
+                    .unwrap();
+                let took = started.elapsed();
+                let err = text(&out.stderr) + &text(&out.stdout);
+                let what = format!("{args:?} trickle={trickle} password={password:?}");
+                assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+                assert!(
+                    took < Duration::from_secs(3),
+                    "{what} took {took:?}, more than --timeout plus a second"
+                );
+                assert!(
+                    err.contains(&format!("127.0.0.1:{}", server.port)),
+                    "{what}: {err}"
+                );
+                if let Some(p) = password {
+                    assert!(!err.contains(p), "{what}: the password leaked: {err}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn concurrent_callers_do_not_queue_behind_one_store_connection() {
+    // Watch workers share one store handle. A server that never answers: each
+    // call ends by --timeout, and eight at once end together, not one after
+    // the other (one connection behind a lock would take 8 × --timeout).
+    let server = BadServer::start(false);
+    let url = match sfx::store::shared::url::parse(
+        Some(&format!("redis://127.0.0.1:{}", server.port)),
+        "--store",
+    )
+    .unwrap()
+    {
+        sfx::store::shared::StoreChoice::Shared(u) => u,
+        sfx::store::shared::StoreChoice::Local => unreachable!(),
+    };
+    let store =
+        sfx::store::shared::SharedStore::new(url, "sfx".into(), Duration::from_secs(1)).unwrap();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = store.clone();
+            std::thread::spawn(move || s.read_org(&format!("o{i}")).is_err())
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().unwrap(), "a silent store must fail the call");
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
+/// Requests a server received, by path.
+fn paths(fake: &FakeSalesforce) -> Vec<String> {
+    fake.requests().into_iter().map(|r| r.path).collect()
+}
+
+#[test]
+fn a_redis_writer_without_the_key_cannot_redirect_a_secret_anywhere() {
+    let f = Fleet::new();
+    f.login("prod");
+    let attacker = FakeSalesforce::start();
+    let before = f.t.fake.requests().len();
+    // Each field that decides where a secret goes, changed by a Redis writer
+    // who holds no SFX_STORE_KEY (redis-cli HSET of the clear record).
+    let changes: Vec<(&str, serde_json::Value)> = vec![
+        ("login_url", attacker.url().into()),
+        ("instance_url", attacker.url().into()),
+        ("client_id", "3MVG9attacker".into()),
+        ("username", "someone.else@example.com".into()),
+    ];
+    for (field, value) in changes {
+        let original = f.meta("prod");
+        f.edit("prod", |m| m[field] = value.clone());
+        for args in [
+            &["refresh"][..],
+            &["token"],
+            &["api", "/services/data"],
+            &["exec", "--", "true"],
+            &["logout", "--revoke"],
+        ] {
+            // The token is expired, so every command must refresh first.
+            f.edit("prod", |m| m["issued_at"] = (now() - 3 * 3600).into());
+            let out = f.std(1).args(args).output().unwrap();
+            let err = text(&out.stderr);
+            let what = format!("{field} changed, sfx {args:?}");
+            assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+            assert!(
+                err.contains("changed by someone without the store's key"),
+                "{what}: {err}"
+            );
+            assert!(
+                paths(&attacker).is_empty(),
+                "{what}: the attacker's server was reached"
+            );
+        }
+        // Put back as it was: everything works again.
+        f.r.cli(&["HSET", "sfx:org:prod", "meta", &original.to_string()]);
+    }
+    assert_eq!(
+        f.t.fake.requests().len(),
+        before,
+        "nothing was sent to Salesforce either: {:?}",
+        paths(&f.t.fake)
+    );
+    f.expire("prod");
+    let t = f.token(1);
+    assert!(f.t.fake.is_active(&t));
+    assert!(paths(&attacker).is_empty());
+}
+
+#[test]
+fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_the_next_write() {
+    use sfx::secret::Secret;
+    use sfx::store::SecretKind;
+    use sfx::store::shared::{Cas, Expect};
+    let r = crate::common::redis_server::RedisServer::start();
+    let s = crate::shared::store(&r, "sfx");
+    s.set_key(&crate::shared::key_b64(3)).unwrap();
+    let rec = crate::shared::record("prod");
+    let (rt, cs, at) = (
+        Secret::new("5Aep-refresh"),
+        Secret::new("client-secret"),
+        Secret::new("00D-access"),
+    );
+    let Cas::Written(v) = s
+        .write(
+            &rec,
+            &[
+                (SecretKind::RefreshToken, Some(&rt)),
+                (SecretKind::ClientSecret, Some(&cs)),
+                (SecretKind::AccessToken, Some(&at)),
+            ],
+            Expect::Any,
+        )
+        .unwrap()
+    else {
+        panic!("not written")
+    };
+    // A refresh answered from another instance, with no new refresh token.
+    let mut moved = rec.clone();
+    moved.instance_url = "https://moved.my.salesforce.com".into();
+    let at2 = Secret::new("00D-access-2");
+    let written = s
+        .write(
+            &moved,
+            &[(SecretKind::AccessToken, Some(&at2))],
+            Expect::Version(v),
+        )
+        .unwrap();
+    assert!(matches!(written, Cas::Written(_)), "{written:?}");
+    let open = |r: &sfx::store::metadata::OrgRecord, k| {
+        s.secret(r, k).unwrap().map(|x| x.expose().to_string())
+    };
+    assert_eq!(
+        open(&moved, SecretKind::RefreshToken).as_deref(),
+        Some("5Aep-refresh")
+    );
+    assert_eq!(
+        open(&moved, SecretKind::ClientSecret).as_deref(),
+        Some("client-secret")
+    );
+    assert_eq!(
+        open(&moved, SecretKind::AccessToken).as_deref(),
+        Some("00D-access-2")
+    );
+    // ...and no longer under the old record.
+    assert!(s.secret(&rec, SecretKind::RefreshToken).is_err());
+
+    // A record as the previous sfx wrote it (`v1:`, bound to alias and kind only)
+    // still opens, and its next write seals every secret with its binding.
+    let key = sfx::store::shared::seal::StoreKey::from_base64(&crate::shared::key_b64(3)).unwrap();
+    for (kind, value) in [
+        ("refresh-token", "5Aep-refresh"),
+        ("client-secret", "client-secret"),
+        ("access-token", "00D-access-2"),
+    ] {
+        let old = key.seal("prod", kind, value.as_bytes()).unwrap();
+        assert!(old.starts_with("v1:"));
+        r.cli(&["HSET", "sfx:org:prod", kind, &old]);
+    }
+    assert_eq!(
+        open(&moved, SecretKind::RefreshToken).as_deref(),
+        Some("5Aep-refresh")
+    );
+    let v = r
+        .cli(&["HGET", "sfx:org:prod", "v"])
+        .trim()
+        .parse::<u64>()
+        .unwrap();
+    let at3 = Secret::new("00D-access-3");
+    s.write(
+        &moved,
+        &[(SecretKind::AccessToken, Some(&at3))],
+        Expect::Version(v),
+    )
+    .unwrap();
+    for kind in ["refresh-token", "client-secret", "access-token"] {
+        let stored = r.cli(&["HGET", "sfx:org:prod", kind]);
+        assert!(stored.starts_with("v2:"), "{kind}: {stored}");
+    }
+    assert_eq!(
+        open(&moved, SecretKind::ClientSecret).as_deref(),
+        Some("client-secret")
+    );
+}
