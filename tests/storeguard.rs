@@ -285,3 +285,108 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
         Some("client-secret")
     );
 }
+
+fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+#[test]
+fn a_lease_holder_paused_with_its_refresh_in_flight_is_never_replayed_and_the_login_survives() {
+    // Rotating app; host A's refresh is slow at Salesforce (12 s) and A is
+    // frozen (SIGSTOP, as a VM pause would) past the 10 s lease it took; host B
+    // wants a token meanwhile.
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    f.t.fake.inject(crate::shared::TOKEN, Fault::delay(12_000));
+    let a = f
+        .std(1)
+        .args(["refresh", "-q", "--timeout", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.t.fake.count(crate::shared::TOKEN) == 0 {
+        assert!(Instant::now() < deadline, "A never sent its refresh");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&a, "-STOP");
+    let b = f
+        .std(2)
+        .args(["token", "--timeout", "30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until Salesforce has processed A's request (12 s) and well past A's 10 s
+    // lease: B must not have sent the same refresh token (it would show as a
+    // second token request).
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until && f.t.fake.count(crate::shared::TOKEN) < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        f.t.fake.count(crate::shared::TOKEN),
+        1,
+        "another host sent a refresh while A's was in flight"
+    );
+    signal(&a, "-CONT");
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    assert_eq!(a.status.code(), Some(0), "A: {}", text(&a.stderr));
+    assert_eq!(b.status.code(), Some(0), "B: {}", text(&b.stderr));
+    crate::shared::no_replays(&f.t);
+    assert_eq!(f.t.fake.replays(), 0);
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    let token = text(&b.stdout).trim().to_string();
+    assert!(f.t.fake.is_active(&token), "B's token is A's fresh one");
+    // The login survives: the rotated refresh token A stored refreshes again.
+    f.expire("prod");
+    let again = f.token(3);
+    assert!(f.t.fake.is_active(&again));
+    assert_eq!(f.t.fake.replays(), 0);
+}
+
+#[test]
+fn a_wrong_store_password_never_shows_in_any_form_not_even_with_vv() {
+    let r = crate::common::redis_server::RedisServer::start();
+    let t = T::new();
+    // Short ones too, and one that only exists percent-encoded in the URL.
+    for (in_url, forms) in [
+        ("Zq", vec!["Zq"]),
+        ("Q", vec![":Q@"]),
+        (
+            "p%40ss%20w0rd%2F%C3%A9",
+            vec!["p@ss", "p%40ss", "w0rd", "p%40ss+w0rd"],
+        ),
+    ] {
+        for args in [&["orgs"][..], &["token"], &["doctor"]] {
+            let out = t
+                .std_sfx()
+                .env("SFX_STORE", r.url_with_password(in_url))
+                .env("SFX_STORE_KEY", crate::shared::key_b64(1))
+                .args(args)
+                .arg("-vv")
+                .output()
+                .unwrap();
+            let all = text(&out.stderr) + &text(&out.stdout);
+            assert_eq!(out.status.code(), Some(6), "{args:?}: {all}");
+            assert!(
+                all.contains("refused the user name or password"),
+                "{args:?}: {all}"
+            );
+            for f in &forms {
+                assert!(!all.contains(f), "{args:?}: {f:?} shown: {all}");
+            }
+        }
+    }
+}

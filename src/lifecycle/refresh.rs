@@ -182,20 +182,50 @@ pub fn refresh_now(
     let doing = format!("the refresh of org {}", org.name());
     // Rotating orgs: never replay a refresh token an interrupted refresh may
     // have spent (see `store::journal`).
+    let mut send_by = None;
     let journaled = if rec.rotates_refresh_token {
         if store.journal_pending(&rec.alias, &refresh_token)? {
+            // An earlier attempt (a holder that stalled past its lease, or died)
+            // may still reach Salesforce: wait until it no longer can, then see
+            // whether its answer was stored, and only then ask introspection.
+            if let Some(left) = store.attempt_in_flight(&rec.alias)? {
+                crate::messages::say(&format!(
+                    "an earlier refresh of org {} may still reach Salesforce; waiting {} for its attempt window to close before checking its refresh token…",
+                    org.name(),
+                    crate::timefmt::humanize(left)
+                ));
+                std::thread::sleep(left + Duration::from_millis(100));
+                if let Some(now) = store.read(&rec.alias)?
+                    && now.version != version
+                {
+                    return winner(store, org);
+                }
+            }
             check_unsettled(sf, org, &refresh_token, creds, &hint)?;
         }
-        store.journal_begin(&rec.alias, &refresh_token)?
+        let recorded = store.journal_begin(&rec.alias, &refresh_token)?;
+        if recorded {
+            // No attempt starts after one --timeout; each ends within another;
+            // the margin covers Salesforce finishing a request sfx gave up on.
+            let timeout = sf.http.timeout();
+            let window = timeout.saturating_mul(2).saturating_add(ATTEMPT_MARGIN);
+            send_by = Some(std::time::Instant::now() + timeout);
+            if !store.attempt_begin(&rec.alias, window)? {
+                store.journal_settle(&rec.alias);
+                return Err(lease_lost(org));
+            }
+        }
+        recorded
     } else {
         false
     };
     let sent = sf
-        .refresh(
+        .refresh_by(
             base,
             &refresh_token,
             creds,
             rec.rotates_refresh_token,
+            send_by,
             &doing,
         )
         .map_err(|f| Failed {
@@ -227,6 +257,16 @@ pub fn refresh_now(
             return Err(error);
         }
     };
+    // The lease may have lapsed while the answer was on its way (a pause). The
+    // answer is still written — a rotated refresh token may exist nowhere else —
+    // but only by compare-and-set on the version this refresh read: if anyone
+    // stored tokens since, theirs are kept and these are dropped.
+    if journaled && !store.lease_held(&rec.alias).unwrap_or(true) {
+        crate::messages::say(&format!(
+            "the shared store's lease on org {} lapsed while this refresh ran (was the process paused?); its answer is stored only if no other process stored tokens meanwhile",
+            org.name()
+        ));
+    }
     let saved = save(store, clock.now(), org, version, &resp)?;
     if journaled {
         store.journal_settle(&rec.alias);
@@ -234,6 +274,21 @@ pub fn refresh_now(
     // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
     crate::sfcli::link::after_refresh(store, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
+}
+
+/// Added to two `--timeout`s to make an attempt's window: how late Salesforce may
+/// still process a request sfx stopped waiting for.
+const ATTEMPT_MARGIN: Duration = Duration::from_secs(10);
+
+fn lease_lost(org: &Org) -> Error {
+    Error::StoreUnavailable {
+        message: format!(
+            "the shared store's lease on org {} lapsed before its refresh could be sent (was the process paused?); nothing was sent",
+            org.name()
+        ),
+        hint: Some("run the command again: it waits for whoever holds the lease now".into()),
+        source: None,
+    }
 }
 
 /// An earlier rotating refresh with this token was never settled: ask introspection

@@ -135,6 +135,18 @@ impl OrgStore for SharedStore {
         SharedStore::journal_settle(self, alias)
     }
 
+    fn attempt_begin(&self, alias: &str, window: std::time::Duration) -> Result<bool, Error> {
+        SharedStore::attempt_begin(self, alias, window)
+    }
+
+    fn attempt_in_flight(&self, alias: &str) -> Result<Option<std::time::Duration>, Error> {
+        SharedStore::attempt_in_flight(self, alias)
+    }
+
+    fn lease_held(&self, alias: &str) -> Result<bool, Error> {
+        SharedStore::lease_held(self, alias)
+    }
+
     fn save_org(
         &self,
         record: &OrgRecord,

@@ -31,9 +31,13 @@ end
 return 0
 "#;
 
+// Renewal never shortens a lease stretched over an attempt window.
 const RENEW: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+  return 1
 end
 return 0
 "#;
@@ -41,6 +45,7 @@ return 0
 /// A held lease; dropping it releases the lease.
 pub struct Lease {
     store: SharedStore,
+    alias: String,
     key: String,
     owner: String,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -123,6 +128,12 @@ impl Lease {
             std::thread::sleep(pause.min(wait.saturating_sub(waited)));
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+        store
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(alias.to_string(), owner.clone());
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = {
@@ -140,6 +151,7 @@ impl Lease {
         };
         Ok(Lease {
             store: store.clone(),
+            alias: alias.to_string(),
             key,
             owner,
             stop,
@@ -218,6 +230,17 @@ impl Drop for Lease {
         }
         if let Some(t) = self.renewer.take() {
             let _ = t.join();
+        }
+        {
+            let mut held = self
+                .store
+                .inner
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if held.get(&self.alias) == Some(&self.owner) {
+                held.remove(&self.alias);
+            }
         }
         if self.lost() {
             return;

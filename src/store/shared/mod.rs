@@ -139,6 +139,8 @@ struct Inner {
     /// when it succeeded, so the lock is never held across network calls and
     /// concurrent callers (watch workers) never queue behind each other.
     idle: Mutex<Vec<Conn>>,
+    /// The owner tokens of the leases this process holds, by alias.
+    held: Mutex<std::collections::HashMap<String, String>>,
     key: OnceLock<StoreKey>,
     key_verified: AtomicBool,
 }
@@ -160,6 +162,7 @@ impl SharedStore {
                 ns,
                 timeout,
                 idle: Mutex::new(Vec::new()),
+                held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
                 key_verified: AtomicBool::new(false),
             }),
@@ -692,7 +695,56 @@ impl SharedStore {
     /// costs one introspection request next time.
     pub fn journal_settle(&self, alias: &str) {
         let key = self.journal_key(alias);
-        let _ = self.run(|c| redis::cmd("DEL").arg(&key).query::<()>(c));
+        let inflight = self.k(&["inflight", alias]);
+        let _ = self.run(|c| redis::cmd("DEL").arg(&key).arg(&inflight).query::<()>(c));
+    }
+
+    /// The owner token of the lease this process holds on `alias`, if any.
+    fn held_owner(&self, alias: &str) -> Option<String> {
+        self.inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(alias)
+            .cloned()
+    }
+
+    /// See [`crate::store::OrgStore::attempt_begin`]: one Lua script checks the
+    /// lease is ours, stretches it to `window` and records the attempt's window
+    /// in `<ns>:inflight:<alias>` (expiring by the server's clock, so hosts'
+    /// clocks need not agree).
+    pub fn attempt_begin(&self, alias: &str, window: Duration) -> Result<bool, Error> {
+        let Some(owner) = self.held_owner(alias) else {
+            return Ok(false);
+        };
+        let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
+        let script = redis::Script::new(BEGIN_ATTEMPT_SCRIPT);
+        let n: i64 = self.run(|c| {
+            script
+                .key(self.k(&["lease", alias]))
+                .key(self.k(&["inflight", alias]))
+                .arg(&owner)
+                .arg(ms)
+                .invoke(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    /// How long an earlier journaled attempt may still reach Salesforce.
+    pub fn attempt_in_flight(&self, alias: &str) -> Result<Option<Duration>, Error> {
+        let key = self.k(&["inflight", alias]);
+        let ms: i64 = self.run(|c| redis::cmd("PTTL").arg(&key).query(c))?;
+        Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+    }
+
+    /// Whether this process still holds `alias`'s lease.
+    pub fn lease_held(&self, alias: &str) -> Result<bool, Error> {
+        let Some(owner) = self.held_owner(alias) else {
+            return Ok(false);
+        };
+        let key = self.k(&["lease", alias]);
+        let current: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        Ok(current.as_deref() == Some(owner.as_str()))
     }
 
     /// For `sfx watch` on several hosts: claim this org's next check for `window`.
@@ -773,15 +825,90 @@ fn install_crypto_provider() {
     });
 }
 
-/// Remove the password from a message, in case a library ever echoes it.
+/// Remove the password from a message, in case a library or server ever echoes
+/// it: as typed, percent-encoded (as in a URL) and lower/upper-case encoded. A
+/// password so short that replacing it would leave the message meaningless (or
+/// could match by chance) withholds the whole detail instead.
 fn scrub(msg: &str, url: &StoreUrl) -> String {
     let mut m = msg.to_string();
-    if let Some(p) = &url.password
-        && p.expose().len() >= 3
-    {
-        m = m.replace(p.expose(), "<redacted>");
+    if let Some(p) = &url.password {
+        let raw = p.expose();
+        let encoded: String = ::url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        let strict: String = raw
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let forms = [
+            raw.to_string(),
+            encoded,
+            strict.clone(),
+            strict.to_ascii_lowercase(),
+        ];
+        for f in forms.iter().filter(|f| !f.is_empty()) {
+            if f.chars().count() < 4 {
+                if m.contains(f.as_str()) {
+                    return "(details withheld: they could contain the store's password)".into();
+                }
+            } else {
+                m = m.replace(f.as_str(), "<redacted>");
+            }
+        }
     }
     crate::text::sanitize(&m, 300)
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+
+    fn url(pw: &str) -> StoreUrl {
+        StoreUrl {
+            tls: false,
+            host: "h".into(),
+            port: 1,
+            db: 0,
+            username: None,
+            password: Some(Secret::new(pw)),
+        }
+    }
+
+    #[test]
+    fn the_password_never_survives_in_any_form() {
+        for (pw, msg) in [
+            ("ab", "auth failed for ab"),
+            ("x", "x"),
+            ("p@ss w0rd/\u{e9}", "bad p@ss w0rd/\u{e9} here"),
+            (
+                "p@ss w0rd/\u{e9}",
+                "bad redis://:p%40ss%20w0rd%2F%C3%A9@h here",
+            ),
+            (
+                "p@ss w0rd/\u{e9}",
+                "bad redis://:p%40ss+w0rd%2F%C3%A9@h here",
+            ),
+            ("p@ss w0rd/\u{e9}", "bad p%40ss%20w0rd%2f%c3%a9 here"),
+        ] {
+            let out = scrub(msg, &url(pw));
+            let u = url(pw);
+            let raw = u.password.as_ref().unwrap().expose();
+            assert!(!out.contains(raw), "{pw:?}: {out}");
+            assert!(!out.contains("p%40ss"), "{pw:?}: {out}");
+            assert!(
+                !out.to_ascii_lowercase().contains("p%40ss%20w0rd"),
+                "{pw:?}: {out}"
+            );
+        }
+        assert_eq!(
+            scrub("no secret here", &url("longpassword")),
+            "no secret here"
+        );
+    }
 }
 
 fn fingerprint(token: &Secret) -> String {
@@ -818,6 +945,19 @@ end
 local nv = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('SADD', KEYS[2], ARGV[2])
 return {1, nv}
+"#;
+
+/// Begin an attempt: KEYS = lease, inflight; ARGV = owner, window (ms). The
+/// lease must be ours; it is stretched to the window (never shortened).
+const BEGIN_ATTEMPT_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
+return 1
 "#;
 
 /// Remove an org: KEYS = org hash, orgs set, default, journal; ARGV = alias.
