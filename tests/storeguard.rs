@@ -390,3 +390,324 @@ fn a_wrong_store_password_never_shows_in_any_form_not_even_with_vv() {
         }
     }
 }
+
+#[test]
+fn a_process_that_verified_its_key_checks_it_again_after_the_store_key_is_rotated() {
+    // A long-running process (a watch) verified its key once; the fleet then
+    // rotates the store's key (every org out, back in under the new key). The
+    // old process must not seal anything more with the old key.
+    use sfx::secret::Secret;
+    use sfx::store::SecretKind;
+    use sfx::store::shared::Expect;
+    let r = crate::common::redis_server::RedisServer::start();
+    let old = crate::shared::store(&r, "sfx");
+    old.set_key(&crate::shared::key_b64(1)).unwrap();
+    let rt = Secret::new("5Aep-rt");
+    let with_rt = [(SecretKind::RefreshToken, Some(&rt))];
+    old.write(&crate::shared::record("x"), &with_rt, Expect::Any)
+        .unwrap();
+    // The rotation, by another machine with the new key.
+    let new = crate::shared::store(&r, "sfx");
+    new.set_key(&crate::shared::key_b64(2)).unwrap();
+    new.delete("x").unwrap();
+    new.write(&crate::shared::record("y"), &with_rt, Expect::Any)
+        .unwrap();
+    // The old process writes again: refused, nothing sealed with the old key.
+    let err = old
+        .write(&crate::shared::record("z"), &with_rt, Expect::Any)
+        .unwrap_err();
+    assert_eq!(err.exit(), sfx::exit::Exit::StoreUnavailable, "{err}");
+    assert!(err.to_string().contains("SFX_STORE_KEY"), "{err}");
+    assert!(old.read_org("z").unwrap().is_none(), "z was written");
+    // The new key's secrets are untouched and open.
+    let y = new.read_org("y").unwrap().unwrap().0;
+    assert_eq!(
+        new.secret(&y, SecretKind::RefreshToken)
+            .unwrap()
+            .unwrap()
+            .expose(),
+        "5Aep-rt"
+    );
+}
+
+/// Write raw bytes into the store, as a broken or hostile writer would.
+fn raw(r: &crate::common::redis_server::RedisServer, cmd: &[&[u8]]) {
+    let client = redis::Client::open(r.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    let mut command = redis::cmd(std::str::from_utf8(cmd[0]).unwrap());
+    for a in &cmd[1..] {
+        command.arg(*a);
+    }
+    command.query::<redis::Value>(&mut c).unwrap();
+}
+
+#[test]
+fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or_a_hang() {
+    let f = Fleet::new();
+    f.login("prod");
+    let good_meta =
+        f.r.cli(&["HGET", "sfx:org:prod", "meta"])
+            .trim()
+            .to_string();
+    let good_rt =
+        f.r.cli(&["HGET", "sfx:org:prod", "refresh-token"])
+            .trim()
+            .to_string();
+    let good_at =
+        f.r.cli(&["HGET", "sfx:org:prod", "access-token"])
+            .trim()
+            .to_string();
+    let good_v = f.r.cli(&["HGET", "sfx:org:prod", "v"]).trim().to_string();
+    let restore = || {
+        for k in [
+            "sfx:org:prod",
+            "sfx:orgs",
+            "sfx:default",
+            "sfx:journal:prod",
+            "sfx:lease:prod",
+            "sfx:inflight:prod",
+            "sfx:keycheck",
+        ] {
+            if k != "sfx:keycheck" {
+                f.r.cli(&["DEL", k]);
+            }
+        }
+        f.r.cli(&[
+            "HSET",
+            "sfx:org:prod",
+            "meta",
+            &good_meta,
+            "v",
+            &good_v,
+            "refresh-token",
+            &good_rt,
+            "access-token",
+            &good_at,
+        ]);
+        f.r.cli(&["SADD", "sfx:orgs", "prod"]);
+    };
+    let huge = vec![b'a'; 8 << 20];
+    let huge_json = format!(
+        "{{\"alias\":\"prod\",\"instance_url\":\"https://x\",\"username\":\"{}\"}}",
+        "u".repeat(8 << 20)
+    );
+    let mut cases: Vec<(String, Vec<Vec<u8>>)> = vec![
+        (
+            "meta not UTF-8".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                b"\xff\xfe{".to_vec(),
+            ],
+        ),
+        (
+            "meta empty".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                b"".to_vec(),
+            ],
+        ),
+        (
+            "meta a number".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                b"7".to_vec(),
+            ],
+        ),
+        (
+            "meta missing fields".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                b"{\"alias\":\"prod\"}".to_vec(),
+            ],
+        ),
+        (
+            "meta of another alias".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                good_meta.replace("\"prod\"", "\"dev\"").into_bytes(),
+            ],
+        ),
+        (
+            "meta huge".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                huge.clone(),
+            ],
+        ),
+        (
+            "meta huge but valid JSON".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                huge_json.into_bytes(),
+            ],
+        ),
+        (
+            "version not a number".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"v".to_vec(),
+                b"abc".to_vec(),
+            ],
+        ),
+        (
+            "version negative".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"v".to_vec(),
+                b"-5".to_vec(),
+            ],
+        ),
+        (
+            "refresh token garbage".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"refresh-token".to_vec(),
+                b"v2:!!!".to_vec(),
+            ],
+        ),
+        (
+            "refresh token not UTF-8".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"refresh-token".to_vec(),
+                b"\xff\x00\xfe".to_vec(),
+            ],
+        ),
+        (
+            "access token huge".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"access-token".to_vec(),
+                huge.clone(),
+            ],
+        ),
+        (
+            "org a string".into(),
+            vec![b"SET".to_vec(), b"sfx:org:prod".to_vec(), b"x".to_vec()],
+        ),
+        (
+            "org a list".into(),
+            vec![b"RPUSH".to_vec(), b"sfx:org:prod".to_vec(), b"x".to_vec()],
+        ),
+        (
+            "org list a string".into(),
+            vec![b"SET".to_vec(), b"sfx:orgs".to_vec(), b"prod".to_vec()],
+        ),
+        (
+            "org list with a hostile alias".into(),
+            vec![
+                b"SADD".to_vec(),
+                b"sfx:orgs".to_vec(),
+                b"\x1b]0;pwned\x07\xff".to_vec(),
+            ],
+        ),
+        (
+            "default a hash".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:default".to_vec(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+            ],
+        ),
+        (
+            "default not UTF-8".into(),
+            vec![
+                b"SET".to_vec(),
+                b"sfx:default".to_vec(),
+                b"\xff\xfe".to_vec(),
+            ],
+        ),
+        (
+            "journal a hash".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:journal:prod".to_vec(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+            ],
+        ),
+        (
+            "lease a hash".into(),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:lease:prod".to_vec(),
+                b"a".to_vec(),
+                b"b".to_vec(),
+            ],
+        ),
+    ];
+    for n in [
+        1,
+        good_meta.len() / 3,
+        good_meta.len() / 2,
+        good_meta.len() - 1,
+    ] {
+        cases.push((
+            format!("meta cut at {n}"),
+            vec![
+                b"HSET".to_vec(),
+                b"sfx:org:prod".to_vec(),
+                b"meta".to_vec(),
+                good_meta.as_bytes()[..n].to_vec(),
+            ],
+        ));
+    }
+    for (name, cmd) in &cases {
+        restore();
+        f.expire("prod");
+        let parts: Vec<&[u8]> = cmd.iter().map(|c| c.as_slice()).collect();
+        if name.ends_with("a list") || name.ends_with("a string") || name.ends_with("a hash") {
+            raw(&f.r, &[b"DEL", parts[1]]);
+        }
+        raw(&f.r, &parts);
+        for args in [
+            &["orgs"][..],
+            &["token"],
+            &["expires", "--offline"],
+            &["refresh"],
+            &["doctor"],
+        ] {
+            let started = Instant::now();
+            let out = f.std(1).args(args).output().unwrap();
+            let took = started.elapsed();
+            let err = text(&out.stderr);
+            let what = format!("{name}, sfx {args:?}");
+            assert!(!err.contains("panicked"), "{what}: {err}");
+            assert_ne!(out.status.code(), Some(101), "{what}: {err}");
+            assert!(out.status.code().is_some(), "{what}: killed by a signal");
+            assert!(took < Duration::from_secs(20), "{what}: took {took:?}");
+            if name.starts_with("meta") && !name.contains("valid JSON") && args[0] != "doctor" {
+                assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+                assert!(err.contains("is damaged"), "{what}: {err}");
+            }
+            // 0, or 3 from `expires` (the token is expired: an answer).
+            if !matches!(out.status.code(), Some(0) | Some(3)) {
+                assert!(err.contains("error"), "{what}: no sentence: {err}");
+                assert!(
+                    !err.contains('\x1b') && !err.contains('\x07'),
+                    "{what}: raw control characters: {err:?}"
+                );
+            }
+        }
+    }
+}

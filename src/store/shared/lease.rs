@@ -96,6 +96,21 @@ impl Lease {
             if got.is_some() {
                 break;
             }
+            // sfx's leases always expire: a key with no expiry (or of another
+            // type) was written by someone else and would block every refresh.
+            let ttl: i64 = store.run(|c| redis::cmd("PTTL").arg(&key).query(c))?;
+            if ttl == -1 {
+                return Err(Error::StoreUnavailable {
+                    message: format!(
+                        "the refresh lease of org {alias} in the shared store at {} holds a value that never expires, which sfx never writes (the key {key} was written by something else)",
+                        store.display()
+                    ),
+                    hint: Some(format!(
+                        "once no sfx is refreshing, remove it (`redis-cli DEL {key}`); check who else writes to this Redis"
+                    )),
+                    source: None,
+                });
+            }
             let waited = started.elapsed();
             if waited >= wait {
                 let holder: Option<String> = store

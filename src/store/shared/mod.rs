@@ -28,7 +28,6 @@ pub mod lease;
 pub mod seal;
 pub mod url;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -142,7 +141,11 @@ struct Inner {
     /// The owner tokens of the leases this process holds, by alias.
     held: Mutex<std::collections::HashMap<String, String>>,
     key: OnceLock<StoreKey>,
-    key_verified: AtomicBool,
+    /// The store's key check as this process verified it (`None`: not yet).
+    /// Every write of a sealed value requires it unchanged, in the same Lua
+    /// script: a key rotation elsewhere makes this process check its key again
+    /// before it seals anything more.
+    key_verified: Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -164,7 +167,7 @@ impl SharedStore {
                 idle: Mutex::new(Vec::new()),
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
-                key_verified: AtomicBool::new(false),
+                key_verified: Mutex::new(None),
             }),
         })
     }
@@ -306,7 +309,7 @@ impl SharedStore {
     /// (a machine with another key must not seal secrets nobody else can open).
     fn verify_key_for_write(&self) -> Result<&StoreKey, Error> {
         let key = self.key()?;
-        if self.inner.key_verified.load(Ordering::Relaxed) {
+        if self.verified_check().is_some() {
             return Ok(key);
         }
         let kc = self.k(&["keycheck"]);
@@ -318,6 +321,9 @@ impl SharedStore {
             }
             redis::cmd("GET").arg(&kc).query(c)
         })?;
+        let mut check = current
+            .clone()
+            .unwrap_or_else(|| sealed.clone().into_bytes());
         if let Some(stored) = current
             && key.open("", "keycheck", &stored).is_none()
         {
@@ -335,9 +341,23 @@ impl SharedStore {
             if replaced != 1 {
                 return Err(self.wrong_key("the store's key check"));
             }
+            check = sealed.into_bytes();
         }
-        self.inner.key_verified.store(true, Ordering::Relaxed);
+        *self
+            .inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(check);
         Ok(key)
+    }
+
+    /// The key check this process verified, if it did.
+    fn verified_check(&self) -> Option<Vec<u8>> {
+        self.inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Before a login: the store answers and this machine's key is the store's.
@@ -410,13 +430,20 @@ impl SharedStore {
     }
 
     fn parse_record(&self, alias: &str, bytes: &[u8]) -> Result<OrgRecord, Error> {
-        let damaged = |why: String| {
-            Error::Other(format!(
-                "the record of org {} in the shared store at {} is damaged ({why}); log in to it again, or remove it with `sfx logout -o {}`",
+        // A damaged value in the store is the store's trouble: exit 6, as for
+        // any other store failure.
+        let damaged = |why: String| Error::StoreUnavailable {
+            message: format!(
+                "the record of org {} in the shared store at {} is damaged ({})",
                 crate::text::sanitize(alias, 100),
                 self.display(),
+                crate::text::sanitize(&why, 200),
+            ),
+            hint: Some(format!(
+                "log in to it again, or remove it with `sfx logout -o {}`",
                 crate::text::sanitize(alias, 100),
-            ))
+            )),
+            source: None,
         };
         let mut rec: OrgRecord =
             serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
@@ -484,7 +511,11 @@ impl SharedStore {
 
     /// Forget that the key was verified (it is checked again before the next write).
     fn key_verified_reset(&self) {
-        self.inner.key_verified.store(false, Ordering::Relaxed);
+        *self
+            .inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     // ----- writes --------------------------------------------------------
@@ -498,6 +529,24 @@ impl SharedStore {
         secrets: &[(SecretKind, Option<&Secret>)],
         expect: Expect,
     ) -> Result<Cas, Error> {
+        // The store's key check changed since this process verified its key (a
+        // key rotation): verify again — which refuses a key that is no longer
+        // the store's — and write once more.
+        for _ in 0..3 {
+            if let Some(done) = self.write_once(record, secrets, expect)? {
+                return Ok(done);
+            }
+            self.key_verified_reset();
+        }
+        Err(self.wrong_key("the store's key check"))
+    }
+
+    fn write_once(
+        &self,
+        record: &OrgRecord,
+        secrets: &[(SecretKind, Option<&Secret>)],
+        expect: Expect,
+    ) -> Result<Option<Cas>, Error> {
         let alias = record.alias.as_str();
         if record.sf_link.is_some() {
             // The link is a file on one machine: the others could never keep it.
@@ -555,7 +604,7 @@ impl SharedStore {
             if let Expect::Version(v) = expect
                 && v != cur_v
             {
-                return Ok(Cas::Conflict(cur_v));
+                return Ok(Some(Cas::Conflict(cur_v)));
             }
             let old_binding = old_meta
                 .as_deref()
@@ -598,23 +647,32 @@ impl SharedStore {
             Expect::Version(v) => v.to_string(),
             Expect::Any => "*".to_string(),
         };
+        // Sealing anything: only while the store's key check is the one verified.
+        let check = if fields.iter().any(|(_, v)| !v.is_empty()) {
+            self.verify_key_for_write()?;
+            self.verified_check().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         let script = redis::Script::new(CAS_SCRIPT);
         let (ok, v): (i64, u64) = self.run(|c| {
             let mut inv = script.prepare_invoke();
             inv.key(self.org_key(alias))
                 .key(self.k(&["orgs"]))
+                .key(self.k(&["keycheck"]))
                 .arg(&expected)
                 .arg(alias)
-                .arg(&meta);
+                .arg(&meta)
+                .arg(&check);
             for (f, val) in &fields {
                 inv.arg(*f).arg(val);
             }
             inv.invoke(c)
         })?;
-        Ok(if ok == 1 {
-            Cas::Written(v)
-        } else {
-            Cas::Conflict(v)
+        Ok(match ok {
+            1 => Some(Cas::Written(v)),
+            -1 => None,
+            _ => Some(Cas::Conflict(v)),
         })
     }
 
@@ -626,19 +684,28 @@ impl SharedStore {
         kind: SecretKind,
         value: &Secret,
     ) -> Result<bool, Error> {
-        let key = self.verify_key_for_write()?;
         let binding = Binding::of(&self.inner.ns, record);
-        let sealed = key.seal_bound(&binding, kind.as_str(), value.expose().as_bytes())?;
         let alias = record.alias.as_str();
-        let script = redis::Script::new(PUT_SECRET_SCRIPT);
-        let n: i64 = self.run(|c| {
-            script
-                .key(self.org_key(alias))
-                .arg(kind.as_str())
-                .arg(&sealed)
-                .invoke(c)
-        })?;
-        Ok(n == 1)
+        for _ in 0..3 {
+            let key = self.verify_key_for_write()?;
+            let check = self.verified_check().unwrap_or_default();
+            let sealed = key.seal_bound(&binding, kind.as_str(), value.expose().as_bytes())?;
+            let script = redis::Script::new(PUT_SECRET_SCRIPT);
+            let n: i64 = self.run(|c| {
+                script
+                    .key(self.org_key(alias))
+                    .key(self.k(&["keycheck"]))
+                    .arg(kind.as_str())
+                    .arg(&sealed)
+                    .arg(&check)
+                    .invoke(c)
+            })?;
+            if n != -1 {
+                return Ok(n == 1);
+            }
+            self.key_verified_reset();
+        }
+        Err(self.wrong_key("the store's key check"))
     }
 
     /// Remove an org (record, secrets, journal; the default mark if it was the
@@ -927,15 +994,20 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "host".into())
 }
 
-/// Compare-and-set of an org: KEYS = org hash, orgs set; ARGV = expected version
-/// (or `*`), alias, record JSON, then field/value pairs (an empty value deletes).
+/// Compare-and-set of an org: KEYS = org hash, orgs set, key check; ARGV =
+/// expected version (or `*`), alias, record JSON, the key check the writer
+/// verified (empty: it seals nothing), then field/value pairs (an empty value
+/// deletes). `{-1, v}`: the key check changed (verify the key again).
 const CAS_SCRIPT: &str = r#"
 local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return {-1, cur}
+end
 if ARGV[1] ~= '*' and cur ~= tonumber(ARGV[1]) then
   return {0, cur}
 end
 redis.call('HSET', KEYS[1], 'meta', ARGV[3])
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', KEYS[1], ARGV[i])
   else
@@ -981,8 +1053,12 @@ end
 return 0
 "#;
 
-/// Set one field of an existing org hash: KEYS = org hash; ARGV = field, value.
+/// Set one field of an existing org hash: KEYS = org hash, key check; ARGV =
+/// field, value, the key check the writer verified (`-1`: it changed).
 const PUT_SECRET_SCRIPT: &str = r#"
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then
+  return -1
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
   return 0
 end
