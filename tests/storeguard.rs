@@ -711,3 +711,60 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
         }
     }
 }
+
+#[test]
+fn a_redirected_jwt_or_client_credentials_org_sends_no_grant_anywhere() {
+    // These flows re-run a grant instead of sending a stored refresh token:
+    // their record is authenticated all the same before anything is sent.
+    let f = Fleet::new();
+    let url = f.t.fake.url();
+    let key_file = format!(
+        "{}/crates/fake-salesforce/keys/jwt-bearer-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    f.sfx(0)
+        .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
+        .args(["--username", DEFAULT_USERNAME, "--key-file", &key_file])
+        .args(["--login-url", &url, "--alias", "jwt"])
+        .assert()
+        .success();
+    f.sfx(0)
+        .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .args([
+            "login",
+            "--client-credentials",
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+        ])
+        .args(["--login-url", &url, "--alias", "svc"])
+        .assert()
+        .success();
+    let attacker = FakeSalesforce::start();
+    let before = f.t.fake.requests().len();
+    for alias in ["jwt", "svc"] {
+        let original = f.meta(alias);
+        f.edit(alias, |m| m["login_url"] = attacker.url().into());
+        let out = f.std(1).args(["refresh", "-o", alias]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{alias}: {err}");
+        assert!(
+            err.contains("changed by someone without the store's key"),
+            "{alias}: {err}"
+        );
+        assert!(
+            paths(&attacker).is_empty(),
+            "{alias}: the attacker's server was reached"
+        );
+        f.r.cli(&[
+            "HSET",
+            &format!("sfx:org:{alias}"),
+            "meta",
+            &original.to_string(),
+        ]);
+    }
+    assert_eq!(f.t.fake.requests().len(), before);
+    // Untouched, both still refresh.
+    for alias in ["jwt", "svc"] {
+        f.sfx(1).args(["refresh", "-o", alias]).assert().success();
+    }
+}

@@ -131,7 +131,13 @@ pub fn refresh_now(
     let (org, version) = (&current.org, current.version);
     let rec = &org.record;
     match rec.flow {
-        Flow::Jwt => return regrant_jwt(store, sf, clock, org, version),
+        Flow::Jwt => {
+            // A JWT bearer org opens no stored secret to re-run its grant; opening
+            // its access token checks that the record (where the grant is sent)
+            // is the one a key holder stored (the shared store, issue #19).
+            secret(store, org, SecretKind::AccessToken)?;
+            return regrant_jwt(store, sf, clock, org, version);
+        }
         Flow::ClientCredentials => {
             return regrant_client_credentials(store, sf, clock, org, version);
         }
@@ -211,7 +217,8 @@ pub fn refresh_now(
             let window = timeout.saturating_mul(2).saturating_add(ATTEMPT_MARGIN);
             send_by = Some(std::time::Instant::now() + timeout);
             if !store.attempt_begin(&rec.alias, window)? {
-                store.journal_settle(&rec.alias);
+                // The journal stays: whoever holds the lease now may be sending
+                // this very token, and its entry is the same.
                 return Err(lease_lost(org));
             }
         }

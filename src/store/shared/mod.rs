@@ -10,6 +10,7 @@
 //! | `<ns>:org:<alias>` | hash | `v` (the org's version), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token`, `refresh-token`, `client-secret` sealed with `SFX_STORE_KEY` (see [`seal`]) |
 //! | `<ns>:lease:<alias>` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
 //! | `<ns>:journal:<alias>` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
+//! | `<ns>:inflight:<alias>` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
 //! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
 //! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
 //!
@@ -20,7 +21,12 @@
 //! writer whose lease ended while it was paused cannot overwrite newer tokens);
 //! every call is bounded by `--timeout` and any failure is exit 6 naming the
 //! store, never a refresh without the lease. The server never sees a secret in
-//! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key.
+//! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key,
+//! but each sealed secret authenticates the fields that decide where it goes
+//! (see [`seal`]). A rotating refresh stretches its lease over its attempt window
+//! and records the window, so a holder paused past its lease never lets another
+//! host re-send the token (see `docs/security.md`). Every call ends by one
+//! deadline (see `conn`).
 
 pub mod backend;
 mod conn;
@@ -448,6 +454,12 @@ impl SharedStore {
         let mut rec: OrgRecord =
             serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
         rec.check(alias).map_err(damaged)?;
+        if rec.sf_link.is_some() {
+            // sfx never writes a link here (it names files on one machine).
+            return Err(damaged(
+                "it links to the Salesforce CLI's files, which a shared store never does".into(),
+            ));
+        }
         Ok(rec)
     }
 
