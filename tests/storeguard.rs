@@ -101,6 +101,39 @@ fn a_store_that_trickles_or_never_answers_is_exit_6_within_the_timeout_for_every
 }
 
 #[test]
+fn a_store_that_answers_with_gigabytes_is_cut_off_not_read_into_memory() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(b"$2000000000\r\n");
+                let chunk = vec![b'a'; 1 << 16];
+                while c.write_all(&chunk).is_ok() {}
+            });
+        }
+    });
+    let t = T::new();
+    let started = Instant::now();
+    let out = t
+        .std_sfx()
+        .env("SFX_STORE", format!("redis://127.0.0.1:{port}"))
+        .args(["orgs", "--timeout", "60s"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("more than 64 MiB in answer to one call"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60), "{err}");
+}
+
+#[test]
 fn concurrent_callers_do_not_queue_behind_one_store_connection() {
     // Watch workers share one store handle. A server that never answers: each
     // call ends by --timeout, and eight at once end together, not one after

@@ -18,15 +18,29 @@ use redis::{ConnectionLike, ErrorKind, Parser, RedisError, RedisResult, Value};
 
 use super::url::StoreUrl;
 
+/// The most one call may read: a server that announces or sends a reply of
+/// gigabytes is cut off rather than allowed to fill memory.
+pub const REPLY_LIMIT: u64 = 64 << 20;
+
+/// What one call may still spend.
+struct Budget {
+    deadline: Instant,
+    bytes: u64,
+}
+
 /// The socket, its timeouts set from the shared deadline before each call.
 struct Timed {
     tcp: TcpStream,
-    deadline: Arc<Mutex<Instant>>,
+    budget: Arc<Mutex<Budget>>,
 }
 
 impl Timed {
     fn left(&self) -> io::Result<Duration> {
-        let d = *self.deadline.lock().unwrap_or_else(|p| p.into_inner());
+        let d = self
+            .budget
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .deadline;
         let left = d.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
@@ -50,7 +64,18 @@ impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.left()?;
         self.tcp.set_read_timeout(Some(left))?;
-        self.tcp.read(buf).map_err(timed_out)
+        let n = self.tcp.read(buf).map_err(timed_out)?;
+        let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
+        b.bytes = b.bytes.checked_sub(n as u64).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "the server sent more than {} MiB in answer to one call",
+                    REPLY_LIMIT >> 20
+                ),
+            )
+        })?;
+        Ok(n)
     }
 }
 
@@ -98,7 +123,7 @@ impl Write for Stream {
 pub struct Conn {
     io: BufReader<Stream>,
     parser: Parser,
-    deadline: Arc<Mutex<Instant>>,
+    budget: Arc<Mutex<Budget>>,
     db: i64,
     open: bool,
 }
@@ -133,7 +158,10 @@ fn tls_config() -> RedisResult<Arc<rustls::ClientConfig>> {
 impl Conn {
     /// Connect, handshake, authenticate and select the database, all by `deadline`.
     pub fn open(url: &StoreUrl, deadline: Instant) -> RedisResult<Conn> {
-        let deadline_cell = Arc::new(Mutex::new(deadline));
+        let budget = Arc::new(Mutex::new(Budget {
+            deadline,
+            bytes: REPLY_LIMIT,
+        }));
         let left = || {
             let l = deadline.saturating_duration_since(Instant::now());
             if l.is_zero() {
@@ -170,7 +198,7 @@ impl Conn {
         let _ = tcp.set_nodelay(true);
         let timed = Timed {
             tcp,
-            deadline: deadline_cell.clone(),
+            budget: budget.clone(),
         };
         let stream = if url.tls {
             let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|e| {
@@ -186,7 +214,7 @@ impl Conn {
         let mut con = Conn {
             io: BufReader::new(stream),
             parser: Parser::new(),
-            deadline: deadline_cell,
+            budget,
             db: i64::from(url.db),
             open: true,
         };
@@ -213,9 +241,13 @@ impl Conn {
         Ok(con)
     }
 
-    /// Every later call on this connection must end by `deadline`.
+    /// The next call on this connection must end by `deadline` and read at most
+    /// [`REPLY_LIMIT`] bytes.
     pub fn until(&mut self, deadline: Instant) {
-        *self.deadline.lock().unwrap_or_else(|p| p.into_inner()) = deadline;
+        *self.budget.lock().unwrap_or_else(|p| p.into_inner()) = Budget {
+            deadline,
+            bytes: REPLY_LIMIT,
+        };
     }
 
     fn send(&mut self, bytes: &[u8]) -> RedisResult<()> {

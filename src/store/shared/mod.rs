@@ -272,6 +272,8 @@ impl SharedStore {
                 || lower.contains("corrupt message"))
         {
             format!("failed the TLS handshake: {detail}")
+        } else if lower.contains("in answer to one call") {
+            format!("failed: {detail}")
         } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
             format!("cannot be reached: {detail}")
         } else {
