@@ -26,6 +26,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod sealed;
 mod sfcli;
 mod shapes;
 mod shared;
