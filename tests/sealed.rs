@@ -254,3 +254,52 @@ fn a_redirected_jwt_or_client_credentials_org_sends_no_grant_anywhere() {
         f.sfx(1).args(["refresh", "-o", alias]).assert().success();
     }
 }
+
+#[test]
+fn a_record_planted_without_any_sealed_value_is_never_signed_for() {
+    // A writer without the key plants a JWT org of its own (the client id, user
+    // and key file copied from a real org's clear record, its own login URL)
+    // and makes it the default: nothing is signed or sent.
+    let f = Fleet::new();
+    let key_file = format!(
+        "{}/crates/fake-salesforce/keys/jwt-bearer-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    f.sfx(0)
+        .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
+        .args(["--username", DEFAULT_USERNAME, "--key-file", &key_file])
+        .args(["--login-url", &f.t.fake.url(), "--alias", "jwt"])
+        .assert()
+        .success();
+    let attacker = FakeSalesforce::start();
+    let mut planted = f.meta("jwt");
+    planted["alias"] = "planted".into();
+    planted["login_url"] = attacker.url().into();
+    planted["instance_url"] = attacker.url().into();
+    planted["issued_at"] = (now() - 3 * 3600).into();
+    f.r.cli(&[
+        "HSET",
+        "sfx:org:planted",
+        "meta",
+        &planted.to_string(),
+        "v",
+        "1",
+    ]);
+    f.r.cli(&["SADD", "sfx:orgs", "planted"]);
+    f.r.cli(&["SET", "sfx:default", "planted"]);
+    let before = f.t.fake.requests().len();
+    for args in [&["token"][..], &["api", "/services/data"], &["refresh"]] {
+        let out = f.std(1).args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(4) | Some(6)),
+            "{args:?}: {:?} {err}",
+            out.status.code()
+        );
+        assert!(
+            paths(&attacker).is_empty(),
+            "{args:?}: the attacker's server was reached"
+        );
+    }
+    assert_eq!(f.t.fake.requests().len(), before);
+}
