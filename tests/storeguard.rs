@@ -551,3 +551,65 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
         }
     }
 }
+
+#[test]
+fn a_holder_whose_lease_vanished_still_stores_the_rotated_token_and_the_next_host_uses_it() {
+    // The lease of a paused holder is gone (here deleted; in life a failover that
+    // lost the key): another host takes the lease at once. It must still wait
+    // for the first attempt's window rather than re-send, and the first holder,
+    // resumed with Salesforce's answer in hand, must store the rotated refresh
+    // token (by compare-and-set) rather than drop it.
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    f.t.fake.inject(crate::shared::TOKEN, Fault::delay(2_000));
+    let a = f
+        .std(1)
+        .args(["refresh", "-q"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.t.fake.count(crate::shared::TOKEN) == 0 {
+        assert!(Instant::now() < deadline, "A never sent its refresh");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    signal(&a, "-STOP");
+    f.r.cli(&["DEL", "sfx:lease:prod"]);
+    let b = f
+        .std(2)
+        .args(["token"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Past Salesforce's answer to A (2 s): B must not have sent anything.
+    let until = Instant::now() + Duration::from_millis(3_000);
+    while Instant::now() < until && f.t.fake.count(crate::shared::TOKEN) < 2 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        f.t.fake.count(crate::shared::TOKEN),
+        1,
+        "B re-sent the token"
+    );
+    signal(&a, "-CONT");
+    let a = a.wait_with_output().unwrap();
+    let b = b.wait_with_output().unwrap();
+    let (a_err, b_err) = (text(&a.stderr), text(&b.stderr));
+    assert_eq!(a.status.code(), Some(0), "A: {a_err}");
+    assert!(a_err.contains("lease on org prod lapsed"), "A: {a_err}");
+    assert_eq!(b.status.code(), Some(0), "B: {b_err}");
+    assert!(b_err.contains("may still reach Salesforce"), "B: {b_err}");
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    assert_eq!(f.t.fake.replays(), 0);
+    let token = text(&b.stdout).trim().to_string();
+    assert!(f.t.fake.is_active(&token), "B uses A's stored token");
+    f.expire("prod");
+    assert!(f.t.fake.is_active(&f.token(3)), "the login survives");
+    assert_eq!(f.t.fake.replays(), 0);
+}
