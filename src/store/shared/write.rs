@@ -106,10 +106,17 @@ impl SharedStore {
             for (kind, raw) in kept.iter().zip(values) {
                 let Some(raw) = raw else { continue };
                 let bound = raw.starts_with(b"v2:");
-                if bound && old_binding.as_ref() == Some(&binding) {
+                let unchanged = old_binding.as_ref() == Some(&binding);
+                if bound && unchanged {
                     continue;
                 }
-                let k = self.verify_key_for_write()?;
+                let k = match self.verify_key_for_write() {
+                    Ok(k) => k,
+                    // Only converting an older value whose record is unchanged: a
+                    // writer without a usable key leaves it for the next one.
+                    Err(_) if unchanged => continue,
+                    Err(e) => return Err(e),
+                };
                 let opened = old_binding
                     .as_ref()
                     .and_then(|ob| k.open_bound(ob, kind.as_str(), &raw));
