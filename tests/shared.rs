@@ -9,14 +9,14 @@ use crate::common::redis_server::RedisServer;
 use sfx::store::metadata::{Flow, OrgRecord, StoreKind};
 use sfx::store::shared::{Cas, Expect, SharedStore, url};
 
-fn store(r: &RedisServer, ns: &str) -> SharedStore {
+pub(crate) fn store(r: &RedisServer, ns: &str) -> SharedStore {
     let url::StoreChoice::Shared(u) = url::parse(Some(&r.url()), "--store").unwrap() else {
         panic!("not shared")
     };
     SharedStore::new(u, ns.into(), Duration::from_secs(2)).unwrap()
 }
 
-fn record(alias: &str) -> OrgRecord {
+pub(crate) fn record(alias: &str) -> OrgRecord {
     OrgRecord {
         alias: alias.into(),
         username: Some(format!("{alias}@example.com")),
@@ -147,27 +147,27 @@ use std::process::{Child, Output, Stdio};
 use crate::common::*;
 use serde_json::Value;
 
-const TOKEN: &str = "/services/oauth2/token";
+pub(crate) const TOKEN: &str = "/services/oauth2/token";
 const INTROSPECT: &str = "/services/oauth2/introspect";
 
 /// One fake Salesforce, one redis-server, one key; machines are `SFX_HOME`s.
-struct Fleet {
-    t: T,
-    r: RedisServer,
-    key: String,
+pub(crate) struct Fleet {
+    pub(crate) t: T,
+    pub(crate) r: RedisServer,
+    pub(crate) key: String,
 }
 
-fn key_b64(byte: u8) -> String {
+pub(crate) fn key_b64(byte: u8) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode([byte; 32])
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         Fleet::with(RedisServer::start())
     }
 
-    fn with(r: RedisServer) -> Fleet {
+    pub(crate) fn with(r: RedisServer) -> Fleet {
         Fleet {
             t: T::new(),
             r,
@@ -175,12 +175,12 @@ impl Fleet {
         }
     }
 
-    fn home(&self, host: usize) -> std::path::PathBuf {
+    pub(crate) fn home(&self, host: usize) -> std::path::PathBuf {
         self.t.dir.path().join(format!("host-{host}"))
     }
 
     /// `sfx` on machine `host`, on the shared store.
-    fn std(&self, host: usize) -> std::process::Command {
+    pub(crate) fn std(&self, host: usize) -> std::process::Command {
         let mut c = self.t.std_sfx();
         c.env("SFX_HOME", self.home(host))
             .env("SFX_STORE", self.r.url())
@@ -192,14 +192,14 @@ impl Fleet {
         c
     }
 
-    fn sfx(&self, host: usize) -> assert_cmd::Command {
+    pub(crate) fn sfx(&self, host: usize) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::from_std(self.std(host));
         c.timeout(Duration::from_secs(60));
         c
     }
 
     /// Log the default org in on machine 0, into the shared store.
-    fn login(&self, alias: &str) {
+    pub(crate) fn login(&self, alias: &str) {
         self.sfx(0)
             .args(["login", "--auth-url", "-", "--alias", alias])
             .write_stdin(self.t.auth_url())
@@ -208,31 +208,31 @@ impl Fleet {
     }
 
     /// The org's record in the store (in clear).
-    fn meta(&self, alias: &str) -> Value {
+    pub(crate) fn meta(&self, alias: &str) -> Value {
         let raw = self.r.cli(&["HGET", &format!("sfx:org:{alias}"), "meta"]);
         serde_json::from_str(raw.trim()).expect("the record is JSON")
     }
 
     /// Change the org's record as a later moment would find it.
-    fn edit(&self, alias: &str, f: impl FnOnce(&mut Value)) {
+    pub(crate) fn edit(&self, alias: &str, f: impl FnOnce(&mut Value)) {
         let mut m = self.meta(alias);
         f(&mut m);
         self.r
             .cli(&["HSET", &format!("sfx:org:{alias}"), "meta", &m.to_string()]);
     }
 
-    fn expire(&self, alias: &str) {
+    pub(crate) fn expire(&self, alias: &str) {
         self.edit(alias, |m| m["issued_at"] = (now() - 3 * 3600).into());
     }
 
-    fn token(&self, host: usize) -> String {
+    pub(crate) fn token(&self, host: usize) -> String {
         let out = self.sfx(host).arg("token").output().unwrap();
         assert!(out.status.success(), "{}", text(&out.stderr));
         text(&out.stdout).trim().to_string()
     }
 }
 
-fn refresh_tokens_sent(t: &T) -> Vec<String> {
+pub(crate) fn refresh_tokens_sent(t: &T) -> Vec<String> {
     t.fake
         .requests()
         .into_iter()
@@ -251,7 +251,7 @@ fn refresh_tokens_sent(t: &T) -> Vec<String> {
         .collect()
 }
 
-fn no_replays(t: &T) {
+pub(crate) fn no_replays(t: &T) {
     let sent = refresh_tokens_sent(t);
     let unique: HashSet<&String> = sent.iter().collect();
     assert_eq!(unique.len(), sent.len(), "a refresh token was sent twice");

@@ -317,8 +317,12 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         namespace: s.namespace().to_string(),
         result: s.probe().map_err(|e| e.to_string()),
     });
-    // The orgs of the store in use (a shared store that cannot be listed: none).
+    // The orgs of the store in use (a shared store that cannot be listed: none;
+    // one that failed its probe is not asked again, so --timeout bounds doctor
+    // as it bounds every other command).
+    let probe_failed = shared.as_ref().is_some_and(|s| s.result.is_err());
     let orgs = match &ctx.shared {
+        Some(_) if probe_failed => Vec::new(),
         Some(s) => crate::store::OrgStore::list(s)
             .map(|l| l.orgs)
             .unwrap_or_default()

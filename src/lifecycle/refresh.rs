@@ -131,7 +131,25 @@ pub fn refresh_now(
     let (org, version) = (&current.org, current.version);
     let rec = &org.record;
     match rec.flow {
-        Flow::Jwt => return regrant_jwt(store, sf, clock, org, version),
+        Flow::Jwt => {
+            // A JWT bearer org opens no stored secret to re-run its grant; opening
+            // its access token checks that the record (where the grant is sent)
+            // is the one a key holder stored (the shared store, issue #19).
+            let vouched = secret(store, org, SecretKind::AccessToken)?.is_some();
+            if !vouched && rec.store == crate::store::metadata::StoreKind::Shared {
+                // A record with nothing sealed in it may have been written by
+                // anyone who can write to the server: never sign for it.
+                return Err(Error::StoreUnavailable {
+                    message: format!(
+                        "org {} in the shared store holds no sealed value that vouches for its record, so sfx cannot tell it was stored by a holder of the store's key; nothing was sent",
+                        org.name()
+                    ),
+                    hint: Some(hint_jwt_login(org)),
+                    source: None,
+                });
+            }
+            return regrant_jwt(store, sf, clock, org, version);
+        }
         Flow::ClientCredentials => {
             return regrant_client_credentials(store, sf, clock, org, version);
         }
@@ -182,20 +200,51 @@ pub fn refresh_now(
     let doing = format!("the refresh of org {}", org.name());
     // Rotating orgs: never replay a refresh token an interrupted refresh may
     // have spent (see `store::journal`).
+    let mut send_by = None;
     let journaled = if rec.rotates_refresh_token {
         if store.journal_pending(&rec.alias, &refresh_token)? {
+            // An earlier attempt (a holder that stalled past its lease, or died)
+            // may still reach Salesforce: wait until it no longer can, then see
+            // whether its answer was stored, and only then ask introspection.
+            if let Some(left) = store.attempt_in_flight(&rec.alias)? {
+                crate::messages::say(&format!(
+                    "an earlier refresh of org {} may still reach Salesforce; waiting {} for its attempt window to close before checking its refresh token…",
+                    org.name(),
+                    crate::timefmt::humanize(left)
+                ));
+                std::thread::sleep(left + Duration::from_millis(100));
+                if let Some(now) = store.read(&rec.alias)?
+                    && now.version != version
+                {
+                    return winner(store, org);
+                }
+            }
             check_unsettled(sf, org, &refresh_token, creds, &hint)?;
         }
-        store.journal_begin(&rec.alias, &refresh_token)?
+        let recorded = store.journal_begin(&rec.alias, &refresh_token)?;
+        if recorded {
+            // No attempt starts after one --timeout; each ends within another;
+            // the margin covers Salesforce finishing a request sfx gave up on.
+            let timeout = sf.http.timeout();
+            let window = timeout.saturating_mul(2).saturating_add(ATTEMPT_MARGIN);
+            send_by = Some(std::time::Instant::now() + timeout);
+            if !store.attempt_begin(&rec.alias, window)? {
+                // The journal stays: whoever holds the lease now may be sending
+                // this very token, and its entry is the same.
+                return Err(lease_lost(org));
+            }
+        }
+        recorded
     } else {
         false
     };
     let sent = sf
-        .refresh(
+        .refresh_by(
             base,
             &refresh_token,
             creds,
             rec.rotates_refresh_token,
+            send_by,
             &doing,
         )
         .map_err(|f| Failed {
@@ -227,6 +276,16 @@ pub fn refresh_now(
             return Err(error);
         }
     };
+    // The lease may have lapsed while the answer was on its way (a pause). The
+    // answer is still written — a rotated refresh token may exist nowhere else —
+    // but only by compare-and-set on the version this refresh read: if anyone
+    // stored tokens since, theirs are kept and these are dropped.
+    if journaled && !store.lease_held(&rec.alias).unwrap_or(true) {
+        crate::messages::say(&format!(
+            "the shared store's lease on org {} lapsed while this refresh ran (was the process paused?); its answer is stored only if no other process stored tokens meanwhile",
+            org.name()
+        ));
+    }
     let saved = save(store, clock.now(), org, version, &resp)?;
     if journaled {
         store.journal_settle(&rec.alias);
@@ -234,6 +293,21 @@ pub fn refresh_now(
     // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
     crate::sfcli::link::after_refresh(store, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
+}
+
+/// Added to two `--timeout`s to make an attempt's window: how late Salesforce may
+/// still process a request sfx stopped waiting for.
+const ATTEMPT_MARGIN: Duration = Duration::from_secs(10);
+
+fn lease_lost(org: &Org) -> Error {
+    Error::StoreUnavailable {
+        message: format!(
+            "the shared store's lease on org {} lapsed before its refresh could be sent (was the process paused?); nothing was sent",
+            org.name()
+        ),
+        hint: Some("run the command again: it waits for whoever holds the lease now".into()),
+        source: None,
+    }
 }
 
 /// An earlier rotating refresh with this token was never settled: ask introspection
@@ -266,6 +340,13 @@ fn check_unsettled(
         // cannot tell: go ahead.
         _ => Ok(()),
     }
+}
+
+fn hint_jwt_login(org: &Org) -> String {
+    format!(
+        "log in again: `sfx login --jwt --alias {} --client-id <ID> --username <USERNAME> --key-file <PEM>`",
+        org.name()
+    )
 }
 
 /// JWT bearer orgs: sign a new assertion with the stored key path and run the grant again.

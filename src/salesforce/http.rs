@@ -38,6 +38,10 @@ pub enum Retry {
     /// Only failures where the request cannot have reached the server
     /// (connection refused, host not found), and 429/503 answers.
     OnlyUnsent,
+    /// [`Retry::OnlyUnsent`], and no attempt starts at or after this instant
+    /// (a rotating refresh journaled in a shared store: another host waits for
+    /// its attempt window, so it must not send once the window is closing).
+    OnlyUnsentBy(Instant),
     /// A request that is safe to repeat (`sfx api` GET/HEAD): any connection
     /// failure or timeout, and 429/503 answers; no other status.
     Idempotent,
@@ -164,6 +168,11 @@ pub struct Http {
 }
 
 impl Http {
+    /// The bound of one attempt (`--timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub fn new(timeout: Duration, verbose: u8) -> Http {
         Http::with_clock(
             timeout,
@@ -258,6 +267,22 @@ impl Http {
         let mut doubt = Delivery::NotProcessed;
         loop {
             let started = Instant::now();
+            if let Retry::OnlyUnsentBy(by) = retry
+                && started >= by
+            {
+                // Checked right before each attempt: a process paused past its
+                // window (SIGSTOP, a VM pause) never sends on waking.
+                self.trace_line("! not sent: its attempt window has closed");
+                return (
+                    Err(Error::network(format!(
+                        "the request was not sent: its attempt window closed before it could go (the process was paused or slowed for {} or more), and another process may already be waiting to check the token",
+                        humantime::format_duration(Duration::from_secs(
+                            started.saturating_duration_since(by).as_secs().max(1)
+                        ))
+                    ))),
+                    doubt,
+                );
+            }
             trace_attempt(attempt);
             match once() {
                 Ok(answer) => {
@@ -271,7 +296,9 @@ impl Http {
                     }
                     let may_retry = match retry {
                         Retry::Transient => status == 429 || status >= 500,
-                        Retry::OnlyUnsent | Retry::Idempotent => status == 429 || status == 503,
+                        Retry::OnlyUnsent | Retry::OnlyUnsentBy(_) | Retry::Idempotent => {
+                            status == 429 || status == 503
+                        }
                         Retry::ConnectOnly => false,
                     };
                     let asked = asked
@@ -306,7 +333,7 @@ impl Http {
                     self.trace_line(&format!("! {}", failure.message));
                     let may_retry = match retry {
                         Retry::Transient | Retry::Idempotent => failure.retryable,
-                        Retry::OnlyUnsent | Retry::ConnectOnly => {
+                        Retry::OnlyUnsent | Retry::OnlyUnsentBy(_) | Retry::ConnectOnly => {
                             failure.retryable && failure.unsent
                         }
                     };
@@ -996,6 +1023,27 @@ mod tests {
         assert!(err.to_string().contains("127.0.0.1"), "{err}");
         let cause = std::error::Error::source(&err).expect("the cause is kept");
         assert!(cause.downcast_ref::<ureq::Error>().is_some(), "{cause:?}");
+    }
+
+    #[test]
+    fn a_rotating_refresh_whose_window_closed_is_never_sent() {
+        // A process resumed (SIGCONT) after its attempt window: nothing leaves.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let http = Http::new(Duration::from_secs(2), 0);
+        let (result, delivery) = http.send_tracked(&Request {
+            method: "POST",
+            url: format!("http://127.0.0.1:{port}/services/oauth2/token"),
+            form: vec![("refresh_token", "5Aep-spent".into())],
+            bearer: None,
+            basic: None,
+            retry: Retry::OnlyUnsentBy(Instant::now()),
+        });
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("was not sent"), "{err}");
+        assert_eq!(delivery, Delivery::NotProcessed);
+        assert!(listener.accept().is_err(), "a connection was made");
     }
 
     #[test]

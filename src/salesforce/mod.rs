@@ -146,16 +146,29 @@ impl Client<'_> {
         rotating: bool,
         doing: &str,
     ) -> Result<TokenResponse, Failed> {
+        self.refresh_by(base, refresh_token, creds, rotating, None, doing)
+    }
+
+    /// [`Client::refresh`]; a rotating one starts no attempt at or after `send_by`.
+    pub fn refresh_by(
+        &self,
+        base: &str,
+        refresh_token: &Secret,
+        creds: ClientCreds<'_>,
+        rotating: bool,
+        send_by: Option<std::time::Instant>,
+        doing: &str,
+    ) -> Result<TokenResponse, Failed> {
         let form = vec![
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
         ];
         // A rotated refresh token replayed revokes the whole family: once the
         // request may have been delivered, do not send it again.
-        let retry = if rotating {
-            Retry::OnlyUnsent
-        } else {
-            Retry::Transient
+        let retry = match (rotating, send_by) {
+            (true, Some(by)) => Retry::OnlyUnsentBy(by),
+            (true, None) => Retry::OnlyUnsent,
+            (false, _) => Retry::Transient,
         };
         self.grant(base, form, Some(creds), retry, doing)
     }

@@ -225,6 +225,28 @@ pub trait OrgStore: Send + Sync {
     /// effect). Best effort: never fails.
     fn journal_settle(&self, alias: &str);
 
+    /// Just before a journaled refresh is sent (shared store, issue #19): check
+    /// that this process still holds the org's lease, stretch the lease over the
+    /// whole attempt window, and record until when the attempt may still reach
+    /// Salesforce. `Ok(false)`: the lease is gone, so nothing may be sent. A store
+    /// whose lock cannot lapse while its holder lives (the local store) has
+    /// nothing to record.
+    fn attempt_begin(&self, _alias: &str, _window: std::time::Duration) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    /// How long an earlier attempt, journaled and unsettled, may still reach
+    /// Salesforce (`None`: it cannot any more).
+    fn attempt_in_flight(&self, _alias: &str) -> Result<Option<std::time::Duration>, Error> {
+        Ok(None)
+    }
+
+    /// Whether this process still holds the org's lease (always, for a lock
+    /// that cannot lapse).
+    fn lease_held(&self, _alias: &str) -> Result<bool, Error> {
+        Ok(true)
+    }
+
     /// Store an org from a login: its secrets (`None` deletes that kind), then
     /// its record (replacing any), optionally marking it the default. Returns
     /// warnings worth showing (e.g. old copies in another backend left behind).

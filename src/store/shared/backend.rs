@@ -38,7 +38,7 @@ impl OrgStore for SharedStore {
     }
 
     fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
-        SharedStore::secret(self, &org.record.alias, kind)
+        SharedStore::secret(self, &org.record, kind)
     }
 
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
@@ -65,7 +65,7 @@ impl OrgStore for SharedStore {
     }
 
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
-        if SharedStore::put_secret(self, &org.record.alias, kind, value)? {
+        if SharedStore::put_secret(self, &org.record, kind, value)? {
             Ok(())
         } else {
             Err(Error::relogin(
@@ -133,6 +133,18 @@ impl OrgStore for SharedStore {
 
     fn journal_settle(&self, alias: &str) {
         SharedStore::journal_settle(self, alias)
+    }
+
+    fn attempt_begin(&self, alias: &str, window: std::time::Duration) -> Result<bool, Error> {
+        SharedStore::attempt_begin(self, alias, window)
+    }
+
+    fn attempt_in_flight(&self, alias: &str) -> Result<Option<std::time::Duration>, Error> {
+        SharedStore::attempt_in_flight(self, alias)
+    }
+
+    fn lease_held(&self, alias: &str) -> Result<bool, Error> {
+        SharedStore::lease_held(self, alias)
     }
 
     fn save_org(

@@ -21,6 +21,9 @@ use crate::error::Error;
 /// How long a lease lives without renewal: the most a dead holder delays others.
 pub const TTL: Duration = Duration::from_secs(10);
 
+/// The longest one renewal may take (connecting included).
+const RENEW_BOUND: Duration = Duration::from_secs(2);
+
 const RELEASE: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -28,9 +31,13 @@ end
 return 0
 "#;
 
+// Renewal never shortens a lease stretched over an attempt window.
 const RENEW: &str = r#"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  end
+  return 1
 end
 return 0
 "#;
@@ -38,6 +45,7 @@ return 0
 /// A held lease; dropping it releases the lease.
 pub struct Lease {
     store: SharedStore,
+    alias: String,
     key: String,
     owner: String,
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -88,6 +96,21 @@ impl Lease {
             if got.is_some() {
                 break;
             }
+            // sfx's leases always expire: a key with no expiry (or of another
+            // type) was written by someone else and would block every refresh.
+            let ttl: i64 = store.run(|c| redis::cmd("PTTL").arg(&key).query(c))?;
+            if ttl == -1 {
+                return Err(Error::StoreUnavailable {
+                    message: format!(
+                        "the refresh lease of org {alias} in the shared store at {} holds a value that never expires, which sfx never writes (the key {key} was written by something else)",
+                        store.display()
+                    ),
+                    hint: Some(format!(
+                        "once no sfx is refreshing, remove it (`redis-cli DEL {key}`); check who else writes to this Redis"
+                    )),
+                    source: None,
+                });
+            }
             let waited = started.elapsed();
             if waited >= wait {
                 let holder: Option<String> = store
@@ -120,6 +143,12 @@ impl Lease {
             std::thread::sleep(pause.min(wait.saturating_sub(waited)));
             pause = (pause * 2).min(Duration::from_millis(50));
         }
+        store
+            .inner
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(alias.to_string(), owner.clone());
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = {
@@ -137,6 +166,7 @@ impl Lease {
         };
         Ok(Lease {
             store: store.clone(),
+            alias: alias.to_string(),
             key,
             owner,
             stop,
@@ -163,7 +193,10 @@ fn renew_until_stopped(
     let every = TTL / 3;
     let ttl_ms = TTL.as_millis() as u64;
     let script = redis::Script::new(RENEW);
-    let mut con: Option<redis::Connection> = None;
+    // Each renewal ends well inside the lease, whatever --timeout says: a
+    // renewal that waited longer than the lease could never save it.
+    let bound = store.timeout().min(RENEW_BOUND);
+    let mut con: Option<super::conn::Conn> = None;
     let (m, cv) = stop;
     let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
     loop {
@@ -182,10 +215,13 @@ fn renew_until_stopped(
             return;
         }
         if con.is_none() {
-            con = store.connect().ok();
+            con = store.connect(bound).ok();
         }
         let renewed = match con.as_mut() {
-            Some(c) => script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c),
+            Some(c) => {
+                c.until(Instant::now() + bound);
+                script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c)
+            }
             None => continue,
         };
         match renewed {
@@ -209,6 +245,17 @@ impl Drop for Lease {
         }
         if let Some(t) = self.renewer.take() {
             let _ = t.join();
+        }
+        {
+            let mut held = self
+                .store
+                .inner
+                .held
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if held.get(&self.alias) == Some(&self.owner) {
+                held.remove(&self.alias);
+            }
         }
         if self.lost() {
             return;

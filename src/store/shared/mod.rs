@@ -10,6 +10,7 @@
 //! | `<ns>:org:<alias>` | hash | `v` (the org's version), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token`, `refresh-token`, `client-secret` sealed with `SFX_STORE_KEY` (see [`seal`]) |
 //! | `<ns>:lease:<alias>` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
 //! | `<ns>:journal:<alias>` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
+//! | `<ns>:inflight:<alias>` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
 //! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
 //! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
 //!
@@ -20,25 +21,34 @@
 //! writer whose lease ended while it was paused cannot overwrite newer tokens);
 //! every call is bounded by `--timeout` and any failure is exit 6 naming the
 //! store, never a refresh without the lease. The server never sees a secret in
-//! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key.
+//! clear; metadata stays in clear so `sfx orgs` and `expires --offline` need no key,
+//! but each sealed secret authenticates the fields that decide where it goes
+//! (see [`seal`]). A rotating refresh stretches its lease over its attempt window
+//! and records the window, so a holder paused past its lease never lets another
+//! host re-send the token (see `docs/security.md`). Every call ends by one
+//! deadline (see `conn`).
 
+mod attempt;
 pub mod backend;
+mod conn;
 pub mod lease;
 pub mod seal;
 pub mod url;
+mod write;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisError};
+use conn::Conn;
+use redis::RedisError;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-use seal::StoreKey;
+use seal::{Binding, StoreKey};
+use url::scrub;
 pub use url::{StoreChoice, StoreUrl};
 
 /// The variable naming the key prefix.
@@ -133,10 +143,18 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
-    client: redis::Client,
-    con: Mutex<Option<Connection>>,
+    /// Idle connections. A call takes one out (or opens one) and puts it back
+    /// when it succeeded, so the lock is never held across network calls and
+    /// concurrent callers (watch workers) never queue behind each other.
+    idle: Mutex<Vec<Conn>>,
+    /// The owner tokens of the leases this process holds, by alias.
+    held: Mutex<std::collections::HashMap<String, String>>,
     key: OnceLock<StoreKey>,
-    key_verified: AtomicBool,
+    /// The store's key check as this process verified it (`None`: not yet).
+    /// Every write of a sealed value requires it unchanged, in the same Lua
+    /// script: a key rotation elsewhere makes this process check its key again
+    /// before it seals anything more.
+    key_verified: Mutex<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -150,22 +168,15 @@ impl SharedStore {
     /// bounded by `timeout` (connect, TLS handshake, each read and write).
     pub fn new(url: StoreUrl, ns: String, timeout: Duration) -> Result<SharedStore, Error> {
         install_crypto_provider();
-        let client = redis::Client::open(connection_url(&url).as_str()).map_err(|e| {
-            Error::usage(format!(
-                "the store URL for {} is not usable: {}",
-                url.display(),
-                scrub(&e.to_string(), &url)
-            ))
-        })?;
         Ok(SharedStore {
             inner: Arc::new(Inner {
                 url,
                 ns,
                 timeout,
-                client,
-                con: Mutex::new(None),
+                idle: Mutex::new(Vec::new()),
+                held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
-                key_verified: AtomicBool::new(false),
+                key_verified: Mutex::new(None),
             }),
         })
     }
@@ -196,39 +207,42 @@ impl SharedStore {
         self.k(&["org", alias])
     }
 
-    /// A new connection with every read and write bounded by the timeout.
-    fn connect(&self) -> Result<Connection, Error> {
-        let t = self.inner.timeout;
-        let con = self
-            .inner
-            .client
-            .get_connection_with_timeout(t)
-            .map_err(|e| self.unavailable(&e))?;
-        con.set_read_timeout(Some(t))
-            .and_then(|_| con.set_write_timeout(Some(t)))
-            .map_err(|e| self.unavailable(&e))?;
-        Ok(con)
+    /// A new connection, opened (connect, TLS, AUTH, SELECT) within `within`;
+    /// its later calls end by the deadline each call sets.
+    fn connect(&self, within: Duration) -> Result<Conn, Error> {
+        Conn::open(&self.inner.url, Instant::now() + within).map_err(|e| self.unavailable(&e))
     }
 
-    /// Run `f` on the shared connection; on failure, drop the connection so the
-    /// next call opens a new one.
-    fn run<T>(&self, f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T, Error> {
-        let mut guard = self.inner.con.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.is_none() {
-            *guard = Some(self.connect()?);
-        }
-        let Some(con) = guard.as_mut() else {
-            return Err(Error::Other("the shared store connection was lost".into()));
+    /// Run `f` on a connection of its own, the whole call (connecting included)
+    /// ending within `--timeout`; a connection that failed is dropped, one that
+    /// worked is kept for the next call.
+    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T, Error> {
+        let deadline = Instant::now() + self.inner.timeout;
+        let idle = self
+            .inner
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let mut con = match idle {
+            Some(c) => c,
+            None => Conn::open(&self.inner.url, deadline).map_err(|e| self.unavailable(&e))?,
         };
-        match f(con) {
-            Ok(v) => Ok(v),
+        con.until(deadline);
+        let out = f(&mut con);
+        let keep = match &out {
+            Ok(_) => true,
             Err(e) => {
-                if !matches!(e.kind(), redis::ErrorKind::Server(_)) || e.is_unrecoverable_error() {
-                    *guard = None;
-                }
-                Err(self.unavailable(&e))
+                matches!(e.kind(), redis::ErrorKind::Server(_)) && !e.is_unrecoverable_error()
+            }
+        };
+        if keep && redis::ConnectionLike::is_open(&con) {
+            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if idle.len() < 8 {
+                idle.push(con);
             }
         }
+        out.map_err(|e| self.unavailable(&e))
     }
 
     /// The sentence for a failed call: names the store, never the password.
@@ -261,6 +275,8 @@ impl SharedStore {
                 || lower.contains("corrupt message"))
         {
             format!("failed the TLS handshake: {detail}")
+        } else if lower.contains("in answer to one call") {
+            format!("failed: {detail}")
         } else if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() {
             format!("cannot be reached: {detail}")
         } else {
@@ -304,7 +320,7 @@ impl SharedStore {
     /// (a machine with another key must not seal secrets nobody else can open).
     fn verify_key_for_write(&self) -> Result<&StoreKey, Error> {
         let key = self.key()?;
-        if self.inner.key_verified.load(Ordering::Relaxed) {
+        if self.verified_check().is_some() {
             return Ok(key);
         }
         let kc = self.k(&["keycheck"]);
@@ -316,6 +332,9 @@ impl SharedStore {
             }
             redis::cmd("GET").arg(&kc).query(c)
         })?;
+        let mut check = current
+            .clone()
+            .unwrap_or_else(|| sealed.clone().into_bytes());
         if let Some(stored) = current
             && key.open("", "keycheck", &stored).is_none()
         {
@@ -333,9 +352,23 @@ impl SharedStore {
             if replaced != 1 {
                 return Err(self.wrong_key("the store's key check"));
             }
+            check = sealed.into_bytes();
         }
-        self.inner.key_verified.store(true, Ordering::Relaxed);
+        *self
+            .inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(check);
         Ok(key)
+    }
+
+    /// The key check this process verified, if it did.
+    fn verified_check(&self) -> Option<Vec<u8>> {
+        self.inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Before a login: the store answers and this machine's key is the store's.
@@ -408,180 +441,98 @@ impl SharedStore {
     }
 
     fn parse_record(&self, alias: &str, bytes: &[u8]) -> Result<OrgRecord, Error> {
-        let damaged = |why: String| {
-            Error::Other(format!(
-                "the record of org {} in the shared store at {} is damaged ({why}); log in to it again, or remove it with `sfx logout -o {}`",
+        // A damaged value in the store is the store's trouble: exit 6, as for
+        // any other store failure.
+        let damaged = |why: String| Error::StoreUnavailable {
+            message: format!(
+                "the record of org {} in the shared store at {} is damaged ({})",
                 crate::text::sanitize(alias, 100),
                 self.display(),
+                crate::text::sanitize(&why, 200),
+            ),
+            hint: Some(format!(
+                "log in to it again, or remove it with `sfx logout -o {}`",
                 crate::text::sanitize(alias, 100),
-            ))
+            )),
+            source: None,
         };
         let mut rec: OrgRecord =
             serde_json::from_slice(bytes).map_err(|e| damaged(e.to_string()))?;
         rec.check(alias).map_err(damaged)?;
+        if rec.sf_link.is_some() {
+            // sfx never writes a link here (it names files on one machine).
+            return Err(damaged(
+                "it links to the Salesforce CLI's files, which a shared store never does".into(),
+            ));
+        }
         Ok(rec)
     }
 
-    /// One secret of an org, opened with `SFX_STORE_KEY`. `Ok(None)`: none stored.
-    pub fn secret(&self, alias: &str, kind: SecretKind) -> Result<Option<Secret>, Error> {
+    /// One secret of an org, opened with `SFX_STORE_KEY` and checked against
+    /// `record` — the record the caller will act on (where it sends the secret).
+    /// `Ok(None)`: none stored.
+    pub fn secret(&self, record: &OrgRecord, kind: SecretKind) -> Result<Option<Secret>, Error> {
+        let alias = record.alias.as_str();
         let key = self.org_key(alias);
         let field = kind.as_str();
         let raw: Option<Vec<u8>> =
             self.run(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
         let Some(raw) = raw else { return Ok(None) };
         let k = self.key()?;
-        k.open_secret(alias, field, &raw).map(Some).ok_or_else(|| {
-            self.wrong_key(&format!("the {} of org {alias}", field.replace('-', " ")))
-        })
-    }
-
-    // ----- writes --------------------------------------------------------
-
-    /// Write an org's record and secrets in one step, only if its version is
-    /// `expect` (the compare-and-set that fences stale writers). `None` in
-    /// `secrets` deletes that secret; kinds not named are kept.
-    pub fn write(
-        &self,
-        record: &OrgRecord,
-        secrets: &[(SecretKind, Option<&Secret>)],
-        expect: Expect,
-    ) -> Result<Cas, Error> {
-        let alias = record.alias.as_str();
-        if record.sf_link.is_some() {
-            // The link is a file on one machine: the others could never keep it.
-            return Err(Error::usage(format!(
-                "org {alias} is linked to the Salesforce CLI's files on this machine, which other machines cannot read or update; keep it in the local store, or give the shared store a login of its own (`sfx login … --alias {alias}` with SFX_STORE set)"
-            )));
+        let binding = Binding::of(&self.inner.ns, record);
+        match k.open_bound(&binding, field, &raw) {
+            Some((plain, _)) => String::from_utf8(plain)
+                .map(|s| Some(Secret::new(s)))
+                .map_err(|_| self.tampered(alias)),
+            None => Err(self.not_opened(
+                alias,
+                &format!("the {} of org {alias}", field.replace('-', " ")),
+            )),
         }
-        let key = if secrets.iter().any(|(_, s)| s.is_some()) {
-            Some(self.verify_key_for_write()?)
-        } else {
-            None
+    }
+
+    /// A sealed value did not open: with the store's own key (its key check
+    /// opens), the record was changed by someone without the key; else the key
+    /// is not the store's.
+    fn not_opened(&self, alias: &str, what: &str) -> Error {
+        let kc = self.k(&["keycheck"]);
+        let ours = match (
+            self.key(),
+            self.run(|c| redis::cmd("GET").arg(&kc).query::<Option<Vec<u8>>>(c)),
+        ) {
+            (Ok(k), Ok(Some(stored))) => k.open("", "keycheck", &stored).is_some(),
+            _ => false,
         };
-        let meta = serde_json::to_string(record)
-            .map_err(|e| Error::Other(format!("cannot encode the org record: {e}")))?;
-        let mut fields: Vec<(&str, String)> = Vec::new();
-        for (kind, value) in secrets {
-            let sealed = match (value, key) {
-                (Some(v), Some(k)) => k.seal_secret(alias, kind.as_str(), v)?,
-                _ => String::new(),
-            };
-            fields.push((kind.as_str(), sealed));
+        self.key_verified_reset();
+        if ours {
+            self.tampered(alias)
+        } else {
+            self.wrong_key(what)
         }
-        let expected = match expect {
-            Expect::Version(v) => v.to_string(),
-            Expect::Any => "*".to_string(),
-        };
-        let script = redis::Script::new(CAS_SCRIPT);
-        let (ok, v): (i64, u64) = self.run(|c| {
-            let mut inv = script.prepare_invoke();
-            inv.key(self.org_key(alias))
-                .key(self.k(&["orgs"]))
-                .arg(&expected)
-                .arg(alias)
-                .arg(&meta);
-            for (f, val) in &fields {
-                inv.arg(*f).arg(val);
-            }
-            inv.invoke(c)
-        })?;
-        Ok(if ok == 1 {
-            Cas::Written(v)
-        } else {
-            Cas::Conflict(v)
-        })
     }
 
-    /// Store one secret of an existing org as it is: no version change, the
-    /// record untouched (`false`: the org is not stored).
-    pub fn put_secret(&self, alias: &str, kind: SecretKind, value: &Secret) -> Result<bool, Error> {
-        let key = self.verify_key_for_write()?;
-        let sealed = key.seal_secret(alias, kind.as_str(), value)?;
-        let script = redis::Script::new(PUT_SECRET_SCRIPT);
-        let n: i64 = self.run(|c| {
-            script
-                .key(self.org_key(alias))
-                .arg(kind.as_str())
-                .arg(&sealed)
-                .invoke(c)
-        })?;
-        Ok(n == 1)
+    /// The error for a record whose sealed secrets no longer match it.
+    fn tampered(&self, alias: &str) -> Error {
+        let alias = crate::text::sanitize(alias, 100);
+        Error::StoreUnavailable {
+            message: format!(
+                "org {alias} in the shared store at {} was changed by someone without the store's key: its URLs, client id or user no longer match what its secrets were sealed with, so sfx sent nothing",
+                self.display()
+            ),
+            hint: Some(format!(
+                "check who can write to the Redis server; `sfx login --alias {alias} …` with SFX_STORE_KEY set stores the org again"
+            )),
+            source: None,
+        }
     }
 
-    /// Remove an org (record, secrets, journal; the default mark if it was the
-    /// default). `false` when it was not stored.
-    pub fn delete(&self, alias: &str) -> Result<bool, Error> {
-        let script = redis::Script::new(DELETE_SCRIPT);
-        let n: i64 = self.run(|c| {
-            script
-                .key(self.org_key(alias))
-                .key(self.k(&["orgs"]))
-                .key(self.k(&["default"]))
-                .key(self.k(&["journal", alias]))
-                .arg(alias)
-                .invoke(c)
-        })?;
-        Ok(n == 1)
-    }
-
-    /// Mark the default org (`None` clears the mark).
-    pub fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {
-        let key = self.k(&["default"]);
-        self.run(|c| match alias {
-            Some(a) => redis::cmd("SET").arg(&key).arg(a).query::<()>(c),
-            None => redis::cmd("DEL").arg(&key).query::<()>(c),
-        })
-    }
-
-    // ----- lease, journal, watch claims ------------------------------------
-
-    /// Hold the org's refresh lease, waiting at most `wait` for another holder.
-    pub fn lease(&self, alias: &str, wait: Duration) -> Result<lease::Lease, Error> {
-        lease::Lease::acquire(self, alias, wait)
-    }
-
-    fn journal_key(&self, alias: &str) -> String {
-        self.k(&["journal", alias])
-    }
-
-    /// Was a rotating refresh with this refresh token started and never settled?
-    pub fn journal_pending(&self, alias: &str, token: &Secret) -> Result<bool, Error> {
-        let key = self.journal_key(alias);
-        let v: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
-        Ok(v.as_deref() == Some(fingerprint(token).as_str()))
-    }
-
-    /// Record that a refresh with this token is about to be sent.
-    pub fn journal_begin(&self, alias: &str, token: &Secret) -> Result<(), Error> {
-        let key = self.journal_key(alias);
-        let fp = fingerprint(token);
-        self.run(|c| redis::cmd("SET").arg(&key).arg(&fp).query::<()>(c))
-    }
-
-    /// The refresh is settled. Best effort, as locally: a left-over entry only
-    /// costs one introspection request next time.
-    pub fn journal_settle(&self, alias: &str) {
-        let key = self.journal_key(alias);
-        let _ = self.run(|c| redis::cmd("DEL").arg(&key).query::<()>(c));
-    }
-
-    /// For `sfx watch` on several hosts: claim this org's next check for `window`.
-    /// `false` when another watcher checked it within that window (then this one
-    /// re-reads the shared record instead of asking Salesforce).
-    pub fn claim_check(&self, alias: &str, window: Duration) -> Result<bool, Error> {
-        let key = self.k(&["check", alias]);
-        let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
-        let owner = format!("{}@{}", std::process::id(), hostname());
-        let set: Option<String> = self.run(|c| {
-            redis::cmd("SET")
-                .arg(&key)
-                .arg(&owner)
-                .arg("NX")
-                .arg("PX")
-                .arg(ms)
-                .query(c)
-        })?;
-        Ok(set.is_some())
+    /// Forget that the key was verified (it is checked again before the next write).
+    fn key_verified_reset(&self) {
+        *self
+            .inner
+            .key_verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     // ----- doctor --------------------------------------------------------
@@ -643,38 +594,6 @@ fn install_crypto_provider() {
     });
 }
 
-/// The URL the client library is given (user and password percent-encoded).
-fn connection_url(u: &StoreUrl) -> String {
-    let scheme = if u.tls { "rediss" } else { "redis" };
-    let host = if u.host.contains(':') {
-        format!("[{}]", u.host)
-    } else {
-        u.host.clone()
-    };
-    let mut s = format!("{scheme}://{host}:{}/{}", u.port, u.db);
-    if let Ok(mut parsed) = ::url::Url::parse(&s) {
-        if let Some(user) = &u.username {
-            let _ = parsed.set_username(user);
-        }
-        if let Some(p) = &u.password {
-            let _ = parsed.set_password(Some(p.expose()));
-        }
-        s = parsed.to_string();
-    }
-    s
-}
-
-/// Remove the password from a message, in case a library ever echoes it.
-fn scrub(msg: &str, url: &StoreUrl) -> String {
-    let mut m = msg.to_string();
-    if let Some(p) = &url.password
-        && p.expose().len() >= 3
-    {
-        m = m.replace(p.expose(), "<redacted>");
-    }
-    crate::text::sanitize(&m, 300)
-}
-
 fn fingerprint(token: &Secret) -> String {
     let digest = Sha256::digest(token.expose().as_bytes());
     digest[..12].iter().map(|b| format!("{b:02x}")).collect()
@@ -691,37 +610,6 @@ pub(crate) fn hostname() -> String {
         .unwrap_or_else(|| "host".into())
 }
 
-/// Compare-and-set of an org: KEYS = org hash, orgs set; ARGV = expected version
-/// (or `*`), alias, record JSON, then field/value pairs (an empty value deletes).
-const CAS_SCRIPT: &str = r#"
-local cur = tonumber(redis.call('HGET', KEYS[1], 'v') or '0')
-if ARGV[1] ~= '*' and cur ~= tonumber(ARGV[1]) then
-  return {0, cur}
-end
-redis.call('HSET', KEYS[1], 'meta', ARGV[3])
-for i = 4, #ARGV, 2 do
-  if ARGV[i + 1] == '' then
-    redis.call('HDEL', KEYS[1], ARGV[i])
-  else
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  end
-end
-local nv = redis.call('HINCRBY', KEYS[1], 'v', 1)
-redis.call('SADD', KEYS[2], ARGV[2])
-return {1, nv}
-"#;
-
-/// Remove an org: KEYS = org hash, orgs set, default, journal; ARGV = alias.
-const DELETE_SCRIPT: &str = r#"
-local existed = redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[4])
-if redis.call('GET', KEYS[3]) == ARGV[1] then
-  redis.call('DEL', KEYS[3])
-end
-return existed
-"#;
-
 /// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
 /// ARGV = the new check.
 const REPLACE_KEYCHECK_SCRIPT: &str = r#"
@@ -730,15 +618,6 @@ if redis.call('SCARD', KEYS[2]) == 0 then
   return 1
 end
 return 0
-"#;
-
-/// Set one field of an existing org hash: KEYS = org hash; ARGV = field, value.
-const PUT_SECRET_SCRIPT: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
 "#;
 
 #[cfg(test)]

@@ -7,6 +7,18 @@
 //! org, or from the refresh-token field to the access-token field, fails to open.
 //!
 //! Stored form: `v1:` + base64(nonce ‖ ciphertext ‖ tag).
+//!
+//! **Where a secret may go is sealed with it** (`v2:`, issue #19). The org record
+//! stays in clear, so anyone who can write to the Redis server could change the
+//! URLs in it and have the next refresh post the refresh token elsewhere. A
+//! secret is therefore sealed with a [`Binding`] as associated data: the store's
+//! namespace, the alias, the kind, and every record field that decides where a
+//! secret is sent or for whom (login URL, instance URL, client id, user name).
+//! A record whose fields no longer match fails to open its secrets, so sfx
+//! refuses it before anything is sent. Opening an access token checks where the
+//! access token goes; opening a refresh token or client secret checks where they
+//! go. `v1:` values (written before #19) open without that check until the first
+//! write of their org converts them (see `docs/security.md`).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -14,12 +26,12 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::error::Error;
-use crate::secret::Secret;
 
 /// The variable that holds the key.
 pub const KEY_VAR: &str = "SFX_STORE_KEY";
 
 const PREFIX: &str = "v1:";
+const PREFIX_BOUND: &str = "v2:";
 const NONCE_LEN: usize = 12;
 
 /// The hint that says how to make a key.
@@ -72,62 +84,118 @@ impl StoreKey {
         Ok(StoreKey(cipher))
     }
 
-    /// Seal `plain` for `alias`'s `kind` with a fresh nonce.
+    /// Seal `plain` for `alias`'s `kind` with a fresh nonce (the `v1:` form, kept
+    /// for the store's key check).
     pub fn seal(&self, alias: &str, kind: &str, plain: &[u8]) -> Result<String, Error> {
+        Ok(format!(
+            "{PREFIX}{}",
+            self.encrypt(&aad(alias, kind), plain)?
+        ))
+    }
+
+    /// Open a `v1:` value; `None` when it is not ours to open (another key,
+    /// another org or kind, or altered).
+    pub fn open(&self, alias: &str, kind: &str, stored: &[u8]) -> Option<Vec<u8>> {
+        let text = std::str::from_utf8(stored).ok()?;
+        self.decrypt(&aad(alias, kind), text.strip_prefix(PREFIX)?)
+    }
+}
+
+/// What a sealed secret authenticates besides itself: the record fields that
+/// decide where it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub namespace: String,
+    pub alias: String,
+    pub login_url: Option<String>,
+    pub instance_url: String,
+    pub client_id: Option<String>,
+    pub username: Option<String>,
+}
+
+impl Binding {
+    pub fn of(namespace: &str, rec: &crate::store::metadata::OrgRecord) -> Binding {
+        Binding {
+            namespace: namespace.to_string(),
+            alias: rec.alias.clone(),
+            login_url: rec.login_url.clone(),
+            instance_url: rec.instance_url.clone(),
+            client_id: rec.client_id.clone(),
+            username: rec.username.clone(),
+        }
+    }
+
+    /// `sfx-shared-v2\0` + a JSON array: one unambiguous encoding.
+    fn aad(&self, kind: &str) -> Vec<u8> {
+        let fields = serde_json::json!([
+            self.namespace,
+            self.alias,
+            kind,
+            self.login_url,
+            self.instance_url,
+            self.client_id,
+            self.username,
+        ]);
+        let mut out = b"sfx-shared-v2\0".to_vec();
+        out.extend_from_slice(fields.to_string().as_bytes());
+        out
+    }
+}
+
+/// How a stored value opened.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Form {
+    /// Sealed with its binding (`v2:`).
+    Bound,
+    /// Sealed before bindings existed (`v1:`): nothing but the alias and kind checked.
+    Legacy,
+}
+
+impl StoreKey {
+    /// Seal a secret of `kind` bound to where it may go.
+    pub fn seal_bound(&self, b: &Binding, kind: &str, plain: &[u8]) -> Result<String, Error> {
+        let sealed = self.encrypt(&b.aad(kind), plain)?;
+        Ok(format!("{PREFIX_BOUND}{sealed}"))
+    }
+
+    /// Open a stored secret against the record it was read with: a `v2:` value
+    /// only if the record's fields are those it was sealed with; a `v1:` value
+    /// (older sfx) by alias and kind alone.
+    pub fn open_bound(&self, b: &Binding, kind: &str, stored: &[u8]) -> Option<(Vec<u8>, Form)> {
+        let text = std::str::from_utf8(stored).ok()?;
+        if let Some(rest) = text.strip_prefix(PREFIX_BOUND) {
+            return self.decrypt(&b.aad(kind), rest).map(|p| (p, Form::Bound));
+        }
+        self.open(&b.alias, kind, stored).map(|p| (p, Form::Legacy))
+    }
+
+    fn encrypt(&self, aad: &[u8], plain: &[u8]) -> Result<String, Error> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| {
             Error::Other(format!(
                 "cannot draw random bytes for encryption from the OS: {e}"
             ))
         })?;
-        let aad = aad(alias, kind);
         let sealed = self
             .0
-            .encrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
+            .encrypt(&Nonce::from(nonce), Payload { msg: plain, aad })
             .map_err(|_| Error::Other("AES-GCM encryption failed".into()))?;
         let mut out = Vec::with_capacity(NONCE_LEN + sealed.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
-        Ok(format!("{PREFIX}{}", STANDARD.encode(out)))
+        Ok(STANDARD.encode(out))
     }
 
-    /// Open a sealed value; `None` when it is not ours to open (another key, another
-    /// org or kind, or altered).
-    pub fn open(&self, alias: &str, kind: &str, stored: &[u8]) -> Option<Vec<u8>> {
-        let text = std::str::from_utf8(stored).ok()?;
-        let raw = STANDARD.decode(text.strip_prefix(PREFIX)?).ok()?;
+    fn decrypt(&self, aad: &[u8], b64: &str) -> Option<Vec<u8>> {
+        let raw = STANDARD.decode(b64).ok()?;
         if raw.len() < NONCE_LEN + 16 {
             return None;
         }
         let (nonce, body) = raw.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().ok()?;
         self.0
-            .decrypt(
-                &Nonce::from(nonce),
-                Payload {
-                    msg: body,
-                    aad: &aad(alias, kind),
-                },
-            )
+            .decrypt(&Nonce::from(nonce), Payload { msg: body, aad })
             .ok()
-    }
-
-    /// Seal a secret.
-    pub fn seal_secret(&self, alias: &str, kind: &str, s: &Secret) -> Result<String, Error> {
-        self.seal(alias, kind, s.expose().as_bytes())
-    }
-
-    /// Open a secret.
-    pub fn open_secret(&self, alias: &str, kind: &str, stored: &[u8]) -> Option<Secret> {
-        self.open(alias, kind, stored)
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(Secret::new)
     }
 }
 
@@ -173,6 +241,59 @@ mod tests {
         for junk in [&b""[..], b"v1:", b"v1:!!!", b"v2:AAAA", b"\xff"] {
             assert!(k.open("prod", "refresh-token", junk).is_none());
         }
+    }
+
+    fn binding(login: Option<&str>, instance: &str) -> Binding {
+        Binding {
+            namespace: "sfx".into(),
+            alias: "prod".into(),
+            login_url: login.map(str::to_string),
+            instance_url: instance.into(),
+            client_id: Some("3MVG9".into()),
+            username: Some("u@example.com".into()),
+        }
+    }
+
+    #[test]
+    fn a_bound_secret_opens_only_with_the_fields_it_was_sealed_with() {
+        let k = key(7);
+        let b = binding(
+            Some("https://login.salesforce.com"),
+            "https://a.my.salesforce.com",
+        );
+        let s = k.seal_bound(&b, "refresh-token", b"5Aep").unwrap();
+        assert!(s.starts_with("v2:"));
+        assert_eq!(
+            k.open_bound(&b, "refresh-token", s.as_bytes()),
+            Some((b"5Aep".to_vec(), Form::Bound))
+        );
+        let mut changed = vec![
+            binding(Some("https://evil.example"), "https://a.my.salesforce.com"),
+            binding(None, "https://a.my.salesforce.com"),
+            binding(Some("https://login.salesforce.com"), "https://evil.example"),
+        ];
+        let mut c = b.clone();
+        c.client_id = Some("3MVG9evil".into());
+        changed.push(c);
+        let mut c = b.clone();
+        c.username = Some("other@example.com".into());
+        changed.push(c);
+        let mut c = b.clone();
+        c.namespace = "other".into();
+        changed.push(c);
+        for c in &changed {
+            assert!(
+                k.open_bound(c, "refresh-token", s.as_bytes()).is_none(),
+                "{c:?}"
+            );
+        }
+        assert!(k.open_bound(&b, "access-token", s.as_bytes()).is_none());
+        // A value written before bindings opens by alias and kind, and says so.
+        let old = k.seal("prod", "refresh-token", b"5Aep").unwrap();
+        assert_eq!(
+            k.open_bound(&changed[0], "refresh-token", old.as_bytes()),
+            Some((b"5Aep".to_vec(), Form::Legacy))
+        );
     }
 
     #[test]

@@ -169,6 +169,93 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Remove the password from a message, in case a library or server ever echoes
+/// it: as typed, percent-encoded (as in a URL) and lower/upper-case encoded. A
+/// password so short that replacing it would leave the message meaningless (or
+/// could match by chance) withholds the whole detail instead.
+pub(super) fn scrub(msg: &str, url: &StoreUrl) -> String {
+    let mut m = msg.to_string();
+    if let Some(p) = &url.password {
+        let raw = p.expose();
+        let encoded: String = ::url::form_urlencoded::byte_serialize(raw.as_bytes()).collect();
+        let strict: String = raw
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let forms = [
+            raw.to_string(),
+            encoded,
+            strict.clone(),
+            strict.to_ascii_lowercase(),
+        ];
+        for f in forms.iter().filter(|f| !f.is_empty()) {
+            if f.chars().count() < 4 {
+                if m.contains(f.as_str()) {
+                    return "(details withheld: they could contain the store's password)".into();
+                }
+            } else {
+                m = m.replace(f.as_str(), "<redacted>");
+            }
+        }
+    }
+    crate::text::sanitize(&m, 300)
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn url(pw: &str) -> StoreUrl {
+        StoreUrl {
+            tls: false,
+            host: "h".into(),
+            port: 1,
+            db: 0,
+            username: None,
+            password: Some(Secret::new(pw)),
+        }
+    }
+
+    #[test]
+    fn the_password_never_survives_in_any_form() {
+        for (pw, msg) in [
+            ("ab", "auth failed for ab"),
+            ("x", "x"),
+            ("p@ss w0rd/\u{e9}", "bad p@ss w0rd/\u{e9} here"),
+            (
+                "p@ss w0rd/\u{e9}",
+                "bad redis://:p%40ss%20w0rd%2F%C3%A9@h here",
+            ),
+            (
+                "p@ss w0rd/\u{e9}",
+                "bad redis://:p%40ss+w0rd%2F%C3%A9@h here",
+            ),
+            ("p@ss w0rd/\u{e9}", "bad p%40ss%20w0rd%2f%c3%a9 here"),
+        ] {
+            let out = scrub(msg, &url(pw));
+            let u = url(pw);
+            let raw = u.password.as_ref().unwrap().expose();
+            assert!(!out.contains(raw), "{pw:?}: {out}");
+            assert!(!out.contains("p%40ss"), "{pw:?}: {out}");
+            assert!(
+                !out.to_ascii_lowercase().contains("p%40ss%20w0rd"),
+                "{pw:?}: {out}"
+            );
+        }
+        assert_eq!(
+            scrub("no secret here", &url("longpassword")),
+            "no secret here"
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
