@@ -20,6 +20,7 @@ mod introspect;
 mod keychain;
 mod layers;
 mod listen;
+mod localstore;
 mod locking;
 mod login;
 mod logout;

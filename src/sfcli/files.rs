@@ -240,7 +240,15 @@ impl AuthFile {
 /// Write `bytes` to `path` atomically (temp file beside it, fsync, rename),
 /// keeping the file's mode. The caller holds sf's lock on `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::store::atomic::write_keeping_mode(path, bytes)
+    // Through a link, as sf does (a shared volume, dotfiles): replacing the link
+    // with a file would leave the real one holding a spent token (issue #24).
+    crate::store::atomic::write_keeping_mode(&real_path(path), bytes)
+}
+
+/// `path` with its links resolved (itself when it cannot be resolved): sf's
+/// lock library (proper-lockfile) locks and sf writes the real file.
+pub fn real_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// sf's lock on one file, held: the `<file>.lock` directory, kept fresh by a
@@ -262,7 +270,7 @@ impl Drop for SfLock {
 }
 
 fn lock_dir(file: &Path) -> PathBuf {
-    let mut s = file.as_os_str().to_owned();
+    let mut s = real_path(file).into_os_string();
     s.push(".lock");
     PathBuf::from(s)
 }

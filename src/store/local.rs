@@ -108,6 +108,10 @@ impl LocalStore {
     /// the file and shared, so take what is needed from it rather than clone it.
     pub fn read(&self) -> Result<Arc<Metadata>, Error> {
         let path = self.metadata_path();
+        // A home someone else can write, or a record file they own, is refused
+        // before a word of it is read (see [`super::trust`]).
+        super::trust::check(&self.home, false)?;
+        super::trust::check(&path, false)?;
         match self
             .meta
             .load(&path, crate::limits::STORE_FILE_MAX, Metadata::parse)
@@ -302,43 +306,49 @@ impl OrgStore for LocalStore {
         make_default: bool,
     ) -> Result<Vec<String>, Error> {
         let alias = record.alias.as_str();
-        let previous = LocalStore::read(self)?.orgs.get(alias).cloned();
-        self.backend(record.store).put(alias, secrets)?;
-        // Moving an org between stores leaves no copy behind in the old one.
-        let mut notes = Vec::new();
-        if let Some(prev) = &previous
-            && prev.store != record.store
-            && prev.store != StoreKind::Env
-            && let Err(e) = self.backend(prev.store).put(alias, &ALL_NONE)
-        {
-            notes.push(format!(
-                "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
-                super::describe_kind(prev.store)
-            ));
-        }
+        // The secrets and the record are written under one lock, `orgs.lock`
+        // (taken before `secrets.lock`, as a refresh takes them): two logins of
+        // one alias at once can never leave one user's record with another's
+        // tokens (issue #24).
         self.update(|meta| {
+            let previous = meta.orgs.get(alias).cloned();
+            self.backend(record.store).put(alias, secrets)?;
+            // Moving an org between stores leaves no copy behind in the old one.
+            let mut notes = Vec::new();
+            if let Some(prev) = &previous
+                && prev.store != record.store
+                && prev.store != StoreKind::Env
+                && let Err(e) = self.backend(prev.store).put(alias, &ALL_NONE)
+            {
+                notes.push(format!(
+                    "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
+                    super::describe_kind(prev.store)
+                ));
+            }
             meta.orgs.insert(alias.to_string(), record.clone());
             if make_default {
                 meta.default = Some(alias.to_string());
             }
-            Ok(())
-        })?;
-        Ok(notes)
+            Ok(notes)
+        })
     }
 
     fn delete_org(&self, alias: &str) -> Result<Option<OrgRecord>, Error> {
-        let Some(rec) = LocalStore::read(self)?.orgs.get(alias).cloned() else {
+        if !LocalStore::read(self)?.orgs.contains_key(alias) {
             return Ok(None);
-        };
-        self.backend(rec.store).put(alias, &ALL_NONE)?;
+        }
+        // Under one lock, as in `save_org`.
         self.update(|meta| {
+            let Some(rec) = meta.orgs.get(alias).cloned() else {
+                return Ok(None);
+            };
+            self.backend(rec.store).put(alias, &ALL_NONE)?;
             meta.orgs.remove(alias);
             if meta.default.as_deref() == Some(alias) {
                 meta.default = None;
             }
-            Ok(())
-        })?;
-        Ok(Some(rec))
+            Ok(Some(rec))
+        })
     }
 
     fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {

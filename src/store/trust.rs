@@ -1,0 +1,101 @@
+//! What the local store trusts: a home that is the user's own and that no one
+//! else can write, and store files that are the user's own (issue #24).
+//!
+//! Whoever can write the sfx home can plant a link where sfx writes, or swap
+//! `orgs.json` so that the next refresh sends the refresh token and client
+//! secret to a server of theirs; whoever can read `secrets.json` has the tokens.
+//! So, as ssh does with `~/.ssh`, sfx refuses (exit 6, with the command that
+//! fixes it) to use:
+//!
+//! - a home (or its `locks/`) owned by another user, or writable by its group
+//!   or by everyone;
+//! - an `orgs.json` owned by another user or writable by others;
+//! - a `secrets.json` owned by another user or readable or writable by others.
+//!
+//! It changes nothing itself: a home that was open may already hold what
+//! someone else put there, and the user is the one to judge that.
+
+use std::path::Path;
+
+use crate::error::Error;
+
+/// What is wrong with `path` for the store, if anything (`None`: it is the
+/// user's own and private enough, or it does not exist). `secret`: the file
+/// holds secrets, so no one else may even read it.
+#[cfg(unix)]
+pub fn problem(path: &Path, secret: bool) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let mode = meta.mode() & 0o7777;
+    let shown = path.display();
+    if meta.uid() != me {
+        return Some((
+            format!(
+                "{shown} belongs to another user (uid {}, not {me})",
+                meta.uid()
+            ),
+            if meta.is_dir() {
+                format!(
+                    "use a home of your own (SFX_HOME), or if this one is yours: `chown -R {me} {shown}`"
+                )
+            } else {
+                format!("if the file is yours: `chown {me} {shown}`; otherwise remove it")
+            },
+        ));
+    }
+    let open = if secret { 0o077 } else { 0o022 };
+    if mode & open != 0 {
+        let who = if secret && mode & 0o044 != 0 && mode & 0o022 == 0 {
+            "readable"
+        } else {
+            "writable"
+        };
+        let fix = if meta.is_dir() { "700" } else { "600" };
+        return Some((
+            format!(
+                "{shown} is {who} by other users (mode {:04o})",
+                mode & 0o777
+            ),
+            format!("make it private: `chmod {fix} {shown}`"),
+        ));
+    }
+    None
+}
+
+#[cfg(not(unix))]
+pub fn problem(_path: &Path, _secret: bool) -> Option<(String, String)> {
+    None
+}
+
+/// Refuse a path of the store that is not the user's own and private.
+pub fn check(path: &Path, secret: bool) -> Result<(), Error> {
+    match problem(path, secret) {
+        None => Ok(()),
+        Some((what, fix)) => Err(Error::StoreUnavailable {
+            message: format!(
+                "sfx does not use its store there: {what}, so someone else could change where sfx sends your tokens, or read them"
+            ),
+            hint: Some(format!(
+                "{fix} (sfx, like ssh with ~/.ssh, only trusts a home that is yours and private)"
+            )),
+            source: None,
+        }),
+    }
+}
+
+/// Every problem of the store under `home`, for `sfx doctor`.
+pub fn problems(home: &Path) -> Vec<String> {
+    let items = [
+        (home.to_path_buf(), false),
+        (home.join("locks"), false),
+        (home.join(super::metadata::FILE_NAME), false),
+        (home.join(super::file::FILE_NAME), true),
+    ];
+    items
+        .iter()
+        .filter_map(|(p, secret)| problem(p, *secret))
+        .map(|(what, fix)| format!("{what}: {fix}"))
+        .collect()
+}

@@ -1,0 +1,426 @@
+//! The local store, the sf link and the web login under attack (issue #24): the
+//! real `sfx` against the fake, with files planted as another local user (or a
+//! careless umask) would plant them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::sfcli::{KeyVersion, Sf};
+use fake_salesforce::PUBLIC_CLIENT_ID;
+
+const HANG: Duration = Duration::from_secs(60);
+
+#[cfg(unix)]
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A spawned `sfx` whose stderr lines arrive on a channel as they are written.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(mut cmd: std::process::Command, stdin: &str) -> Running {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sfx");
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
+        drop(input);
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait (bounded) for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str) {
+        let deadline = Instant::now() + HANG;
+        while !self.seen.iter().any(|l| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("sfx never printed {needle:?}; it printed {:?}", self.seen);
+                }
+            }
+        }
+    }
+
+    fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        (status, self.seen.join("\n"))
+    }
+}
+
+// ----- 1. lock files are never followed -----------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn a_lock_file_planted_as_a_symlink_is_refused_and_its_target_is_untouched() {
+    let t = T::new();
+    t.login("prod");
+    let victim = t.dir.path().join("precious.txt");
+    std::fs::write(&victim, "the user's own file\n").unwrap();
+    let locks = t.home().join("locks");
+    for (lock, args) in [
+        ("orgs.lock", vec!["logout", "-o", "prod"]),
+        ("secrets.lock", vec!["logout", "-o", "prod"]),
+        ("org-prod.lock", vec!["refresh", "-o", "prod"]),
+    ] {
+        let path = locks.join(lock);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        let n = t.token_requests();
+        let out = t.sfx().args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{lock}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("symbolic link"),
+            "{lock}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "the user's own file\n",
+            "{lock}: the link's target was written"
+        );
+        assert_eq!(t.token_requests(), n, "{lock}: nothing sent");
+        std::fs::remove_file(&path).unwrap();
+    }
+    // With the links gone, everything works again.
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    assert!(t.metadata()["orgs"]["prod"].is_object());
+}
+
+// ----- 2. a home that is not the user's own and private --------------------------------
+
+#[cfg(unix)]
+#[test]
+fn a_home_others_can_write_is_refused_and_doctor_says_so() {
+    let t = T::new();
+    t.login("prod");
+    chmod(&t.home(), 0o777);
+    let n = t.token_requests();
+    for args in [
+        vec!["orgs"],
+        vec!["refresh", "-o", "prod"],
+        vec!["token", "-o", "prod"],
+    ] {
+        let out = t.sfx().args(&args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("writable by other users") && err.contains("chmod 700"),
+            "{args:?}: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: no token printed");
+    }
+    assert_eq!(t.token_requests(), n, "nothing sent");
+    let out = t.sfx().args(["doctor", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(v["home"]["trusted"], false, "{v}");
+    assert!(
+        v["home"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("mode 0777"),
+        "{v}"
+    );
+    let out = t.sfx().args(["doctor"]).output().unwrap();
+    assert!(
+        text(&out.stdout).contains("not trusted"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Made private again: used again.
+    chmod(&t.home(), 0o700);
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    let v = stdout_json(&t.sfx().args(["doctor", "--json"]).output().unwrap());
+    assert_eq!(v["home"]["trusted"], true, "{v}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_secrets_file_others_can_read_is_refused_until_made_private() {
+    let t = T::new();
+    t.login("prod");
+    let secrets = t.home().join("secrets.json");
+    chmod(&secrets, 0o644);
+    let out = t.sfx().args(["token", "-o", "prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("readable by other users") && err.contains("chmod 600"),
+        "{err}"
+    );
+    // A record file someone else could rewrite: refused too.
+    chmod(&secrets, 0o600);
+    chmod(&t.home().join("orgs.json"), 0o666);
+    let out = t.sfx().args(["orgs"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    chmod(&t.home().join("orgs.json"), 0o600);
+    t.sfx().args(["token", "-o", "prod"]).assert().success();
+}
+
+/// Run `argv` as the throw-away user `nobody` (uid 65534), with `setpriv`.
+#[cfg(unix)]
+fn as_nobody(argv: &[&str]) {
+    let st = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(argv)
+        .status()
+        .expect("setpriv (util-linux) runs");
+    assert!(st.success(), "{argv:?} as nobody");
+}
+
+#[cfg(unix)]
+#[test]
+#[ignore = "needs root (to act as a second user with setpriv): scripts/test.sh runs it"]
+fn a_home_another_user_made_is_refused_and_nothing_is_written_there() {
+    let t = T::new();
+    // A shared place like /tmp, where the other user makes the home first.
+    let shared = t.dir.path().join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(t.dir.path(), 0o755);
+    chmod(&shared, 0o1777);
+    let home = shared.join("sfx-home");
+    as_nobody(&["mkdir", "-m", "700", home.to_str().unwrap()]);
+    let out = t
+        .sfx()
+        .env("SFX_HOME", &home)
+        .args(["login", "--auth-url", "-", "--alias", "prod"])
+        .write_stdin(t.auth_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("belongs to another user"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(&home).unwrap().count(),
+        0,
+        "nothing written into the other user's home"
+    );
+    let out = t
+        .sfx()
+        .env("SFX_HOME", &home)
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(stdout_json(&out)["home"]["trusted"], false);
+}
+
+// ----- 4. one lock spans an org's secrets and its record -------------------------------
+
+#[test]
+fn two_logins_of_one_alias_never_pair_one_users_record_with_anothers_tokens() {
+    let t = T::new();
+    let other = "other@example.com";
+    t.fake
+        .add_user(fake_salesforce::User::new(other, "pw", "tok"));
+    let url_a = t.fake.auth_url(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    let url_b = t.fake.auth_url(DEFAULT_CLIENT_ID, other);
+    let rt_of = |u: &str| {
+        let (creds, _host) = u.rsplit_once('@').unwrap();
+        creds.rsplit(':').next().unwrap().to_string()
+    };
+    // Something holds the metadata lock for a moment (a watch writing a record).
+    let locks = t.home().join("locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    #[cfg(unix)]
+    {
+        chmod(&t.home(), 0o700);
+        chmod(&locks, 0o700);
+    }
+    let held = std::fs::File::create(locks.join("orgs.lock")).unwrap();
+    held.lock().unwrap();
+    let login = || {
+        let mut c = t.std_sfx();
+        c.args(["login", "--auth-url", "-", "--alias", "prod"]);
+        c
+    };
+    let mut a = Running::spawn(login(), &url_a);
+    a.wait_for("waiting for another sfx process");
+    let mut b = Running::spawn(login(), &url_b);
+    b.wait_for("waiting for another sfx process");
+    // The second login dies while it waits; the first one goes on.
+    b.child.kill().unwrap();
+    let _ = b.finish();
+    held.unlock().unwrap();
+    let (status, err) = a.finish();
+    assert!(status.success(), "{err}");
+    let rec = &t.metadata()["orgs"]["prod"];
+    assert_eq!(rec["username"], DEFAULT_USERNAME);
+    assert_eq!(
+        t.refresh_token("prod"),
+        rt_of(&url_a),
+        "the record names {DEFAULT_USERNAME}: the tokens must be theirs"
+    );
+}
+
+// ----- 9. secrets.json is never written past what sfx reads back -----------------------
+
+#[test]
+fn a_login_that_would_grow_the_secrets_file_past_the_read_limit_is_refused() {
+    let t = T::new();
+    t.login("prod");
+    let path = t.home().join("secrets.json");
+    let mut doc = t.secrets();
+    // Grown to just under the 32 MiB sfx reads back (thousands of orgs' worth).
+    let limit = 32 * 1024 * 1024;
+    let now = std::fs::metadata(&path).unwrap().len() as usize;
+    doc["filler"] = serde_json::json!({ "access-token": "x".repeat(limit - now - 300) });
+    std::fs::write(&path, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    assert!(before.len() < limit);
+    let out = t
+        .sfx()
+        .args(["login", "--auth-url", "-", "--alias", "another-org"])
+        .write_stdin(t.auth_url())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("32 MiB") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert!(std::fs::read(&path).unwrap() == before, "file unchanged");
+    // Every command still works.
+    t.sfx().args(["token", "-o", "prod"]).assert().success();
+    t.sfx().args(["orgs"]).assert().success();
+}
+
+// ----- 5, 6. the sf link ---------------------------------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_sf_file_is_written_through_not_replaced() {
+    let (t, sf) = crate::sfcli::setup(KeyVersion::V1, true);
+    // sf's file lives on a shared volume; ~/.sfdx holds a link to it.
+    let volume = t.dir.path().join("volume");
+    std::fs::create_dir(&volume).unwrap();
+    let real = volume.join(format!("{DEFAULT_USERNAME}.json"));
+    std::fs::rename(sf.file(DEFAULT_USERNAME), &real).unwrap();
+    std::os::unix::fs::symlink(&real, sf.file(DEFAULT_USERNAME)).unwrap();
+    crate::sfcli::import(&t);
+    let out = crate::sfcli::sfx(&t)
+        .args(["refresh", "-vv"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    eprintln!("{}", text(&out.stderr));
+    let new_rt = t.refresh_token("prod");
+    assert!(
+        std::fs::symlink_metadata(sf.file(DEFAULT_USERNAME))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the link is kept"
+    );
+    let v = read_json(&real);
+    assert_eq!(sf.decrypt(v["refreshToken"].as_str().unwrap()), new_rt);
+    assert!(!Path::new(&format!("{}.lock", real.display())).exists());
+    // sf's next refresh, through its link, uses the live token.
+    sf.refresh(&t.fake.url(), DEFAULT_USERNAME).unwrap();
+    assert_eq!(t.fake.replays(), 0);
+}
+
+#[test]
+fn sf_logging_in_again_with_another_app_does_not_cost_sfx_its_login() {
+    let t = T::new();
+    let app = "3MVG9custom.team.app";
+    let mut c = Client::new(app, None);
+    c.rotate_refresh_tokens = true;
+    t.fake.add_client(c);
+    t.fake
+        .update_client(PUBLIC_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    let sf = Sf::with_key_json(t.dir.path(), KeyVersion::V1);
+    // sf logged in with the team's app (`sf org login web --client-id …`).
+    let rt = t.fake.grant_refresh_token(app, DEFAULT_USERNAME);
+    let at = t.fake.grant_access_token(app, DEFAULT_USERNAME);
+    sf.write_login(DEFAULT_USERNAME, &t.fake.url(), &at, &rt);
+    let mut v = sf.read(DEFAULT_USERNAME);
+    v["clientId"] = serde_json::json!(app);
+    std::fs::write(
+        sf.file(DEFAULT_USERNAME),
+        serde_json::to_string_pretty(&v).unwrap(),
+    )
+    .unwrap();
+    sf.write_aliases(&[("prod", DEFAULT_USERNAME)]);
+    crate::sfcli::import(&t);
+    let out = crate::sfcli::sfx(&t).args(["refresh"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sfx_rt = t.refresh_token("prod");
+    // Later, `sf org login web` again for the same user, with sf's own app.
+    let rt2 = t
+        .fake
+        .grant_refresh_token(PUBLIC_CLIENT_ID, DEFAULT_USERNAME);
+    let at2 = t
+        .fake
+        .grant_access_token(PUBLIC_CLIENT_ID, DEFAULT_USERNAME);
+    sf.write_login(DEFAULT_USERNAME, &t.fake.url(), &at2, &rt2);
+    let sf_before = std::fs::read(sf.file(DEFAULT_USERNAME)).unwrap();
+    let out = crate::sfcli::sfx(&t).args(["refresh"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("another connected app") && err.contains("link is broken"),
+        "{err}"
+    );
+    let last = t
+        .fake
+        .requests_to("/services/oauth2/token")
+        .into_iter()
+        .last()
+        .unwrap();
+    assert_eq!(
+        last.param("refresh_token"),
+        Some(sfx_rt.as_str()),
+        "sfx's own token sent"
+    );
+    assert_ne!(t.refresh_token("prod"), rt2, "sf's token was not taken");
+    assert!(
+        t.fake.is_active(&t.refresh_token("prod")),
+        "sfx's login lives"
+    );
+    assert!(t.fake.is_active(&rt2), "sf's login lives");
+    assert_eq!(
+        std::fs::read(sf.file(DEFAULT_USERNAME)).unwrap(),
+        sf_before,
+        "sf's file untouched"
+    );
+    assert_eq!(t.fake.replays(), 0);
+}
