@@ -424,3 +424,92 @@ fn sf_logging_in_again_with_another_app_does_not_cost_sfx_its_login() {
     );
     assert_eq!(t.fake.replays(), 0);
 }
+
+// ----- 8. secrets quoted by a server, hostile tokens -----------------------------------
+
+#[test]
+fn a_secret_quoted_bare_by_the_server_is_never_printed() {
+    let t = T::new();
+    t.login("prod");
+    let rt = t.refresh_token("prod");
+    let body = format!(
+        r#"{{"error":"invalid_grant {rt}","error_description":"refresh token {rt} is not valid for the client secret {DEFAULT_CLIENT_SECRET}"}}"#
+    );
+    for args in [
+        vec!["refresh", "-o", "prod"],
+        vec!["refresh", "-o", "prod", "--json"],
+        vec!["refresh", "-o", "prod", "-vv"],
+    ] {
+        t.fake.inject(
+            "/services/oauth2/token",
+            Fault {
+                status: 400,
+                body: fake_salesforce::FaultBody::Json(body.clone()),
+                ..Fault::default()
+            },
+        );
+        let n = t.token_requests();
+        let out = t.sfx().args(&args).output().unwrap();
+        assert_eq!(t.token_requests(), n + 1, "{args:?}: the fake was asked");
+        assert!(!out.status.success(), "{args:?}");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains("invalid_grant"), "{args:?}: {all}");
+        assert!(
+            !all.contains(&rt),
+            "{args:?}: the refresh token was printed: {all}"
+        );
+        assert!(
+            !all.contains(&rt[..30]),
+            "{args:?}: part of the refresh token was printed: {all}"
+        );
+        assert!(
+            !all.contains(DEFAULT_CLIENT_SECRET),
+            "{args:?}: the client secret was printed: {all}"
+        );
+    }
+}
+
+#[test]
+fn a_token_with_terminal_escapes_is_refused_and_never_reaches_the_terminal() {
+    let t = T::new();
+    t.login("prod");
+    let before = t.access_token("prod");
+    let evil = "\u{1b}]0;pwned\u{7}\u{1b}[2J00D5g000004FAKE!AQ0AQevilevilevilevil\u{1b}[31m";
+    let body = serde_json::json!({
+        "access_token": evil,
+        "instance_url": t.fake.url(),
+        "id": format!("{}/id/00D5g000004FAKEEA4/0055g002kQNI8p0AQD", t.fake.url()),
+        "issued_at": (now() * 1000).to_string(),
+        "token_type": "Bearer",
+    })
+    .to_string();
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            status: 200,
+            body: fake_salesforce::FaultBody::Json(body),
+            ..Fault::default()
+        },
+    );
+    let n = t.token_requests();
+    let out = t.sfx().args(["refresh", "-o", "prod"]).output().unwrap();
+    assert_eq!(t.token_requests(), n + 1, "the fake was asked");
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("control characters"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(t.access_token("prod"), before, "not stored");
+    for args in [vec!["orgs"], vec!["refresh", "-o", "prod"]] {
+        let out = t.sfx().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        for b in [&out.stdout, &out.stderr] {
+            assert!(
+                !b.contains(&0x1b) && !b.contains(&0x07),
+                "{args:?}: {}",
+                text(b)
+            );
+        }
+    }
+}

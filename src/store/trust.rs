@@ -26,6 +26,10 @@ use crate::error::Error;
 pub fn problem(path: &Path, secret: bool) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() && !meta.is_dir() {
+        // A device or FIFO: the reader names it ("not a regular file").
+        return None;
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     let mode = meta.mode() & 0o7777;
