@@ -54,10 +54,13 @@ impl Running {
         }
     }
 
-    /// Wait (bounded) for a stderr line containing `needle`.
-    fn wait_for(&mut self, needle: &str) {
+    /// Wait (bounded) for a stderr line containing `needle`; that line.
+    fn wait_for(&mut self, needle: &str) -> String {
         let deadline = Instant::now() + HANG;
-        while !self.seen.iter().any(|l| l.contains(needle)) {
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(l) => self.seen.push(l),
@@ -512,4 +515,150 @@ fn a_token_with_terminal_escapes_is_refused_and_never_reaches_the_terminal() {
             );
         }
     }
+}
+
+// ----- 7. the web login's callback -----------------------------------------------------
+
+/// `sfx login --web` against the fake, waiting for its callback; returns the
+/// run, the authorize URL and the callback port.
+fn web_login(t: &T, extra: &[&str]) -> (Running, String, u16) {
+    let mut c = t.std_sfx();
+    c.args(["login", "--web", "--no-browser", "--port", "0"])
+        .args([
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--login-url",
+            &t.fake.url(),
+        ])
+        .args(extra);
+    let mut run = Running::spawn(c, "");
+    let line = run.wait_for("/services/oauth2/authorize");
+    let url = line[line.find("http").unwrap()..].trim().to_string();
+    let redirect = url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .unwrap()
+        .1
+        .into_owned();
+    let port = url::Url::parse(&redirect).unwrap().port().unwrap();
+    (run, url, port)
+}
+
+/// Play the browser: authorize at the fake, follow its redirect to sfx.
+fn browse(authorize: &str) -> u16 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(HANG))
+        .build()
+        .into();
+    let resp = agent.get(authorize).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    agent.get(&to).call().unwrap().status().as_u16()
+}
+
+/// Send raw bytes to the callback port; the status line that comes back.
+fn raw(port: u16, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(HANG)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut back = String::new();
+    let _ = std::io::Read::read_to_string(&mut s, &mut back);
+    back.lines().next().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_forged_error_callback_without_state_neither_ends_the_login_nor_is_shown() {
+    let t = T::new();
+    let (run, url, port) = web_login(&t, &[]);
+    let status = raw(
+        port,
+        "GET /OauthRedirect?error=access_denied&error_description=Your+account+is+locked%3A+call+evil HTTP/1.1\r\nHost: localhost\r\n\r\n",
+    );
+    assert!(status.contains(" 400 "), "{status}");
+    assert_eq!(
+        browse(&url),
+        200,
+        "the real callback still completes the login"
+    );
+    let (st, err) = run.finish();
+    assert!(st.success(), "{err}");
+    assert!(
+        !err.contains("evil") && !err.contains("access_denied"),
+        "{err}"
+    );
+    assert_eq!(t.fake.count_grant("authorization_code"), 1);
+    assert!(t.metadata()["orgs"][DEFAULT_USERNAME].is_object());
+}
+
+#[cfg(target_os = "linux")]
+fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_endless_request_head_is_cut_off_and_the_login_goes_on() {
+    let t = T::new();
+    let (run, url, port) = web_login(&t, &[]);
+    let pid = run.child.id();
+    let before = rss_kib(pid);
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /OauthRedirect?state=x HTTP/1.1\r\nX-Fill: ")
+        .unwrap();
+    let chunk = vec![b'a'; 64 * 1024];
+    let mut sent = 0usize;
+    let cut = loop {
+        match s.write_all(&chunk) {
+            Ok(()) => sent += chunk.len(),
+            Err(_) => break true,
+        }
+        if sent >= 64 * 1024 * 1024 {
+            break false;
+        }
+    };
+    assert!(cut, "sfx took 64 MiB of one request head");
+    assert!(
+        sent < 32 * 1024 * 1024,
+        "sfx took {sent} bytes before cutting it off"
+    );
+    let grown = rss_kib(pid).saturating_sub(before);
+    assert!(grown < 16 * 1024, "sfx grew by {grown} KiB");
+    assert_eq!(browse(&url), 200);
+    let (st, err) = run.finish();
+    assert!(st.success(), "{err}");
+}
+
+#[test]
+fn a_squatter_on_the_ipv6_loopback_port_makes_the_web_login_refuse() {
+    let Ok(squatter) = std::net::TcpListener::bind("[::1]:0") else {
+        panic!("this test needs an IPv6 loopback (::1)");
+    };
+    let t = T::new();
+    let port = squatter.local_addr().unwrap().port().to_string();
+    let out = t
+        .sfx()
+        .args(["login", "--web", "--no-browser", "--port", &port])
+        .args([
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--login-url",
+            &t.fake.url(),
+        ])
+        .args(["--login-timeout", "2s"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("[::1]") && err.contains("--port"), "{err}");
+    assert_eq!(t.fake.requests().len(), 0, "nothing sent");
 }
