@@ -662,3 +662,128 @@ fn a_squatter_on_the_ipv6_loopback_port_makes_the_web_login_refuse() {
     assert!(err.contains("[::1]") && err.contains("--port"), "{err}");
     assert_eq!(t.fake.requests().len(), 0, "nothing sent");
 }
+
+// ----- 3. a full disk ------------------------------------------------------------------
+
+/// A small tmpfs, unmounted when dropped.
+#[cfg(target_os = "linux")]
+struct Tmpfs(std::path::PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let st = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(st.success(), "mount a tmpfs (needs root)");
+        Tmpfs(at.to_path_buf())
+    }
+
+    fn free(&self) -> u64 {
+        let c = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string and a zeroed out-parameter.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+
+    /// Fill the file system until `left` bytes are free.
+    fn fill(&self, name: &str, left: u64) {
+        let n = self.free().saturating_sub(left) as usize;
+        std::fs::write(self.0.join(name), vec![0u8; n]).unwrap();
+        assert_eq!(self.free(), left, "filled to {left} bytes free");
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A rotating org logged in under a tmpfs home.
+#[cfg(target_os = "linux")]
+fn rotating_on_tmpfs() -> (T, Tmpfs) {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    let fs = Tmpfs::mount(&t.home(), "1m");
+    t.login("prod");
+    assert_eq!(t.metadata()["orgs"]["prod"]["rotates_refresh_token"], true);
+    (t, fs)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (to mount a small tmpfs): scripts/test.sh runs it"]
+fn a_nearly_full_disk_sends_no_rotating_refresh_and_the_login_survives() {
+    let (t, fs) = rotating_on_tmpfs();
+    // Every lock file exists (a refresh took them).
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    let rt = t.refresh_token("prod");
+    // One page free: room for the journal, not for the new secrets file.
+    fs.fill("filler", 4096);
+    let n = t.token_requests();
+    let out = t.sfx().args(["refresh", "-o", "prod"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert_eq!(t.token_requests(), n, "no refresh was sent");
+    assert_eq!(t.refresh_token("prod"), rt);
+    assert!(t.fake.is_active(&rt), "the login is alive");
+    // Space freed: the same login refreshes.
+    std::fs::remove_file(t.home().join("filler")).unwrap();
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    assert_ne!(t.refresh_token("prod"), rt);
+    assert_eq!(t.fake.replays(), 0);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (to mount a small tmpfs): scripts/test.sh runs it"]
+fn a_rotated_token_that_cannot_be_stored_is_said_to_be_lost() {
+    let (t, fs) = rotating_on_tmpfs();
+    // Salesforce answers slowly; meanwhile something takes every byte left,
+    // the room sfx kept included.
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            delay_ms: 1500,
+            ..Fault::default()
+        },
+    );
+    let mut run = Running::spawn(
+        {
+            let mut c = t.std_sfx();
+            c.args(["refresh", "-o", "prod"]);
+            c
+        },
+        "",
+    );
+    let room = t.home().join("locks").join("org-prod.room");
+    let deadline = Instant::now() + HANG;
+    while !room.exists() {
+        assert!(Instant::now() < deadline, "sfx never kept room");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::fs::remove_file(&room).unwrap();
+    fs.fill("filler", 0);
+    let _ = run.wait_for("");
+    let (st, err) = run.finish();
+    assert_eq!(st.code(), Some(4), "{err}");
+    assert!(err.contains("this login is lost"), "{err}");
+    assert!(!err.contains("5Aep"), "{err}");
+}

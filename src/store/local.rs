@@ -171,6 +171,73 @@ impl LocalStore {
         }
     }
 
+    /// [`OrgStore::write_tokens`] itself.
+    fn write_tokens_now(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
+        let alias = new.record.alias.as_str();
+        self.update(|meta| {
+            let Some(current) = meta.orgs.get(alias) else {
+                return Ok(Cas::Conflict);
+            };
+            if version_of(current) != expected {
+                return Ok(Cas::Conflict);
+            }
+            let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
+            if let Some(rt) = new.refresh_token {
+                changes.push((SecretKind::RefreshToken, Some(rt)));
+            }
+            changes.push((SecretKind::AccessToken, Some(new.access_token)));
+            self.backend(new.record.store).put(alias, &changes)?;
+            meta.orgs.insert(alias.to_string(), new.record.clone());
+            Ok(Cas::Written(version_of(new.record)))
+        })
+    }
+
+    /// `locks/org-<enc>.room`: space held for the writes of a rotating refresh.
+    fn room_path(&self, alias: &str) -> PathBuf {
+        lock::path_for(&self.home, &org_lock_name(alias)).with_extension("room")
+    }
+
+    /// Before a rotating refresh is sent: take (write and fsync) as much disk as
+    /// writing both store files anew needs, plus room for the new tokens, in a
+    /// file given back just before those writes. On a full disk this fails
+    /// while nothing is sent yet, and the login stays as it was (issue #24).
+    fn reserve_room(&self, alias: &str) -> Result<(), Error> {
+        use std::io::Write;
+        let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let need = len(self.file.path.clone()) + len(self.metadata_path()) + ROOM_SLACK;
+        let path = self.room_path(alias);
+        let reserve = || -> std::io::Result<()> {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            }
+            let mut f = opts.open(&path)?;
+            let zeros = vec![0u8; 64 * 1024];
+            let mut left = need;
+            while left > 0 {
+                let n = left.min(zeros.len() as u64) as usize;
+                f.write_all(&zeros[..n])?;
+                left -= n as u64;
+            }
+            f.sync_all()
+        };
+        reserve().map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            Error::StoreUnavailable {
+                message: format!(
+                    "there is not enough free space under {} to store the new tokens of org {alias}'s refresh ({} KiB needed: {e}); nothing was sent, and the login is as it was",
+                    self.home.display(),
+                    need / 1024
+                ),
+                hint: Some("free some disk space, then run the command again".into()),
+                source: Some(Box::new(e)),
+            }
+        })
+    }
+
     /// Hold the per-org refresh lock (`locks/org-<enc>.lock` under this home).
     pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
         ensure_private_dir(&self.home)?;
@@ -182,6 +249,10 @@ impl LocalStore {
         )
     }
 }
+
+/// What a rotating refresh's room holds beyond the store files' sizes: the new
+/// tokens and record, several times over.
+const ROOM_SLACK: u64 = 64 * 1024;
 
 /// `org-<alias>` with the alias encoded injectively (see the module doc).
 pub fn org_lock_name(alias: &str) -> String {
@@ -234,22 +305,33 @@ impl OrgStore for LocalStore {
 
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
         let alias = new.record.alias.as_str();
-        self.update(|meta| {
-            let Some(current) = meta.orgs.get(alias) else {
-                return Ok(Cas::Conflict);
-            };
-            if version_of(current) != expected {
-                return Ok(Cas::Conflict);
+        // The room kept for this write (see `reserve_room`) is given back now.
+        let _ = std::fs::remove_file(self.room_path(alias));
+        let written = self.write_tokens_now(expected, new);
+        match written {
+            // Only when the new refresh token is not where the next refresh
+            // reads it (a failed record write after it leaves the login alive).
+            Err(e)
+                if new.refresh_token.is_some_and(|rt| {
+                    self.backend(new.record.store)
+                        .get(alias, SecretKind::RefreshToken)
+                        .ok()
+                        .flatten()
+                        .is_none_or(|stored| stored.expose() != rt.expose())
+                }) && e.exit() != crate::exit::Exit::Relogin =>
+            {
+                Err(Error::relogin(
+                    format!(
+                        "Salesforce rotated the refresh token of org {alias}, and sfx could not store the new one ({e}): the old one is spent, so this login is lost"
+                    ),
+                    format!(
+                        "fix what stopped the write (free disk space under {}), then log in again (`sfx login --alias {alias}` with the flow you used)",
+                        self.home.display()
+                    ),
+                ))
             }
-            let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
-            if let Some(rt) = new.refresh_token {
-                changes.push((SecretKind::RefreshToken, Some(rt)));
-            }
-            changes.push((SecretKind::AccessToken, Some(new.access_token)));
-            self.backend(new.record.store).put(alias, &changes)?;
-            meta.orgs.insert(alias.to_string(), new.record.clone());
-            Ok(Cas::Written(version_of(new.record)))
-        })
+            other => other,
+        }
     }
 
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
@@ -290,13 +372,20 @@ impl OrgStore for LocalStore {
     }
 
     fn journal_begin(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error> {
-        self.refresh_journal(alias)
-            .begin(refresh_token)
-            .map(|()| true)
+        let journal = self.refresh_journal(alias);
+        journal.begin(refresh_token)?;
+        // The answer will spend this refresh token: make sure its successor can
+        // be stored before sending it (issue #24, a full disk).
+        if let Err(e) = self.reserve_room(alias) {
+            journal.end();
+            return Err(e);
+        }
+        Ok(true)
     }
 
     fn journal_settle(&self, alias: &str) {
         self.refresh_journal(alias).end();
+        let _ = std::fs::remove_file(self.room_path(alias));
     }
 
     fn save_org(
