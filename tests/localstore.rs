@@ -787,3 +787,42 @@ fn a_rotated_token_that_cannot_be_stored_is_said_to_be_lost() {
     assert!(err.contains("this login is lost"), "{err}");
     assert!(!err.contains("5Aep"), "{err}");
 }
+
+// ----- also checked: a second signal during a refresh ----------------------------------
+
+#[test]
+fn a_second_sigterm_that_abandons_a_refresh_does_not_exit_0() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    t.login("prod");
+    // The keep-alive refresh is held at the server; two SIGTERMs arrive meanwhile.
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            delay_ms: 20_000,
+            ..Fault::default()
+        },
+    );
+    let mut w = crate::watch::spawn_cmd(
+        t.std_sfx(),
+        &["--keepalive", "1s"],
+        &[("SFX_WATCH_MIN_CHECK", "1s")],
+    );
+    let deadline = Instant::now() + HANG;
+    // The journal is written just before the rotating refresh is sent.
+    let journal = t.home().join("locks").join("org-prod.refreshing");
+    while !journal.exists() {
+        assert!(Instant::now() < deadline, "no refresh: {}", w.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.signal("TERM");
+    while !w.stderr().contains("stopping once") {
+        assert!(Instant::now() < deadline, "{}", w.stderr());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.signal("TERM");
+    let st = w.exit(Duration::from_secs(10));
+    assert_eq!(st.code(), Some(130), "{}", w.stderr());
+    assert!(w.stderr().contains("abandoned"), "{}", w.stderr());
+}
