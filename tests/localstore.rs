@@ -826,3 +826,132 @@ fn a_second_sigterm_that_abandons_a_refresh_does_not_exit_0() {
     assert_eq!(st.code(), Some(130), "{}", w.stderr());
     assert!(w.stderr().contains("abandoned"), "{}", w.stderr());
 }
+
+// ----- also checked: sf's lock, taken over while sfx stalled ---------------------------
+
+#[test]
+fn an_sf_lock_taken_over_meanwhile_is_not_removed_by_sfx() {
+    let (t, sf) = crate::sfcli::setup(KeyVersion::V1, true);
+    crate::sfcli::import(&t);
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            delay_ms: 1500,
+            ..Fault::default()
+        },
+    );
+    let mut c = t.std_sfx();
+    c.env("SF_USE_GENERIC_UNIX_KEYCHAIN", "true")
+        .args(["refresh", "-o", "prod"]);
+    let run = Running::spawn(c, "");
+    let lock = std::path::PathBuf::from(format!("{}.lock", sf.file(DEFAULT_USERNAME).display()));
+    let deadline = Instant::now() + HANG;
+    while !lock.exists() {
+        assert!(Instant::now() < deadline, "sfx never took sf's lock");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // sfx stalled past sf's stale limit: sf takes the lock over (as
+    // proper-lockfile does: remove, make its own).
+    std::fs::remove_dir(&lock).unwrap();
+    std::fs::create_dir(&lock).unwrap();
+    let (st, err) = run.finish();
+    assert!(st.success(), "{err}");
+    assert!(lock.is_dir(), "sfx removed the lock sf holds now");
+}
+
+// ----- also checked: no core dump, no reading sfx's memory -----------------------------
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (to act as a second user with setpriv): scripts/test.sh runs it"]
+fn another_process_of_the_same_user_cannot_read_sfxs_memory() {
+    let t = T::new();
+    let shared = t.dir.path().join("tmp");
+    std::fs::create_dir(&shared).unwrap();
+    chmod(t.dir.path(), 0o755);
+    chmod(&shared, 0o1777);
+    let home = shared.join("home");
+    as_nobody(&["mkdir", "-m", "700", home.to_str().unwrap()]);
+    // sfx running as `nobody`, waiting for a browser login.
+    let mut c = std::process::Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_sfx"))
+        .args(["login", "--web", "--no-browser", "--port", "0"])
+        .args([
+            "--client-id",
+            DEFAULT_CLIENT_ID,
+            "--login-url",
+            &t.fake.url(),
+        ])
+        .env_clear()
+        .env("SFX_HOME", &home)
+        .env("HOME", &home)
+        .env("SFX_NO_INPUT", "1")
+        .env("SFX_CREDENTIAL_STORE", "file");
+    let mut run = Running::spawn(c, "");
+    run.wait_for("/services/oauth2/authorize");
+    let pid = run.child.id();
+    // Another process of the same user (a compromised tool, a debugger).
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["cat", &format!("/proc/{pid}/environ")])
+        .output()
+        .unwrap();
+    run.child.kill().unwrap();
+    let _ = run.finish();
+    assert!(
+        !out.status.success() && text(&out.stderr).contains("Permission denied"),
+        "the same user read sfx's environment: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+// ----- also checked: a JWT key file others can read ------------------------------------
+
+#[cfg(unix)]
+#[test]
+fn a_jwt_key_file_others_can_read_is_named_with_the_fix() {
+    let t = T::new();
+    let key = t.dir.path().join("server.key");
+    std::fs::copy(
+        format!(
+            "{}/crates/fake-salesforce/keys/jwt-bearer-test-key.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+        &key,
+    )
+    .unwrap();
+    chmod(&key, 0o644);
+    let login = |t: &T| {
+        t.sfx()
+            .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
+            .args(["--username", DEFAULT_USERNAME, "--key-file"])
+            .arg(&key)
+            .args(["--login-url", &t.fake.url(), "--alias", "ci"])
+            .output()
+            .unwrap()
+    };
+    let out = login(&t);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("can be read by other users (mode 0644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let out = t.sfx().args(["refresh", "-o", "ci"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        text(&out.stderr).contains("chmod 600"),
+        "{}",
+        text(&out.stderr)
+    );
+    chmod(&key, 0o600);
+    let out = t.sfx().args(["refresh", "-o", "ci"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(
+        !text(&out.stderr).contains("other users"),
+        "{}",
+        text(&out.stderr)
+    );
+}
