@@ -33,4 +33,5 @@ mod shared;
 mod snapshots;
 mod token;
 mod transport;
+mod untrusted;
 mod watch;

@@ -347,7 +347,7 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         namespace: s.namespace().to_string(),
         result: s.probe().map_err(|e| e.to_string()),
     });
-    let home_problems = crate::store::trust::problems(&ctx.store.home);
+    let home_problems = crate::store::local::trust_problems(&ctx.store.home);
     // The orgs of the store in use (a shared store that cannot be listed: none;
     // a home that is not trusted is not read).
     let orgs = match &ctx.shared {

@@ -47,6 +47,22 @@ pub fn default_home() -> Result<PathBuf, Error> {
     Ok(base.config_dir().join("sfx"))
 }
 
+/// Every reason the store under `home` is not trusted (see [`super::trust`]),
+/// each with its fix: for `sfx doctor`.
+pub fn trust_problems(home: &Path) -> Vec<String> {
+    let items = [
+        (home.to_path_buf(), false),
+        (home.join("locks"), false),
+        (home.join(metadata::FILE_NAME), false),
+        (home.join(file::FILE_NAME), true),
+    ];
+    items
+        .iter()
+        .filter_map(|(p, secret)| super::trust::problem(p, *secret))
+        .map(|(what, fix)| format!("{what}: {fix}"))
+        .collect()
+}
+
 /// Create `dir` (mode 0700 when sfx creates it).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {

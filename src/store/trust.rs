@@ -88,18 +88,3 @@ pub fn check(path: &Path, secret: bool) -> Result<(), Error> {
         }),
     }
 }
-
-/// Every problem of the store under `home`, for `sfx doctor`.
-pub fn problems(home: &Path) -> Vec<String> {
-    let items = [
-        (home.to_path_buf(), false),
-        (home.join("locks"), false),
-        (home.join(super::metadata::FILE_NAME), false),
-        (home.join(super::file::FILE_NAME), true),
-    ];
-    items
-        .iter()
-        .filter_map(|(p, secret)| problem(p, *secret))
-        .map(|(what, fix)| format!("{what}: {fix}"))
-        .collect()
-}
