@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod clients;
 mod contract;
 mod crash;
 mod envmode;
@@ -26,8 +27,10 @@ mod login;
 mod logout;
 mod orgs;
 mod properties;
+mod published;
 mod refresh;
 mod sfcli;
+mod sfcli_imports;
 mod shapes;
 mod shared;
 mod snapshots;
