@@ -197,6 +197,41 @@ fn a_secrets_file_others_can_read_is_refused_until_made_private() {
     t.sfx().args(["token", "-o", "prod"]).assert().success();
 }
 
+#[cfg(unix)]
+#[test]
+fn a_home_under_a_directory_others_can_change_is_refused_unless_it_is_sticky() {
+    let t = T::new();
+    // SFX_HOME=<open>/sfx: anyone could rename the home away and put theirs there.
+    let open = t.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    let home = open.join("sfx");
+    let sfx = |args: &[&str]| {
+        t.sfx()
+            .env("SFX_HOME", &home)
+            .args(args)
+            .write_stdin(t.auth_url())
+            .output()
+            .unwrap()
+    };
+    let out = sfx(&["login", "--auth-url", "-", "--alias", "prod"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    chmod(&open, 0o777);
+    let out = sfx(&["token", "-o", "prod"]);
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("above the home") && err.contains("not sticky"),
+        "{err}"
+    );
+    let v = stdout_json(&sfx(&["doctor", "--json"]));
+    assert_eq!(v["home"]["trusted"], false, "{v}");
+    // Sticky, as /tmp is: others cannot rename what is not theirs.
+    chmod(&open, 0o1777);
+    let out = sfx(&["token", "-o", "prod"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
 /// Run `argv` as the throw-away user `nobody` (uid 65534), with `setpriv`.
 #[cfg(unix)]
 fn as_nobody(argv: &[&str]) {

@@ -34,6 +34,7 @@ impl FileStore {
 
     fn read(&self) -> Result<Arc<Doc>, Error> {
         if let Some(dir) = self.path.parent() {
+            super::trust::check_ancestors(dir)?;
             super::trust::check(dir, false)?;
         }
         super::trust::check(&self.path, true)?;

@@ -50,6 +50,7 @@ pub fn default_home() -> Result<PathBuf, Error> {
 /// Every reason the store under `home` is not trusted (see [`super::trust`]),
 /// each with its fix: for `sfx doctor`.
 pub fn trust_problems(home: &Path) -> Vec<String> {
+    let above = super::trust::ancestors_problem(home);
     let items = [
         (home.to_path_buf(), false),
         (home.join("locks"), false),
@@ -59,6 +60,7 @@ pub fn trust_problems(home: &Path) -> Vec<String> {
     items
         .iter()
         .filter_map(|(p, secret)| super::trust::problem(p, *secret))
+        .chain(above)
         .map(|(what, fix)| format!("{what}: {fix}"))
         .collect()
 }
@@ -126,6 +128,7 @@ impl LocalStore {
         let path = self.metadata_path();
         // A home someone else can write, or a record file they own, is refused
         // before a word of it is read (see [`super::trust`]).
+        super::trust::check_ancestors(&self.home)?;
         super::trust::check(&self.home, false)?;
         super::trust::check(&path, false)?;
         match self

@@ -73,18 +73,77 @@ pub fn problem(_path: &Path, _secret: bool) -> Option<(String, String)> {
     None
 }
 
+/// What is wrong with the directories above the home, if anything: each must
+/// belong to the user or root, and one that others can write must be sticky
+/// (`/tmp`), or someone else could swap the home for one of theirs between a
+/// check and a read. A link on the way counts as its owner's. As ssh checks
+/// the directories above `~/.ssh`.
+#[cfg(unix)]
+pub fn ancestors_problem(home: &Path) -> Option<(String, String)> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let home = std::path::absolute(home).ok()?;
+    for dir in home.ancestors().skip(1) {
+        let (Ok(link), Ok(meta)) = (std::fs::symlink_metadata(dir), std::fs::metadata(dir)) else {
+            continue;
+        };
+        let shown = dir.display();
+        for m in [&link, &meta] {
+            if m.uid() != me && m.uid() != 0 {
+                return Some((
+                    format!(
+                        "{shown}, above the home, belongs to another user (uid {})",
+                        m.uid()
+                    ),
+                    "keep the sfx home (SFX_HOME) under directories only you (or root) control"
+                        .into(),
+                ));
+            }
+        }
+        let mode = meta.mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Some((
+                format!(
+                    "{shown}, above the home, is writable by other users (mode {:04o}, not sticky)",
+                    mode & 0o7777
+                ),
+                format!("`chmod go-w {shown}`, or keep the sfx home elsewhere"),
+            ));
+        }
+    }
+    None
+}
+
+#[cfg(not(unix))]
+pub fn ancestors_problem(_home: &Path) -> Option<(String, String)> {
+    None
+}
+
+/// Refuse the directories above the home when others can change them.
+pub fn check_ancestors(home: &Path) -> Result<(), Error> {
+    match ancestors_problem(home) {
+        None => Ok(()),
+        Some(p) => Err(refusal(p)),
+    }
+}
+
+fn refusal((what, fix): (String, String)) -> Error {
+    Error::StoreUnavailable {
+        message: format!(
+            "sfx does not use its store there: {what}, so someone else could change where sfx sends your tokens, or read them"
+        ),
+        hint: Some(format!(
+            "{fix} (sfx, like ssh with ~/.ssh, only trusts a home that is yours and private)"
+        )),
+        source: None,
+    }
+}
+
 /// Refuse a path of the store that is not the user's own and private.
 pub fn check(path: &Path, secret: bool) -> Result<(), Error> {
     match problem(path, secret) {
         None => Ok(()),
-        Some((what, fix)) => Err(Error::StoreUnavailable {
-            message: format!(
-                "sfx does not use its store there: {what}, so someone else could change where sfx sends your tokens, or read them"
-            ),
-            hint: Some(format!(
-                "{fix} (sfx, like ssh with ~/.ssh, only trusts a home that is yours and private)"
-            )),
-            source: None,
-        }),
+        Some(p) => Err(refusal(p)),
     }
 }
