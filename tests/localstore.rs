@@ -432,6 +432,15 @@ fn a_nearly_full_disk_sends_no_rotating_refresh_and_the_login_survives() {
     // Every lock file exists (a refresh took them).
     t.sfx().args(["refresh", "-o", "prod"]).assert().success();
     let rt = t.refresh_token("prod");
+    // No byte free: not even the journal can be written.
+    fs.fill("filler", 0);
+    let n = t.token_requests();
+    let out = t.sfx().args(["refresh", "-o", "prod"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert_eq!(t.token_requests(), n, "no refresh was sent");
+    std::fs::remove_file(t.home().join("filler")).unwrap();
     // One page free: room for the journal, not for the new secrets file.
     fs.fill("filler", 4096);
     let n = t.token_requests();
