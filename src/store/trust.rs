@@ -121,9 +121,24 @@ pub fn ancestors_problem(_home: &Path) -> Option<(String, String)> {
 }
 
 /// Refuse the directories above the home when others can change them.
+///
+/// Checked once per process and directory: those directories belong to the
+/// user or root, who alone can change them afterwards (a watch over many orgs
+/// reads the store thousands of times).
 pub fn check_ancestors(home: &Path) -> Result<(), Error> {
+    static TRUSTED: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+    let known = |t: &Vec<std::path::PathBuf>| t.iter().any(|p| p == home);
+    if known(&TRUSTED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(());
+    }
     match ancestors_problem(home) {
-        None => Ok(()),
+        None => {
+            TRUSTED
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(home.to_path_buf());
+            Ok(())
+        }
         Some(p) => Err(refusal(p)),
     }
 }
