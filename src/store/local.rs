@@ -216,12 +216,11 @@ impl LocalStore {
         lock::path_for(&self.home, &org_lock_name(alias)).with_extension("room")
     }
 
-    /// Before a rotating refresh is sent: take (write and fsync) as much disk as
+    /// Before a rotating refresh is sent: allocate as much disk as
     /// writing both store files anew needs, plus room for the new tokens, in a
     /// file given back just before those writes. On a full disk this fails
     /// while nothing is sent yet, and the login stays as it was (issue #24).
     fn reserve_room(&self, alias: &str) -> Result<(), Error> {
-        use std::io::Write;
         let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let need = len(self.file.path.clone()) + len(self.metadata_path()) + ROOM_SLACK;
         let path = self.room_path(alias);
@@ -233,15 +232,8 @@ impl LocalStore {
                 use std::os::unix::fs::OpenOptionsExt;
                 opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
             }
-            let mut f = opts.open(&path)?;
-            let zeros = vec![0u8; 64 * 1024];
-            let mut left = need;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                f.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            f.sync_all()
+            let f = opts.open(&path)?;
+            reserve_space(f, need)
         };
         reserve().map_err(|e| {
             let _ = std::fs::remove_file(&path);
@@ -267,6 +259,37 @@ impl LocalStore {
             &format!("the refresh lock of org {alias}"),
         )
     }
+}
+
+/// Allocate `len` bytes of disk to `f`: `posix_fallocate` on Linux (no data
+/// written, so a store of 10,000 orgs costs no megabytes of I/O per refresh),
+/// else written zeros, synced.
+fn reserve_space(f: std::fs::File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+        // SAFETY: a valid open file descriptor for the duration of the call.
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+        // A file system without fallocate: write the zeros instead.
+        if rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
+            return if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(rc))
+            };
+        }
+    }
+    use std::io::Write;
+    let mut f = f;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()
 }
 
 /// What a rotating refresh's room holds beyond the store files' sizes: the new
