@@ -11,6 +11,7 @@ use crate::exit::Exit;
 use crate::output::emit;
 
 pub fn run(cli: Cli) -> Result<Exit, Error> {
+    no_core_dumps();
     // Needs no org, no store, no network.
     if let Command::Completions(args) = &cli.command {
         let text = commands::completions::run(args);
@@ -123,4 +124,14 @@ fn in_our_words(lines: &[String]) -> String {
         out.push_str(&format!("\nsfx: hint: {h}"));
     }
     out
+}
+
+/// sfx holds tokens in memory: on Linux it is made non-dumpable, so no core
+/// dump writes them to disk and no other process of the same user can read its
+/// memory (ptrace, `/proc/<pid>/mem`, `environ`) (issue #24). A program sfx
+/// starts (`exec`, hooks) is dumpable again, as exec makes it. Best effort.
+fn no_core_dumps() {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: PR_SET_DUMPABLE takes one integer argument; the rest are ignored.
+    let _ = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
 }

@@ -47,10 +47,26 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Whether `s` could be a token: printable ASCII only, no spaces (every token
+/// and secret Salesforce issues is). What is not is never stored from a server.
+pub fn is_token_text(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// `00D5g…Q9f2`: the first 5 and last 4 characters of a long value; short values
 /// (where 9 characters would be most of it) show only `…` and the last 2.
+/// Characters that could drive a terminal show as `?` (issue #24).
 pub fn mask(value: &str) -> String {
-    let chars: Vec<char> = value.chars().collect();
+    let chars: Vec<char> = value
+        .chars()
+        .map(|c| {
+            if crate::text::is_unsafe_char(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect();
     let n = chars.len();
     if n >= 20 {
         let head: String = chars[..5].iter().collect();
@@ -110,7 +126,10 @@ pub fn redact_text(s: &str) -> String {
             i = skip_value(&chars, after);
             continue;
         }
-        if boundary && let Some(after) = access_token_shape(&chars, i) {
+        if boundary
+            && let Some(after) =
+                access_token_shape(&chars, i).or_else(|| long_token_shape(&chars, i))
+        {
             out.push_str(REDACTED);
             i = after;
             continue;
@@ -171,6 +190,35 @@ fn skip_value(chars: &[char], mut j: usize) -> usize {
     j
 }
 
+/// A bare token quoted by a server (issue #24): a refresh token (`5Aep861…`, 20
+/// characters or more), or any run of 32 or more token characters (letters,
+/// digits, `. _ ~ + = ! -`) holding both letters and digits — a refresh token,
+/// a client secret, a session id. Words and URLs are never that long without
+/// a `/`, `:` or space.
+fn long_token_shape(chars: &[char], i: usize) -> Option<usize> {
+    let is_tok = |c: &char| {
+        c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '~' | '+' | '=' | '!' | '-')
+    };
+    let run = chars.get(i..)?.iter().take_while(|c| is_tok(c)).count();
+    let word = &chars[i..i + run];
+    let refresh = run >= 20 && word.starts_with(&['5', 'A', 'e', 'p', '8', '6', '1']);
+    let mixed = word.iter().any(char::is_ascii_digit) && word.iter().any(char::is_ascii_alphabetic);
+    (refresh || (run >= 32 && mixed)).then_some(i + run)
+}
+
+/// Every occurrence of the given secret values (what sfx itself sent: a
+/// refresh token, a client secret) in `text` replaced by `<redacted>`: a server
+/// that quotes one back, whatever its shape, never gets it printed (issue #24).
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 6) {
+        if out.contains(*s) {
+            out = out.replace(*s, REDACTED);
+        }
+    }
+    out
+}
+
 /// `00D` + 12 or 15 more id characters + `!` + the rest: a Salesforce access token.
 fn access_token_shape(chars: &[char], i: usize) -> Option<usize> {
     let r = chars.get(i..)?;
@@ -224,6 +272,18 @@ mod tests {
                 "no secrets: token expired, code 42",
             ),
             ("mytoken=keep&barcode=keep", "mytoken=keep&barcode=keep"),
+            (
+                "bad token 5Aep861TfAkE.x_yZ01234567 given",
+                "bad token <redacted> given",
+            ),
+            (
+                "secret A1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6E7F8 is wrong",
+                "secret <redacted> is wrong",
+            ),
+            (
+                "see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_flows.htm",
+                "see https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_flows.htm",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(redact_text(input), want, "{input}");
@@ -242,6 +302,7 @@ mod tests {
         assert_eq!(mask("short-secret"), "…et");
         assert_eq!(mask("abc"), "…");
         assert_eq!(mask(""), "…");
+        assert_eq!(mask("\x1b]0;pwned\x07AAAAAAAAAAAAAAAAAAAAA"), "?]0;p…AAAA");
     }
 
     /// Issue #12: `Secret` has no `Serialize`, so no report can print a token

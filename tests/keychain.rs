@@ -823,6 +823,7 @@ fn doctor_and_migrate_json_keys_are_pinned() {
         [
             "environment",
             "file",
+            "home",
             "keychain",
             "needs_keychain",
             "new_logins",

@@ -23,7 +23,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use serde_json::Value;
 
 use crate::common::*;
-use fake_salesforce::PUBLIC_CLIENT_ID;
+use fake_salesforce::{ORG_ID, PUBLIC_CLIENT_ID};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum KeyVersion {
@@ -155,7 +155,7 @@ impl Sf {
             r#"{{
   "accessToken": "{}",
   "instanceUrl": "{instance_url}",
-  "orgId": "00D000000000001EAA",
+  "orgId": "{ORG_ID}",
   "loginUrl": "{instance_url}",
   "refreshToken": "{}",
   "clientId": "{PUBLIC_CLIENT_ID}",

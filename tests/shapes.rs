@@ -298,6 +298,17 @@ struct Doctor {
     needs_keychain: bool,
     /// `null` unless a shared store is chosen (issue #13; its shape is pinned in tests/shared.rs).
     shared: Option<serde_json::Value>,
+    /// The local store's home and whether sfx trusts it (issue #24).
+    home: DoctorHome,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DoctorHome {
+    path: String,
+    trusted: bool,
+    problems: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -347,6 +358,7 @@ fn doctor_json_has_the_documented_keys() {
             "orgs",
             "environment",
             "needs_keychain",
+            "home",
         ],
     );
     let _: DoctorKeychain = pinned(
@@ -361,6 +373,8 @@ fn doctor_json_has_the_documented_keys() {
         ],
     );
     let _: DoctorFile = pinned(&v["file"], &["path", "exists", "mode"]);
+    let _: DoctorHome = pinned(&v["home"], &["path", "trusted", "problems"]);
+    assert!(d.home.trusted && d.home.problems.is_empty());
     assert_eq!(d.orgs.len(), 1);
     assert_eq!(d.file.mode.as_deref(), Some("0600"));
 }

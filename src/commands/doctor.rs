@@ -37,6 +37,9 @@ pub struct DoctorReport {
     pub environment: bool,
     /// The shared store, when `--store` / `SFX_STORE` names one (issue #13).
     pub shared: Option<SharedCheck>,
+    /// Why the local store under the home is not trusted (issue #24): not the
+    /// user's own, or open to others. sfx refuses to use it until fixed.
+    pub home_problems: Vec<String>,
 }
 
 /// What `doctor` learned about the shared store.
@@ -214,6 +217,20 @@ impl Report for DoctorReport {
         if let Some(sh) = &self.shared {
             lines.extend(sh.human(style));
         }
+        if !self.home_problems.is_empty() {
+            lines.push(format!(
+                "Home:          {} {}",
+                self.home.display(),
+                paint(
+                    "not trusted: sfx refuses to use it",
+                    comfy_table::Color::Red,
+                    style
+                )
+            ));
+            for p in &self.home_problems {
+                lines.push(format!("  - {p}"));
+            }
+        }
         if self.environment {
             lines.push("Environment:   SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN is set: commands use it and read or write no store".to_string());
         }
@@ -271,12 +288,18 @@ impl Report for DoctorReport {
             "environment": self.environment,
             "needs_keychain": self.needs_keychain(),
             "shared": self.shared.as_ref().map(SharedCheck::json),
+            "home": {
+                "path": self.home.display().to_string(),
+                "trusted": self.home_problems.is_empty(),
+                "problems": self.home_problems,
+            },
         })
     }
 
     fn exit(&self) -> Exit {
         if (self.probe.result.is_err() && self.needs_keychain())
             || (!self.environment && self.shared.as_ref().is_some_and(|s| !s.ok()))
+            || (!self.environment && self.shared.is_none() && !self.home_problems.is_empty())
         {
             Exit::StoreUnavailable
         } else {
@@ -292,6 +315,13 @@ impl Report for DoctorReport {
             )],
             _ => Vec::new(),
         };
+        if !self.environment && self.shared.is_none() && !self.home_problems.is_empty() {
+            notes.push(format!(
+                "error: sfx does not use the store under {}: it is not yours and private ({})",
+                self.home.display(),
+                self.home_problems.join("; ")
+            ));
+        }
         if let Some(sh) = self
             .shared
             .as_ref()
@@ -317,12 +347,14 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         namespace: s.namespace().to_string(),
         result: s.probe().map_err(|e| e.to_string()),
     });
+    let home_problems = crate::store::local::trust_problems(&ctx.store.home);
     // The orgs of the store in use (a shared store that cannot be listed: none;
     // one that failed its probe is not asked again, so --timeout bounds doctor
-    // as it bounds every other command).
+    // as it bounds every other command; a home that is not trusted is not read).
     let probe_failed = shared.as_ref().is_some_and(|s| s.result.is_err());
     let orgs = match &ctx.shared {
         Some(_) if probe_failed => Vec::new(),
+        None if !home_problems.is_empty() => Vec::new(),
         Some(s) => crate::store::OrgStore::list(s)
             .map(|l| l.orgs)
             .unwrap_or_default()
@@ -348,6 +380,7 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         orgs,
         environment: ctx.env_org.is_some(),
         shared,
+        home_problems,
     })
 }
 

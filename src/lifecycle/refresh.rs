@@ -375,6 +375,9 @@ fn regrant_jwt(
             hint,
         ));
     };
+    if let Some(w) = jwt_bearer::loose_key_warning(std::path::Path::new(key_file)) {
+        crate::messages::warning(&w);
+    }
     let key = jwt_bearer::load_key(std::path::Path::new(key_file)).map_err(|why| {
         Error::relogin(
             format!(

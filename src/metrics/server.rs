@@ -2,8 +2,7 @@
 //! `GET /healthz`, `GET /readyz`; other paths 404, other methods 405.
 //!
 //! A small std `TcpListener` accept loop rather than a server crate: tiny_http
-//! (already a dependency, for the login callback) reads request heads without a
-//! size limit or a deadline, so one client sending an endless header or nothing
+//! reads request heads without a size limit or a deadline, so one client sending an endless header or nothing
 //! at all would hold a worker and grow memory. Here every connection gets its own
 //! short-lived thread, at most [`MAX_CONNECTIONS`] at once (more are answered 503
 //! and closed), a request head of at most [`HEAD_LIMIT`] bytes (else 431) that

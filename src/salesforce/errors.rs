@@ -46,7 +46,7 @@ pub fn json_or_oauth_error(
                 && (reply.status >= 400 || !map.contains_key("access_token"))
             {
                 return Ok(Err(OAuthError {
-                    error: sanitize(err, 100),
+                    error: sanitize(&redact_text(err), 100),
                     error_description: map
                         .get("error_description")
                         .and_then(|d| d.as_str())
@@ -110,7 +110,7 @@ fn oauth_quote(map: &serde_json::Map<String, serde_json::Value>) -> Option<Strin
         .filter(|d| !d.is_empty())
         .map(|d| format!(" (\"{}\")", sanitize(&redact_text(d), 200)))
         .unwrap_or_default();
-    Some(format!(": {}{desc}", sanitize(code, 60)))
+    Some(format!(": {}{desc}", sanitize(&redact_text(code), 60)))
 }
 
 fn server_trouble(reply: &Reply, host: &str, oauth: Option<&str>) -> Error {

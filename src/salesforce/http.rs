@@ -240,15 +240,26 @@ impl Http {
     /// [`Http::send`], also telling whether an attempt may have taken effect
     /// (for the final reply: judged by its status).
     pub fn send_tracked(&self, req: &Request<'_>) -> (Result<Reply, Error>, Delivery) {
+        let sent = sent_secrets(req);
         self.with_retries(
             req.retry,
             |attempt| self.trace_request(req, attempt),
-            || self.once(req),
+            || {
+                // A server quoting back a secret sfx sent (a refresh token, a
+                // client secret, bare in `error_description`): never shown,
+                // whatever its shape (issue #24). A token response is kept as it is.
+                self.once(req).map(|mut r| {
+                    if r.status >= 400 || !r.body.contains("\"access_token\"") {
+                        r.body = crate::secret::scrub(&r.body, &sent);
+                    }
+                    r
+                })
+            },
             |reply| Head {
                 status: reply.status,
                 retry_after: reply.retry_after.clone(),
             },
-            |reply, elapsed| self.trace_reply(reply, elapsed),
+            |reply, elapsed| self.trace_reply(reply, elapsed, &sent),
         )
     }
 
@@ -599,7 +610,7 @@ impl Http {
         }
     }
 
-    fn trace_reply(&self, reply: &Reply, elapsed: Duration) {
+    fn trace_reply(&self, reply: &Reply, elapsed: Duration, sent: &[&str]) {
         if self.verbose == 0 {
             return;
         }
@@ -611,7 +622,10 @@ impl Http {
             elapsed.as_millis()
         ));
         if self.verbose > 1 {
-            self.trace_line(&format!("<   {}", redacted_body(&reply.body)));
+            self.trace_line(&format!(
+                "<   {}",
+                redacted_body(&crate::secret::scrub(&reply.body, sent))
+            ));
         }
     }
 }
@@ -784,6 +798,20 @@ fn backoff(attempt: u32) -> Duration {
         0.5,
         crate::backoff::jitter(),
     )
+}
+
+/// The secret values a request carries: its secret form fields, its bearer
+/// token, its basic-auth password.
+fn sent_secrets<'r>(req: &'r Request<'_>) -> Vec<&'r str> {
+    let mut out: Vec<&str> = req
+        .form
+        .iter()
+        .filter(|(k, _)| SECRET_KEYS.contains(k))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    out.extend(req.bearer.map(Secret::expose));
+    out.extend(req.basic.map(|(_, p)| p));
+    out
 }
 
 /// A JSON body with secret-valued keys replaced; other bodies cut to one line,

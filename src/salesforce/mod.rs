@@ -215,7 +215,7 @@ impl Client<'_> {
             }) if error.starts_with("invalid_client") => Ok(Introspected::ClientRejected(format!(
                 "{error}{}",
                 error_description
-                    .map(|d| format!(" (\"{d}\")"))
+                    .map(|d| format!(" (\"{}\")", crate::secret::redact_text(&d)))
                     .unwrap_or_default()
             ))),
             Err(e) => Err(errors::explain(&e, "the introspection request")),
@@ -305,6 +305,21 @@ pub fn token_response(
         return Err(Error::network(format!(
             "{host} answered {doing} with an empty access_token"
         )));
+    }
+    // Stored, then shown masked in `refresh` and `orgs`: a token that carries
+    // terminal escapes (or anything no Salesforce token has) is refused, so it
+    // can never drive the user's terminal (issue #24).
+    for (name, token) in [
+        ("access_token", Some(&resp.access_token)),
+        ("refresh_token", resp.refresh_token.as_ref()),
+    ] {
+        if let Some(t) = token
+            && !crate::secret::is_token_text(t.expose())
+        {
+            return Err(Error::network(format!(
+                "{host} answered {doing} with an {name} holding characters no Salesforce token has (control characters, spaces or non-ASCII); that is not what Salesforce sends, and sfx did not store it"
+            )));
+        }
     }
     if resp.signature_valid(secret) == Some(false) {
         return Err(Error::Server {

@@ -13,7 +13,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
@@ -240,7 +240,15 @@ impl AuthFile {
 /// Write `bytes` to `path` atomically (temp file beside it, fsync, rename),
 /// keeping the file's mode. The caller holds sf's lock on `path`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    crate::store::atomic::write_keeping_mode(path, bytes)
+    // Through a link, as sf does (a shared volume, dotfiles): replacing the link
+    // with a file would leave the real one holding a spent token (issue #24).
+    crate::store::atomic::write_keeping_mode(&real_path(path), bytes)
+}
+
+/// `path` with its links resolved (itself when it cannot be resolved): sf's
+/// lock library (proper-lockfile) locks and sf writes the real file.
+pub fn real_path(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// sf's lock on one file, held: the `<file>.lock` directory, kept fresh by a
@@ -249,6 +257,23 @@ pub struct SfLock {
     dir: PathBuf,
     stop: Option<mpsc::Sender<()>>,
     keeper: Option<std::thread::JoinHandle<()>>,
+    /// The lock directory as sfx made it and last touched it: (identity, mtime).
+    mine: Arc<Mutex<Option<Stamp>>>,
+}
+
+/// Which directory, and when it was last touched.
+type Stamp = ((u64, u64), Option<SystemTime>);
+
+fn stamp(dir: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(dir).ok()?;
+    #[cfg(unix)]
+    let id = {
+        use std::os::unix::fs::MetadataExt;
+        (m.dev(), m.ino())
+    };
+    #[cfg(not(unix))]
+    let id = (0, 0);
+    Some((id, m.modified().ok()))
 }
 
 impl Drop for SfLock {
@@ -257,12 +282,18 @@ impl Drop for SfLock {
         if let Some(k) = self.keeper.take() {
             let _ = k.join();
         }
-        let _ = std::fs::remove_dir(&self.dir);
+        // Only sfx's own lock is removed: after a stall past STALE, sf may have
+        // taken it over (another directory, or one it touched since), and
+        // removing that would let a third process in beside sf (issue #24).
+        let mine = *self.mine.lock().unwrap_or_else(|e| e.into_inner());
+        if mine.is_some() && stamp(&self.dir) == mine {
+            let _ = std::fs::remove_dir(&self.dir);
+        }
     }
 }
 
 fn lock_dir(file: &Path) -> PathBuf {
-    let mut s = file.as_os_str().to_owned();
+    let mut s = real_path(file).into_os_string();
     s.push(".lock");
     PathBuf::from(s)
 }
@@ -318,15 +349,25 @@ pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
     }
     let (tx, rx) = mpsc::channel::<()>();
     let d = dir.clone();
+    let mine = Arc::new(Mutex::new(stamp(&dir)));
+    let kept = mine.clone();
     let keeper = std::thread::spawn(move || {
         while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LOCK_UPDATE) {
+            let mut m = kept.lock().unwrap_or_else(|e| e.into_inner());
+            // Keep fresh only the lock sfx still holds.
+            if m.is_none() || stamp(&d) != *m {
+                *m = None;
+                break;
+            }
             touch(&d);
+            *m = stamp(&d);
         }
     });
     Ok(SfLock {
         dir,
         stop: Some(tx),
         keeper: Some(keeper),
+        mine,
     })
 }
 

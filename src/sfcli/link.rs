@@ -75,6 +75,29 @@ fn broken(org: &Org, link: &SfLink, why: &str) -> Result<Option<Linked>, Error> 
     Ok(None)
 }
 
+/// Why sf's file holds another login than the one sfx linked to, if it does:
+/// another connected app (client id), or another org (org id).
+fn another_login(org: &Org, file: &AuthFile) -> Option<String> {
+    let rec = &org.record;
+    if let Some(id) = rec.client_id.as_deref()
+        && id != file.client_id
+    {
+        return Some(format!(
+            "a login of another connected app ({})",
+            crate::text::sanitize(&file.client_id, 100)
+        ));
+    }
+    if let (Some(mine), Some(theirs)) = (rec.org_id.as_deref(), file.org_id.as_deref())
+        && mine.get(..15) != theirs.get(..15)
+    {
+        return Some(format!(
+            "a login of another org ({})",
+            crate::text::sanitize(theirs, 20)
+        ));
+    }
+    None
+}
+
 /// Before refreshing `org`: when it is linked to sf, hold sf's lock on its file
 /// and put into `refresh_token` the newest refresh token of the two tools.
 /// `None` for orgs that are not linked (nothing happens).
@@ -118,6 +141,19 @@ pub fn before_refresh(
                 home_relative(&path)
             ),
         );
+    }
+    if let Some(why) = another_login(org, &file) {
+        // sf logged in again (another app, another org): its token is of another
+        // login, and sfx's own was never sf's to spend. Taking sf's would send it
+        // with sfx's client id and cost sfx its login (issue #24), so sfx keeps
+        // and uses its own, and leaves sf's file alone.
+        crate::messages::warning(&format!(
+            "org {alias} is linked to the Salesforce CLI's login {user}, but sf's file {file} is now {why}: sf logged in again, so the link is broken. sfx refreshes with its own refresh token and no longer writes into sf's file; `sfx login --from-sf {user} --alias {alias}` links to sf's new login instead",
+            alias = org.name(),
+            user = link.username,
+            file = home_relative(&path),
+        ));
+        return Ok(None);
     }
     let sf_dir = path.parent().unwrap_or_else(|| Path::new("."));
     let key = match key::load(sf_dir) {

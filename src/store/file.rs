@@ -33,6 +33,11 @@ impl FileStore {
     }
 
     fn read(&self) -> Result<Arc<Doc>, Error> {
+        if let Some(dir) = self.path.parent() {
+            super::trust::check_ancestors(dir)?;
+            super::trust::check(dir, false)?;
+        }
+        super::trust::check(&self.path, true)?;
         let parse = |b: &[u8]| serde_json::from_slice::<Doc>(b);
         match self
             .cache
@@ -58,6 +63,38 @@ impl FileStore {
             hint: None,
             source: Some(Box::new(e)),
         }
+    }
+}
+
+/// The marker error of a write that would pass the read limit.
+#[derive(Debug)]
+struct TooLarge;
+
+impl std::fmt::Display for TooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the file would pass the size sfx reads back")
+    }
+}
+
+impl std::error::Error for TooLarge {}
+
+/// A writer that fails once more than `left` bytes went through it.
+struct Capped<'a> {
+    inner: &'a mut dyn std::io::Write,
+    left: u64,
+}
+
+impl std::io::Write for Capped<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.len() as u64 > self.left {
+            return Err(std::io::Error::other(TooLarge));
+        }
+        let n = self.inner.write(buf)?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -122,10 +159,26 @@ impl SecretStore for FileStore {
             })
             .collect();
         // Streamed to the temp file: no second copy of every secret in one buffer.
+        // Never written past what `read` takes back (issue #24, as `orgs.json`):
+        // a file over the limit would make every later command fail.
+        let max = crate::limits::STORE_FILE_MAX;
         let written = atomic::write_kept_with(&self.path, &mut |w| {
-            serde_json::to_writer_pretty(w, &exposed).map_err(std::io::Error::from)
-        })
-        .map_err(|e| Error::StoreUnavailable {
+            let mut capped = Capped {
+                inner: w,
+                left: max,
+            };
+            serde_json::to_writer_pretty(&mut capped, &exposed).map_err(std::io::Error::from)
+        });
+        if let Err(e) = &written
+            && e.get_ref().is_some_and(|i| i.is::<TooLarge>())
+        {
+            return Err(Error::Other(format!(
+                "sfx did not write {}: with this change it would be larger than the {} MiB sfx reads back; nothing was changed (remove orgs no longer used with `sfx logout`, or keep some in the keychain)",
+                self.path.display(),
+                max / (1024 * 1024)
+            )));
+        }
+        let written = written.map_err(|e| Error::StoreUnavailable {
             message: format!("cannot write the secrets file {}: {e}", self.path.display()),
             hint: None,
             source: Some(Box::new(e)),

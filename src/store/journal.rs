@@ -44,8 +44,17 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             super::ensure_private_dir(dir)?;
         }
-        super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes())
-            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))
+        // Before anything is sent: a failure here (a full disk) costs nothing.
+        super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes()).map_err(
+            |e| Error::StoreUnavailable {
+                message: format!(
+                    "cannot record the rotating refresh about to be sent in {} ({e}); nothing was sent, and the login is as it was",
+                    self.path.display()
+                ),
+                hint: Some("free some disk space, then run the command again".into()),
+                source: Some(Box::new(e)),
+            },
+        )
     }
 
     /// The refresh is settled (its answer stored, or Salesforce answered).

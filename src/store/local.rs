@@ -47,6 +47,24 @@ pub fn default_home() -> Result<PathBuf, Error> {
     Ok(base.config_dir().join("sfx"))
 }
 
+/// Every reason the store under `home` is not trusted (see [`super::trust`]),
+/// each with its fix: for `sfx doctor`.
+pub fn trust_problems(home: &Path) -> Vec<String> {
+    let above = super::trust::ancestors_problem(home);
+    let items = [
+        (home.to_path_buf(), false),
+        (home.join("locks"), false),
+        (home.join(metadata::FILE_NAME), false),
+        (home.join(file::FILE_NAME), true),
+    ];
+    items
+        .iter()
+        .filter_map(|(p, secret)| super::trust::problem(p, *secret))
+        .chain(above)
+        .map(|(what, fix)| format!("{what}: {fix}"))
+        .collect()
+}
+
 /// Create `dir` (mode 0700 when sfx creates it).
 pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {
@@ -108,6 +126,11 @@ impl LocalStore {
     /// the file and shared, so take what is needed from it rather than clone it.
     pub fn read(&self) -> Result<Arc<Metadata>, Error> {
         let path = self.metadata_path();
+        // A home someone else can write, or a record file they own, is refused
+        // before a word of it is read (see [`super::trust`]).
+        super::trust::check_ancestors(&self.home)?;
+        super::trust::check(&self.home, false)?;
+        super::trust::check(&path, false)?;
         match self
             .meta
             .load(&path, crate::limits::STORE_FILE_MAX, Metadata::parse)
@@ -167,6 +190,65 @@ impl LocalStore {
         }
     }
 
+    /// [`OrgStore::write_tokens`] itself.
+    fn write_tokens_now(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
+        let alias = new.record.alias.as_str();
+        self.update(|meta| {
+            let Some(current) = meta.orgs.get(alias) else {
+                return Ok(Cas::Conflict);
+            };
+            if version_of(current) != expected {
+                return Ok(Cas::Conflict);
+            }
+            let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
+            if let Some(rt) = new.refresh_token {
+                changes.push((SecretKind::RefreshToken, Some(rt)));
+            }
+            changes.push((SecretKind::AccessToken, Some(new.access_token)));
+            self.backend(new.record.store).put(alias, &changes)?;
+            meta.orgs.insert(alias.to_string(), new.record.clone());
+            Ok(Cas::Written(version_of(new.record)))
+        })
+    }
+
+    /// `locks/org-<enc>.room`: space held for the writes of a rotating refresh.
+    fn room_path(&self, alias: &str) -> PathBuf {
+        lock::path_for(&self.home, &org_lock_name(alias)).with_extension("room")
+    }
+
+    /// Before a rotating refresh is sent: allocate as much disk as
+    /// writing both store files anew needs, plus room for the new tokens, in a
+    /// file given back just before those writes. On a full disk this fails
+    /// while nothing is sent yet, and the login stays as it was (issue #24).
+    fn reserve_room(&self, alias: &str) -> Result<(), Error> {
+        let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let need = len(self.file.path.clone()) + len(self.metadata_path()) + ROOM_SLACK;
+        let path = self.room_path(alias);
+        let reserve = || -> std::io::Result<()> {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+            }
+            let f = opts.open(&path)?;
+            reserve_space(f, need)
+        };
+        reserve().map_err(|e| {
+            let _ = std::fs::remove_file(&path);
+            Error::StoreUnavailable {
+                message: format!(
+                    "there is not enough free space under {} to store the new tokens of org {alias}'s refresh ({} KiB needed: {e}); nothing was sent, and the login is as it was",
+                    self.home.display(),
+                    need / 1024
+                ),
+                hint: Some("free some disk space, then run the command again".into()),
+                source: Some(Box::new(e)),
+            }
+        })
+    }
+
     /// Hold the per-org refresh lock (`locks/org-<enc>.lock` under this home).
     pub fn org_lock(&self, alias: &str) -> Result<lock::Lock, Error> {
         ensure_private_dir(&self.home)?;
@@ -178,6 +260,41 @@ impl LocalStore {
         )
     }
 }
+
+/// Allocate `len` bytes of disk to `f`: `posix_fallocate` on Linux (no data
+/// written, so a store of 10,000 orgs costs no megabytes of I/O per refresh),
+/// else written zeros, synced.
+fn reserve_space(f: std::fs::File, len: u64) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+        // SAFETY: a valid open file descriptor for the duration of the call.
+        let rc = unsafe { libc::posix_fallocate(f.as_raw_fd(), 0, len) };
+        // A file system without fallocate: write the zeros instead.
+        if rc != libc::EOPNOTSUPP && rc != libc::EINVAL {
+            return if rc == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::from_raw_os_error(rc))
+            };
+        }
+    }
+    use std::io::Write;
+    let mut f = f;
+    let zeros = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(zeros.len() as u64) as usize;
+        f.write_all(&zeros[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()
+}
+
+/// What a rotating refresh's room holds beyond the store files' sizes: the new
+/// tokens and record, several times over.
+const ROOM_SLACK: u64 = 64 * 1024;
 
 /// `org-<alias>` with the alias encoded injectively (see the module doc).
 pub fn org_lock_name(alias: &str) -> String {
@@ -230,22 +347,33 @@ impl OrgStore for LocalStore {
 
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
         let alias = new.record.alias.as_str();
-        self.update(|meta| {
-            let Some(current) = meta.orgs.get(alias) else {
-                return Ok(Cas::Conflict);
-            };
-            if version_of(current) != expected {
-                return Ok(Cas::Conflict);
+        // The room kept for this write (see `reserve_room`) is given back now.
+        let _ = std::fs::remove_file(self.room_path(alias));
+        let written = self.write_tokens_now(expected, new);
+        match written {
+            // Only when the new refresh token is not where the next refresh
+            // reads it (a failed record write after it leaves the login alive).
+            Err(e)
+                if new.refresh_token.is_some_and(|rt| {
+                    self.backend(new.record.store)
+                        .get(alias, SecretKind::RefreshToken)
+                        .ok()
+                        .flatten()
+                        .is_none_or(|stored| stored.expose() != rt.expose())
+                }) && e.exit() != crate::exit::Exit::Relogin =>
+            {
+                Err(Error::relogin(
+                    format!(
+                        "Salesforce rotated the refresh token of org {alias}, and sfx could not store the new one ({e}): the old one is spent, so this login is lost"
+                    ),
+                    format!(
+                        "fix what stopped the write (free disk space under {}), then log in again (`sfx login --alias {alias}` with the flow you used)",
+                        self.home.display()
+                    ),
+                ))
             }
-            let mut changes: Vec<(SecretKind, Option<&Secret>)> = Vec::new();
-            if let Some(rt) = new.refresh_token {
-                changes.push((SecretKind::RefreshToken, Some(rt)));
-            }
-            changes.push((SecretKind::AccessToken, Some(new.access_token)));
-            self.backend(new.record.store).put(alias, &changes)?;
-            meta.orgs.insert(alias.to_string(), new.record.clone());
-            Ok(Cas::Written(version_of(new.record)))
-        })
+            other => other,
+        }
     }
 
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
@@ -286,13 +414,20 @@ impl OrgStore for LocalStore {
     }
 
     fn journal_begin(&self, alias: &str, refresh_token: &Secret) -> Result<bool, Error> {
-        self.refresh_journal(alias)
-            .begin(refresh_token)
-            .map(|()| true)
+        let journal = self.refresh_journal(alias);
+        journal.begin(refresh_token)?;
+        // The answer will spend this refresh token: make sure its successor can
+        // be stored before sending it (issue #24, a full disk).
+        if let Err(e) = self.reserve_room(alias) {
+            journal.end();
+            return Err(e);
+        }
+        Ok(true)
     }
 
     fn journal_settle(&self, alias: &str) {
         self.refresh_journal(alias).end();
+        let _ = std::fs::remove_file(self.room_path(alias));
     }
 
     fn save_org(
@@ -302,43 +437,49 @@ impl OrgStore for LocalStore {
         make_default: bool,
     ) -> Result<Vec<String>, Error> {
         let alias = record.alias.as_str();
-        let previous = LocalStore::read(self)?.orgs.get(alias).cloned();
-        self.backend(record.store).put(alias, secrets)?;
-        // Moving an org between stores leaves no copy behind in the old one.
-        let mut notes = Vec::new();
-        if let Some(prev) = &previous
-            && prev.store != record.store
-            && prev.store != StoreKind::Env
-            && let Err(e) = self.backend(prev.store).put(alias, &ALL_NONE)
-        {
-            notes.push(format!(
-                "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
-                super::describe_kind(prev.store)
-            ));
-        }
+        // The secrets and the record are written under one lock, `orgs.lock`
+        // (taken before `secrets.lock`, as a refresh takes them): two logins of
+        // one alias at once can never leave one user's record with another's
+        // tokens (issue #24).
         self.update(|meta| {
+            let previous = meta.orgs.get(alias).cloned();
+            self.backend(record.store).put(alias, secrets)?;
+            // Moving an org between stores leaves no copy behind in the old one.
+            let mut notes = Vec::new();
+            if let Some(prev) = &previous
+                && prev.store != record.store
+                && prev.store != StoreKind::Env
+                && let Err(e) = self.backend(prev.store).put(alias, &ALL_NONE)
+            {
+                notes.push(format!(
+                    "warning: the old copies of org {alias}'s secrets in the {} could not be deleted ({e}); they are no longer used",
+                    super::describe_kind(prev.store)
+                ));
+            }
             meta.orgs.insert(alias.to_string(), record.clone());
             if make_default {
                 meta.default = Some(alias.to_string());
             }
-            Ok(())
-        })?;
-        Ok(notes)
+            Ok(notes)
+        })
     }
 
     fn delete_org(&self, alias: &str) -> Result<Option<OrgRecord>, Error> {
-        let Some(rec) = LocalStore::read(self)?.orgs.get(alias).cloned() else {
+        if !LocalStore::read(self)?.orgs.contains_key(alias) {
             return Ok(None);
-        };
-        self.backend(rec.store).put(alias, &ALL_NONE)?;
+        }
+        // Under one lock, as in `save_org`.
         self.update(|meta| {
+            let Some(rec) = meta.orgs.get(alias).cloned() else {
+                return Ok(None);
+            };
+            self.backend(rec.store).put(alias, &ALL_NONE)?;
             meta.orgs.remove(alias);
             if meta.default.as_deref() == Some(alias) {
                 meta.default = None;
             }
-            Ok(())
-        })?;
-        Ok(Some(rec))
+            Ok(Some(rec))
+        })
     }
 
     fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {

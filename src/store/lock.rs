@@ -54,15 +54,11 @@ pub fn encode(alias: &str) -> String {
 /// to release it. `what` names the lock in messages ("the refresh lock of org prod").
 pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Lock, Error> {
     let locks = dir.join("locks");
+    super::trust::check(dir, false)?;
     super::ensure_private_dir(&locks)?;
+    super::trust::check(&locks, false)?;
     let path = path_for(dir, name);
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
+    let mut file = open_lock_file(&path)?;
     let started = Instant::now();
     let mut pause = Duration::from_millis(5);
     let mut told = false;
@@ -110,6 +106,55 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
         .and_then(|_| file.rewind())
         .and_then(|_| writeln!(file, "{}", std::process::id()));
     Ok(Lock { _file: file })
+}
+
+/// Open (or create) a lock file without following a symbolic link and without
+/// blocking on a FIFO: sfx truncates the file and writes its pid into it, so a
+/// link planted there would make it overwrite whatever the link points at
+/// (issue #24). Anything but a regular file is refused.
+fn open_lock_file(path: &Path) -> Result<File, Error> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).truncate(false).read(true).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let refuse = |what: &str| Error::StoreUnavailable {
+        message: format!(
+            "the lock file {} is {what}, not a file sfx made; sfx does not follow or write through it (something may be trying to make sfx overwrite another file)",
+            path.display()
+        ),
+        hint: Some(format!(
+            "look at what it is and who put it there, then remove it: `rm {}`",
+            path.display()
+        )),
+        source: None,
+    };
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse("a symbolic link"));
+        }
+        Err(e) => {
+            return Err(Error::io(
+                format!("cannot open the lock file {}", path.display()),
+                e,
+            ));
+        }
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot open the lock file {}", path.display()), e))?;
+    if !meta.is_file() {
+        return Err(refuse(if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        }));
+    }
+    Ok(file)
 }
 
 fn holder_pid(file: &mut File) -> Option<u32> {

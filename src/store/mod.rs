@@ -25,6 +25,7 @@ pub mod local;
 pub mod lock;
 pub mod metadata;
 pub mod shared;
+pub mod trust;
 
 pub use local::{LocalStore, default_home, ensure_private_dir, refresh_lock_wait};
 

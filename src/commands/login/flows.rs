@@ -140,6 +140,9 @@ pub(super) fn jwt_flow(l: &Login<'_>, base: &str) -> Result<TokenSummary, Error>
     })?;
     let key = jwt_bearer::load_key(&key_path)
         .map_err(|why| Error::usage(format!("--key-file {}: {why}", key_path.display())))?;
+    if let Some(w) = jwt_bearer::loose_key_warning(&key_path) {
+        crate::messages::warning(&w);
+    }
     // The path is stored (never the key) so `sfx refresh` can sign again from any directory.
     let key_file = std::path::absolute(&key_path)
         .unwrap_or(key_path)

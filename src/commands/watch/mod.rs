@@ -660,6 +660,15 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                     if let Some(h) = &s.hooks {
                         h.stop(Duration::ZERO);
                     }
+                    let busy = s.busy();
+                    if !busy.is_empty() {
+                        // Not a clean stop (issue #24): a refresh was abandoned.
+                        crate::messages::warning(&format!(
+                            "stopped at once: the request in flight for {} was abandoned and its outcome is unknown (a rotating refresh is checked before its token is sent again)",
+                            busy.join(", ")
+                        ));
+                        break Ok(Exit::Interrupted);
+                    }
                     break Ok(code);
                 }
                 stop = Some(code);

@@ -42,6 +42,29 @@ pub fn load_key(path: &Path) -> Result<EncodingKey, String> {
     })
 }
 
+/// A warning when the private key file can be read by other users (issue #24):
+/// the key signs in as the user, as a password would. ssh refuses such a key;
+/// sfx says so, with the fix. `None` when the file is private (or unknown).
+pub fn loose_key_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "the JWT key file {} can be read by other users (mode {mode:04o}): anyone who reads it can log in as this user; make it private: `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
 /// The `aud` for a login URL, as the sf CLI chooses it: the generic hosts stand
 /// for themselves; a sandbox or scratch My Domain means `https://test.salesforce.com`;
 /// any other `*.my.salesforce.com` means `https://login.salesforce.com`; anything

@@ -14,6 +14,7 @@
 //! | client credentials | [`client_credentials`] | the grant again (no refresh token) |
 //! | username-password | [`password`] | none: log in again |
 
+pub mod callback;
 pub mod client_credentials;
 pub mod device;
 pub mod jwt_bearer;

@@ -6,11 +6,14 @@
 //! - PKCE: a 64-byte random verifier (86 base64url characters); the challenge is
 //!   `BASE64URL-NOPAD(SHA-256(verifier))`, sent with `code_challenge_method=S256`
 //!   explicitly (Salesforce assumes S256 when it is missing; some setups insist).
-//! - `state`: 16 random bytes, checked on return. A callback with another `state`
-//!   is not ours: no code exchange, and the login fails (exit 1).
-//! - The listener binds `127.0.0.1` (and `::1` on the same port when it can, since
-//!   browsers resolve `localhost` either way), answers stray requests (a favicon)
-//!   with 404 and other methods with 405, and gives up after the wait.
+//! - `state`: 16 random bytes, checked on return. A callback with another (or
+//!   no) `state` is not ours, an error included: it is answered 400 and ignored,
+//!   and the login goes on waiting for its own (issue #24: any local process, or
+//!   any web page through the browser, can send one).
+//! - The listener ([`super::callback`]) binds `127.0.0.1` and `::1` on the same
+//!   port (or refuses when another program holds `::1`), bounds every request
+//!   head, answers stray requests (a favicon) with 404 and other methods with
+//!   405, and gives up after the wait.
 //! - The browser gets a small page saying how it ended, sent after the code
 //!   exchange so that "logged in" is true when it is shown.
 
@@ -19,12 +22,14 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+use super::callback::Request;
 use crate::error::Error;
 use crate::salesforce::flows::random_urlsafe;
 use crate::salesforce::http::Retry;
 use crate::salesforce::types::{OAuthError, TokenResponse};
 use crate::salesforce::{Client, ClientCreds, errors};
 use crate::secret::Secret;
+use crate::secret::redact_text;
 use crate::text::sanitize;
 
 /// The callback path; Salesforce matches the whole callback URL exactly.
@@ -104,59 +109,22 @@ pub fn authorize_url(a: &Authorize<'_>) -> String {
 
 /// The one-shot loopback listener for the callback.
 pub struct Listener {
-    servers: Vec<tiny_http::Server>,
-    port: u16,
+    bound: super::callback::Bound,
 }
 
 impl Listener {
     /// Listen on `localhost:<port>` (0 = any free port).
     pub fn bind(port: u16) -> Result<Listener, Error> {
-        let v4 = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
-            Error::usage(format!(
-                "cannot listen on localhost:{port} for the login callback ({}); free the port or choose another with --port (the connected app's callback URL must then be http://localhost:<port>{CALLBACK_PATH})",
-                sanitize(&e.to_string(), 120)
-            ))
-        })?;
-        let port = v4
-            .server_addr()
-            .to_ip()
-            .map(|a| a.port())
-            .ok_or_else(|| Error::Other("the callback listener has no TCP port".into()))?;
-        let mut servers = vec![v4];
-        // Best effort: without IPv6 loopback, browsers fall back to 127.0.0.1.
-        if let Ok(v6) = tiny_http::Server::http(("::1", port)) {
-            servers.push(v6);
-        }
-        Ok(Listener { servers, port })
+        super::callback::bind(port).map(|bound| Listener { bound })
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.bound.port
     }
 
     /// `http://localhost:<port>/OauthRedirect`.
     pub fn redirect_uri(&self) -> String {
-        format!("http://localhost:{}{CALLBACK_PATH}", self.port)
-    }
-
-    /// The next request on any of the sockets, or `None` at the deadline.
-    fn next(&self, deadline: Instant) -> Option<tiny_http::Request> {
-        loop {
-            let left = deadline.checked_duration_since(Instant::now())?;
-            if left.is_zero() {
-                return None;
-            }
-            if let [only] = self.servers.as_slice() {
-                return only.recv_timeout(left).ok().flatten();
-            }
-            // Two sockets: take turns in short slices (no busy loop).
-            let slice = left.min(Duration::from_millis(50));
-            for s in &self.servers {
-                if let Ok(Some(req)) = s.recv_timeout(slice) {
-                    return Some(req);
-                }
-            }
-        }
+        format!("http://localhost:{}{CALLBACK_PATH}", self.bound.port)
     }
 
     /// Wait for the callback carrying `state`: the code, and the browser's
@@ -167,9 +135,9 @@ impl Listener {
         deadline: Instant,
         wait: Duration,
         doing: &str,
-    ) -> Result<(Secret, tiny_http::Request), Error> {
+    ) -> Result<(Secret, Request), Error> {
         loop {
-            let Some(req) = self.next(deadline) else {
+            let Some(req) = self.bound.next(deadline) else {
                 return Err(Error::LoginTimeout {
                     message: format!(
                         "no browser login came back to {} within {}; the login was not finished",
@@ -179,7 +147,8 @@ impl Listener {
                     hint: None,
                 });
             };
-            let (path, query) = req.url().split_once('?').unwrap_or((req.url(), ""));
+            let target = req.target.clone();
+            let (path, query) = target.split_once('?').unwrap_or((&target, ""));
             if path != CALLBACK_PATH {
                 respond(
                     req,
@@ -189,7 +158,7 @@ impl Listener {
                 );
                 continue;
             }
-            if *req.method() != tiny_http::Method::Get {
+            if req.method != "GET" {
                 respond(
                     req,
                     405,
@@ -203,24 +172,27 @@ impl Listener {
                     .find(|(k, _)| k == name)
                     .map(|(_, v)| v.into_owned())
             };
-            let got_state = param("state");
-            if let Some(error) = param("error")
-                && got_state.as_deref().is_none_or(|s| s == state)
-            {
+            if param("state").as_deref() != Some(state) {
+                // Not this login's: a stale tab, or anyone on this machine (or
+                // any web page, through the browser) sending `?error=…`. It
+                // neither ends the login nor gets its text shown (issue #24).
+                respond(
+                    req,
+                    400,
+                    "Not this login",
+                    "sfx: this callback does not carry the `state` of the login in progress, so it was ignored; the login goes on waiting for its own.",
+                );
+                continue;
+            }
+            if let Some(error) = param("error") {
                 let oauth = OAuthError {
-                    error: sanitize(&error, 100),
-                    error_description: param("error_description").map(|d| sanitize(&d, 300)),
+                    error: sanitize(&redact_text(&error), 100),
+                    error_description: param("error_description")
+                        .map(|d| sanitize(&redact_text(&d), 300)),
                     status: 0,
                 };
                 let err = errors::explain(&oauth, doing);
                 respond(req, 400, "Login failed", &format!("sfx: {err}"));
-                return Err(err);
-            }
-            if got_state.as_deref() != Some(state) {
-                let err = Error::Other(
-                    "the login callback carried a different `state` than sfx sent, so it does not belong to this login (a stale browser tab, or a forged request); no code was exchanged and nothing was stored".into(),
-                );
-                respond(req, 400, "Login refused", &format!("sfx: {err}"));
                 return Err(err);
             }
             let Some(code) = param("code").filter(|c| !c.is_empty()) else {
@@ -300,24 +272,19 @@ pub fn login(
 }
 
 /// Answer the browser with a small HTML page.
-fn respond(req: tiny_http::Request, status: u16, title: &str, text: &str) {
+fn respond(req: Request, status: u16, title: &str, text: &str) {
     let body = format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sfx: {t}</title></head>\n<body style=\"font-family: sans-serif; margin: 3em\"><h1>{t}</h1>\n<p>{x}</p>\n</body></html>\n",
         t = html_escape(title),
         x = html_escape(text)
     );
-    let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
-    for (k, v) in [
-        ("Content-Type", "text/html; charset=utf-8"),
-        ("Cache-Control", "no-store"),
-        ("Connection", "close"),
-    ] {
-        if let Ok(h) = tiny_http::Header::from_bytes(k, v) {
-            resp = resp.with_header(h);
-        }
-    }
-    // The browser may be gone; the outcome is reported on the terminal anyway.
-    let _ = req.respond(resp);
+    let reason = match status {
+        200 => "OK",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        _ => "Bad Request",
+    };
+    req.respond(status, reason, &body);
 }
 
 fn html_escape(s: &str) -> String {
