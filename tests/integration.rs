@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod childenv;
 mod contract;
 mod crash;
 mod envmode;

@@ -68,7 +68,7 @@ pub(super) fn web_flow(
                     "open this URL in a browser to log in ({waiting}):"
                 ));
                 crate::messages::raw(url);
-            } else if open::that_detached(url).is_ok() {
+            } else if crate::commands::child::open_browser(url) {
                 say(&format!(
                     "opened the browser to log in; {waiting}. If no browser appeared, open:"
                 ));
