@@ -27,6 +27,7 @@ mod logout;
 mod orgs;
 mod properties;
 mod refresh;
+mod savefirst;
 mod sfcli;
 mod shapes;
 mod shared;

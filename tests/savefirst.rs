@@ -1,0 +1,133 @@
+//! Never lose a login (issue #19, items 5 and 7): a login checks that it can save
+//! before it sends anything, and `login --from-sf` with a shared store lands in
+//! the shared store or is refused, never writing or deleting a local secret.
+
+use crate::common::*;
+
+/// "A machine with no keychain": sfx with a D-Bus address where nothing listens.
+fn nowhere(t: &T) -> assert_cmd::Command {
+    let mut c = t.bare();
+    c.env(
+        "DBUS_SESSION_BUS_ADDRESS",
+        format!("unix:path={}", t.dir.path().join("no-bus").display()),
+    );
+    c
+}
+
+fn rotating(t: &T) {
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+}
+
+/// A login that cannot save fails with exit 6 naming --insecure-storage, and
+/// sends nothing to the fake.
+fn refused_before_sending(t: &T, out: std::process::Output) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("--insecure-storage"), "{err}");
+    assert!(
+        t.fake.requests().is_empty(),
+        "a login that cannot save sent {:?}",
+        t.fake.requests()
+    );
+    assert!(!t.home().join("orgs.json").exists(), "nothing is stored");
+}
+
+#[test]
+fn without_a_keychain_a_pasted_auth_url_is_not_spent_and_works_with_insecure_storage() {
+    let t = T::new();
+    rotating(&t);
+    let auth = t.auth_url();
+    t.fake.clear_requests();
+    let out = nowhere(&t)
+        .args(["login", "--auth-url", "-", "--alias", "rot"])
+        .write_stdin(auth.clone())
+        .output()
+        .unwrap();
+    refused_before_sending(&t, out);
+    // The same auth URL still works.
+    nowhere(&t)
+        .args([
+            "login",
+            "--auth-url",
+            "-",
+            "--alias",
+            "rot",
+            "--insecure-storage",
+        ])
+        .write_stdin(auth)
+        .assert()
+        .success();
+    assert_eq!(t.token_requests(), 1);
+    assert_eq!(t.fake.replays(), 0);
+    assert_eq!(t.metadata()["orgs"]["rot"]["store"], "file");
+    nowhere(&t).args(["token", "-o", "rot"]).assert().success();
+}
+
+#[test]
+fn without_a_keychain_a_pasted_refresh_token_is_not_spent_and_works_with_insecure_storage() {
+    let t = T::new();
+    rotating(&t);
+    let rt = t
+        .fake
+        .grant_refresh_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    t.fake.clear_requests();
+    let login = |extra: &[&str]| {
+        let mut c = nowhere(&t);
+        c.args(["login", "--refresh-token", "-", "--alias", "rot"])
+            .args(["--client-id", DEFAULT_CLIENT_ID, "--instance-url"])
+            .arg(t.fake.url())
+            .args(extra)
+            .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+            .write_stdin(rt.clone());
+        c
+    };
+    refused_before_sending(&t, login(&[]).output().unwrap());
+    login(&["--insecure-storage"]).assert().success();
+    assert_eq!(t.token_requests(), 1);
+    assert_eq!(t.fake.replays(), 0);
+    // An access token is not sent (to userinfo) either when it cannot be saved.
+    let at = t
+        .fake
+        .grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    t.fake.clear_requests();
+    let out = nowhere(&t)
+        .args(["login", "--access-token", "-", "--alias", "at"])
+        .arg("--instance-url")
+        .arg(t.fake.url())
+        .write_stdin(at)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(t.fake.requests().is_empty(), "{:?}", t.fake.requests());
+}
+
+#[test]
+fn logging_in_again_over_an_insecure_org_keeps_it_in_the_file_and_says_so() {
+    let t = T::new();
+    rotating(&t);
+    nowhere(&t)
+        .args([
+            "login",
+            "--auth-url",
+            "-",
+            "--alias",
+            "rot",
+            "--insecure-storage",
+        ])
+        .write_stdin(t.auth_url())
+        .assert()
+        .success();
+    let out = nowhere(&t)
+        .args(["login", "--auth-url", "-", "--alias", "rot"])
+        .write_stdin(t.auth_url())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("secrets file"), "{err}");
+    assert!(err.contains("--migrate"), "{err}");
+    assert_eq!(t.metadata()["orgs"]["rot"]["store"], "file");
+    assert_eq!(t.fake.replays(), 0);
+    nowhere(&t).args(["token", "-o", "rot"]).assert().success();
+}
