@@ -2,6 +2,7 @@
 //! before it sends anything, and `login --from-sf` with a shared store lands in
 //! the shared store or is refused, never writing or deleting a local secret.
 
+use crate::common::redis_server::RedisServer;
 use crate::common::*;
 
 /// "A machine with no keychain": sfx with a D-Bus address where nothing listens.
@@ -130,4 +131,50 @@ fn logging_in_again_over_an_insecure_org_keeps_it_in_the_file_and_says_so() {
     assert_eq!(t.metadata()["orgs"]["rot"]["store"], "file");
     assert_eq!(t.fake.replays(), 0);
     nowhere(&t).args(["token", "-o", "rot"]).assert().success();
+}
+
+fn key_b64(byte: u8) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+#[test]
+fn from_sf_with_a_shared_store_is_refused_and_never_writes_or_deletes_a_local_secret() {
+    use crate::sfcli::{KeyVersion, import, setup, sfx};
+    let (t, _sf) = setup(KeyVersion::V2, true);
+    let r = RedisServer::start();
+    let shared = |c: &mut assert_cmd::Command| {
+        c.env("SFX_STORE", r.url())
+            .env("SFX_STORE_KEY", key_b64(42))
+            .env("SFX_TIMEOUT", "5s");
+    };
+    let mut c = sfx(&t);
+    shared(&mut c);
+    let out = c.args(["login", "--from-sf", "prod"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("shared store"), "{err}");
+    assert!(err.contains("SFX_STORE"), "{err}");
+    assert!(!err.contains(&r.password), "{err}");
+    assert!(t.fake.requests().is_empty(), "{:?}", t.fake.requests());
+    assert!(
+        !t.home().join("secrets.json").exists(),
+        "a local secret was written"
+    );
+    assert!(!t.home().join("orgs.json").exists());
+    assert!(
+        r.dump().iter().all(|(k, _)| !k.starts_with("sfx:org:")),
+        "{:?}",
+        r.dump()
+    );
+
+    // Imported locally before: the refused command leaves every secret in place.
+    import(&t);
+    let before = t.secrets();
+    let mut c = sfx(&t);
+    shared(&mut c);
+    c.args(["login", "--from-sf", "prod"]).assert().code(2);
+    assert_eq!(t.secrets(), before, "a local secret was deleted or changed");
+    assert_eq!(t.metadata()["orgs"]["prod"]["store"], "file");
+    sfx(&t).args(["token", "-o", "prod"]).assert().success();
 }

@@ -168,7 +168,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
 /// Where the new org's secrets go: the shared store when one is chosen; the
 /// secrets file with `--insecure-storage` (or `SFX_CREDENTIAL_STORE=file`), or
 /// when the org being logged in again is already kept there; else the keychain.
-fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
+pub fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
     let store = ctx.store_for_new_login(args.insecure_storage);
     if store != StoreKind::Keychain {
         return Ok(store);
@@ -193,7 +193,7 @@ fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
 /// locked one still answers "no such entry" to a plain read); the local files
 /// read. A keychain that is missing or locked fails here, exit 6, naming
 /// `--insecure-storage`.
-fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
+pub fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
     if let Some(shared) = &ctx.shared {
         // Reachable, and this machine's SFX_STORE_KEY is the store's key.
         return shared.ready_for_write();
