@@ -564,3 +564,67 @@ fn an_org_named_by_its_username_is_labelled_by_a_digest_never_the_username() {
     let (_, ready) = w.get("/readyz");
     assert!(!ready.contains(DEFAULT_USERNAME), "{ready}");
 }
+
+#[test]
+fn one_client_holding_every_connection_does_not_take_health_and_readiness_down() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let t = T::new();
+    t.login("prod");
+    let w = spawn(&t, &[], &[]);
+    w.wait_for("/readyz", 200, LONG);
+    // The hog: every connection the listener serves at once (16), each idle, and
+    // each opened again as soon as the server closes it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let hog = std::thread::spawn({
+        let (addr, stop) = (w.addr, stop.clone());
+        move || {
+            let open = || {
+                let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                s
+            };
+            let mut conns: Vec<TcpStream> = (0..16).map(|_| open()).collect();
+            let mut reopened = 0usize;
+            let deadline = Instant::now() + LONG;
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                for c in conns.iter_mut() {
+                    let mut buf = [0u8; 512];
+                    let closed = match c.read(&mut buf) {
+                        Ok(_) => true,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if closed {
+                        *c = open();
+                        reopened += 1;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            reopened
+        }
+    });
+    // Probes, as a kubelet sends them, over 8 s (beyond the 5 s read deadline).
+    let started = Instant::now();
+    let mut probes = 0;
+    while started.elapsed() < Duration::from_secs(8) {
+        for path in ["/healthz", "/readyz"] {
+            let (status, body) = w.get(path);
+            assert_eq!(
+                status, 200,
+                "{path} answered {status} ({body}) while one client held every connection"
+            );
+            probes += 1;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let reopened = hog.join().unwrap();
+    assert!(probes >= 20, "{probes} probes");
+    // The hog did hold every slot: the probes evicted its connections.
+    assert!(
+        reopened >= probes / 2,
+        "the hog reopened only {reopened} connections"
+    );
+    let (status, body) = w.get("/metrics");
+    assert_eq!(status, 200, "{body}");
+}

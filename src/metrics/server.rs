@@ -5,17 +5,24 @@
 //! (already a dependency, for the login callback) reads request heads without a
 //! size limit or a deadline, so one client sending an endless header or nothing
 //! at all would hold a worker and grow memory. Here every connection gets its own
-//! short-lived thread, at most [`MAX_CONNECTIONS`] at once (more are answered 503
-//! and closed), a request head of at most [`HEAD_LIMIT`] bytes (else 431) that
-//! must arrive within [`READ_DEADLINE`] (else the connection is closed), and a
-//! response that must be taken within [`WRITE_DEADLINE`]. Every response closes
-//! the connection. Nothing here touches the watch's scheduler: it reads
+//! short-lived thread, [`MAX_CONNECTIONS`] at once, a request head of at most
+//! [`HEAD_LIMIT`] bytes (else 431) that must arrive within [`READ_DEADLINE`]
+//! (else 408 and the connection is closed), and a response that must be taken
+//! within [`WRITE_DEADLINE`]. Every response closes the connection.
+//!
+//! One client must not take `/healthz` and `/readyz` down by holding every slot
+//! (issue #19): when all are taken, a new connection evicts the oldest one that
+//! is still waiting for its request head (or has been writing its answer for
+//! longer than [`SLOW_WRITER`]): it is answered 503 and closed. A probe sends its
+//! request as it connects and is served in milliseconds, so it is never the
+//! oldest for long; only when no connection can be evicted is the new one turned
+//! away with 503. Nothing here touches the watch's scheduler: it reads
 //! [`Metrics`], whose lock is only ever held for a copy.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Metrics;
@@ -27,6 +34,11 @@ pub const MAX_CONNECTIONS: usize = 16;
 pub const HEAD_LIMIT: usize = 8 * 1024;
 /// The whole request head must arrive within this.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// A connection writing its answer for longer than this can be evicted.
+pub const SLOW_WRITER: Duration = Duration::from_secs(1);
+/// Connections evicted but whose threads have not ended yet may briefly take
+/// the count past [`MAX_CONNECTIONS`], never past this.
+const HARD_CAP: usize = 2 * MAX_CONNECTIONS;
 /// The whole response must be taken within this.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -94,22 +106,97 @@ impl Drop for Server {
     }
 }
 
-/// Decrements the open-connection count when a connection's thread ends.
-struct Slot(Arc<AtomicUsize>);
+/// The open connections, for eviction: each with a handle to shut it down.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    live: Vec<Conn>,
+}
+
+struct Conn {
+    id: u64,
+    stream: TcpStream,
+    opened: Instant,
+    /// When it may be evicted: at once while its head is awaited; a while
+    /// after it started writing its answer.
+    evictable_from: Instant,
+}
+
+type Registry = Arc<Mutex<Conns>>;
+
+fn lock(r: &Registry) -> std::sync::MutexGuard<'_, Conns> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frees a connection's place (count and registry) when its thread ends.
+struct Slot {
+    open: Arc<AtomicUsize>,
+    registry: Registry,
+    id: u64,
+}
+
+impl Slot {
+    /// The head was read: the answer is being written.
+    fn writing(&self) {
+        let mut r = lock(&self.registry);
+        if let Some(c) = r.live.iter_mut().find(|c| c.id == self.id) {
+            c.evictable_from = Instant::now() + SLOW_WRITER;
+        }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.registry).live.retain(|c| c.id != self.id);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answer 503 on `stream` (briefly: the client may not read) and close it.
+fn turn_away(stream: &TcpStream) {
+    let mut s = stream;
+    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(&response(
+        503,
+        "text/plain; charset=utf-8",
+        b"too many connections; try again\n",
+        false,
+    ));
+    let _ = s.shutdown(Shutdown::Both);
+}
+
+/// Close the oldest evictable connection; false when none can be.
+fn evict_oldest(registry: &Registry) -> bool {
+    let now = Instant::now();
+    let victim = {
+        let mut r = lock(registry);
+        let pick = r
+            .live
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.evictable_from <= now)
+            .min_by_key(|(_, c)| c.opened)
+            .map(|(i, _)| i);
+        pick.map(|i| r.live.swap_remove(i))
+    };
+    match victim {
+        // Its thread sees the connection closed and ends, freeing its count.
+        Some(c) => {
+            turn_away(&c.stream);
+            true
+        }
+        None => false,
     }
 }
 
 fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     let open = Arc::new(AtomicUsize::new(0));
+    let registry: Registry = Arc::default();
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut stream = match conn {
+        let stream = match conn {
             Ok(s) => s,
             Err(_) => {
                 // Out of file descriptors or the like: do not spin.
@@ -117,27 +204,41 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
                 continue;
             }
         };
-        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            open.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = stream.write_all(&response(
-                503,
-                "text/plain; charset=utf-8",
-                b"too many connections; try again\n",
-                false,
-            ));
+        let n = open.load(Ordering::SeqCst);
+        if n >= HARD_CAP || (n >= MAX_CONNECTIONS && !evict_oldest(&registry)) {
+            turn_away(&stream);
             continue;
         }
-        let slot = Slot(open.clone());
+        let Ok(handle) = stream.try_clone() else {
+            turn_away(&stream);
+            continue;
+        };
+        open.fetch_add(1, Ordering::SeqCst);
+        let id = {
+            let mut r = lock(&registry);
+            r.next += 1;
+            let id = r.next;
+            let now = Instant::now();
+            r.live.push(Conn {
+                id,
+                stream: handle,
+                opened: now,
+                evictable_from: now,
+            });
+            id
+        };
+        let slot = Slot {
+            open: open.clone(),
+            registry: registry.clone(),
+            id,
+        };
         let m = metrics.clone();
         let spawned = std::thread::Builder::new()
             .name("sfx-listen-conn".into())
             .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, &m);
-            });
+            .spawn(move || serve(stream, &m, &slot));
         if spawned.is_err() {
+            // The closure (and its slot) was dropped: the count is back.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -275,10 +376,13 @@ fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Ve
     out
 }
 
-fn serve(mut stream: TcpStream, metrics: &Metrics) {
+fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
     let head = match read_head(&mut stream) {
         None => return,
-        Some(Ok(h)) => h,
+        Some(Ok(h)) => {
+            slot.writing();
+            h
+        }
         Some(Err(status)) => {
             let msg: &[u8] = if status == 431 {
                 b"request head too large\n"
