@@ -26,6 +26,7 @@ mod login;
 mod logout;
 mod orgs;
 mod properties;
+mod quoted;
 mod refresh;
 mod savefirst;
 mod sfcli;

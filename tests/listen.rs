@@ -628,3 +628,26 @@ fn one_client_holding_every_connection_does_not_take_health_and_readiness_down()
     let (status, body) = w.get("/metrics");
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+fn an_alias_spelled_like_a_username_digest_gets_a_label_of_its_own() {
+    let t = T::new();
+    // One org named by its username (labelled `org-<12 hex>`), one whose alias is
+    // exactly that label.
+    t.sfx()
+        .args(["login", "--auth-url", "-"])
+        .write_stdin(t.auth_url())
+        .assert()
+        .success();
+    let hashed = sfx::metrics::label(DEFAULT_USERNAME).into_owned();
+    t.login(&hashed);
+    let w = spawn(&t, &["--all"], &[]);
+    w.event("checked", Some(DEFAULT_USERNAME), LONG);
+    w.event("checked", Some(&hashed), LONG);
+    let body = w.wait_for("/metrics", 200, LONG);
+    let series = |org: &str| format!("sfx_access_token_expiry_timestamp_seconds{{org=\"{org}\"}}");
+    let lines = |org: &str| body.lines().filter(|l| l.starts_with(&series(org))).count();
+    assert_eq!(lines(&hashed), 1, "{body}");
+    assert_eq!(lines(&format!("alias:{hashed}")), 1, "{body}");
+    assert!(!body.contains(DEFAULT_USERNAME), "{body}");
+}
