@@ -120,6 +120,9 @@ struct Conn {
     /// When it may be evicted: at once while its head is awaited; a while
     /// after it started writing its answer.
     evictable_from: Instant,
+    /// Writing its answer (to a client that does not read it): closed without
+    /// a 503, which could not get through either.
+    writing: bool,
 }
 
 type Registry = Arc<Mutex<Conns>>;
@@ -141,6 +144,7 @@ impl Slot {
         let mut r = lock(&self.registry);
         if let Some(c) = r.live.iter_mut().find(|c| c.id == self.id) {
             c.evictable_from = Instant::now() + SLOW_WRITER;
+            c.writing = true;
         }
     }
 }
@@ -182,7 +186,11 @@ fn evict_oldest(registry: &Registry) -> bool {
     match victim {
         // Its thread sees the connection closed and ends, freeing its count.
         Some(c) => {
-            turn_away(&c.stream);
+            if c.writing {
+                let _ = c.stream.shutdown(Shutdown::Both);
+            } else {
+                turn_away(&c.stream);
+            }
             true
         }
         None => false,
@@ -224,6 +232,7 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
                 stream: handle,
                 opened: now,
                 evictable_from: now,
+                writing: false,
             });
             id
         };
