@@ -178,3 +178,32 @@ fn from_sf_with_a_shared_store_is_refused_and_never_writes_or_deletes_a_local_se
     assert_eq!(t.metadata()["orgs"]["prod"]["store"], "file");
     sfx(&t).args(["token", "-o", "prod"]).assert().success();
 }
+
+#[test]
+fn a_login_whose_home_cannot_be_written_sends_nothing() {
+    let t = T::new();
+    rotating(&t);
+    // SFX_HOME under a regular file: no directory can be made there (even as root).
+    let file = t.dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let auth = t.auth_url();
+    t.fake.clear_requests();
+    let out = t
+        .sfx()
+        .env("SFX_HOME", file.join("sfx"))
+        .args(["login", "--auth-url", "-", "--alias", "rot"])
+        .write_stdin(auth.clone())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not-a-dir"), "{err}");
+    assert!(t.fake.requests().is_empty(), "{:?}", t.fake.requests());
+    // The same auth URL then works where it can be saved.
+    t.sfx()
+        .args(["login", "--auth-url", "-", "--alias", "rot"])
+        .write_stdin(auth)
+        .assert()
+        .success();
+    assert_eq!(t.fake.replays(), 0);
+}

@@ -191,21 +191,26 @@ pub fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
 /// on another device): can the login be saved? The shared store answers and the
 /// key is its key; the keychain takes, gives back and deletes a test entry (a
 /// locked one still answers "no such entry" to a plain read); the local files
-/// read. A keychain that is missing or locked fails here, exit 6, naming
-/// `--insecure-storage`.
+/// read and their directory takes a lock. A keychain that is missing or locked
+/// fails here, exit 6, naming `--insecure-storage`.
 pub fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
     if let Some(shared) = &ctx.shared {
         // Reachable, and this machine's SFX_STORE_KEY is the store's key.
         return shared.ready_for_write();
     }
-    ctx.store.read()?;
     if store == StoreKind::Keychain {
-        return crate::store::keychain::probe()
+        crate::store::keychain::probe()
             .result
-            .map_err(|t| t.into_error());
+            .map_err(|t| t.into_error())?;
     }
-    ctx.store
-        .backend(store)
-        .get("sfx-login-check", SecretKind::AccessToken)
-        .map(|_| ())
+    // The metadata reads, and its directory and lock can be written (an update
+    // that changes nothing writes no file).
+    ctx.store.update(|_| Ok(()))?;
+    if store == StoreKind::File {
+        // The secrets file reads (a damaged one would refuse the write later).
+        ctx.store
+            .backend(store)
+            .get("sfx-login-check", SecretKind::AccessToken)?;
+    }
+    Ok(())
 }
