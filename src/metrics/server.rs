@@ -11,13 +11,16 @@
 //! within [`WRITE_DEADLINE`]. Every response closes the connection.
 //!
 //! One client must not take `/healthz` and `/readyz` down by holding every slot
-//! (issue #19): when all are taken, a new connection evicts the oldest one that
-//! is still waiting for its request head (or has been writing its answer for
-//! longer than [`SLOW_WRITER`]): it is answered 503 and closed. A probe sends its
-//! request as it connects and is served in milliseconds, so it is never the
-//! oldest for long; only when no connection can be evicted is the new one turned
-//! away with 503. Nothing here touches the watch's scheduler: it reads
-//! [`Metrics`], whose lock is only ever held for a copy.
+//! (issue #19). When all are taken, a new connection must have sent its whole
+//! request head within [`FULL_WAIT`] (a probe sends it as it connects), else it
+//! is answered 503 and closed — so a client reopening idle connections churns
+//! nothing. A `/healthz` or `/readyz` request is then answered at once on the
+//! accepting thread (a few bytes, no slot needed); any other request evicts a
+//! connection: the oldest one waiting for its head or lingering after its
+//! answer (an idle one is answered 503), else the oldest one still writing its
+//! answer. Threads of evicted connections end at once; [`HARD_CAP`] bounds them
+//! anyway. Nothing here touches the watch's scheduler: it reads [`Metrics`],
+//! whose lock is only ever held for a copy.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -28,16 +31,16 @@ use std::time::{Duration, Instant};
 use super::Metrics;
 use crate::error::Error;
 
-/// Connections served at once; more are turned away with 503.
+/// Connections served at once (see the module doc for what happens past it).
 pub const MAX_CONNECTIONS: usize = 16;
+/// With every connection taken, how long a new one may take to send its head.
+pub const FULL_WAIT: Duration = Duration::from_millis(20);
 /// The largest request head (request line and headers) read.
 pub const HEAD_LIMIT: usize = 8 * 1024;
 /// The whole request head must arrive within this.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
-/// A connection writing its answer for longer than this can be evicted.
-pub const SLOW_WRITER: Duration = Duration::from_secs(1);
-/// Connections evicted but whose threads have not ended yet may briefly take
-/// the count past [`MAX_CONNECTIONS`], never past this.
+/// Threads of connections: those served plus evicted ones not ended yet (they
+/// end at once); past this a new connection is turned away with 503.
 const HARD_CAP: usize = 2 * MAX_CONNECTIONS;
 /// The whole response must be taken within this.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
@@ -117,12 +120,17 @@ struct Conn {
     id: u64,
     stream: TcpStream,
     opened: Instant,
-    /// When it may be evicted: at once while its head is awaited; a while
-    /// after it started writing its answer.
-    evictable_from: Instant,
-    /// Writing its answer (to a client that does not read it): closed without
-    /// a 503, which could not get through either.
-    writing: bool,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the request head: evicted first, with a 503.
+    Reading,
+    /// Writing the answer: evicted last, without a 503 (it would not get through).
+    Writing,
+    /// The answer is written; waiting for the client to close: evicted first.
+    Lingering,
 }
 
 type Registry = Arc<Mutex<Conns>>;
@@ -139,12 +147,10 @@ struct Slot {
 }
 
 impl Slot {
-    /// The head was read: the answer is being written.
-    fn writing(&self) {
+    fn set(&self, phase: Phase) {
         let mut r = lock(&self.registry);
         if let Some(c) = r.live.iter_mut().find(|c| c.id == self.id) {
-            c.evictable_from = Instant::now() + SLOW_WRITER;
-            c.writing = true;
+            c.phase = phase;
         }
     }
 }
@@ -169,31 +175,29 @@ fn turn_away(stream: &TcpStream) {
     let _ = s.shutdown(Shutdown::Both);
 }
 
-/// Close the oldest evictable connection; false when none can be.
-fn evict_oldest(registry: &Registry) -> bool {
-    let now = Instant::now();
+/// Make room for a new connection: close one when [`MAX_CONNECTIONS`] are
+/// served (see the module doc for which).
+fn make_room(registry: &Registry) {
     let victim = {
         let mut r = lock(registry);
+        if r.live.len() < MAX_CONNECTIONS {
+            return;
+        }
         let pick = r
             .live
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.evictable_from <= now)
-            .min_by_key(|(_, c)| c.opened)
+            .min_by_key(|(_, c)| (c.phase == Phase::Writing, c.opened))
             .map(|(i, _)| i);
         pick.map(|i| r.live.swap_remove(i))
     };
+    // Its thread sees the connection closed and ends, freeing its count.
     match victim {
-        // Its thread sees the connection closed and ends, freeing its count.
+        Some(c) if c.phase == Phase::Reading => turn_away(&c.stream),
         Some(c) => {
-            if c.writing {
-                let _ = c.stream.shutdown(Shutdown::Both);
-            } else {
-                turn_away(&c.stream);
-            }
-            true
+            let _ = c.stream.shutdown(Shutdown::Both);
         }
-        None => false,
+        None => {}
     }
 }
 
@@ -212,10 +216,19 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
                 continue;
             }
         };
-        let n = open.load(Ordering::SeqCst);
-        if n >= HARD_CAP || (n >= MAX_CONNECTIONS && !evict_oldest(&registry)) {
+        if open.load(Ordering::SeqCst) >= HARD_CAP {
             turn_away(&stream);
             continue;
+        }
+        if lock(&registry).live.len() >= MAX_CONNECTIONS {
+            match waiting_head(&stream) {
+                None => {
+                    turn_away(&stream);
+                    continue;
+                }
+                Some(head) if answered_at_once(&stream, &head, &metrics) => continue,
+                Some(_) => make_room(&registry),
+            }
         }
         let Ok(handle) = stream.try_clone() else {
             turn_away(&stream);
@@ -226,13 +239,11 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
             let mut r = lock(&registry);
             r.next += 1;
             let id = r.next;
-            let now = Instant::now();
             r.live.push(Conn {
                 id,
                 stream: handle,
-                opened: now,
-                evictable_from: now,
-                writing: false,
+                opened: Instant::now(),
+                phase: Phase::Reading,
             });
             id
         };
@@ -251,6 +262,60 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The request head already sent on `stream` (peeked, not read), waiting at
+/// most [`FULL_WAIT`] for it; `None` when it is not all there.
+fn waiting_head(stream: &TcpStream) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + FULL_WAIT;
+    let mut buf = vec![0u8; HEAD_LIMIT];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
+        match stream.peek(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => {
+                if let Some(end) = find_end(&buf[..n]) {
+                    buf.truncate(end);
+                    return Some(buf);
+                }
+                if n == buf.len() {
+                    return None;
+                }
+                // Part of it: the rest is on its way.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A `GET`/`HEAD` of `/healthz` or `/readyz` (whose `head` was peeked): read it,
+/// answer it on this thread (a few bytes into an empty socket buffer) and close.
+fn answered_at_once(stream: &TcpStream, head: &[u8], metrics: &Metrics) -> bool {
+    let line =
+        String::from_utf8_lossy(head.split(|b| *b == b'\n').next().unwrap_or(&[])).into_owned();
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let path = target.split('?').next().unwrap_or("");
+    if !matches!(method, "GET" | "HEAD") || !matches!(path, "/healthz" | "/readyz") {
+        return false;
+    }
+    let mut s = stream;
+    let mut consumed = vec![0u8; head.len()];
+    if s.read_exact(&mut consumed).is_err() {
+        return true;
+    }
+    let (status, ct, body) = route(metrics, method, target);
+    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(&response(status, ct, &body, method == "HEAD"));
+    let _ = s.shutdown(Shutdown::Write);
+    true
 }
 
 /// Read one request head within the limits; `None` when the client gave up,
@@ -389,7 +454,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
     let head = match read_head(&mut stream) {
         None => return,
         Some(Ok(h)) => {
-            slot.writing();
+            slot.set(Phase::Writing);
             h
         }
         Some(Err(status)) => {
@@ -404,6 +469,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
             )
             .is_ok()
             {
+                slot.set(Phase::Lingering);
                 linger(&mut stream);
             }
             return;
@@ -431,6 +497,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
     let bytes = response(status, ct, &body, method == "HEAD");
     drop(body);
     if write_all(&mut stream, &bytes).is_ok() {
+        slot.set(Phase::Lingering);
         linger(&mut stream);
     }
 }
