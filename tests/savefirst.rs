@@ -207,3 +207,38 @@ fn a_login_whose_home_cannot_be_written_sends_nothing() {
         .success();
     assert_eq!(t.fake.replays(), 0);
 }
+
+#[test]
+fn a_login_whose_userinfo_fails_after_a_rotating_refresh_is_stored_not_lost() {
+    let t = T::new();
+    rotating(&t);
+    const USERINFO: &str = "/services/oauth2/userinfo";
+    t.fake
+        .inject(USERINFO, Fault::status(503).retry_after(0).forever());
+    for alias in [Some("rot"), None] {
+        let mut c = t.sfx();
+        c.args(["login", "--auth-url", "-"]);
+        if let Some(a) = alias {
+            c.args(["--alias", a]);
+        }
+        let out = c.write_stdin(t.auth_url()).output().unwrap();
+        let err = text(&out.stderr);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains("could not learn the user"), "{err}");
+    }
+    t.fake.expect_hit(USERINFO);
+    let orgs = t.metadata()["orgs"].clone();
+    let by_id: Vec<&String> = orgs
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.starts_with("005"))
+        .collect();
+    assert_eq!(by_id.len(), 1, "{orgs}");
+    // The rotated refresh tokens were kept: both orgs refresh, with no replay.
+    t.fake.clear_faults();
+    for alias in ["rot", by_id[0].as_str()] {
+        t.sfx().args(["refresh", "-o", alias]).assert().success();
+    }
+    assert_eq!(t.fake.replays(), 0);
+}
