@@ -80,7 +80,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--no-browser', '--no-browser', [CompletionResultType]::ParameterName, 'Print the login URL on stderr instead of opening a browser (--web)')
             [CompletionResult]::new('--client-secret-stdin', '--client-secret-stdin', [CompletionResultType]::ParameterName, 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`, or a prompt on a terminal)')
             [CompletionResult]::new('--sandbox', '--sandbox', [CompletionResultType]::ParameterName, 'Log in at https://test.salesforce.com (sandboxes)')
-            [CompletionResult]::new('--set-default', '--set-default', [CompletionResultType]::ParameterName, 'Make this the default org')
+            [CompletionResult]::new('--set-default', '--set-default', [CompletionResultType]::ParameterName, 'Make this the default org; with -o ORG and no login flow, mark that stored org as the default (no request, no new login)')
             [CompletionResult]::new('--insecure-storage', '--insecure-storage', [CompletionResultType]::ParameterName, 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain')
             [CompletionResult]::new('--show-token', '--show-token', [CompletionResultType]::ParameterName, 'Include the token values in `--json` output')
             [CompletionResult]::new('--migrate', '--migrate', [CompletionResultType]::ParameterName, 'Move an existing org''s secrets into the OS keychain (or, with --insecure-storage, into the file) without logging in again; the old copies are deleted')

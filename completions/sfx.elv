@@ -76,7 +76,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand --no-browser 'Print the login URL on stderr instead of opening a browser (--web)'
             cand --client-secret-stdin 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`, or a prompt on a terminal)'
             cand --sandbox 'Log in at https://test.salesforce.com (sandboxes)'
-            cand --set-default 'Make this the default org'
+            cand --set-default 'Make this the default org; with -o ORG and no login flow, mark that stored org as the default (no request, no new login)'
             cand --insecure-storage 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
             cand --show-token 'Include the token values in `--json` output'
             cand --migrate 'Move an existing org''s secrets into the OS keychain (or, with --insecure-storage, into the file) without logging in again; the old copies are deleted'

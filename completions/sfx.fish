@@ -78,7 +78,7 @@ complete -c sfx -n "__fish_sfx_using_subcommand login" -l password -d 'Username-
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l no-browser -d 'Print the login URL on stderr instead of opening a browser (--web)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l client-secret-stdin -d 'Read the client secret from stdin (otherwise `SFX_CLIENT_SECRET`, or a prompt on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l sandbox -d 'Log in at https://test.salesforce.com (sandboxes)'
-complete -c sfx -n "__fish_sfx_using_subcommand login" -l set-default -d 'Make this the default org'
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l set-default -d 'Make this the default org; with -o ORG and no login flow, mark that stored org as the default (no request, no new login)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l insecure-storage -d 'Keep secrets in a 0600 file beside the metadata instead of the OS keychain'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l show-token -d 'Include the token values in `--json` output'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l migrate -d 'Move an existing org\'s secrets into the OS keychain (or, with --insecure-storage, into the file) without logging in again; the old copies are deleted'

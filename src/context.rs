@@ -32,6 +32,8 @@ pub struct Context {
     pub verbose: u8,
     pub timeout: Duration,
     pub org_flag: Option<String>,
+    /// `org_flag` came from SFX_ORG, not `-o` (messages name the variable).
+    pub org_from_env: bool,
     /// The local store (`login`, `logout`, `doctor` and `--migrate` are about it).
     pub store: LocalStore,
     /// `SFX_CREDENTIAL_STORE=file`.
@@ -86,7 +88,14 @@ impl Context {
         if let Some(alias) = &g.org
             && !(alias == ENV_ORG && env_org.is_some())
         {
-            check_alias(alias, "-o/--org (or SFX_ORG)")?;
+            check_alias(
+                alias,
+                if g.org_from_env {
+                    "SFX_ORG"
+                } else {
+                    "-o/--org"
+                },
+            )?;
         }
         Ok(Context {
             mode,
@@ -94,6 +103,7 @@ impl Context {
             verbose: g.verbose,
             timeout: g.timeout,
             org_flag: g.org.clone(),
+            org_from_env: g.org_from_env,
             store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
@@ -167,7 +177,15 @@ impl Context {
         {
             return Ok(v.org);
         }
-        select(self.orgs().list()?, self.org_flag.as_deref())
+        select(self.orgs().list()?, self.wanted())
+    }
+
+    /// The org asked for by `-o` or SFX_ORG, with where it came from.
+    pub fn wanted(&self) -> Option<Wanted<'_>> {
+        self.org_flag.as_deref().map(|name| Wanted {
+            name,
+            from_env: self.org_from_env,
+        })
     }
 
     /// Hold the org's refresh lock (the one `refresh`, `token` and `watch` share)
@@ -207,10 +225,17 @@ impl Context {
     }
 }
 
+/// An org asked for by name: `-o`, or SFX_ORG (`from_env`).
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub name: &'a str,
+    pub from_env: bool,
+}
+
 /// `-o` (an alias, else a username), else the default, else the only org.
-pub fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
+pub fn select(list: Listing, wanted: Option<Wanted<'_>>) -> Result<Org, Error> {
     let Listing { default, mut orgs } = list;
-    if let Some(name) = wanted {
+    if let Some(Wanted { name, from_env }) = wanted {
         let by_alias = orgs.iter().position(|o| o.name() == name);
         let by_user = || {
             orgs.iter()
@@ -218,10 +243,7 @@ pub fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
         };
         return match by_alias.or_else(by_user) {
             Some(i) => Ok(orgs.swap_remove(i)),
-            None => Err(Error::relogin(
-                format!("no stored org is called `{name}`"),
-                format!("`sfx orgs` lists the stored orgs; `sfx login --alias {name} …` adds it"),
-            )),
+            None => Err(unknown_org(name, from_env, &orgs)),
         };
     }
     if let Some(d) = default.as_deref()
@@ -238,9 +260,48 @@ pub fn select(list: Listing, wanted: Option<&str>) -> Result<Org, Error> {
             "run `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`), or set SFX_AUTH_URL",
         )),
         (Some(_), Some(_)) => Err(Error::usage(format!(
-            "{n} orgs are stored and none is the default; choose one with -o <ALIAS> (or SFX_ORG), or mark one with `sfx login --set-default`"
+            "{n} orgs are stored and none is the default; choose one with -o <ALIAS> (or SFX_ORG), or mark one as the default: `sfx login --set-default -o <ALIAS>` (no new login; `sfx orgs` lists them)"
         ))),
     }
+}
+
+/// `-o`/SFX_ORG names no stored org (contract: "Never lose a login"): exit 4,
+/// the closest stored alias or username, and the variable when it came from one.
+fn unknown_org(name: &str, from_env: bool, orgs: &[Org]) -> Error {
+    let message = if from_env {
+        format!(
+            "SFX_ORG is `{name}`, but no stored org is called that (the value comes from the environment, not -o)"
+        )
+    } else {
+        format!("no stored org is called `{name}`")
+    };
+    let names = orgs.iter().flat_map(|o| {
+        std::iter::once(o.name()).chain(o.record.username.as_deref().filter(|u| *u != o.name()))
+    });
+    let mut hint = match closest(name, names) {
+        Some(near) => format!("did you mean `{near}`? "),
+        None => String::new(),
+    };
+    if from_env {
+        hint.push_str("unset SFX_ORG or set it to a stored alias; ");
+    }
+    hint.push_str(&format!(
+        "`sfx orgs` lists the stored orgs; `sfx login --alias {name} …` adds it"
+    ));
+    Error::relogin(message, hint)
+}
+
+/// The stored name closest to a typo: by Damerau–Levenshtein distance (a swap of
+/// two letters is one edit), ignoring case, within a third of the name's length
+/// (at least one edit, at most three); ties go to the first.
+pub fn closest<'a>(typed: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let typed_l = typed.to_lowercase();
+    let limit = (typed.chars().count() / 3).clamp(1, 3);
+    names
+        .map(|n| (strsim::damerau_levenshtein(&typed_l, &n.to_lowercase()), n))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
 }
 
 /// The org described by `SFX_AUTH_URL`, `SFX_REFRESH_TOKEN` or `SFX_ACCESS_TOKEN`.
@@ -347,4 +408,27 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
             from_auth_url,
         }),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::closest;
+
+    #[test]
+    fn a_typo_finds_the_closest_stored_name_and_nothing_far_away() {
+        let names = ["prod", "dev", "staging-eu", "me@acme.com"];
+        let near = |typed: &str| closest(typed, names.iter().copied());
+        assert_eq!(near("prdo"), Some("prod"), "a swap is one edit");
+        assert_eq!(near("PROD"), Some("prod"), "case is ignored");
+        assert_eq!(near("dve"), Some("dev"));
+        assert_eq!(near("staging-us"), Some("staging-eu"));
+        assert_eq!(near("me@acme.co"), Some("me@acme.com"));
+        assert_eq!(near("qa"), None);
+        assert_eq!(
+            near("production"),
+            None,
+            "more than a third of the name differs"
+        );
+        assert_eq!(near(""), None);
+    }
 }

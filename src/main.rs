@@ -1,10 +1,8 @@
 //! The `sfx` binary: parse, run, report the one error, exit with its code.
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = match sfx::cli::Cli::try_parse() {
+    let cli = match sfx::cli::Cli::parse_args() {
         Ok(cli) => cli,
         Err(err) => return sfx::app::clap_exit(err),
     };

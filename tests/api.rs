@@ -557,3 +557,31 @@ fn json_is_pretty_printed_only_on_a_terminal() {
     assert!(shown.contains("{\n  \"DailyApiRequests\": {\n"), "{shown}");
     assert_eq!(t.fake.count(LIMITS), 2);
 }
+
+/// Issue #21: a typo'd placeholder (`{verison}`) is a usage error naming the
+/// one placeholder there is, not a request for `%7Bverison%7D`.
+#[test]
+fn an_unknown_placeholder_is_a_usage_error_naming_version_before_any_request() {
+    let t = T::new();
+    t.login("prod");
+    t.fake.clear_requests();
+    for path in [
+        "/services/data/{verison}/limits",
+        "/services/data/{version}/sobjects/{sobject}/describe",
+    ] {
+        let out = t.sfx().args(["api", path]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{path}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("sfx: error: PATH holds `{"), "{err}");
+        assert!(err.contains("the one placeholder is `{version}`"), "{err}");
+    }
+    let err = text(
+        &t.sfx()
+            .args(["api", "/services/data/{verison}/limits"])
+            .output()
+            .unwrap()
+            .stderr,
+    );
+    assert!(err.contains("did you mean `{version}`?"), "{err}");
+    assert_eq!(t.fake.requests().len(), 0, "{:?}", paths(&t));
+}

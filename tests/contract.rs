@@ -163,3 +163,116 @@ fn completions_are_generated_for_each_shell() {
             .stdout(predicate::str::contains("expires"));
     }
 }
+
+/// Issue #21 (contract: "Never lose a login"): the "several orgs, no default"
+/// hint names a command that works: `sfx login --set-default -o ORG` with no
+/// flow marks the stored org, sends nothing, and later commands use it.
+#[test]
+fn the_no_default_hint_names_a_command_that_marks_a_stored_org_without_a_request() {
+    let t = T::new();
+    t.login("a");
+    t.login("b");
+    let out = t.sfx().args(["token"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("`sfx login --set-default -o <ALIAS>`"),
+        "{err}"
+    );
+    t.fake.clear_requests();
+    t.sfx()
+        .args(["login", "--set-default", "-o", "b"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("b is now the default org"));
+    assert_eq!(t.fake.requests().len(), 0, "no request to mark a default");
+    assert_eq!(t.metadata()["default"], "b");
+    t.sfx()
+        .args(["expires", "--offline", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"org\":\"b\""));
+    // Through SFX_ORG too; an unknown name is exit 4 and leaves the default alone.
+    t.sfx()
+        .args(["login", "--set-default"])
+        .env("SFX_ORG", "a")
+        .assert()
+        .success();
+    assert_eq!(t.metadata()["default"], "a");
+    t.sfx()
+        .args(["login", "--set-default", "-o", "bb"])
+        .assert()
+        .code(4)
+        .stderr(predicate::str::contains("did you mean `b`?"));
+    assert_eq!(t.metadata()["default"], "a");
+    assert_eq!(t.fake.requests().len(), 0);
+}
+
+/// Issue #21: a typo'd `-o` is exit 4 with the closest stored alias; through
+/// SFX_ORG the message says the value came from the environment.
+#[test]
+fn an_unknown_org_suggests_the_closest_alias_and_names_sfx_org_when_it_came_from_there() {
+    let t = T::new();
+    t.login("prod");
+    t.login("dev");
+    let out = t.sfx().args(["expires", "-o", "prdo"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(err.contains("no stored org is called `prdo`"), "{err}");
+    assert!(err.contains("did you mean `prod`?"), "{err}");
+    assert!(!err.contains("SFX_ORG"), "{err}");
+    let out = t
+        .sfx()
+        .args(["token"])
+        .env("SFX_ORG", "Dev")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(err.contains("SFX_ORG is `Dev`"), "{err}");
+    assert!(err.contains("did you mean `dev`?"), "{err}");
+    // Nothing close: no guess, the listing command instead.
+    let out = t.sfx().args(["expires", "-o", "staging"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let err = text(&out.stderr);
+    assert!(!err.contains("did you mean"), "{err}");
+    assert!(err.contains("`sfx orgs` lists the stored orgs"), "{err}");
+}
+
+/// Issue #21: one prefix for every error. clap's own (`error:`, `tip:`, its
+/// usage) arrive as `sfx: error:` and `sfx: hint:` lines, like sfx's.
+#[test]
+fn argument_errors_have_the_same_prefix_as_every_other_error() {
+    let t = T::new();
+    for args in [
+        &["expires", "--bogus"][..],
+        &["exprs"],
+        &["expires", "--within", "10x"],
+        &["--color", "sometimes", "expires"],
+        &["expires", "-o"],
+    ] {
+        let out = t.sfx().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(err.starts_with("sfx: error: "), "{args:?}: {err}");
+        for line in err.lines() {
+            assert!(
+                line.starts_with("sfx: error: ") || line.starts_with("sfx: hint: "),
+                "{args:?}: a line without sfx's prefix: {line:?} in\n{err}"
+            );
+        }
+    }
+    let err = text(&t.sfx().args(["exprs"]).output().unwrap().stderr);
+    assert!(
+        err.contains("sfx: hint: a similar subcommand exists: 'expires'"),
+        "{err}"
+    );
+    let err = text(
+        &t.sfx()
+            .args(["expires", "--bogus"])
+            .output()
+            .unwrap()
+            .stderr,
+    );
+    assert!(err.contains("`sfx expires --help` says more"), "{err}");
+}

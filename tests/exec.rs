@@ -334,3 +334,27 @@ fn real_sf_reaches_the_fake_through_sfx_exec() {
     );
     assert_eq!(t.token_requests(), 0, "sf needed no login and no refresh");
 }
+
+/// Issue #21: `sfx exec` with no command says what to write, in one sentence
+/// with sfx's prefix, not clap's raw usage.
+#[test]
+fn exec_without_a_command_says_so_in_a_sentence() {
+    let t = T::new();
+    t.login("prod");
+    t.fake.clear_requests();
+    for args in [
+        &["exec"][..],
+        &["exec", "--"],
+        &["exec", "--min-valid", "1m"],
+    ] {
+        let out = t.sfx().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = text(&out.stderr);
+        assert!(
+            err.starts_with("sfx: error: give the command to run after `--`"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("Usage:") && !err.contains("<CMD>"), "{err}");
+    }
+    assert_eq!(t.fake.requests().len(), 0);
+}

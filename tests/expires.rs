@@ -327,3 +327,28 @@ fn an_app_without_a_secret_introspects_with_its_client_id_alone() {
     assert_eq!(req.param("client_id"), Some("PlatformCLI"));
     assert_eq!(req.param("client_secret"), None);
 }
+
+/// Issue #21: a dead token says what to run next — a refresh when sfx can make
+/// one, a new login when it cannot (an imported access token).
+#[test]
+fn an_expired_token_says_what_to_run_next() {
+    let t = T::new();
+    let token = t.login("prod");
+    t.fake.expire_session(&token);
+    let out = t.sfx().args(["expires", "-o", "prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(s.starts_with("expired"), "{s}");
+    assert!(s.contains("`sfx refresh -o prod` gets a new one"), "{s}");
+    // An imported access token (no client id, so no introspection): its
+    // estimate runs out when its session would have.
+    t.login_access_token("bare");
+    t.edit_org("bare", |o| o["issued_at"] = (now() - 3 * 3600).into());
+    let out = t.sfx().args(["expires", "-o", "bare"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("it cannot be refreshed (access token login, no refresh token): log in again"),
+        "{s}"
+    );
+}

@@ -20,13 +20,13 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const TOKEN: &str = "/services/oauth2/token";
-const AUTHORIZE: &str = "/services/oauth2/authorize";
+pub(crate) const TOKEN: &str = "/services/oauth2/token";
+pub(crate) const AUTHORIZE: &str = "/services/oauth2/authorize";
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Generous upper bound for anything that should finish in about a second.
 const HANG: Duration = Duration::from_secs(30);
 
-fn key(name: &str) -> String {
+pub(crate) fn key(name: &str) -> String {
     format!(
         "{}/crates/fake-salesforce/keys/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -34,14 +34,14 @@ fn key(name: &str) -> String {
 }
 
 /// A spawned `sfx` whose stderr lines arrive on a channel as they are written.
-struct Running {
+pub(crate) struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
 }
 
 impl Running {
-    fn spawn(t: &T, args: &[&str]) -> Running {
+    pub(crate) fn spawn(t: &T, args: &[&str]) -> Running {
         let mut child = t
             .std_sfx()
             .args(args)
@@ -67,7 +67,7 @@ impl Running {
     }
 
     /// The first stderr line containing `needle` (waiting for it, with a deadline).
-    fn line_with(&mut self, needle: &str) -> String {
+    pub(crate) fn line_with(&mut self, needle: &str) -> String {
         if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
             return l.clone();
         }
@@ -93,7 +93,7 @@ impl Running {
     }
 
     /// Wait for the exit (with a deadline); stdout, and every stderr line.
-    fn finish(mut self) -> (Output, String) {
+    pub(crate) fn finish(mut self) -> (Output, String) {
         let deadline = Instant::now() + HANG;
         loop {
             if let Some(_status) = self.child.try_wait().expect("try_wait") {
@@ -137,7 +137,7 @@ fn get(url: &str) -> (u16, Option<String>, String) {
     (status, location, body)
 }
 
-fn query(url: &str) -> std::collections::HashMap<String, String> {
+pub(crate) fn query(url: &str) -> std::collections::HashMap<String, String> {
     url::Url::parse(url)
         .expect("URL")
         .query_pairs()
@@ -146,7 +146,7 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// The authorize URL sfx printed (its own line on stderr).
-fn authorize_url(run: &mut Running) -> String {
+pub(crate) fn authorize_url(run: &mut Running) -> String {
     let line = run.line_with(AUTHORIZE);
     let start = line.find("http").expect("a URL on the line");
     line[start..].trim().to_string()
@@ -154,7 +154,7 @@ fn authorize_url(run: &mut Running) -> String {
 
 /// Play the browser: authorize at the fake, follow its redirect to sfx's listener.
 /// Returns the redirect target and the listener's answer.
-fn browse(authorize: &str) -> (String, u16, String) {
+pub(crate) fn browse(authorize: &str) -> (String, u16, String) {
     let (status, location, _) = get(authorize);
     assert_eq!(status, 302, "the fake's authorize redirects");
     let callback = location.expect("Location");
@@ -188,13 +188,13 @@ fn web_args<'a>(t: &'a T, extra: &[&'a str]) -> Vec<String> {
     v
 }
 
-fn spawn_web(t: &T, extra: &[&str]) -> Running {
+pub(crate) fn spawn_web(t: &T, extra: &[&str]) -> Running {
     let args = web_args(t, extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Running::spawn(t, &refs)
 }
 
-fn nothing_stored(t: &T) {
+pub(crate) fn nothing_stored(t: &T) {
     assert!(
         !t.home().join("orgs.json").exists(),
         "no org metadata may be written"
@@ -401,7 +401,7 @@ fn login_without_a_flow_off_a_terminal_exits_2_naming_the_flows() {
 
 // ----- device -------------------------------------------------------------------------
 
-fn spawn_device(t: &T, extra: &[&str]) -> Running {
+pub(crate) fn spawn_device(t: &T, extra: &[&str]) -> Running {
     let url = t.fake.url();
     let mut args = vec![
         "login",
@@ -546,7 +546,7 @@ fn device_login_stops_at_login_timeout_and_on_denial() {
 
 // ----- JWT bearer -----------------------------------------------------------------------
 
-fn jwt_login(t: &T, key_file: &str, alias: &str) -> assert_cmd::assert::Assert {
+pub(crate) fn jwt_login(t: &T, key_file: &str, alias: &str) -> assert_cmd::assert::Assert {
     t.sfx()
         .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
         .args(["--username", DEFAULT_USERNAME, "--key-file", key_file])
@@ -792,7 +792,7 @@ fn client_credentials_with_a_wrong_secret_exits_4() {
 
 // ----- username-password ------------------------------------------------------------------
 
-fn password_login(t: &T, stdin: &str) -> assert_cmd::assert::Assert {
+pub(crate) fn password_login(t: &T, stdin: &str) -> assert_cmd::assert::Assert {
     t.sfx()
         .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
         .args(["login", "--password", "--client-id", DEFAULT_CLIENT_ID])

@@ -688,3 +688,108 @@ fn an_alias_spelled_like_a_username_digest_gets_a_label_of_its_own() {
     assert_eq!(lines(&format!("alias:{hashed}")), 1, "{body}");
     assert!(!body.contains(DEFAULT_USERNAME), "{body}");
 }
+
+impl Listening {
+    /// Wait until stderr contains `needle` (the watch says things as it goes).
+    fn wait_stderr(&self, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let text = self.stderr.lock().unwrap().clone();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stderr never said {needle:?} within {within:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn still_running(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "sfx watch --all ended; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+    }
+}
+
+/// Issue #21 (contract: "`sfx watch`"): `--all` is a daemon. On a fresh machine
+/// (no store at all) it says so, keeps serving (`/readyz` 503, `/healthz` 200) and
+/// watches the first org logged in after it started.
+#[test]
+fn an_all_watch_on_an_empty_store_keeps_serving_and_picks_up_the_first_login() {
+    let t = T::new();
+    let mut w = spawn(&t, &["--all"], &[]);
+    w.wait_stderr("no org is stored yet", LONG);
+    let body = w.wait_for("/readyz", 503, LONG);
+    assert!(body.contains("no org"), "{body}");
+    assert_eq!(w.get("/healthz").0, 200);
+    w.still_running();
+    t.fake.clear_requests();
+    t.login("prod");
+    w.event("checked", Some("prod"), LONG);
+    assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
+    assert!(t.fake.count("/services/oauth2/introspect") >= 1);
+    assert_eq!(w.stop().code(), Some(0));
+}
+
+/// Issue #21: when the last watched org needs a login, `--all` does not exit 4
+/// (a systemd unit with `RestartPreventExitStatus=4` would stop for good): it
+/// says so, `/readyz` answers 503 and `sfx_org_needs_login` 1, and a new login
+/// brings the org back.
+#[test]
+fn when_the_last_org_needs_a_login_an_all_watch_keeps_running_and_readyz_says_503() {
+    let t = T::new();
+    t.login("prod");
+    let mut w = spawn(&t, &["--all"], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
+    t.fake.revoke_token(&t.refresh_token("prod"));
+    let err = w.wait_stderr("still running", LONG);
+    assert!(err.contains("prod needs a new login"), "{err}");
+    let body = w.wait_for("/readyz", 503, LONG);
+    assert!(body.starts_with("prod: needs a login"), "{body}");
+    let deadline = Instant::now() + LONG;
+    let mut metrics = w.get("/metrics").1;
+    while sample(&metrics, "sfx_org_needs_login{org=\"prod\"}") != Some(1.0) {
+        assert!(Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(Duration::from_millis(200));
+        metrics = w.get("/metrics").1;
+    }
+    assert_eq!(w.get("/healthz").0, 200);
+    w.still_running();
+    t.login("prod");
+    assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
+    w.still_running();
+    assert_eq!(w.stop().code(), Some(0));
+}
+
+/// Issue #21: a watch of one org (`-o ORG`, a script's tool) still exits 4 once
+/// that org needs a login, even while another stored org is fine.
+#[test]
+fn a_watch_of_one_org_still_exits_4_when_it_needs_a_login() {
+    let t = T::new();
+    login_two(&t);
+    let mut w = spawn(&t, &["-o", "prod"], &[("SFX_WATCH_MAX_CHECK", "1s")]);
+    assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
+    t.fake.revoke_token(&t.refresh_token("prod"));
+    let deadline = Instant::now() + LONG;
+    let status = loop {
+        if let Some(s) = w.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running; stderr: {}",
+            w.stderr.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(4), "{}", w.stderr.lock().unwrap());
+    assert!(
+        w.stderr.lock().unwrap().contains("prod needs a new login"),
+        "{}",
+        w.stderr.lock().unwrap()
+    );
+}

@@ -503,3 +503,22 @@ fn migrate_json_has_the_documented_keys() {
         ("file", "file", false)
     );
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DefaultSet {
+    org: String,
+    default: bool,
+}
+
+/// Issue #21: `sfx login --set-default -o ORG` with no flow.
+#[test]
+fn login_set_default_json_has_the_documented_keys() {
+    let t = T::new();
+    t.login("a");
+    t.login("b");
+    let v = json_of(&t, &["login", "--set-default", "-o", "b", "--json"]);
+    let d: DefaultSet = pinned(&v, &["org", "default"]);
+    assert_eq!((d.org.as_str(), d.default), ("b", true));
+}

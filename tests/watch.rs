@@ -352,6 +352,8 @@ fn a_dead_refresh_token_is_reported_and_ends_the_watch_with_exit_4() {
     let m = e["message"].as_str().unwrap();
     assert!(m.contains("log in again"), "{m}");
     assert!(m.contains("stopped watching"), "{m}");
+    // Issue #21: one sentence, not `….; stopped watching`.
+    assert!(!m.contains(".;"), "{m}");
     let status = w.exit(LONG);
     assert_eq!(status.code(), Some(4), "stderr: {}", w.stderr());
     assert!(

@@ -186,8 +186,34 @@ fn check_path(path: &str) -> Result<(), Error> {
         Some(why) => Err(Error::usage(format!(
             "PATH `{shown}` is not usable: {why}; e.g. /services/data/{{version}}/limits"
         ))),
-        None => Ok(()),
+        None => unknown_placeholder(path),
     }
+}
+
+/// A `{…}` in the path (before any `?`) other than `{version}`, the one sfx
+/// fills in, is a typo (`{verison}`), not a path: sent as it is it would be
+/// `%7Bverison%7D` and a 404 that says nothing about the placeholder.
+fn unknown_placeholder(path: &str) -> Result<(), Error> {
+    let before_query = path.split('?').next().unwrap_or_default();
+    let mut rest = before_query;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        if name != "version" {
+            let shown = sanitize(name, 40);
+            let guess = if crate::context::closest(name, ["version"].into_iter()).is_some() {
+                " (did you mean `{version}`?)"
+            } else {
+                ""
+            };
+            return Err(Error::usage(format!(
+                "PATH holds `{{{shown}}}`, which sfx does not fill in{guess}: the one placeholder is `{{version}}`, the org's latest API version (e.g. /services/data/{{version}}/limits); write a literal brace as %7B / %7D"
+            )));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
 }
 
 /// `Name: value`, with a valid header name and a value without control characters.
@@ -584,6 +610,8 @@ mod tests {
             "/services/data/{version}/limits",
             "/services/data/v62.0/query?q=SELECT Id FROM Account",
             "/services/apexrest/x/@y",
+            "/services/data/{version}/query?q={literal}",
+            "/services/apexrest/x{",
         ] {
             assert!(check_path(ok).is_ok(), "{ok}");
         }
@@ -596,6 +624,9 @@ mod tests {
             "/\\evil.example",
             "/x#frag",
             "",
+            "/services/data/{verison}/limits",
+            "/services/data/{version}/sobjects/{Account}",
+            "/services/data/{}/limits",
         ] {
             assert!(check_path(bad).is_err(), "{bad:?}");
         }

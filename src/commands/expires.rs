@@ -18,7 +18,7 @@ use crate::lifecycle::expiry::{self, Expiry, Source};
 use crate::output::{Report, Style, paint};
 use crate::secret::Secret;
 use crate::store::SecretKind;
-use crate::store::metadata::ExactSource;
+use crate::store::metadata::{ExactSource, Flow};
 use crate::timefmt;
 
 /// One org's answer (or why there is none).
@@ -27,6 +27,32 @@ pub struct Row {
     pub username: Option<String>,
     pub instance_url: String,
     pub outcome: Result<Expiry, (Exit, String)>,
+    /// What to run once the token is dead (issue #21: "expired" alone left the
+    /// user stuck).
+    pub next_step: String,
+}
+
+/// The command that gets a live token for `org` again: a refresh when sfx can
+/// make one (a refresh token, or a JWT / client-credentials grant), else a login.
+pub fn next_step(org: &Org) -> String {
+    let rec = &org.record;
+    let name = org.name();
+    if org.is_env() {
+        return if rec.has_refresh_token {
+            "`sfx token` refreshes it".to_string()
+        } else {
+            "it cannot be refreshed: put a new token (or an SFDX auth URL) in the environment"
+                .to_string()
+        };
+    }
+    if rec.has_refresh_token || matches!(rec.flow, Flow::Jwt | Flow::ClientCredentials) {
+        format!("`sfx refresh -o {name}` gets a new one (it says so if a new login is needed)")
+    } else {
+        format!(
+            "it cannot be refreshed ({} login, no refresh token): log in again, `sfx login --alias {name} …`",
+            rec.flow.as_str().replace('_', " ")
+        )
+    }
 }
 
 pub struct ExpiresReport {
@@ -89,14 +115,21 @@ impl Row {
             Ok(e) => {
                 let src = source_text(e, now);
                 match e.exp {
-                    Some(exp) if e.active || exp <= now => format!(
+                    Some(exp) if exp <= now => format!(
+                        "{} — {} ({src}, {who}); {}",
+                        timefmt::expiry_phrase(exp, now),
+                        timefmt::local(exp),
+                        self.next_step
+                    ),
+                    Some(exp) if e.active => format!(
                         "{} — {} ({src}, {who})",
                         timefmt::expiry_phrase(exp, now),
                         timefmt::local(exp)
                     ),
-                    _ if !e.active => {
-                        format!("expired — the token is no longer active ({src}, {who})")
-                    }
+                    _ if !e.active => format!(
+                        "expired — the token is no longer active ({src}, {who}); {}",
+                        self.next_step
+                    ),
                     _ => format!("expiry unknown — the token works ({src}, {who})"),
                 }
             }
@@ -283,6 +316,7 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
                 username: org.record.username.clone(),
                 instance_url: org.record.instance_url.clone(),
                 outcome: Ok(e),
+                next_step: next_step(&org),
             }],
             all: false,
             format: args.format,
@@ -299,6 +333,7 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
             username: org.record.username.clone(),
             instance_url: org.record.instance_url.clone(),
             outcome: outcome.map_err(|e| (e.exit(), e.to_string())),
+            next_step: next_step(org),
         })
         .collect();
     Ok(ExpiresReport {

@@ -121,18 +121,43 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
             sf.username.clone()
         }
     };
-    let mut notes = vec![format!(
-        "linked to sf's login {} ({}, key {}): refreshes read sf's refresh token first and write rotated tokens back, so sf keeps working",
-        sf.username,
-        sf.path.display(),
-        sf.key_version
-    )];
+    let kind = kind_of(&sf)?;
+    let mut notes = vec![match &kind {
+        Kind::Linked => format!(
+            "linked to sf's login {} ({}, key {}): refreshes read sf's refresh token first and write rotated tokens back, so sf keeps working",
+            sf.username,
+            sf.path.display(),
+            sf.key_version
+        ),
+        Kind::Jwt(key) => format!(
+            "sf's login of {} is a JWT bearer login (no refresh token): sfx signs its own assertions with the same key file, {key} (its path is stored, never the key), so it does not depend on sf's file",
+            sf.username
+        ),
+        Kind::AccessTokenOnly => format!(
+            "note: sf's login of {} holds only an access token (`sf org login access-token`): sfx can tell when it expires but cannot refresh it; when it expires, log in with a refresh-capable flow (`sfx login --web --alias {alias}`)",
+            sf.username
+        ),
+    }];
     // The one request: does sf's access token still work? (Its refresh token is
     // not spent to find out.)
     let (user_id, org_id) = match ctx.client().userinfo(&sf.instance_url, &sf.access_token)? {
         TokenProbe::Alive(info) => (info.user_id, info.organization_id.or(sf.org_id.clone())),
+        TokenProbe::Dead(_) if matches!(kind, Kind::AccessTokenOnly) => {
+            return Err(Error::relogin(
+                format!(
+                    "sf's login of {} holds only an access token, and it no longer works (expired or revoked), so there is nothing to take; sfx wrote nothing",
+                    sf.username
+                ),
+                format!(
+                    "log in with a flow that can be refreshed: `sfx login --web --alias {alias}` (or `sf org login web`, then `sfx login --from-sf`)"
+                ),
+            ));
+        }
         TokenProbe::Dead(_) => {
-            notes.push("note: sf's access token has expired; sfx gets a new one (through the link) when one is first needed".into());
+            notes.push(match kind {
+                Kind::Linked => "note: sf's access token has expired; sfx gets a new one (through the link) when one is first needed".into(),
+                _ => "note: sf's access token has expired; sfx signs a new assertion when a token is first needed".into(),
+            });
             (None, sf.org_id.clone())
         }
     };
@@ -144,7 +169,11 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         instance_url: sf.instance_url.clone(),
         login_url: sf.login_url.clone(),
         client_id: Some(sf.client_id.clone()),
-        flow: Flow::Sf,
+        flow: match kind {
+            Kind::Linked => Flow::Sf,
+            Kind::Jwt(_) => Flow::Jwt,
+            Kind::AccessTokenOnly => Flow::AccessToken,
+        },
         store,
         issued_at: None,
         session_timeout_secs: args.session_timeout.as_secs().max(60),
@@ -155,12 +184,15 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
             checked_at: now.timestamp(),
         }),
         access_token_masked: Some(sf.access_token.mask()),
-        has_refresh_token: true,
+        has_refresh_token: sf.refresh_token.is_some(),
         has_client_secret: sf.client_secret.is_some(),
         refresh_token_used_at: None,
         rotates_refresh_token: false,
-        key_file: None,
-        sf_link: Some(sf.link()),
+        key_file: match &kind {
+            Kind::Jwt(key) => Some(key.clone()),
+            _ => None,
+        },
+        sf_link: sf.link(),
         api_version: None,
     };
     // Secrets first, metadata last, old copies in another backend deleted: the
@@ -168,7 +200,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
     notes.extend(ctx.stored_orgs().save_org(
         &record,
         &[
-            (SecretKind::RefreshToken, Some(&sf.refresh_token)),
+            (SecretKind::RefreshToken, sf.refresh_token.as_ref()),
             (SecretKind::AccessToken, Some(&sf.access_token)),
             (SecretKind::ClientSecret, sf.client_secret.as_ref()),
         ],
@@ -182,8 +214,49 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         rotated: false,
         now,
         access_token: sf.access_token,
-        refresh_token: Some(sf.refresh_token),
+        refresh_token: sf.refresh_token,
         show_token: args.show_token,
         notes,
     })))
+}
+
+/// What sf's login becomes in sfx (issue #21): with a refresh token, a linked
+/// org; without one, a JWT bearer org when sf's record names a key file sfx can
+/// read (`sf org login jwt`), else an org with only an access token (`sf org
+/// login access-token`), as `sfx login --access-token` makes.
+enum Kind {
+    Linked,
+    /// The key file's absolute path.
+    Jwt(String),
+    AccessTokenOnly,
+}
+
+fn kind_of(sf: &link::Imported) -> Result<Kind, Error> {
+    if sf.refresh_token.is_some() {
+        return Ok(Kind::Linked);
+    }
+    let Some(key) = &sf.private_key else {
+        return Ok(Kind::AccessTokenOnly);
+    };
+    let shown = key.display();
+    let again = format!(
+        "log sfx in the same way with a key it can read: `sfx login --jwt --client-id {} --username {} --key-file <KEY>`",
+        sf.client_id, sf.username
+    );
+    if let Err(why) = crate::salesforce::flows::jwt_bearer::load_key(key) {
+        return Err(Error::relogin(
+            format!(
+                "sf's login of {} is a JWT bearer login, and its key file {shown} is not usable: {why}; sfx wrote nothing",
+                sf.username
+            ),
+            again,
+        ));
+    }
+    let absolute = std::path::absolute(key).map_err(|e| {
+        Error::relogin(
+            format!("sf's key file {shown} has no absolute path ({e}); sfx wrote nothing"),
+            again.clone(),
+        )
+    })?;
+    Ok(Kind::Jwt(absolute.display().to_string()))
 }

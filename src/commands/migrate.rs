@@ -211,9 +211,7 @@ fn between(args: &LoginArgs, ctx: &Context, to: MigrateTo) -> Result<MigrateRepo
     };
     let listing = source.list()?;
     let was_default = listing.default.clone();
-    let alias = crate::context::select(listing, ctx.org_flag.as_deref())?
-        .record
-        .alias;
+    let alias = crate::context::select(listing, ctx.wanted())?.record.alias;
     // Local lock first, then the shared lease (the same order both ways).
     let _local_lock = OrgStore::lock(local, &alias)?;
     let _lease = OrgStore::lock(shared, &alias)?;

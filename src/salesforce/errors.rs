@@ -164,6 +164,10 @@ pub fn is_login_problem(code: &str) -> bool {
             | "inactive_org"
             | "access_denied"
             | "expired_token"
+            // At the web login's callback (Salesforce's own upper-case codes):
+            // the app may not be used by this user, or is not installed here.
+            | "OAUTH_APP_ACCESS_DENIED"
+            | "OAUTH_EC_APP_NOT_FOUND"
     )
 }
 
@@ -207,18 +211,50 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
         ));
     }
     let cause = match (err.error.as_str(), lower.as_str()) {
-        ("invalid_grant", d) if d.contains("expired access/refresh token") => {
-            "The refresh token is no longer valid: it was revoked (by the user, an admin or `sfx logout --revoke`), expired under the connected app's refresh-token policy, was pushed out because the user approved the same app a sixth time (Salesforce keeps five approvals per user and app), or was replayed after refresh-token rotation."
+        // Salesforce in 2025–26 (issue #21). Each quoted wording is replayed by
+        // the fake (fake_salesforce::published) in tests/published.rs.
+        //
+        // forcedotcom/code-builder-feedback #263 (2025-08-28): "Request Failed:
+        // invalid_grant device flow is not enabled for the app"; forcedotcom/cli
+        // #3368: from that day the device flow is blocked for connected apps not
+        // installed in the org, the Salesforce CLI's own app included.
+        (_, d) if d.contains("device flow is not enabled") => {
+            "Since 2025-08-28 Salesforce blocks the device flow for apps that are not installed in the org — the Salesforce CLI's own app (PlatformCLI, sfx's default client id) included — unless the user holds the \"Approve Uninstalled Connected Apps\" or \"Use Any API Client\" permission; an app of your own must also have \"Enable for Device Flow\" ticked."
         }
+        // forcedotcom/cli #3482 (2026-01): "External client app is not installed in this org".
+        (_, d) if d.contains("external client app is not installed") => {
+            "The External Client App exists where it was created but is not installed in this org (a refreshed or new sandbox, or another org): a local ECA works only in its own org; a packaged one must be installed in each org."
+        }
+        // PipedreamHQ/pipedream #21557: raised after a successful login when the
+        // External Client App is not installed in the target org.
+        ("OAUTH_EC_APP_NOT_FOUND", _) => {
+            "The login worked, but the External Client App is not installed in this org, so Salesforce will not hand the app a token (a local ECA works only in the org that created it; a packaged one must be installed in each org)."
+        }
+        // jetstreamapp/jetstream #656: "user is not admin approved to access this
+        // app"; abisek/salesforce-elf-browser #9: also the app's IP restrictions.
+        ("OAUTH_APP_ACCESS_DENIED", _) => {
+            "This user may not use the app: its policy is \"Admin approved users are pre-authorized\" and the user's profile or permission sets are not assigned to it, the app is not installed in this org (since September 2025 uninstalled apps are blocked for users without \"Approve Uninstalled Connected Apps\" or \"Use Any API Client\"), or the app's IP restrictions keep this address out."
+        }
+        // help 005318944: since 2026-04-24 a user seen connecting from an
+        // anonymising VPN, proxy or high-risk IP is frozen and every refresh
+        // token granted to them revoked — a refresh then reads like any revoked token.
+        ("invalid_grant", d) if d.contains("expired access/refresh token") => {
+            "The refresh token is no longer valid: revoked (by the user, an admin, `sfx logout --revoke`, or automatic containment, which since 2026-04-24 also freezes a user seen on an anonymising VPN or proxy until an admin unfreezes them), expired under the app's policy, pushed out by a sixth approval of the same app (Salesforce keeps five approvals per user and app), or replayed after refresh-token rotation."
+        }
+        // ForceCLI/force #780: the password flow's "authentication failure" also
+        // means an External Client App, which has no username-password flow
+        // (help "connected_app_to_external_client_app_migration").
         ("invalid_grant", d) if d.contains("authentication failure") => {
-            "The user's credentials were rejected: the password changed, the user was deactivated or frozen, or (username-password flow) the password or security token is wrong — or the org blocks that flow, which Salesforce reports the same way."
+            "The user's credentials were rejected: the password changed, the user was deactivated or frozen (automatic containment freezes users seen on anonymising VPNs and proxies), or (username-password flow) the password or security token is wrong — or the flow is refused, which Salesforce reports the same way: External Client Apps have no username-password flow at all, and orgs block it for connected apps by default since Summer '23."
         }
         ("invalid_grant", d) if d.contains("inactive user") => "The user is deactivated.",
         ("invalid_grant", d) if d.contains("hasn't approved") => {
             "The user has not approved this connected app: pre-authorize the user's profile or permission set for the app (admin-approved users), or approve it once in a browser."
         }
+        // omniphx/forrest #302: {"error":"invalid_grant","error_description":"audience
+        // is invalid"}; forcedotcom/cli #3325, #3482 (sandboxes, ECAs).
         ("invalid_grant", d) if d.contains("audience") => {
-            "The JWT's audience is wrong: use https://login.salesforce.com for production, https://test.salesforce.com for sandboxes, or the site URL for Experience Cloud."
+            "The JWT's audience (the login URL it was signed for) is not what this org expects: https://login.salesforce.com for production, https://test.salesforce.com for sandboxes (`--sandbox`), or the site URL for Experience Cloud — and the assertion must be sent to the same place (`--login-url`); with an External Client App also check that it is installed in this org."
         }
         ("invalid_grant", d) if d.contains("invalid assertion") => {
             "The JWT assertion was rejected: the key does not match the certificate uploaded to the connected app."
@@ -226,8 +262,13 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
         ("invalid_grant", d) if d.contains("expired authorization code") => {
             "The authorization code or assertion expired before it was used; try again."
         }
-        ("invalid_grant", d) if d.contains("ip restricted") => {
-            "The login is outside the user's allowed IP ranges or login hours: run sfx from an allowed network, or within the allowed hours (a new login from here is refused too)."
+        // The wording of a refusal by an External Client App's refresh-token IP
+        // allowlist is not published (help "set_ip_allowlist_for_refresh_tokens"
+        // says only that such requests are blocked): matched by its words.
+        ("invalid_grant", d)
+            if d.contains("ip restricted") || (d.contains("ip") && d.contains("allowlist")) =>
+        {
+            "The request came from an address Salesforce does not allow: outside the user's allowed IP ranges or login hours, or — for a refresh — outside the app's Refresh Token IP Allowlist (External Client Apps, \"Enforce Refresh Token IP Allowlist\", which blocks refreshes from anywhere else outright). Run sfx from an allowed network or within the allowed hours, or ask the app's admin to add this machine's address; a new login from here is refused too."
         }
         ("invalid_grant", d) if d.contains("code verifier") => {
             "The PKCE code verifier did not match the challenge sent to the browser; start the login again (if it keeps happening, something between sfx and Salesforce changes the requests)."
@@ -264,7 +305,7 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
         }
         ("expired_token", _) => "The device code expired before it was approved.",
         ("invalid_request", d) if d.contains("device flow") => {
-            "The connected app does not allow the device flow: enable \"Enable for Device Flow\" in its OAuth settings."
+            "The app does not allow the device flow: tick \"Enable for Device Flow\" in its OAuth settings (connected app) or its flow enablement (External Client App)."
         }
         ("invalid_scope", _) => {
             "The requested scope is not allowed for this connected app: drop --scope (then the app's own scopes are granted) or add the scopes to the app."
@@ -280,14 +321,22 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
     let message = format!("Salesforce refused {doing}: {said}. {cause}")
         .trim_end()
         .to_string();
-    if err.error == "invalid_grant" && lower.contains("ip restricted") {
+    if err.error == "invalid_grant"
+        && (lower.contains("ip restricted")
+            || (lower.contains("ip") && lower.contains("allowlist")))
+    {
         // A new login from here is refused the same way: no "log in again".
         Error::Relogin {
             message,
             hint: Some(
-                "run sfx from a network the user's profile allows, or within its login hours"
+                "run sfx from a network the user's profile (and the app's refresh-token IP allowlist) allows, or within its login hours"
                     .into(),
             ),
+        }
+    } else if let Some(way_out) = way_out(&err.error, &lower) {
+        Error::Relogin {
+            message,
+            hint: Some(way_out.into()),
         }
     } else if is_login_problem(&err.error) {
         Error::Relogin {
@@ -300,6 +349,29 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
             hint: None,
         }
     }
+}
+
+/// The way out of the 2025–26 refusals whose fix is not "log in again" as
+/// before: another flow, an admin's install, an app setting.
+fn way_out(code: &str, lower_desc: &str) -> Option<&'static str> {
+    if lower_desc.contains("device flow is not enabled") {
+        return Some(
+            "log in with the browser instead: `sfx login --web` (on a machine without one: `sfx login --web --no-browser` and open the URL where you are, with `ssh -L 1717:localhost:1717` to the callback); or use an External Client App installed in the org with the device flow enabled (`sfx login --device --client-id <KEY>`); or ask an admin to install the app or grant \"Approve Uninstalled Connected Apps\" — see docs/login.md",
+        );
+    }
+    if lower_desc.contains("external client app is not installed")
+        || code == "OAUTH_EC_APP_NOT_FOUND"
+    {
+        return Some(
+            "ask an admin of this org to install the External Client App (or create a local one in this org and use its consumer key with --client-id) — see docs/login.md",
+        );
+    }
+    if code == "OAUTH_APP_ACCESS_DENIED" {
+        return Some(
+            "ask an admin to assign your profile or a permission set to the app and to install it in this org (or to grant \"Approve Uninstalled Connected Apps\"); then log in again",
+        );
+    }
+    None
 }
 
 #[cfg(test)]

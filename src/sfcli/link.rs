@@ -234,18 +234,23 @@ pub struct Imported {
     pub org_id: Option<String>,
     pub client_id: String,
     pub client_secret: Option<Secret>,
-    pub refresh_token: Secret,
+    /// `None` for an access-token or JWT bearer login of sf.
+    pub refresh_token: Option<Secret>,
     pub access_token: Secret,
+    /// sf's `privateKey`: the key file of a JWT bearer login (`sf org login jwt`).
+    pub private_key: Option<PathBuf>,
     pub key_version: &'static str,
 }
 
 impl Imported {
-    pub fn link(&self) -> SfLink {
-        SfLink {
+    /// The link kept with sf's file; only a login with a refresh token has one
+    /// (nothing else is shared, or written back).
+    pub fn link(&self) -> Option<SfLink> {
+        self.refresh_token.as_ref().map(|rt| SfLink {
             file: self.path.display().to_string(),
             username: self.username.clone(),
-            refresh_token_fingerprint: fingerprint(&self.refresh_token),
-        }
+            refresh_token_fingerprint: fingerprint(rt),
+        })
     }
 }
 
@@ -298,18 +303,15 @@ pub fn import(name: &str) -> Result<Imported, Error> {
         .transpose()?;
     let (key, _src) = key::load(&dir)?;
     let secret = |field: &str| file.secret(&key, field).map_err(&damaged);
-    let Some(refresh_token) = secret("refreshToken")? else {
-        return Err(Error::relogin(
-            format!(
-                "sf's login of {} has no refresh token (a JWT bearer or access-token login), so sfx could not keep it fresh",
-                file.username
-            ),
-            format!(
-                "log sfx in the same way: `sfx login --jwt --client-id <ID> --username {} --key-file <KEY>`",
-                file.username
-            ),
-        ));
-    };
+    // No refresh token: an `sf org login access-token` or `sf org login jwt`
+    // login (issue #21). The caller decides what it becomes in sfx.
+    let refresh_token = secret("refreshToken")?;
+    let private_key = file
+        .fields
+        .get("privateKey")
+        .and_then(|v| v.as_str())
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     let access_token =
         secret("accessToken")?.ok_or_else(|| damaged("it has no accessToken".into()))?;
     let client_secret = secret("clientSecret")?;
@@ -324,6 +326,7 @@ pub fn import(name: &str) -> Result<Imported, Error> {
         client_secret,
         refresh_token,
         access_token,
+        private_key,
         key_version: key.version(),
     })
 }

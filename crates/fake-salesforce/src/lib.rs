@@ -17,6 +17,7 @@ mod form;
 mod http;
 mod keys;
 mod model;
+pub mod published;
 mod routes;
 mod state;
 mod util;
@@ -369,6 +370,13 @@ impl FakeSalesforce {
     /// Make authorize redirect with `error=access_denied`.
     pub fn set_authorize_deny(&self, deny: bool) {
         self.st().authorize_deny = deny;
+    }
+
+    /// Make authorize redirect with this `error` (and `error_description`), as
+    /// Salesforce does for refusals such as `OAUTH_APP_ACCESS_DENIED` (see
+    /// [`published`]). `None`: back to normal.
+    pub fn set_authorize_refusal(&self, refusal: Option<(&str, Option<&str>)>) {
+        self.st().authorize_refusal = refusal.map(|(e, d)| (e.to_string(), d.map(str::to_string)));
     }
 
     /// Access tokens minted from the approval `refresh_token` belongs to, oldest first.

@@ -698,6 +698,17 @@ fn authorize(st: &mut State, req: &Req) -> HttpResponse {
             "Username / Password — nobody is logged in to the fake.",
         );
     };
+    // A refusal after the user logged in (published::CALLBACK_*): the app may not
+    // be used, or is not installed in this org.
+    if let Some((error, desc)) = st.authorize_refusal.clone() {
+        let mut pairs = vec![("error", error)];
+        if let Some(d) = desc {
+            pairs.push(("error_description", d));
+        }
+        let pairs = with_state(pairs);
+        let refs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        return redirect_to(&redirect_uri, &refs);
+    }
     let code = format!("aPrx{}==", util::random_token_chars(80));
     let expires_ms = st.now_ms() + 15 * 60 * 1000;
     st.codes.insert(

@@ -120,6 +120,8 @@ pub struct State {
     pub faults: HashMap<String, VecDeque<Fault>>,
     pub authorize_user: Option<String>,
     pub authorize_deny: bool,
+    /// Authorize redirects with this error code and description (`set_authorize_refusal`).
+    pub authorize_refusal: Option<(String, Option<String>)>,
     pub device_interval: u64,
     pub device_expiry_secs: i64,
     pub global_delay_ms: u64,
@@ -149,6 +151,7 @@ impl State {
             faults: HashMap::new(),
             authorize_user: None,
             authorize_deny: false,
+            authorize_refusal: None,
             device_interval: 5,
             device_expiry_secs: 600,
             global_delay_ms: 0,

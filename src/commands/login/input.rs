@@ -163,3 +163,24 @@ pub(super) fn required_secret(
         "{flow} needs the connected app's client secret: set SFX_CLIENT_SECRET or pass --client-secret-stdin (sfx does not prompt when stdin is not a terminal or SFX_NO_INPUT is set)"
     )))
 }
+
+/// What `sf` prints where a secret used to be (issue #21): since 2026-05-27 `sf
+/// org display`, `sf org list` and the login commands' JSON carry no tokens or
+/// auth URLs (forcedotcom/cli #3560; the new `sf org auth show-access-token` and
+/// `show-sfdx-auth-url`, salesforcecli/plugin-org #1667). A pipeline written
+/// before then now hands sfx `null` (jq of a missing key) or the JSON itself.
+/// Never quoted: the JSON may hold other secrets.
+pub(super) fn not_a_secret_from_sf(value: &Secret, what: &str) -> Result<(), Error> {
+    let v = value.expose().trim();
+    if v == "null" || v == "undefined" || v.starts_with('{') || v.starts_with('[') {
+        let command = if what.contains("auth URL") {
+            "`sf org auth show-sfdx-auth-url -o <ORG> --json` (its .result.sfdxAuthUrl)"
+        } else {
+            "`sf org auth show-access-token -o <ORG> --json`"
+        };
+        return Err(Error::usage(format!(
+            "stdin holds `null` or JSON, not an {what}: since 2026-05-27 `sf org display` and `sf org list` no longer print tokens or auth URLs; use {command}, or take sf's login as it is with `sfx login --from-sf <ORG>` (no new login, nothing printed)"
+        )));
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@
 //! prompts when stdin is not a terminal or `SFX_NO_INPUT` is set (exit 2, naming
 //! the flag or variable that supplies the value).
 
+pub mod default;
 mod finish;
 mod flows;
 mod input;
@@ -32,7 +33,9 @@ use flows::{
     client_credentials_flow, device_flow, import_access_token, import_refresh_token, jwt_flow,
     password_flow, web_flow,
 };
-use input::{checked_urls, client_secret, dash_only, interactive, read_stdin_line};
+use input::{
+    checked_urls, client_secret, dash_only, interactive, not_a_secret_from_sf, read_stdin_line,
+};
 
 /// The client id used by `--web` and `--device` when none is given: the Salesforce
 /// CLI's own connected app, present in every org, a public client (no secret) whose
@@ -89,7 +92,9 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
 
     if let Some(value) = &args.auth_url {
         let text = if value == "-" {
-            read_stdin_line("SFDX auth URL")?
+            let text = read_stdin_line("SFDX auth URL")?;
+            not_a_secret_from_sf(&text, "SFDX auth URL")?;
+            text
         } else {
             crate::messages::warning(
                 "an auth URL on the command line holds a refresh token and shows in `ps` and shell history; prefer `--auth-url -` and stdin",
@@ -136,6 +141,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
             Error::usage("--access-token needs --instance-url (the org's My Domain URL)")
         })?;
         let token = read_stdin_line("access token")?;
+        not_a_secret_from_sf(&token, "access token")?;
         let secret = client_secret(args, true)?;
         return import_access_token(&l, token, secret, instance_url, login);
     }
@@ -160,9 +166,14 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         l.ready()?;
         return web_flow(&l, &base, login);
     }
-    Err(Error::usage(
-        "choose how to log in: --web (browser), --device, --jwt, --client-credentials or --password; or import with --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url) or --access-token - (with --instance-url). (--web is the default only on a terminal.)",
-    ))
+    Err(Error::usage(format!(
+        "choose how to log in: --web (browser), --device, --jwt, --client-credentials or --password; or import with --auth-url <URL|->, --refresh-token - (with --client-id and --instance-url) or --access-token - (with --instance-url). (--web is the default only on a terminal.){}",
+        if args.set_default {
+            " To mark a stored org as the default without a new login: `sfx login --set-default -o <ALIAS>`."
+        } else {
+            ""
+        }
+    )))
 }
 
 /// Where the new org's secrets go: the shared store when one is chosen; the

@@ -36,7 +36,9 @@
 //! (jittered, from 30 s up to 5 min), but never past half the time the token has
 //! left while it is alive, so retries fit before expiry; `invalid_grant`
 //! (Error::Relogin) ends the watch of that org, and once no watched org is left
-//! the command exits 4. Nothing is done to one org more than once a second.
+//! a watch of one org exits 4, while `--all` (a daemon) says so and looks for a
+//! login every second (`IDLE_RESCAN`) — as it does on an empty store. Nothing is done
+//! to one org more than once a second.
 
 mod cache;
 mod exec;
@@ -80,6 +82,11 @@ const MAX_QUEUED: usize = 2 * WORKERS;
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// How long a stopping watch waits for running `--exec` hooks before killing them.
 const HOOK_GRACE: Duration = Duration::from_secs(2);
+/// How often `--all` looks for a login while no org is watchable (an empty
+/// store, or every org needing a login): one `stat` of the metadata file (a
+/// shared store is listed at most once per `--min-check`), so a daemon started
+/// on a fresh machine picks up the first login within a second or two.
+const IDLE_RESCAN: Duration = Duration::from_secs(1);
 
 struct Watched {
     org: Org,
@@ -173,6 +180,8 @@ struct Scheduler {
     store_stamp: Option<SystemTime>,
     /// With a shared store (no file to stat): when it was last listed.
     shared_scan: Option<DateTime<Utc>>,
+    /// `--all` said that no org is watchable now (said once per spell).
+    idle_said: bool,
 }
 
 impl Scheduler {
@@ -356,7 +365,11 @@ impl Scheduler {
             self.emit(
                 idx,
                 Kind::Error,
-                format!("{message}; stopped watching this org: {hint}"),
+                // The message may end a sentence ("… rotation."): no `.;`.
+                format!(
+                    "{}; stopped watching this org: {hint}",
+                    message.trim_end_matches(['.', ' '])
+                ),
                 true,
             );
             return;
@@ -526,12 +539,8 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     } else {
         vec![ctx.org()?]
     };
-    if orgs.is_empty() {
-        return Err(Error::relogin(
-            "no org is stored, so there is nothing to watch",
-            "run `sfx login` (e.g. `sfx login --auth-url - < auth-url.txt`), or set SFX_AUTH_URL",
-        ));
-    }
+    // `--all` is a daemon (contract: "`sfx watch`"): an empty store is not the
+    // end, it waits for the first login (the loop below says so).
 
     let (tx, rx) = mpsc::channel::<Msg>();
     listen_for_signals(tx.clone())?;
@@ -581,6 +590,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         jobs: job_tx,
         hooks,
         closed: false,
+        idle_said: false,
     };
     // Many orgs: spread their first checks (see feed::spread).
     let latest: Vec<_> = s
@@ -618,7 +628,17 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             break Ok(code);
         }
         if stop.is_none() && !busy && s.orgs.iter().all(|w| w.needs_login) {
-            break Err(all_need_login(&s.orgs));
+            // One org (`sfx watch`, `-o ORG`) is a script's tool: exit 4. `--all`
+            // is a daemon: it says so once and waits for a login.
+            if !s.all {
+                break Err(all_need_login(&s.orgs));
+            }
+            if !s.idle_said {
+                s.idle_said = true;
+                crate::messages::say(&nothing_watchable(&s.orgs));
+            }
+        } else if s.orgs.iter().any(|w| !w.needs_login) {
+            s.idle_said = false;
         }
         if !s.closed && s.printer.draw(&s.rows(now), now).is_err() {
             s.closed = true;
@@ -626,6 +646,8 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         }
         let wait = if stop.is_some() {
             MAX_SLEEP
+        } else if s.idle_said {
+            IDLE_RESCAN
         } else {
             s.wait(now).min(cache.due_in().unwrap_or(MAX_SLEEP))
         };
@@ -680,20 +702,4 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         s.printer.finish(&rows, now);
     }
     outcome
-}
-
-fn all_need_login(orgs: &[Watched]) -> Error {
-    let names: Vec<&str> = orgs.iter().map(|w| w.org.name()).collect();
-    let hint = match orgs {
-        [one] => relogin_hint(&one.org),
-        _ => "log in again (`sfx login --alias <ALIAS> …`), then start sfx watch again".to_string(),
-    };
-    Error::Relogin {
-        message: format!(
-            "no watched org can be kept fresh any more: {} need{} a new login",
-            names.join(", "),
-            if names.len() == 1 { "s" } else { "" }
-        ),
-        hint: Some(hint),
-    }
 }
