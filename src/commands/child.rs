@@ -58,6 +58,10 @@ pub fn open_browser(url: &str) -> bool {
         c.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // Its own process group: a Ctrl-C that ends the login leaves the
+        // browser alone (the `open` crate detaches it the same way).
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let Ok(mut child) = c.spawn() else { continue };
         let started = Instant::now();
         loop {
