@@ -224,3 +224,44 @@ fn a_nested_refresh_says_the_handed_token_cannot_be_refreshed() {
     assert_eq!(text(&out.stdout).trim(), t.access_token("prod"));
     assert_eq!(t.token_requests(), 0);
 }
+
+#[cfg(unix)]
+#[test]
+fn the_browser_a_web_login_opens_gets_none_of_the_five_variables() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = T::new();
+    // A desktop's opener, first on PATH, that notes its environment and exits.
+    let bin = t.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let seen = t.dir.path().join("browser-env");
+    let opener = bin.join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!(
+            "#!/bin/sh\nenv > '{0}.tmp' && mv '{0}.tmp' '{0}'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = vec![bin];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let out = t
+        .sfx()
+        .env("PATH", std::env::join_paths(path).unwrap())
+        .env("SFX_STORE_KEY", key_b64(42))
+        .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
+        .args(["login", "--web", "--port", "0", "--login-timeout", "2s"])
+        .arg("--login-url")
+        .arg(t.fake.url())
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains("opened the browser"), "{err}");
+    assert!(!out.status.success(), "no one logged in: {err}");
+    let env = std::fs::read_to_string(&seen).expect("the opener ran");
+    assert!(env.contains("PATH="), "{env}");
+    assert_eq!(withheld_in(&env), Vec::<String>::new());
+}
