@@ -34,7 +34,7 @@ use crate::error::Error;
 /// Connections served at once (see the module doc for what happens past it).
 pub const MAX_CONNECTIONS: usize = 16;
 /// With every connection taken, how long a new one may take to send its head.
-pub const FULL_WAIT: Duration = Duration::from_millis(20);
+pub const FULL_WAIT: Duration = Duration::from_millis(100);
 /// The largest request head (request line and headers) read.
 pub const HEAD_LIMIT: usize = 8 * 1024;
 /// The whole request head must arrive within this.
