@@ -22,6 +22,7 @@ mod introspect;
 mod keychain;
 mod layers;
 mod listen;
+mod listen_load;
 mod locking;
 mod login;
 mod logout;
