@@ -408,7 +408,9 @@ pub struct WatchArgs {
     /// After each refresh, run this command through the shell.
     ///
     /// It gets SFX_ORG, SFX_ACCESS_TOKEN and SFX_INSTANCE_URL in its environment (never
-    /// on its command line); its output goes to stderr; its failure is reported, not fatal.
+    /// on its command line), and none of SFX_AUTH_URL, SFX_REFRESH_TOKEN,
+    /// SFX_CLIENT_SECRET, SFX_STORE_KEY, SFX_STORE; its output goes to stderr; its
+    /// failure is reported, not fatal.
     /// It runs beside the refreshes, never holding them up.
     #[arg(long, value_name = "CMD")]
     pub exec: Option<String>,
@@ -518,8 +520,10 @@ pub struct ApiArgs {
 ///
 /// CMD gets SFX_ORG, SFX_ACCESS_TOKEN, SFX_INSTANCE_URL, and for the Salesforce CLI
 /// SF_ACCESS_TOKEN, SF_INSTANCE_URL, SF_ORG_INSTANCE_URL and SF_TARGET_ORG (the
-/// access token, which `sf` takes as its target org). The token is refreshed first
-/// when it expires within --min-valid. Standard streams are inherited; SIGINT and
+/// access token, which `sf` takes as its target org), and none of SFX_AUTH_URL,
+/// SFX_REFRESH_TOKEN, SFX_CLIENT_SECRET, SFX_STORE_KEY, SFX_STORE: a nested sfx runs
+/// on the token it was handed. The token is refreshed first when it expires within
+/// --min-valid. Standard streams are inherited; SIGINT and
 /// SIGTERM sent to sfx are passed on. sfx exits with the command's code (128+N when
 /// signal N ended it, 127 when it cannot be found, 126 when it cannot be run); when
 /// sfx fails before the command starts it uses its own codes and says so.

@@ -23,9 +23,34 @@ pub fn sanitize(s: &str, max: usize) -> String {
     out
 }
 
+/// Text from outside shown in full but inert: each unsafe character (see
+/// [`is_unsafe_char`]; a tab is kept) written as an escape, `\x1b` or
+/// `\u{202e}`, so it can be seen but never acts on the terminal.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c == '\t' || !is_unsafe_char(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escape_shows_unsafe_characters_as_escapes_and_keeps_the_rest() {
+        assert_eq!(
+            escape("a\x1b[31mb\u{202E}c\u{9b}d\te é"),
+            "a\\x1b[31mb\\u{202e}c\\x9bd\te é"
+        );
+    }
 
     #[test]
     fn controls_and_bidi_overrides_become_spaces_and_long_text_is_cut() {

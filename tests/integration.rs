@@ -5,6 +5,7 @@
 mod common;
 
 mod api;
+mod childenv;
 mod clients;
 mod contract;
 mod crash;
@@ -22,6 +23,7 @@ mod introspect;
 mod keychain;
 mod layers;
 mod listen;
+mod listen_load;
 mod localstore;
 mod locking;
 mod login;
@@ -29,7 +31,9 @@ mod logout;
 mod orgs;
 mod properties;
 mod published;
+mod quoted;
 mod refresh;
+mod savefirst;
 mod sealed;
 mod sfcli;
 mod sfcli_imports;

@@ -17,17 +17,17 @@ use serde_json::Value;
 
 use crate::common::*;
 
-const LONG: Duration = Duration::from_secs(60);
+pub(crate) const LONG: Duration = Duration::from_secs(60);
 
 /// A running `sfx watch --json --listen 127.0.0.1:0`, its address and events.
-struct Listening {
+pub(crate) struct Listening {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     events: Receiver<Value>,
     stderr: Arc<Mutex<String>>,
 }
 
-fn spawn(t: &T, args: &[&str], env: &[(&str, &str)]) -> Listening {
+pub(crate) fn spawn(t: &T, args: &[&str], env: &[(&str, &str)]) -> Listening {
     let mut cmd = t.std_sfx();
     cmd.args(["watch", "--json", "--listen", "127.0.0.1:0"])
         .args(args)
@@ -86,7 +86,7 @@ fn spawn(t: &T, args: &[&str], env: &[(&str, &str)]) -> Listening {
 }
 
 impl Listening {
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         request(
             self.addr,
             &format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"),
@@ -94,7 +94,7 @@ impl Listening {
     }
 
     /// Poll `path` until it answers `status` (the watch works in the background).
-    fn wait_for(&self, path: &str, status: u16, within: Duration) -> String {
+    pub(crate) fn wait_for(&self, path: &str, status: u16, within: Duration) -> String {
         let deadline = Instant::now() + within;
         loop {
             let (s, body) = self.get(path);
@@ -111,7 +111,7 @@ impl Listening {
     }
 
     /// Wait for an event of this kind (for this org, if given).
-    fn event(&self, kind: &str, org: Option<&str>, within: Duration) -> Value {
+    pub(crate) fn event(&self, kind: &str, org: Option<&str>, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -175,7 +175,7 @@ fn try_request(addr: SocketAddr, raw: &str) -> Option<(u16, String)> {
         .then(|| parse_response(&out))
 }
 
-fn parse_response(out: &[u8]) -> (u16, String) {
+pub(crate) fn parse_response(out: &[u8]) -> (u16, String) {
     let text = String::from_utf8_lossy(out).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let status = head

@@ -465,7 +465,9 @@ fn write_answer(
         if args.include && !quiet {
             let mut head = format!("{} {} {}\r\n", answer.version, status, answer.reason);
             for (k, v) in &answer.headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
+                // Values as sent, but a control or bidi character in one is
+                // shown as an escape: it never reaches the terminal.
+                head.push_str(&format!("{k}: {}\r\n", crate::text::escape(v)));
             }
             head.push_str("\r\n");
             out.write_all(head.as_bytes())?;

@@ -2,7 +2,7 @@
 //! on its command line, so it shows neither in `ps` nor in `/proc/<pid>/cmdline`.
 //!
 //! The child gets `SFX_ORG` plus the variables of [`super::token_vars`] (sfx's and
-//! the Salesforce CLI's names); its standard streams are sfx's. SIGINT and SIGTERM
+//! the Salesforce CLI's names), and none of [`super::child::WITHHELD`]; its standard streams are sfx's. SIGINT and SIGTERM
 //! sent to sfx are passed on to it (a terminal's Ctrl-C already reaches the child,
 //! which shares sfx's process group, so a signal sent by the kernel is not sent a
 //! second time). sfx then exits with the child's code: its own exit code, 128 + N
@@ -33,7 +33,7 @@ pub fn run(args: &ExecArgs, ctx: &Context) -> Result<Exit, Error> {
     for n in &v.notes {
         crate::messages::say(&sanitize(n, 2000));
     }
-    let mut cmd = std::process::Command::new(program);
+    let mut cmd = super::child::command(program);
     cmd.args(rest).env("SFX_ORG", v.org.name());
     for (name, value) in super::token_vars(&v.token, &v.org.record.instance_url) {
         cmd.env(name, value);

@@ -13,7 +13,7 @@ use crate::output::{Report, Style};
 use crate::salesforce::TokenProbe;
 use crate::sfcli::{files, link};
 use crate::store::SecretKind;
-use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
+use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord};
 use crate::{lifecycle, salesforce::jwt};
 
 pub enum FromSf {
@@ -97,7 +97,20 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
             "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN), which override the store; unset them to take an org from sf",
         ));
     }
-    let store = ctx.store_for_new_login(args.insecure_storage);
+    if let Some(shared) = &ctx.shared {
+        // The link is sf's files on this machine, which other machines can
+        // neither read nor update; unlinked, sf and the fleet would hold one
+        // refresh token, and under rotation the first to refresh spends the
+        // other's (a replay revokes the login). Refused before anything is read,
+        // sent or written.
+        return Err(Error::usage(format!(
+            "`sfx login --from-sf` takes sf's login into this machine's local store only: it stays linked to sf's files here, which other machines cannot read or update, and the shared store at {} would share sf's refresh token (under rotation, the first to refresh spends the other's). Nothing was stored. To use sf's login on this machine, run it without --store / SFX_STORE; to give the shared store a login of its own, run `sfx login --web --alias <ALIAS>` (or --device, --jwt) with the store set",
+            shared.display()
+        )));
+    }
+    let store = crate::commands::login::store_for(ctx, args)?;
+    // Before the one request: can the login be saved here?
+    crate::commands::login::check_store(ctx, store)?;
     let now = ctx.now();
     let sf = link::import(name)?;
     let alias = match (&args.alias, &sf.sf_alias) {
@@ -182,38 +195,17 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         sf_link: sf.link(),
         api_version: None,
     };
-    let previous = ctx.store.read()?.orgs.get(&alias).cloned();
-    // Secrets first, metadata last (as every login).
-    ctx.store.backend(store).put(
-        &alias,
+    // Secrets first, metadata last, old copies in another backend deleted: the
+    // save path of every login.
+    notes.extend(ctx.stored_orgs().save_org(
+        &record,
         &[
             (SecretKind::RefreshToken, sf.refresh_token.as_ref()),
             (SecretKind::AccessToken, Some(&sf.access_token)),
             (SecretKind::ClientSecret, sf.client_secret.as_ref()),
         ],
-    )?;
-    if let Some(prev) = &previous
-        && prev.store != store
-        && prev.store != StoreKind::Env
-    {
-        // Best effort: the new copies are in place.
-        let _ = ctx.store.backend(prev.store).put(
-            &alias,
-            &[
-                (SecretKind::RefreshToken, None),
-                (SecretKind::AccessToken, None),
-                (SecretKind::ClientSecret, None),
-            ],
-        );
-    }
-    let saved = record.clone();
-    ctx.store.update(|meta| {
-        meta.orgs.insert(saved.alias.clone(), saved.clone());
-        if args.set_default {
-            meta.default = Some(saved.alias.clone());
-        }
-        Ok(())
-    })?;
+        args.set_default,
+    )?);
     let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(FromSf::Imported(Box::new(TokenSummary {
         verb: "Took sf's login into",

@@ -6,6 +6,7 @@
 //! [`for_each`], which runs a check over many orgs concurrently.
 
 pub mod api;
+pub mod child;
 pub mod completions;
 pub mod doctor;
 pub mod exec;

@@ -99,6 +99,12 @@ pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
         .ok_or_else(crate::commands::logged_out_meanwhile)?;
     let rec = &org.record;
     let Some(rt) = ctx.secret(&org, SecretKind::RefreshToken)? else {
+        if crate::lifecycle::handed_access_token(&org) {
+            return Err(Error::relogin(
+                "the access token in SFX_ACCESS_TOKEN has no refresh token with it, so there is no SFDX auth URL to print",
+                crate::lifecycle::HANDED_HINT,
+            ));
+        }
         return Err(Error::relogin(
             format!(
                 "org {} has no refresh token ({} login), so it has no SFDX auth URL",

@@ -25,9 +25,21 @@ use crate::secret::Secret;
 use crate::store::metadata::{ExactSource, KnownExpiry, OrgRecord, StoreKind};
 use crate::store::{Org, OrgStore, SecretKind, describe_kind};
 
+/// The org is an access token alone from the environment: what `sfx exec` and
+/// `watch --exec` hand a child (which gets nothing that can mint another token).
+pub fn handed_access_token(org: &Org) -> bool {
+    org.record.store == StoreKind::Env
+        && org.record.flow == crate::store::metadata::Flow::AccessToken
+}
+
+/// What a program holding only `SFX_ACCESS_TOKEN` can do about it.
+pub const HANDED_HINT: &str = "the org comes from SFX_ACCESS_TOKEN alone (as in a program started by `sfx exec` or `sfx watch --exec`, which get no refresh token), and only whoever holds the refresh token can mint a new access token: have the parent hand on a longer-lived one (`sfx exec --min-valid 1h -- …`) or start the program again; outside sfx, set SFX_AUTH_URL instead";
+
 /// The command that fixes a refused refresh.
 pub fn relogin_hint(org: &Org) -> String {
-    if org.record.store == StoreKind::Env {
+    if handed_access_token(org) {
+        HANDED_HINT.to_string()
+    } else if org.record.store == StoreKind::Env {
         "the credentials in the environment are dead: mint a new SFDX auth URL (`sfx token --auth-url -o <ORG>`, or `sf org auth show-sfdx-auth-url -o <ORG> --json`) and update the CI secret".to_string()
     } else if let Some(link) = &org.record.sf_link {
         format!(

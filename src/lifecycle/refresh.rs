@@ -170,6 +170,12 @@ pub fn refresh_now(
                 ),
             ));
         }
+        if super::handed_access_token(org) {
+            return Err(Error::relogin(
+                "the access token in SFX_ACCESS_TOKEN cannot be refreshed: no refresh token came with it",
+                hint,
+            ));
+        }
         return Err(Error::relogin(
             format!(
                 "org {} has no refresh token ({} login), so it cannot be refreshed",

@@ -509,14 +509,31 @@ fn with(f: impl FnOnce(&Metrics)) {
 /// logged in without `--alias` is named by its username: an alias with an `@`
 /// in it is exported as `org-` and the first 12 hex digits of its SHA-256 —
 /// stable across restarts and hosts, so alerts and dashboards keep working.
+///
+/// Distinct orgs never share a label: an alias spelled like such a digest
+/// (`org-` and 12 lower-case hex digits) is exported as `alias:` and the alias,
+/// a form no other alias can take (aliases hold no `:`).
 pub fn label(alias: &str) -> std::borrow::Cow<'_, str> {
     if !alias.contains('@') {
-        return std::borrow::Cow::Borrowed(alias);
+        return if looks_hashed(alias) {
+            std::borrow::Cow::Owned(format!("alias:{alias}"))
+        } else {
+            std::borrow::Cow::Borrowed(alias)
+        };
     }
     use sha2::{Digest, Sha256};
     let d = Sha256::digest(alias.as_bytes());
     let hex: String = d.iter().take(6).map(|b| format!("{b:02x}")).collect();
     std::borrow::Cow::Owned(format!("org-{hex}"))
+}
+
+/// `org-` and 12 lower-case hex digits: the form of a username's label.
+fn looks_hashed(alias: &str) -> bool {
+    alias.strip_prefix("org-").is_some_and(|h| {
+        h.len() == 12
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 pub fn set_token(org: &str, token: TokenState) {
@@ -559,6 +576,12 @@ mod tests {
         assert!(!l.contains("user") && !l.contains('@'));
         assert_eq!(l, label("user@example.com"));
         assert_ne!(l, label("other@example.com"));
+        // An alias spelled like that digest gets a label of its own.
+        let twin = label(&l).into_owned();
+        assert_eq!(twin, format!("alias:{l}"));
+        assert_ne!(twin, l);
+        assert_eq!(label("org-0123456789AB"), "org-0123456789AB");
+        assert_eq!(label("org-0123456789a"), "org-0123456789a");
     }
 
     fn live(exp: i64) -> TokenState {

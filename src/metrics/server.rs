@@ -4,28 +4,43 @@
 //! A small std `TcpListener` accept loop rather than a server crate: tiny_http
 //! reads request heads without a size limit or a deadline, so one client sending an endless header or nothing
 //! at all would hold a worker and grow memory. Here every connection gets its own
-//! short-lived thread, at most [`MAX_CONNECTIONS`] at once (more are answered 503
-//! and closed), a request head of at most [`HEAD_LIMIT`] bytes (else 431) that
-//! must arrive within [`READ_DEADLINE`] (else the connection is closed), and a
-//! response that must be taken within [`WRITE_DEADLINE`]. Every response closes
-//! the connection. Nothing here touches the watch's scheduler: it reads
-//! [`Metrics`], whose lock is only ever held for a copy.
+//! short-lived thread, [`MAX_CONNECTIONS`] at once, a request head of at most
+//! [`HEAD_LIMIT`] bytes (else 431) that must arrive within [`READ_DEADLINE`]
+//! (else 408 and the connection is closed), and a response that must be taken
+//! within [`WRITE_DEADLINE`]. Every response closes the connection.
+//!
+//! One client must not take `/healthz` and `/readyz` down by holding every slot
+//! (issue #19). When all are taken, a new connection must have sent its whole
+//! request head within [`FULL_WAIT`] (a probe sends it as it connects), else it
+//! is answered 503 and closed — so a client reopening idle connections churns
+//! nothing. A `/healthz` or `/readyz` request is then answered at once on the
+//! accepting thread (a few bytes, no slot needed); any other request evicts a
+//! connection: the oldest one waiting for its head or lingering after its
+//! answer (an idle one is answered 503), else the oldest one still writing its
+//! answer. Threads of evicted connections end at once; [`HARD_CAP`] bounds them
+//! anyway. Nothing here touches the watch's scheduler: it reads [`Metrics`],
+//! whose lock is only ever held for a copy.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Metrics;
 use crate::error::Error;
 
-/// Connections served at once; more are turned away with 503.
+/// Connections served at once (see the module doc for what happens past it).
 pub const MAX_CONNECTIONS: usize = 16;
+/// With every connection taken, how long a new one may take to send its head.
+pub const FULL_WAIT: Duration = Duration::from_millis(100);
 /// The largest request head (request line and headers) read.
 pub const HEAD_LIMIT: usize = 8 * 1024;
 /// The whole request head must arrive within this.
 pub const READ_DEADLINE: Duration = Duration::from_secs(5);
+/// Threads of connections: those served plus evicted ones not ended yet (they
+/// end at once); past this a new connection is turned away with 503.
+const HARD_CAP: usize = 2 * MAX_CONNECTIONS;
 /// The whole response must be taken within this.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -93,22 +108,106 @@ impl Drop for Server {
     }
 }
 
-/// Decrements the open-connection count when a connection's thread ends.
-struct Slot(Arc<AtomicUsize>);
+/// The open connections, for eviction: each with a handle to shut it down.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    live: Vec<Conn>,
+}
+
+struct Conn {
+    id: u64,
+    stream: TcpStream,
+    opened: Instant,
+    phase: Phase,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the request head: evicted first, with a 503.
+    Reading,
+    /// Writing the answer: evicted last, without a 503 (it would not get through).
+    Writing,
+    /// The answer is written; waiting for the client to close: evicted first.
+    Lingering,
+}
+
+type Registry = Arc<Mutex<Conns>>;
+
+fn lock(r: &Registry) -> std::sync::MutexGuard<'_, Conns> {
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Frees a connection's place (count and registry) when its thread ends.
+struct Slot {
+    open: Arc<AtomicUsize>,
+    registry: Registry,
+    id: u64,
+}
+
+impl Slot {
+    fn set(&self, phase: Phase) {
+        let mut r = lock(&self.registry);
+        if let Some(c) = r.live.iter_mut().find(|c| c.id == self.id) {
+            c.phase = phase;
+        }
+    }
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        lock(&self.registry).live.retain(|c| c.id != self.id);
+        self.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Answer 503 on `stream` (briefly: the client may not read) and close it.
+fn turn_away(stream: &TcpStream) {
+    let mut s = stream;
+    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(&response(
+        503,
+        "text/plain; charset=utf-8",
+        b"too many connections; try again\n",
+        false,
+    ));
+    let _ = s.shutdown(Shutdown::Both);
+}
+
+/// Make room for a new connection: close one when [`MAX_CONNECTIONS`] are
+/// served (see the module doc for which).
+fn make_room(registry: &Registry) {
+    let victim = {
+        let mut r = lock(registry);
+        if r.live.len() < MAX_CONNECTIONS {
+            return;
+        }
+        let pick = r
+            .live
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, c)| (c.phase == Phase::Writing, c.opened))
+            .map(|(i, _)| i);
+        pick.map(|i| r.live.swap_remove(i))
+    };
+    // Its thread sees the connection closed and ends, freeing its count.
+    match victim {
+        Some(c) if c.phase == Phase::Reading => turn_away(&c.stream),
+        Some(c) => {
+            let _ = c.stream.shutdown(Shutdown::Both);
+        }
+        None => {}
     }
 }
 
 fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBool>) {
     let open = Arc::new(AtomicUsize::new(0));
+    let registry: Registry = Arc::default();
     for conn in listener.incoming() {
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        let mut stream = match conn {
+        let stream = match conn {
             Ok(s) => s,
             Err(_) => {
                 // Out of file descriptors or the like: do not spin.
@@ -116,30 +215,106 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
                 continue;
             }
         };
-        if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            open.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = stream.write_all(&response(
-                503,
-                "text/plain; charset=utf-8",
-                b"too many connections; try again\n",
-                false,
-            ));
+        if open.load(Ordering::SeqCst) >= HARD_CAP {
+            turn_away(&stream);
             continue;
         }
-        let slot = Slot(open.clone());
+        if lock(&registry).live.len() >= MAX_CONNECTIONS {
+            match waiting_head(&stream) {
+                None => {
+                    turn_away(&stream);
+                    continue;
+                }
+                Some(head) if answered_at_once(&stream, &head, &metrics) => continue,
+                Some(_) => make_room(&registry),
+            }
+        }
+        let Ok(handle) = stream.try_clone() else {
+            turn_away(&stream);
+            continue;
+        };
+        open.fetch_add(1, Ordering::SeqCst);
+        let id = {
+            let mut r = lock(&registry);
+            r.next += 1;
+            let id = r.next;
+            r.live.push(Conn {
+                id,
+                stream: handle,
+                opened: Instant::now(),
+                phase: Phase::Reading,
+            });
+            id
+        };
+        let slot = Slot {
+            open: open.clone(),
+            registry: registry.clone(),
+            id,
+        };
         let m = metrics.clone();
         let spawned = std::thread::Builder::new()
             .name("sfx-listen-conn".into())
             .stack_size(256 * 1024)
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, &m);
-            });
+            .spawn(move || serve(stream, &m, &slot));
         if spawned.is_err() {
+            // The closure (and its slot) was dropped: the count is back.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// The request head already sent on `stream` (peeked, not read), waiting at
+/// most [`FULL_WAIT`] for it; `None` when it is not all there.
+fn waiting_head(stream: &TcpStream) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + FULL_WAIT;
+    let mut buf = vec![0u8; HEAD_LIMIT];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return None;
+        }
+        match stream.peek(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => {
+                if let Some(end) = find_end(&buf[..n]) {
+                    buf.truncate(end);
+                    return Some(buf);
+                }
+                if n == buf.len() {
+                    return None;
+                }
+                // Part of it: the rest is on its way.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// A `GET`/`HEAD` of `/healthz` or `/readyz` (whose `head` was peeked): read it,
+/// answer it on this thread (a few bytes into an empty socket buffer) and close.
+fn answered_at_once(stream: &TcpStream, head: &[u8], metrics: &Metrics) -> bool {
+    let line =
+        String::from_utf8_lossy(head.split(|b| *b == b'\n').next().unwrap_or(&[])).into_owned();
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let path = target.split('?').next().unwrap_or("");
+    if !matches!(method, "GET" | "HEAD") || !matches!(path, "/healthz" | "/readyz") {
+        return false;
+    }
+    let mut s = stream;
+    let mut consumed = vec![0u8; head.len()];
+    if s.read_exact(&mut consumed).is_err() {
+        return true;
+    }
+    let (status, ct, body) = route(metrics, method, target);
+    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = s.write_all(&response(status, ct, &body, method == "HEAD"));
+    let _ = s.shutdown(Shutdown::Write);
+    true
 }
 
 /// Read one request head within the limits; `None` when the client gave up,
@@ -274,10 +449,13 @@ fn response(status: u16, content_type: &str, body: &[u8], head_only: bool) -> Ve
     out
 }
 
-fn serve(mut stream: TcpStream, metrics: &Metrics) {
+fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
     let head = match read_head(&mut stream) {
         None => return,
-        Some(Ok(h)) => h,
+        Some(Ok(h)) => {
+            slot.set(Phase::Writing);
+            h
+        }
         Some(Err(status)) => {
             let msg: &[u8] = if status == 431 {
                 b"request head too large\n"
@@ -290,6 +468,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) {
             )
             .is_ok()
             {
+                slot.set(Phase::Lingering);
                 linger(&mut stream);
             }
             return;
@@ -317,6 +496,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) {
     let bytes = response(status, ct, &body, method == "HEAD");
     drop(body);
     if write_all(&mut stream, &bytes).is_ok() {
+        slot.set(Phase::Lingering);
         linger(&mut stream);
     }
 }

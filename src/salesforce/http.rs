@@ -641,9 +641,14 @@ impl Reply {
         while !self.body.is_char_boundary(cut) {
             cut -= 1;
         }
-        let head = &self.body[..cut];
+        let mut head = &self.body[..cut];
         let html = self.content_type.to_ascii_lowercase().contains("html")
             || head.trim_start().starts_with('<');
+        if html && cut < self.body.len() {
+            // Cut inside a tag (`… shortly. <table bord`): that tag is markup,
+            // not text, so it goes before the tags are stripped.
+            head = drop_unfinished_tag(head);
+        }
         let line = match html_title(head) {
             Some(title) => html_text(title),
             None if html => html_text(head),
@@ -661,6 +666,28 @@ impl Reply {
     /// How long the server asked to wait (`Retry-After`), when it said.
     pub fn retry_after(&self) -> Option<Duration> {
         retry_after(self)
+    }
+}
+
+/// `html` without a tag (or comment) that opens at its end and never closes.
+fn drop_unfinished_tag(html: &str) -> &str {
+    let Some(lt) = html.rfind('<') else {
+        return html;
+    };
+    let after = &html[lt + 1..];
+    let opens_tag = after
+        .chars()
+        .next()
+        .is_none_or(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'));
+    let unfinished = if after.starts_with("!--") {
+        !after.contains("-->")
+    } else {
+        !after.contains('>')
+    };
+    if opens_tag && unfinished {
+        &html[..lt]
+    } else {
+        html
     }
 }
 
@@ -1115,6 +1142,30 @@ mod tests {
         r.content_type = "text/plain".into();
         r.body = "error: a<b and <c> kept".into();
         assert_eq!(r.first_line(), "error: a<b and <c> kept");
+    }
+
+    #[test]
+    fn a_page_cut_inside_a_tag_is_quoted_without_the_cut_tag() {
+        // The 8 KiB that are read end inside `<table border=…>`.
+        let mut body = String::from("<html><head><style>");
+        let text = "</style></head><body><p>We'll be back shortly. <table bord";
+        body.push_str(&"x".repeat(8192 - body.len() - text.len()));
+        body.push_str(text);
+        body.push_str("er=\"0\"><tr><td>status</td></tr></table></body></html>");
+        let r = Reply {
+            status: 503,
+            content_type: "text/html".into(),
+            body,
+            url: String::new(),
+            retry_after: None,
+            location: None,
+            received_at: chrono::Utc::now(),
+        };
+        assert_eq!(r.first_line(), "We'll be back shortly.");
+        assert_eq!(drop_unfinished_tag("a <3"), "a <3");
+        assert_eq!(drop_unfinished_tag("a <b>c"), "a <b>c");
+        assert_eq!(drop_unfinished_tag("a <!-- x"), "a ");
+        assert_eq!(drop_unfinished_tag("a <"), "a ");
     }
 
     #[test]

@@ -42,9 +42,15 @@ const MAX_ENTRY_BYTES: Option<usize> = Some(2560);
 #[cfg(not(target_os = "windows"))]
 const MAX_ENTRY_BYTES: Option<usize> = None;
 
-/// The account of the entry `sfx doctor` writes, reads and deletes to test the
-/// keychain (`probe` is no secret kind, so it never collides with an org's entry).
+/// The account of the entry `sfx doctor` (and every login, first) writes, reads
+/// and deletes to test the keychain (`probe-…` is no secret kind, so it never
+/// collides with an org's entry); the process id follows, so two logins at once
+/// never read each other's test value.
 const PROBE_ACCOUNT: &str = "sfx-doctor:probe";
+
+fn probe_account() -> String {
+    format!("{PROBE_ACCOUNT}-{}", std::process::id())
+}
 
 pub struct Keychain;
 
@@ -56,7 +62,7 @@ pub fn account(alias: &str, kind: SecretKind) -> String {
 /// What keychain viewers show as the entry's name (Secret Service label,
 /// Windows comment).
 pub fn label(account: &str) -> String {
-    if account == PROBE_ACCOUNT {
+    if account.starts_with(PROBE_ACCOUNT) {
         return "sfx: test entry written by `sfx doctor` (safe to delete)".to_string();
     }
     match account.rsplit_once(':') {
@@ -420,7 +426,7 @@ pub fn probe() -> Probe {
     let start = Instant::now();
     let value: Vec<u8> = format!("sfx-doctor-{}", std::process::id()).into_bytes();
     let result = match bounded(move || {
-        let e = entry(PROBE_ACCOUNT)?;
+        let e = entry(&probe_account())?;
         set(&e, &value)?;
         let back = e.get_secret();
         delete(&e)?;

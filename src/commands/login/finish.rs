@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::lifecycle;
 use crate::salesforce::TokenProbe;
 use crate::salesforce::types::TokenResponse;
+use crate::salesforce::types::Userinfo;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::{Flow, OrgRecord};
@@ -46,9 +47,36 @@ pub(super) fn finish(
         key_file,
     } = got;
     let instance_url = resp.checked_instance_url()?;
-    let info = match ctx.client().userinfo(&instance_url, &resp.access_token)? {
-        TokenProbe::Alive(info) => info,
-        TokenProbe::Dead(status) => {
+    let mut notes = Vec::new();
+    let mut unknown_user = false;
+    let info = match ctx.client().userinfo(&instance_url, &resp.access_token) {
+        Ok(TokenProbe::Alive(info)) => info,
+        // The token request worked and brought a refresh token (under rotation,
+        // the pasted one is spent now): a failed userinfo must not lose the
+        // login. Stored without the username, named by --alias or the user id.
+        Err(e) if refresh_token.is_some() => {
+            let (org_id, user_id) = resp
+                .id
+                .as_deref()
+                .and_then(crate::salesforce::types::ids_from_identity_url)
+                .unzip();
+            if args.alias.is_none() && user_id.is_none() {
+                return Err(e);
+            }
+            unknown_user = true;
+            notes.push(format!(
+                "warning: the login worked but sfx could not learn the user ({}), so the org is stored without its username",
+                crate::text::sanitize(&e.to_string(), 300)
+            ));
+            Userinfo {
+                preferred_username: None,
+                user_id,
+                organization_id: org_id,
+                sub: None,
+            }
+        }
+        Err(e) => return Err(e),
+        Ok(TokenProbe::Dead(status)) => {
             return Err(Error::relogin(
                 format!(
                     "Salesforce does not accept the access token (userinfo answered HTTP {status}); it is expired, revoked, or for another org"
@@ -58,13 +86,21 @@ pub(super) fn finish(
         }
     };
     let username = info.preferred_username.clone();
-    let alias = match (&args.alias, &username) {
-        (Some(a), _) => a.clone(),
-        (None, Some(u)) => {
+    let alias = match (&args.alias, &username, &info.user_id) {
+        (Some(a), _, _) => a.clone(),
+        (None, Some(u), _) => {
             check_alias(u, "the username (used as the alias)")?;
             u.clone()
         }
-        (None, None) => {
+        // Userinfo failed after a token request (see above): the user id.
+        (None, None, Some(id)) if unknown_user => {
+            check_alias(id, "the user id (used as the alias)")?;
+            notes.push(format!(
+                "note: stored as `{id}` (the user id); `sfx login --alias NAME …` stores it under a name of your choice"
+            ));
+            id.clone()
+        }
+        (None, None, _) => {
             return Err(Error::usage(
                 "Salesforce did not say the username; give the org a name with --alias",
             ));
@@ -114,9 +150,10 @@ pub(super) fn finish(
     ];
     // Secrets first, then the record; an org moved between stores leaves no
     // copy behind in the old one (a failure to delete it is a warning).
-    let notes = ctx
-        .stored_orgs()
-        .save_org(&record, &changes, args.set_default)?;
+    notes.extend(
+        ctx.stored_orgs()
+            .save_org(&record, &changes, args.set_default)?,
+    );
     let expiry = lifecycle::expiry::after_mint(&record, now);
     Ok(TokenSummary {
         verb: "Logged in to",

@@ -68,7 +68,7 @@ pub(super) fn web_flow(
                     "open this URL in a browser to log in ({waiting}):"
                 ));
                 crate::messages::raw(url);
-            } else if open::that_detached(url).is_ok() {
+            } else if crate::commands::child::open_browser(url) {
                 say(&format!(
                     "opened the browser to log in; {waiting}. If no browser appeared, open:"
                 ));
@@ -99,6 +99,7 @@ pub(super) fn device_flow(
     let client_id = client_id_or_default(args);
     let secret = client_secret(args, false)?;
     let hint = "check --client-id, and that the connected app has \"Enable for Device Flow\" on; then run `sfx login --device` again";
+    l.ready()?;
     let creds = ClientCreds {
         id: &client_id,
         secret: secret.as_ref(),
@@ -149,6 +150,7 @@ pub(super) fn jwt_flow(l: &Login<'_>, base: &str) -> Result<TokenSummary, Error>
         .to_string_lossy()
         .into_owned();
     let secret = client_secret(args, false)?;
+    l.ready()?;
     let hint = "check that the certificate uploaded to the connected app matches --key-file, that the user is pre-authorized for the app (Permitted Users: \"Admin approved users are pre-authorized\", with the user's profile or permission set assigned) or approved it once, and that --sandbox/--login-url points at the user's org";
     let resp = jwt_bearer::grant(
         &ctx.client(),
@@ -189,6 +191,7 @@ pub(super) fn client_credentials_flow(
     client_credentials::check_host(&base, "--login-url")?;
     let secret = required_secret(args, "--client-credentials", false)?;
     let hint = "check --client-id and the client secret, and that the connected app has \"Enable Client Credentials Flow\" on with a run-as user";
+    l.ready()?;
     let resp = client_credentials::grant(
         &ctx.client(),
         &base,
@@ -224,6 +227,7 @@ pub(super) fn password_flow(
     let on_terminal = interactive();
     // From a pipe, stdin carries the password: the secret must come from elsewhere.
     let secret = required_secret(args, "--password", !on_terminal)?;
+    l.ready()?;
     say(&format!("warning: {}", password::WARNING));
     let password = if on_terminal {
         let pw = prompt_hidden(&format!("Password for {username}"))?;
@@ -270,6 +274,7 @@ pub(super) fn import_refresh_token(
     login_url: Option<String>,
 ) -> Result<TokenSummary, Error> {
     let Login { ctx, .. } = *l;
+    l.ready()?;
     let creds = ClientCreds {
         id: client_id,
         secret: secret.as_ref(),
@@ -322,6 +327,7 @@ pub(super) fn import_access_token(
     login_url: Option<String>,
 ) -> Result<TokenSummary, Error> {
     let Login { args, .. } = *l;
+    l.ready()?;
     // The token response of an import is the token itself; learn the rest from userinfo.
     let resp = TokenResponse {
         access_token: token,

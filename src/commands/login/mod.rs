@@ -53,6 +53,16 @@ struct Login<'a> {
     now: chrono::DateTime<chrono::Utc>,
 }
 
+impl Login<'_> {
+    /// Every flow calls this once its flags are checked and before anything is
+    /// sent to Salesforce (or a person is asked for a password): a pasted refresh
+    /// token is never spent by a login that then cannot save it (under rotation,
+    /// the same auth URL must still work on the next try).
+    fn ready(&self) -> Result<(), Error> {
+        check_store(self.ctx, self.store)
+    }
+}
+
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
     if let Some(alias) = &args.alias {
         check_alias(alias, "--alias")?;
@@ -71,12 +81,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
             "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN), which override the store; unset them to log in and store an org",
         ));
     }
-    let store = ctx.store_for_new_login(args.insecure_storage);
-    if let Some(shared) = &ctx.shared {
-        // Before anything is asked of Salesforce: the shared store answers and
-        // this machine's SFX_STORE_KEY is the store's key.
-        shared.ready_for_write()?;
-    }
+    let store = store_for(ctx, args)?;
     let now = ctx.now();
     let l = Login {
         ctx,
@@ -154,12 +159,11 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
         return client_credentials_flow(&l, login, instance);
     }
     if args.device {
-        check_store(ctx, store)?;
         return device_flow(&l, &base, login);
     }
     // `--web`, or nothing chosen on a terminal: the browser.
     if args.web || interactive() {
-        check_store(ctx, store)?;
+        l.ready()?;
         return web_flow(&l, &base, login);
     }
     Err(Error::usage(format!(
@@ -172,16 +176,52 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
     )))
 }
 
-/// Before a person spends effort in a browser or on another device: is the
-/// credential store usable? (A keychain that is locked or missing fails here,
-/// exit 6, instead of after the login.)
-fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
+/// Where the new org's secrets go: the shared store when one is chosen; the
+/// secrets file with `--insecure-storage` (or `SFX_CREDENTIAL_STORE=file`), or
+/// when the org being logged in again is already kept there; else the keychain.
+pub fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
+    let store = ctx.store_for_new_login(args.insecure_storage);
+    if store != StoreKind::Keychain {
+        return Ok(store);
+    }
+    let Some(alias) = &args.alias else {
+        return Ok(store);
+    };
+    Ok(match ctx.store.read()?.orgs.get(alias) {
+        Some(prev) if prev.store == StoreKind::File => {
+            crate::messages::note(&format!(
+                "org {alias} is kept in the secrets file (it was logged in with --insecure-storage), so its new secrets go there too; `sfx login --migrate -o {alias}` moves it to the keychain"
+            ));
+            StoreKind::File
+        }
+        _ => store,
+    })
+}
+
+/// Before anything is sent (and before a person spends effort in a browser or
+/// on another device): can the login be saved? The shared store answers and the
+/// key is its key; the keychain takes, gives back and deletes a test entry (a
+/// locked one still answers "no such entry" to a plain read); the local files
+/// read and their directory takes a lock. A keychain that is missing or locked
+/// fails here, exit 6, naming `--insecure-storage`.
+pub fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
     if let Some(shared) = &ctx.shared {
         // Reachable, and this machine's SFX_STORE_KEY is the store's key.
         return shared.ready_for_write();
     }
-    ctx.store
-        .backend(store)
-        .get("sfx-login-check", SecretKind::AccessToken)
-        .map(|_| ())
+    if store == StoreKind::Keychain {
+        crate::store::keychain::probe()
+            .result
+            .map_err(|t| t.into_error())?;
+    }
+    // The metadata reads, and its directory and lock can be written (an update
+    // that changes nothing writes no file).
+    ctx.store.update(|_| Ok(()))?;
+    if store == StoreKind::File {
+        // The secrets file reads (a damaged one would refuse the write later).
+        ctx.store
+            .backend(store)
+            .get("sfx-login-check", SecretKind::AccessToken)?;
+    }
+    Ok(())
 }

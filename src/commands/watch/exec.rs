@@ -11,7 +11,7 @@
 //! ([`Hooks::stop`]) and are then killed the same way.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -184,11 +184,12 @@ fn hook_thread(inner: &Inner, idx: usize, mut h: Handoff) {
 }
 
 /// Run `--exec` once through the shell with the new token in its environment
-/// (never in its arguments); its stdout goes to our stderr so it cannot corrupt
+/// (never in its arguments, and without what could mint another: see
+/// [`crate::commands::child`]); its stdout goes to our stderr so it cannot corrupt
 /// the event stream. It runs in a process group of its own, so a timeout can end
 /// everything it started.
 fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
-    let mut c = shell(&inner.cmd);
+    let mut c = crate::commands::child::shell(&inner.cmd);
     c.env("SFX_ORG", &h.org)
         .env("SFX_ACCESS_TOKEN", h.token.expose())
         .env("SFX_INSTANCE_URL", &h.instance_url)
@@ -244,20 +245,6 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
     result
 }
 
-#[cfg(unix)]
-fn shell(cmd: &str) -> Command {
-    let mut c = Command::new("sh");
-    c.arg("-c").arg(cmd);
-    c
-}
-
-#[cfg(not(unix))]
-fn shell(cmd: &str) -> Command {
-    let mut c = Command::new("cmd");
-    c.arg("/C").arg(cmd);
-    c
-}
-
 /// SIGKILL to the hook's process group (its id is the hook's pid). Called only
 /// while the hook's own process is not yet reaped, so the id cannot be reused.
 #[cfg(unix)]
@@ -272,7 +259,7 @@ fn kill_group(pid: u32) {
 
 #[cfg(not(unix))]
 fn kill_group(pid: u32) {
-    let _ = Command::new("taskkill")
+    let _ = crate::commands::child::command("taskkill")
         .args(["/T", "/F", "/PID", &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
