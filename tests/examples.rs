@@ -51,6 +51,10 @@ const SKIP: &[(&str, &str)] = &[
     ),
     ("gh secret set", "needs GitHub"),
     (
+        "export SFX_AUTH_URL=…",
+        "a placeholder for a CI secret (tests/childenv.rs runs these lines with a real auth URL)",
+    ),
+    (
         "redis.internal",
         "a placeholder server and password (tests/shared.rs runs these commands against a real Redis)",
     ),
