@@ -89,6 +89,16 @@ check "the archive holds the binary, man pages, completions, README and licences
     tar -tzf '$archive' | grep -qx 'sfx-$version-$target/README.md' &&
     tar -tzf '$archive' | grep -qx 'sfx-$version-$target/LICENSE-APACHE'"
 
+# cargo binstall finds that archive: Cargo.toml's templates, filled in for this target.
+binstall() { # binstall KEY: the value of KEY in [package.metadata.binstall], filled in
+  sed -n '/^\[package.metadata.binstall\]$/,/^\[/p' Cargo.toml | sed -n "s/^$1 = \"\(.*\)\"$/\1/p" |
+    sed -e "s|{ repo }|$(sed -n 's/^repository = "\(.*\)"$/\1/p' Cargo.toml)|" -e 's/{ name }/sfx/g' \
+      -e "s/{ version }/$version/g" -e "s/{ target }/$target/g" -e 's/{ bin }/sfx/g' -e 's/{ binary-ext }//g'
+}
+check "binstall metadata: pkg-url names the release archive, bin-dir the binary in it" \
+  bash -c "[ \"\$(basename '$(binstall pkg-url)')\" = '$(basename "$archive")' ] &&
+    tar -tzf '$archive' | grep -qx '$(binstall bin-dir)'"
+
 # The same sums, with an archive that no longer matches them (one byte appended).
 bad="$work/bad"
 mkdir -p "$bad"
