@@ -8,7 +8,10 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 exe=sfx
 case "$(uname -s)" in MINGW* | MSYS* | CYGWIN*) exe=sfx.exe ;; esac
-if [ -x "$SFX_INSTALL_DIR/$exe" ] && "$SFX_INSTALL_DIR/$exe" --version >/dev/null 2>&1; then
+version=${SFX_VERSION:-latest}
+# A pinned version found in place (restored by actions/cache, or left by an earlier job
+# on a self-hosted runner) is used as it is; `latest` is always installed afresh.
+if [ "$version" != latest ] && [ -x "$SFX_INSTALL_DIR/$exe" ] && "$SFX_INSTALL_DIR/$exe" --version >/dev/null 2>&1; then
   echo "sfx: $("$SFX_INSTALL_DIR/$exe" --version) from the cache"
 else
   if ! sh "$here/../install.sh"; then

@@ -234,13 +234,20 @@ check "action where.sh: latest is not cached" grep -qx 'cacheable=false' "$out"
 gpath="$work/github_path"
 : >"$gpath"
 tooldir="$work/tools/sfx/$version/Linux-X64"
-if GITHUB_PATH="$gpath" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="$good_url" HOME="$home" \
+if GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="$good_url" HOME="$home" \
   bash action/install.sh >"$work/ainstall.out" 2>&1; then
   check "action install.sh installs sfx and adds its directory to GITHUB_PATH" \
     bash -c "[ -x '$tooldir/sfx' ] && grep -qx '$tooldir' '$gpath'"
-  GITHUB_PATH="$gpath" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
-    bash action/install.sh >"$work/ainstall.out" 2>&1 || true
-  check "action install.sh uses a cached sfx without downloading" grep -q 'from the cache' "$work/ainstall.out"
+  rc=0
+  GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
+    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
+  check "action install.sh uses a cached pinned version without downloading" \
+    bash -c "[ '$rc' = 0 ] && grep -q 'from the cache' '$work/ainstall.out'"
+  rc=0
+  GITHUB_PATH="$gpath" SFX_VERSION=latest SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
+    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
+  check "action install.sh installs latest afresh (and fails clearly when it cannot)" \
+    bash -c "[ '$rc' = 1 ] && grep -q '^::error title=sfx::could not install sfx latest' '$work/ainstall.out'"
 else
   fail "action install.sh: $(cat "$work/ainstall.out")"
 fi
