@@ -189,6 +189,16 @@ else
     fail "npm install -g of the packed tarballs: $(cat "$work/npm.out")"
     launcher=""
   fi
+  # Without the platform package (npm --omit=optional): a clear error, exit 1.
+  if npm install -g --prefix "$work/prefix-bare" --offline --no-audit --no-fund --loglevel=error \
+    "$work/sfx-cli-sfx-$version.tgz" >"$work/npm.out" 2>&1; then
+    rc=0
+    "$work/prefix-bare/bin/sfx" --version >/dev/null 2>"$work/npm-bare.err" || rc=$?
+    check "npm: without the platform package the launcher names it and exits 1" \
+      bash -c "[ '$rc' = 1 ] && grep -q '@sfx-cli/sfx-linux-x64' '$work/npm-bare.err'"
+  else
+    fail "npm install -g of the main package alone: $(cat "$work/npm.out")"
+  fi
 fi
 
 # ---- 5. the GitHub Action --------------------------------------------------------------
