@@ -99,11 +99,12 @@ check "binstall metadata: pkg-url names the release archive, bin-dir the binary 
   bash -c "[ \"\$(basename '$(binstall pkg-url)')\" = '$(basename "$archive")' ] &&
     tar -tzf '$archive' | grep -qx '$(binstall bin-dir)'"
 
-# The same sums, with an archive that no longer matches them (one byte appended).
+# The same sums, with a well-formed archive of the same name whose binary was swapped.
 bad="$work/bad"
 mkdir -p "$bad"
-cp "$good"/* "$bad/"
-printf 'x' >>"$bad/$(basename "$archive")"
+cp "$good/SHA256SUMS" "$bad/"
+printf '#!/bin/sh\necho "sfx %s (tampered)"\n' "$version" >"$work/evil"
+scripts/package.sh "$target" "$work/evil" "$bad" "$version" >/dev/null
 # Sums that list no archive for this machine.
 other="$work/other"
 mkdir -p "$other"
