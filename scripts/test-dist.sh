@@ -110,20 +110,21 @@ other="$work/other"
 mkdir -p "$other"
 sed "s/$target/riscv64gc-unknown-linux-gnu/" "$good/SHA256SUMS" >"$other/SHA256SUMS"
 
-serve() { # serve DIR: a loopback HTTP server; prints its base URL
+serve() { # serve DIR VAR: a loopback HTTP server (stopped at exit); its base URL in VAR
   local log
   log="$work/http-$(basename "$1").log"
   python3 -m http.server 0 --bind 127.0.0.1 --directory "$1" >"$log" 2>&1 &
-  pids+=($!)
+  pids+=($!) # in this shell, not a $(…) subshell, so cleanup stops it
   wait_for "$log" 'port [0-9]+' 10 || {
     echo "test-dist: the HTTP server for $1 did not start" >&2
     exit 1
   }
-  echo "http://127.0.0.1:$(grep -oE 'port [0-9]+' "$log" | head -n 1 | cut -d ' ' -f 2)"
+  printf -v "$2" 'http://127.0.0.1:%s' "$(grep -oE 'port [0-9]+' "$log" | head -n 1 | cut -d ' ' -f 2)"
 }
-good_url=$(serve "$good")
-bad_url=$(serve "$bad")
-other_url=$(serve "$other")
+good_url="" bad_url="" other_url=""
+serve "$good" good_url
+serve "$bad" bad_url
+serve "$other" other_url
 
 # ---- 3. install.sh ---------------------------------------------------------------------
 home="$work/home"
