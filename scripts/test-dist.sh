@@ -71,7 +71,8 @@ check "action.yml passes inputs to scripts in env: only, never on a command line
   bash -c '! grep -nE "^\s+run:.*\\\$\{\{" action.yml'
 
 # ---- 2. archives -----------------------------------------------------------------------
-cargo build --locked --quiet --bin sfx -p fake-salesforce -p sfx
+cargo build --locked --quiet -p sfx --bin sfx
+cargo build --locked --quiet -p fake-salesforce --bin fake-salesforce
 sfx_bin="$CARGO_TARGET_DIR/debug/sfx"
 fake_bin="$CARGO_TARGET_DIR/debug/fake-salesforce"
 # A stripped copy keeps the archives (and npm tarballs) small and quick to pack.
