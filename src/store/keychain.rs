@@ -13,7 +13,10 @@
 //! - macOS Keychain: a generic password with service `sfx` and account
 //!   `<alias>:<secret>` in the login keychain (Keychain Access shows "sfx" with that account).
 //! - Windows Credential Manager: a generic credential whose target name is
-//!   `sfx:<alias>:<secret>`, user name `<alias>:<secret>`, the label as comment.
+//!   `sfx:<alias>:<secret>` with each capital letter written `^` + its small letter
+//!   (see [`windows_target`]), user name `<alias>:<secret>`, the label as comment.
+//!   Windows compares target names without regard to case, and aliases `Prod` and
+//!   `prod` are two orgs: their targets `sfx:^prod:…` and `sfx:prod:…` stay two entries.
 //!
 //! The value is stored as UTF-8 bytes (`set_secret`), not keyring's `set_password`,
 //! which on Windows stores UTF-16 and so halves the room to 1,280 characters.
@@ -121,9 +124,34 @@ fn entry(account: &str) -> keyring::Result<keyring::Entry> {
     Ok(keyring::Entry::new_with_credential(Box::new(cred)))
 }
 
+/// The Windows credential target name of an entry: `sfx:<account>`, written so
+/// that two different accounts never compare equal when case is ignored, as
+/// Windows Credential Manager compares target names. A capital ASCII letter
+/// becomes `^` and its small letter, `^` becomes `^^`, and any other character
+/// that is not ASCII becomes `^{hex}`; what remains has no capital letters, so
+/// folding case changes nothing and distinct accounts keep distinct targets.
+/// Aliases are ASCII letters, digits and `. _ - @ +`, so an all-small alias keeps
+/// its plain, readable target.
+#[cfg_attr(not(target_os = "windows"), allow(dead_code))]
+pub fn windows_target(account: &str) -> String {
+    let mut target = format!("{SERVICE}:");
+    for c in account.chars() {
+        match c {
+            'A'..='Z' => {
+                target.push('^');
+                target.push(c.to_ascii_lowercase());
+            }
+            '^' => target.push_str("^^"),
+            c if !c.is_ascii() => target.push_str(&format!("^{{{:x}}}", c as u32)),
+            c => target.push(c),
+        }
+    }
+    target
+}
+
 #[cfg(target_os = "windows")]
 fn entry(account: &str) -> keyring::Result<keyring::Entry> {
-    let target = format!("{SERVICE}:{account}");
+    let target = windows_target(account);
     let mut cred =
         keyring::windows::WinCredential::new_with_target(Some(&target), SERVICE, account)?;
     cred.comment = label(account);
@@ -489,7 +517,68 @@ mod tests {
                 .expect("a Windows credential");
             assert_eq!(c.target_name, "sfx:prod:access-token");
             assert_eq!(c.username, "prod:access-token");
+            let upper = entry("Prod:access-token").expect("entry");
+            let c = upper
+                .get_credential()
+                .downcast_ref::<keyring::windows::WinCredential>()
+                .expect("a Windows credential");
+            assert_eq!(c.target_name, "sfx:^prod:access-token");
+            assert_eq!(c.username, "Prod:access-token");
         }
+    }
+
+    /// Windows Credential Manager ignores case in target names: aliases that
+    /// differ only in case must still name different entries (and an all-small
+    /// alias keeps its readable target).
+    #[test]
+    fn windows_targets_stay_distinct_when_case_is_ignored() {
+        assert_eq!(
+            windows_target(&account("prod", SecretKind::AccessToken)),
+            "sfx:prod:access-token"
+        );
+        assert_eq!(
+            windows_target(&account("Prod", SecretKind::AccessToken)),
+            "sfx:^prod:access-token"
+        );
+        let aliases = [
+            "prod",
+            "Prod",
+            "PROD",
+            "pRoD",
+            "p^rod",
+            "^prod",
+            "^Prod",
+            "dev@Acme.com",
+            "dev@acme.com",
+            "a.B_c-D+e",
+            "A.b_C-d+E",
+            "ß",
+            "SS",
+            "ss",
+            "K",
+            "k",
+            "\u{212a}",
+        ];
+        let mut folded = std::collections::HashMap::new();
+        for alias in aliases {
+            for kind in [
+                SecretKind::AccessToken,
+                SecretKind::RefreshToken,
+                SecretKind::ClientSecret,
+            ] {
+                let account = account(alias, kind);
+                let target = windows_target(&account);
+                assert!(target.is_ascii(), "{target}");
+                assert!(!target.chars().any(|c| c.is_ascii_uppercase()), "{target}");
+                // Windows folds to upper case; lower-case folding must agree.
+                for key in [target.to_uppercase(), target.to_lowercase()] {
+                    if let Some(other) = folded.insert(key.clone(), account.clone()) {
+                        assert_eq!(other, account, "{other} and {account} share {key}");
+                    }
+                }
+            }
+        }
+        assert_eq!(windows_target("sfx-doctor:probe"), "sfx:sfx-doctor:probe");
     }
 
     #[test]
