@@ -51,6 +51,26 @@ const SKIP: &[(&str, &str)] = &[
     ),
     ("gh secret set", "needs GitHub"),
     (
+        "releases/latest/download/install.sh",
+        "downloads from GitHub releases (scripts/test-dist.sh runs install.sh against a local server, a tampered archive included)",
+    ),
+    (
+        "npm install -g @sfx-cli/sfx",
+        "installs from the npm registry (scripts/test-dist.sh installs the packages built from this binary)",
+    ),
+    (
+        "SHA256SUMS",
+        "needs a downloaded release (scripts/test-dist.sh verifies sums, and refuses a tampered archive)",
+    ),
+    (
+        "gh attestation verify",
+        "needs GitHub and a published release",
+    ),
+    (
+        "cargo binstall",
+        "needs cargo-binstall and a GitHub release (scripts/test-dist.sh checks the binstall templates against the archive names)",
+    ),
+    (
         "export SFX_AUTH_URL=…",
         "a placeholder for a CI secret (tests/childenv.rs runs these lines with a real auth URL)",
     ),
