@@ -292,7 +292,14 @@ pub fn refresh_now(
             org.name()
         ));
     }
-    let saved = save(store, clock.now(), org, version, &resp)?;
+    let saved = save(
+        store,
+        clock.now(),
+        org,
+        version,
+        &resp,
+        Some(&refresh_token),
+    )?;
     if journaled {
         store.journal_settle(&rec.alias);
     }
@@ -407,7 +414,7 @@ fn regrant_jwt(
         clock.now().timestamp(),
     )
     .map_err(|e| e.with_relogin_hint(|| hint))?;
-    save(store, clock.now(), org, version, &resp)
+    save(store, clock.now(), org, version, &resp, None)
 }
 
 /// Client credentials orgs: run the grant again with the stored secret.
@@ -445,7 +452,7 @@ fn regrant_client_credentials(
         &doing,
     )
     .map_err(|e| e.with_relogin_hint(|| hint))?;
-    save(store, clock.now(), org, version, &resp)
+    save(store, clock.now(), org, version, &resp, None)
 }
 
 /// Store a token response for an existing org by compare-and-set against the
@@ -457,39 +464,62 @@ fn save(
     org: &Org,
     version: Version,
     resp: &TokenResponse,
+    spent: Option<&Secret>,
 ) -> Result<Refreshed, Error> {
     let instance_url = resp.checked_instance_url()?;
     let rotated = resp.refresh_token.is_some();
-    let mut record = org.record.clone();
-    record.instance_url = instance_url;
-    apply_token(&mut record, resp, now);
-    if rotated {
-        record.rotates_refresh_token = true;
-        record.has_refresh_token = true;
-    }
-    let new = NewTokens {
-        record: &record,
-        access_token: &resp.access_token,
-        refresh_token: resp.refresh_token.as_ref(),
-    };
-    match store.write_tokens(version, &new)? {
-        Cas::Written(_) => {
-            let org = match store.read(&record.alias)? {
-                Some(v) => v.org,
-                None => Org {
-                    record,
-                    env: org.env.clone(),
-                },
-            };
-            Ok(Refreshed {
-                org,
-                access_token: resp.access_token.clone(),
-                rotated,
-                by_other: false,
-            })
+    let (mut base, mut version) = (org.record.clone(), version);
+    for _ in 0..16 {
+        let mut record = base.clone();
+        record.instance_url = instance_url.clone();
+        apply_token(&mut record, resp, now);
+        if rotated {
+            record.rotates_refresh_token = true;
+            record.has_refresh_token = true;
         }
-        Cas::Conflict => winner(store, org),
+        let new = NewTokens {
+            record: &record,
+            access_token: &resp.access_token,
+            refresh_token: resp.refresh_token.as_ref(),
+        };
+        match store.write_tokens(version, &new)? {
+            Cas::Written(_) => {
+                let org = match store.read(&record.alias)? {
+                    Some(v) => v.org,
+                    None => Org {
+                        record,
+                        env: org.env.clone(),
+                    },
+                };
+                return Ok(Refreshed {
+                    org,
+                    access_token: resp.access_token.clone(),
+                    rotated,
+                    by_other: false,
+                });
+            }
+            Cas::Conflict => {
+                // The record changed meanwhile. A rotated refresh token exists
+                // nowhere else: if the store still holds the token this refresh
+                // spent, nobody stored newer tokens (the change was to the record
+                // alone — a remembered expiry or API version, written without
+                // the lock), so store ours over the newer record; else theirs win.
+                let Some((sent, _)) = spent.zip(resp.refresh_token.as_ref()) else {
+                    return winner(store, org);
+                };
+                let Some(current) = store.read(org.name())? else {
+                    return winner(store, org);
+                };
+                let stored = secret(store, &current.org, SecretKind::RefreshToken)?;
+                if stored.is_none_or(|s| s.expose() != sent.expose()) {
+                    return winner(store, org);
+                }
+                base = current.org.record;
+                version = current.version;
+            }
+        }
     }
+    winner(store, org)
 }
 
 /// Another writer stored the org first: use what it stored.

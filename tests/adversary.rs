@@ -1,0 +1,76 @@
+//! A second look at #19 from outside: what another host, a paused process or a
+//! Redis writer can still do to a rotating login in the shared store.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::shared::{Fleet, TOKEN, no_replays};
+
+/// Start host `host`'s `sfx refresh` and return once its token request has
+/// reached Salesforce (the fake holds it for `delay_ms`).
+fn refresh_in_flight(f: &Fleet, host: usize, delay_ms: u64) -> std::process::Child {
+    f.t.fake.inject(TOKEN, Fault::delay(delay_ms).times(1));
+    let before = f.t.fake.count(TOKEN);
+    let a = f
+        .std(host)
+        .args(["refresh", "-q", "--timeout", "30s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while f.t.fake.count(TOKEN) == before {
+        assert!(Instant::now() < deadline, "the refresh was never sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    a
+}
+
+#[test]
+fn a_record_only_write_by_another_host_during_a_rotating_refresh_keeps_the_rotated_token() {
+    // Host A refreshes a rotating org; while its request is at Salesforce, host
+    // B runs ordinary commands that write the record without the lease: `api`
+    // remembers the API version, `expires` remembers what introspection said.
+    // A must still store the refresh token Salesforce rotated to — else the
+    // store keeps the spent one and the next refresh replays it (login revoked).
+    for b_args in [
+        &["api", "/services/data/{version}/limits"][..],
+        &["expires"][..],
+    ] {
+        let f = Fleet::new();
+        f.t.fake
+            .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+        f.login("prod");
+        f.t.fake.clear_requests();
+        let v0 = f.r.cli(&["HGET", "sfx:org:prod", "v"]);
+        let a = refresh_in_flight(&f, 1, 3_000);
+        let b = f.std(2).args(b_args).output().unwrap();
+        assert_eq!(
+            b.status.code(),
+            Some(0),
+            "B {b_args:?}: {}",
+            text(&b.stderr)
+        );
+        assert_ne!(
+            f.r.cli(&["HGET", "sfx:org:prod", "v"]),
+            v0,
+            "B {b_args:?} wrote the record while A's refresh was in flight"
+        );
+        let a = a.wait_with_output().unwrap();
+        assert_eq!(a.status.code(), Some(0), "A: {}", text(&a.stderr));
+        assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+        // The next refresh, on a third host, sends the token A was given.
+        f.expire("prod");
+        let out = f.std(3).args(["refresh", "-q"]).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "B {b_args:?}: the login was lost: {}",
+            text(&out.stderr)
+        );
+        no_replays(&f.t);
+        assert_eq!(f.t.fake.replays(), 0, "B {b_args:?}");
+        assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
+    }
+}
