@@ -74,3 +74,66 @@ fn a_record_only_write_by_another_host_during_a_rotating_refresh_keeps_the_rotat
         assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
     }
 }
+
+#[test]
+fn a_redis_user_that_cannot_run_the_write_fails_a_login_before_the_pasted_credential_is_spent() {
+    // A hardened Redis: sfx's user may read and SET but not run scripts (a
+    // common ACL), or may run scripts but not one command the write uses. The
+    // key check passes (a plain SET), so without a probe the login refreshed,
+    // rotating the pasted auth URL, then failed to store: the login was gone.
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("first"); // the store has a key check and an org already
+    let port = f.r.port;
+    f.r.cli(&[
+        "ACL",
+        "SETUSER",
+        "noscript",
+        "on",
+        ">pw",
+        "~sfx:*",
+        "+@all",
+        "-@scripting",
+    ]);
+    f.r.cli(&[
+        "ACL", "SETUSER", "nohincr", "on", ">pw", "~sfx:*", "+@all", "-hincrby",
+    ]);
+    let auth_url = f.t.fake.auth_url(DEFAULT_CLIENT_ID, DEFAULT_USERNAME);
+    f.t.fake.clear_requests();
+    for user in ["noscript", "nohincr"] {
+        let out = f
+            .std(1)
+            .env("SFX_STORE", format!("redis://{user}:pw@127.0.0.1:{port}"))
+            .args(["login", "--auth-url", "-", "--alias", "second"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(auth_url.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{user}: {err}");
+        assert_eq!(
+            f.t.fake.count(TOKEN),
+            0,
+            "{user}: the pasted auth URL was spent by a login that could not be saved"
+        );
+        assert!(err.contains("nothing was sent"), "{user}: {err}");
+    }
+    assert!(
+        f.r.cli(&["KEYS", "sfx:probe*"]).trim().is_empty(),
+        "the probe left keys behind"
+    );
+    // The same auth URL still logs in with a user that can write.
+    f.sfx(1)
+        .args(["login", "--auth-url", "-", "--alias", "second"])
+        .write_stdin(auth_url)
+        .assert()
+        .success();
+    assert_eq!(f.t.fake.replays(), 0);
+}
