@@ -137,3 +137,56 @@ fn a_redis_user_that_cannot_run_the_write_fails_a_login_before_the_pasted_creden
         .success();
     assert_eq!(f.t.fake.replays(), 0);
 }
+
+#[test]
+fn a_planted_attempt_window_of_a_century_is_exit_6_not_a_wait() {
+    // A refresh whose outcome is unknown leaves its journal and attempt window;
+    // a Redis writer without the key stretches the window to a hundred years.
+    // The next host must not sleep that long holding the lease (every other
+    // host would queue behind it): no sfx ever records more than 2 × 1 h + 10 s.
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    f.t.fake.inject(TOKEN, Fault::delay(3_000).times(1));
+    let a = f
+        .std(1)
+        .args(["refresh", "-q", "--timeout", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(a.status.code(), Some(5), "in doubt: {}", text(&a.stderr));
+    assert_eq!(f.r.cli(&["EXISTS", "sfx:inflight:prod"]).trim(), "1");
+    f.r.cli(&["PEXPIRE", "sfx:inflight:prod", "3153600000000"]);
+    let started = Instant::now();
+    let mut b = f
+        .std(2)
+        .args(["token", "--timeout", "2s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = started + Duration::from_secs(30);
+    while b.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = b.kill();
+            let out = b.wait_with_output().unwrap();
+            panic!(
+                "B still waiting after 30 s: {}",
+                text(&out.stderr).lines().next().unwrap_or("")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = b.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("written by something else"), "{err}");
+    assert!(err.contains("nothing was sent"), "{err}");
+    assert_eq!(
+        f.t.fake.count_grant("refresh_token"),
+        1,
+        "only A's request, never B's"
+    );
+}

@@ -213,6 +213,28 @@ pub fn refresh_now(
             // may still reach Salesforce: wait until it no longer can, then see
             // whether its answer was stored, and only then ask introspection.
             if let Some(left) = store.attempt_in_flight(&rec.alias)? {
+                // No sfx records a longer window than its longest --timeout allows:
+                // a longer one was written by someone else, and waiting it out
+                // would hang this process (holding the lease) for as long as they like.
+                let longest = crate::limits::TIMEOUT
+                    .max
+                    .saturating_mul(2)
+                    .saturating_add(ATTEMPT_MARGIN);
+                if left > longest {
+                    return Err(Error::StoreUnavailable {
+                        message: format!(
+                            "the shared store records an attempt window of {} for the refresh of org {}, longer than any sfx records (at most {}): it was written by something else; nothing was sent",
+                            crate::timefmt::humanize(left),
+                            org.name(),
+                            crate::timefmt::humanize(longest)
+                        ),
+                        hint: Some(format!(
+                            "check who else writes to this Redis; once no sfx is refreshing org {0}, remove the key `<namespace>:inflight:{0}` (the namespace is `sfx` unless SFX_STORE_NAMESPACE says otherwise)",
+                            org.name()
+                        )),
+                        source: None,
+                    });
+                }
                 crate::messages::say(&format!(
                     "an earlier refresh of org {} may still reach Salesforce; waiting {} for its attempt window to close before checking its refresh token…",
                     org.name(),
