@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adversary;
 mod api;
 mod childenv;
 mod clients;

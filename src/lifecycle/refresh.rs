@@ -213,6 +213,28 @@ pub fn refresh_now(
             // may still reach Salesforce: wait until it no longer can, then see
             // whether its answer was stored, and only then ask introspection.
             if let Some(left) = store.attempt_in_flight(&rec.alias)? {
+                // No sfx records a longer window than its longest --timeout allows:
+                // a longer one was written by someone else, and waiting it out
+                // would hang this process (holding the lease) for as long as they like.
+                let longest = crate::limits::TIMEOUT
+                    .max
+                    .saturating_mul(2)
+                    .saturating_add(ATTEMPT_MARGIN);
+                if left > longest {
+                    return Err(Error::StoreUnavailable {
+                        message: format!(
+                            "the shared store records an attempt window of {} for the refresh of org {}, longer than any sfx records (at most {}): it was written by something else; nothing was sent",
+                            crate::timefmt::humanize(left),
+                            org.name(),
+                            crate::timefmt::humanize(longest)
+                        ),
+                        hint: Some(format!(
+                            "check who else writes to this Redis; once no sfx is refreshing org {0}, remove the key `<namespace>:inflight:{0}` (the namespace is `sfx` unless SFX_STORE_NAMESPACE says otherwise)",
+                            org.name()
+                        )),
+                        source: None,
+                    });
+                }
                 crate::messages::say(&format!(
                     "an earlier refresh of org {} may still reach Salesforce; waiting {} for its attempt window to close before checking its refresh token…",
                     org.name(),
@@ -292,7 +314,14 @@ pub fn refresh_now(
             org.name()
         ));
     }
-    let saved = save(store, clock.now(), org, version, &resp)?;
+    let saved = save(
+        store,
+        clock.now(),
+        org,
+        version,
+        &resp,
+        Some(&refresh_token),
+    )?;
     if journaled {
         store.journal_settle(&rec.alias);
     }
@@ -407,7 +436,7 @@ fn regrant_jwt(
         clock.now().timestamp(),
     )
     .map_err(|e| e.with_relogin_hint(|| hint))?;
-    save(store, clock.now(), org, version, &resp)
+    save(store, clock.now(), org, version, &resp, None)
 }
 
 /// Client credentials orgs: run the grant again with the stored secret.
@@ -445,7 +474,7 @@ fn regrant_client_credentials(
         &doing,
     )
     .map_err(|e| e.with_relogin_hint(|| hint))?;
-    save(store, clock.now(), org, version, &resp)
+    save(store, clock.now(), org, version, &resp, None)
 }
 
 /// Store a token response for an existing org by compare-and-set against the
@@ -457,39 +486,62 @@ fn save(
     org: &Org,
     version: Version,
     resp: &TokenResponse,
+    spent: Option<&Secret>,
 ) -> Result<Refreshed, Error> {
     let instance_url = resp.checked_instance_url()?;
     let rotated = resp.refresh_token.is_some();
-    let mut record = org.record.clone();
-    record.instance_url = instance_url;
-    apply_token(&mut record, resp, now);
-    if rotated {
-        record.rotates_refresh_token = true;
-        record.has_refresh_token = true;
-    }
-    let new = NewTokens {
-        record: &record,
-        access_token: &resp.access_token,
-        refresh_token: resp.refresh_token.as_ref(),
-    };
-    match store.write_tokens(version, &new)? {
-        Cas::Written(_) => {
-            let org = match store.read(&record.alias)? {
-                Some(v) => v.org,
-                None => Org {
-                    record,
-                    env: org.env.clone(),
-                },
-            };
-            Ok(Refreshed {
-                org,
-                access_token: resp.access_token.clone(),
-                rotated,
-                by_other: false,
-            })
+    let (mut base, mut version) = (org.record.clone(), version);
+    for _ in 0..16 {
+        let mut record = base.clone();
+        record.instance_url = instance_url.clone();
+        apply_token(&mut record, resp, now);
+        if rotated {
+            record.rotates_refresh_token = true;
+            record.has_refresh_token = true;
         }
-        Cas::Conflict => winner(store, org),
+        let new = NewTokens {
+            record: &record,
+            access_token: &resp.access_token,
+            refresh_token: resp.refresh_token.as_ref(),
+        };
+        match store.write_tokens(version, &new)? {
+            Cas::Written(_) => {
+                let org = match store.read(&record.alias)? {
+                    Some(v) => v.org,
+                    None => Org {
+                        record,
+                        env: org.env.clone(),
+                    },
+                };
+                return Ok(Refreshed {
+                    org,
+                    access_token: resp.access_token.clone(),
+                    rotated,
+                    by_other: false,
+                });
+            }
+            Cas::Conflict => {
+                // The record changed meanwhile. A rotated refresh token exists
+                // nowhere else: if the store still holds the token this refresh
+                // spent, nobody stored newer tokens (the change was to the record
+                // alone — a remembered expiry or API version, written without
+                // the lock), so store ours over the newer record; else theirs win.
+                let Some((sent, _)) = spent.zip(resp.refresh_token.as_ref()) else {
+                    return winner(store, org);
+                };
+                let Some(current) = store.read(org.name())? else {
+                    return winner(store, org);
+                };
+                let stored = secret(store, &current.org, SecretKind::RefreshToken)?;
+                if stored.is_none_or(|s| s.expose() != sent.expose()) {
+                    return winner(store, org);
+                }
+                base = current.org.record;
+                version = current.version;
+            }
+        }
     }
+    winner(store, org)
 }
 
 /// Another writer stored the org first: use what it stored.

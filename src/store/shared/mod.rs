@@ -13,6 +13,7 @@
 //! | `<ns>:inflight:<alias>` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
 //! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
 //! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
+//! | `<ns>:probe:<random>` (and `…:set`) | hash, set | scratch keys of the write check a login runs before it sends anything, removed by the same script |
 //!
 //! Safety, in one paragraph: a refresh holds the org's lease (`SET … NX PX` with
 //! a random owner, renewed every third of its life while the refresh runs,
@@ -371,9 +372,40 @@ impl SharedStore {
             .clone()
     }
 
-    /// Before a login: the store answers and this machine's key is the store's.
+    /// Before a login: the store answers, this machine's key is the store's, and
+    /// this Redis user may run what the login's write runs (a Lua script writing
+    /// a hash and a set in the namespace, on a scratch key removed at once). A
+    /// server with scripting turned off, a read-only ACL or a full server fails
+    /// here, before a pasted credential is spent.
     pub fn ready_for_write(&self) -> Result<(), Error> {
-        self.verify_key_for_write().map(|_| ())
+        self.verify_key_for_write()?;
+        let mut id = [0u8; 8];
+        getrandom::fill(&mut id)
+            .map_err(|e| Error::Other(format!("cannot draw random bytes from the OS: {e}")))?;
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let probe = redis::Script::new(WRITE_PROBE_SCRIPT);
+        let written = self.run(|c| {
+            probe
+                .key(self.k(&["probe", &id]))
+                .key(self.k(&["probe", &id, "set"]))
+                .invoke::<i64>(c)
+        });
+        written.map(|_| ()).map_err(|e| match e {
+            Error::StoreUnavailable {
+                message, source, ..
+            } => Error::StoreUnavailable {
+                message: format!(
+                    "{message}; sfx stores a login with a Lua script that writes under `{}:`, so nothing was sent and the credential you gave is unspent",
+                    self.inner.ns
+                ),
+                hint: Some(format!(
+                    "give this Redis user scripting and writes on its keys (ACL: `+@scripting +@write ~{}:*`), or log in on the local store (`--store local`)",
+                    self.inner.ns
+                )),
+                source,
+            },
+            other => other,
+        })
     }
 
     fn wrong_key(&self, what: &str) -> Error {
@@ -612,6 +644,22 @@ pub(crate) fn hostname() -> String {
 
 /// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
 /// ARGV = the new check.
+/// What a write needs, tried on scratch keys: KEYS = a hash, a set.
+const WRITE_PROBE_SCRIPT: &str = r#"
+local ok, err = pcall(function()
+  redis.call('HSET', KEYS[1], 'v', '0')
+  redis.call('HINCRBY', KEYS[1], 'v', 1)
+  redis.call('HDEL', KEYS[1], 'v')
+  redis.call('SADD', KEYS[2], 'probe')
+  redis.call('SREM', KEYS[2], 'probe')
+end)
+redis.call('DEL', KEYS[1], KEYS[2])
+if not ok then
+  return redis.error_reply(type(err) == 'table' and err.err or tostring(err))
+end
+return 1
+"#;
+
 const REPLACE_KEYCHECK_SCRIPT: &str = r#"
 if redis.call('SCARD', KEYS[2]) == 0 then
   redis.call('SET', KEYS[1], ARGV[1])
