@@ -43,7 +43,7 @@ fn a_record_only_write_by_another_host_during_a_rotating_refresh_keeps_the_rotat
             .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
         f.login("prod");
         f.t.fake.clear_requests();
-        let v0 = f.r.cli(&["HGET", "sfx:org:prod", "v"]);
+        let v0 = f.r.cli(&["HGET", "sfx:org:{prod}", "v"]);
         let a = refresh_in_flight(&f, 1, 3_000);
         let b = f.std(2).args(b_args).output().unwrap();
         assert_eq!(
@@ -53,7 +53,7 @@ fn a_record_only_write_by_another_host_during_a_rotating_refresh_keeps_the_rotat
             text(&b.stderr)
         );
         assert_ne!(
-            f.r.cli(&["HGET", "sfx:org:prod", "v"]),
+            f.r.cli(&["HGET", "sfx:org:{prod}", "v"]),
             v0,
             "B {b_args:?} wrote the record while A's refresh was in flight"
         );
@@ -157,8 +157,8 @@ fn a_planted_attempt_window_of_a_century_is_exit_6_not_a_wait() {
         .output()
         .unwrap();
     assert_eq!(a.status.code(), Some(5), "in doubt: {}", text(&a.stderr));
-    assert_eq!(f.r.cli(&["EXISTS", "sfx:inflight:prod"]).trim(), "1");
-    f.r.cli(&["PEXPIRE", "sfx:inflight:prod", "3153600000000"]);
+    assert_eq!(f.r.cli(&["EXISTS", "sfx:inflight:{prod}"]).trim(), "1");
+    f.r.cli(&["PEXPIRE", "sfx:inflight:{prod}", "3153600000000"]);
     let started = Instant::now();
     let mut b = f
         .std(2)

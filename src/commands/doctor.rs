@@ -92,6 +92,7 @@ impl SharedCheck {
                         comfy_table::Color::Green,
                         style,
                     ),
+                    KeyState::Unused if p.key_kind == Some(shared::KeyKind::Reader) => "SFX_STORE_KEY is a reader key; no refresher has written this store's reader check yet (a refresher's next login or refresh does)".to_string(),
                     KeyState::Unused => "SFX_STORE_KEY is set; nothing is encrypted in this store yet, so the first login sets the store's key".to_string(),
                     KeyState::Missing => paint(
                         "SFX_STORE_KEY is not set: secrets cannot be read or written (`head -c32 /dev/urandom | base64` makes one; every machine needs the same)",
@@ -110,6 +111,15 @@ impl SharedCheck {
                     ),
                 };
                 lines.push(format!("  key:         {key}"));
+                if let Some(kind) = p.key_kind {
+                    lines.push(format!(
+                        "  key kind:    {}",
+                        match kind {
+                            shared::KeyKind::Refresher => "refresher (opens every secret; refreshes; `sfx store reader-key` prints its reader key)",
+                            shared::KeyKind::Reader => "reader (opens access tokens only; never refreshes: a `sfx watch` with the refresher key serves it)",
+                        }
+                    ));
+                }
             }
         }
         lines
@@ -126,6 +136,7 @@ impl SharedCheck {
                 "round_trip_ms": p.round_trip.as_secs_f64() * 1000.0,
                 "orgs": p.orgs,
                 "key": Self::key_word(p.key),
+                "key_kind": p.key_kind.map(shared::KeyKind::as_str),
                 "message": Value::Null,
             }),
             Err(why) => json!({
@@ -137,6 +148,7 @@ impl SharedCheck {
                 "round_trip_ms": Value::Null,
                 "orgs": Value::Null,
                 "key": Value::Null,
+                "key_kind": Value::Null,
                 "message": why,
             }),
         }

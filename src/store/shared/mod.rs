@@ -7,13 +7,22 @@
 //! |---|---|---|
 //! | `<ns>:orgs` | set | the aliases of the stored orgs |
 //! | `<ns>:default` | string | the default org's alias |
-//! | `<ns>:org:<alias>` | hash | `v` (the org's version), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token`, `refresh-token`, `client-secret` sealed with `SFX_STORE_KEY` (see [`seal`]) |
-//! | `<ns>:lease:<alias>` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
-//! | `<ns>:journal:<alias>` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
-//! | `<ns>:inflight:<alias>` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
-//! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
-//! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
-//! | `<ns>:probe:<random>` (and `…:set`) | hash, set | scratch keys of the write check a login runs before it sends anything, removed by the same script |
+//! | `<ns>:keycheck` | string | a known text sealed with the refresher key: a machine with another key finds out before it writes |
+//! | `<ns>:readercheck` | string | a known text sealed with the ACCESS key: a reader finds out whether its key is the store's |
+//! | `<ns>:org:{<a>}` | hash | `v` (the org's version), `kid` (the public id of the key its secrets are sealed with), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token` sealed with the ACCESS key (see [`seal`]) — what readers read |
+//! | `<ns>:secret:{<a>}` | hash | `v`, `refresh-token`, `client-secret` sealed with the REFRESH key — refreshers only (a Redis ACL keeps readers out) |
+//! | `<ns>:lease:{<a>}` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
+//! | `<ns>:journal:{<a>}` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
+//! | `<ns>:inflight:{<a>}` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
+//! | `<ns>:check:{<a>}` | string, with a TTL | a `sfx watch` on some host checked this org recently |
+//! | `<ns>:probe:{<random>}` (and `…:set`) | hash, set | scratch keys of the write check a login runs before it sends anything, removed by the same script |
+//!
+//! Every per-org key carries the hash tag `{<a>}` (aliases never hold braces),
+//! so an org's keys share one Redis Cluster slot; no script touches a global key
+//! and a per-org key together. Stores written before #20 kept an org in one hash
+//! `<ns>:org:<a>` (no braces) with every secret sealed with the refresher key
+//! itself: sfx reads it when the new keys are absent, and the first refresher
+//! that writes the org moves it to the layout above (see [`write`]).
 //!
 //! Safety, in one paragraph: a refresh holds the org's lease (`SET … NX PX` with
 //! a random owner, renewed every third of its life while the refresh runs,
@@ -29,9 +38,11 @@
 //! host re-send the token (see `docs/security.md`). Every call ends by one
 //! deadline (see `conn`).
 
+mod ask;
 mod attempt;
 pub mod backend;
 mod conn;
+mod keycheck;
 pub mod lease;
 pub mod seal;
 pub mod url;
@@ -48,7 +59,10 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-use seal::{Binding, StoreKey};
+pub use ask::{FreshNeed, no_refresher_answered};
+pub use keycheck::reader_refused;
+pub use seal::KeyKind;
+use seal::{Binding, Keys};
 use url::scrub;
 pub use url::{StoreChoice, StoreUrl};
 
@@ -114,6 +128,8 @@ pub struct Probe {
     pub round_trip: Duration,
     pub orgs: usize,
     pub key: KeyState,
+    /// The kind of key in `SFX_STORE_KEY` (`None`: not set or malformed).
+    pub key_kind: Option<KeyKind>,
 }
 
 /// Whether this machine's `SFX_STORE_KEY` opens the store's secrets.
@@ -130,8 +146,6 @@ pub enum KeyState {
     /// Set, but it is not the key the store's secrets were sealed with.
     Wrong,
 }
-
-const KEYCHECK_TEXT: &[u8] = b"sfx shared store key check";
 
 /// A connection to the shared store, opened on first use and reopened after a
 /// failure (so a long `sfx watch` survives a server restart). Clones share it.
@@ -150,7 +164,7 @@ struct Inner {
     idle: Mutex<Vec<Conn>>,
     /// The owner tokens of the leases this process holds, by alias.
     held: Mutex<std::collections::HashMap<String, String>>,
-    key: OnceLock<StoreKey>,
+    key: OnceLock<Keys>,
     /// The store's key check as this process verified it (`None`: not yet).
     /// Every write of a sealed value requires it unchanged, in the same Lua
     /// script: a key rotation elsewhere makes this process check its key again
@@ -204,7 +218,23 @@ impl SharedStore {
         s
     }
 
+    /// A per-org key: `<ns>:<kind>:{<alias>}` (one hash slot per org).
+    fn tagged(&self, kind: &str, alias: &str) -> String {
+        format!("{}:{kind}:{{{alias}}}", self.inner.ns)
+    }
+
+    /// The org's record and access token (readers read it).
     fn org_key(&self, alias: &str) -> String {
+        self.tagged("org", alias)
+    }
+
+    /// The org's refresh token and client secret (refreshers only).
+    fn secret_key(&self, alias: &str) -> String {
+        self.tagged("secret", alias)
+    }
+
+    /// Where sfx before #20 kept the whole org.
+    fn legacy_org_key(&self, alias: &str) -> String {
         self.k(&["org", alias])
     }
 
@@ -293,133 +323,6 @@ impl SharedStore {
         }
     }
 
-    // ----- key -----------------------------------------------------------
-
-    /// Use this key (base64 of 32 bytes) rather than reading `SFX_STORE_KEY`:
-    /// for programs that embed the library, and tests that cannot set a
-    /// process-wide variable. Has no effect once a key was read.
-    pub fn set_key(&self, base64: &str) -> Result<(), Error> {
-        let _ = self.inner.key.set(StoreKey::from_base64(base64)?);
-        Ok(())
-    }
-
-    /// The key, read from `SFX_STORE_KEY` on first use (orgs and offline expiry
-    /// never need it).
-    fn key(&self) -> Result<&StoreKey, Error> {
-        if let Some(k) = self.inner.key.get() {
-            return Ok(k);
-        }
-        let k = StoreKey::from_env(&self.display())?;
-        let _ = self.inner.key.set(k);
-        self.inner
-            .key
-            .get()
-            .ok_or_else(|| Error::Other("the store key was lost".into()))
-    }
-
-    /// Before the first write: make sure this machine's key is the store's key
-    /// (a machine with another key must not seal secrets nobody else can open).
-    fn verify_key_for_write(&self) -> Result<&StoreKey, Error> {
-        let key = self.key()?;
-        if self.verified_check().is_some() {
-            return Ok(key);
-        }
-        let kc = self.k(&["keycheck"]);
-        let sealed = key.seal("", "keycheck", KEYCHECK_TEXT)?;
-        let current: Option<Vec<u8>> = self.run(|c| {
-            let set: Option<String> = redis::cmd("SET").arg(&kc).arg(&sealed).arg("NX").query(c)?;
-            if set.is_some() {
-                return Ok(None);
-            }
-            redis::cmd("GET").arg(&kc).query(c)
-        })?;
-        let mut check = current
-            .clone()
-            .unwrap_or_else(|| sealed.clone().into_bytes());
-        if let Some(stored) = current
-            && key.open("", "keycheck", &stored).is_none()
-        {
-            // Another key's check. With no org left in the namespace nothing is
-            // sealed with that key any more (a key rotation: every org moved out
-            // and now back in), so the new key takes over; else refuse.
-            let orgs_key = self.k(&["orgs"]);
-            let replaced: i64 = self.run(|c| {
-                redis::Script::new(REPLACE_KEYCHECK_SCRIPT)
-                    .key(&kc)
-                    .key(&orgs_key)
-                    .arg(&sealed)
-                    .invoke(c)
-            })?;
-            if replaced != 1 {
-                return Err(self.wrong_key("the store's key check"));
-            }
-            check = sealed.into_bytes();
-        }
-        *self
-            .inner
-            .key_verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(check);
-        Ok(key)
-    }
-
-    /// The key check this process verified, if it did.
-    fn verified_check(&self) -> Option<Vec<u8>> {
-        self.inner
-            .key_verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Before a login: the store answers, this machine's key is the store's, and
-    /// this Redis user may run what the login's write runs (a Lua script writing
-    /// a hash and a set in the namespace, on a scratch key removed at once). A
-    /// server with scripting turned off, a read-only ACL or a full server fails
-    /// here, before a pasted credential is spent.
-    pub fn ready_for_write(&self) -> Result<(), Error> {
-        self.verify_key_for_write()?;
-        let mut id = [0u8; 8];
-        getrandom::fill(&mut id)
-            .map_err(|e| Error::Other(format!("cannot draw random bytes from the OS: {e}")))?;
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-        let probe = redis::Script::new(WRITE_PROBE_SCRIPT);
-        let written = self.run(|c| {
-            probe
-                .key(self.k(&["probe", &id]))
-                .key(self.k(&["probe", &id, "set"]))
-                .invoke::<i64>(c)
-        });
-        written.map(|_| ()).map_err(|e| match e {
-            Error::StoreUnavailable {
-                message, source, ..
-            } => Error::StoreUnavailable {
-                message: format!(
-                    "{message}; sfx stores a login with a Lua script that writes under `{}:`, so nothing was sent and the credential you gave is unspent",
-                    self.inner.ns
-                ),
-                hint: Some(format!(
-                    "give this Redis user scripting and writes on its keys (ACL: `+@scripting +@write ~{}:*`), or log in on the local store (`--store local`)",
-                    self.inner.ns
-                )),
-                source,
-            },
-            other => other,
-        })
-    }
-
-    fn wrong_key(&self, what: &str) -> Error {
-        Error::StoreUnavailable {
-            message: format!(
-                "{} cannot open {what} in the shared store at {}: it is not the key the store's secrets were encrypted with (or the value was altered); nothing was changed",
-                seal::KEY_VAR,
-                self.display()
-            ),
-            hint: Some(seal::key_hint()),
-            source: None,
-        }
-    }
-
     // ----- reads ---------------------------------------------------------
 
     /// The default org's alias, and every org with its version (two round trips).
@@ -448,8 +351,15 @@ impl SharedStore {
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (alias, (meta, v)) in aliases.iter().zip(rows) {
-            // Listed but gone: logged out between the two calls.
-            let Some(meta) = meta else { continue };
+            let (meta, v) = match meta {
+                Some(m) => (m, v),
+                // Not in the current layout: written by an earlier sfx, or
+                // listed but gone (logged out between the two calls).
+                None => match self.legacy_meta(alias)? {
+                    (Some(m), v) => (m, v),
+                    (None, _) => continue,
+                },
+            };
             out.push((self.parse_record(alias, &meta)?, v.unwrap_or(0)));
         }
         Ok((default, out))
@@ -460,10 +370,20 @@ impl SharedStore {
         let key = self.org_key(alias);
         let (meta, v): (Option<Vec<u8>>, Option<u64>) =
             self.run(|c| redis::cmd("HMGET").arg(&key).arg("meta").arg("v").query(c))?;
+        let (meta, v) = match meta {
+            Some(m) => (Some(m), v),
+            None => self.legacy_meta(alias)?,
+        };
         match meta {
             None => Ok(None),
             Some(m) => Ok(Some((self.parse_record(alias, &m)?, v.unwrap_or(0)))),
         }
+    }
+
+    /// An org as an sfx before #20 stored it (`<ns>:org:<alias>`).
+    fn legacy_meta(&self, alias: &str) -> Result<(Option<Vec<u8>>, Option<u64>), Error> {
+        let key = self.legacy_org_key(alias);
+        self.run(|c| redis::cmd("HMGET").arg(&key).arg("meta").arg("v").query(c))
     }
 
     /// The default org's alias.
@@ -505,12 +425,39 @@ impl SharedStore {
     /// `Ok(None)`: none stored.
     pub fn secret(&self, record: &OrgRecord, kind: SecretKind) -> Result<Option<Secret>, Error> {
         let alias = record.alias.as_str();
-        let key = self.org_key(alias);
         let field = kind.as_str();
-        let raw: Option<Vec<u8>> =
-            self.run(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
-        let Some(raw) = raw else { return Ok(None) };
         let k = self.key()?;
+        if kind != SecretKind::AccessToken && k.kind == KeyKind::Reader {
+            return Err(reader_refused(&format!(
+                "open the {} of org {alias}",
+                field.replace('-', " ")
+            )));
+        }
+        let org_key = self.org_key(alias);
+        let key = if kind == SecretKind::AccessToken {
+            org_key.clone()
+        } else {
+            self.secret_key(alias)
+        };
+        let (current, raw): (bool, Option<Vec<u8>>) = self.run(|c| {
+            redis::pipe()
+                .cmd("EXISTS")
+                .arg(&org_key)
+                .cmd("HGET")
+                .arg(&key)
+                .arg(field)
+                .query(c)
+        })?;
+        let raw = if current {
+            raw
+        } else {
+            let legacy = self.legacy_org_key(alias);
+            self.run(|c| redis::cmd("HGET").arg(&legacy).arg(field).query(c))?
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        if !current && k.kind == KeyKind::Reader {
+            return Err(self.unconverted(alias));
+        }
         let binding = Binding::of(&self.inner.ns, record);
         match k.open_bound(&binding, field, &raw) {
             Some((plain, _)) => String::from_utf8(plain)
@@ -521,50 +468,6 @@ impl SharedStore {
                 &format!("the {} of org {alias}", field.replace('-', " ")),
             )),
         }
-    }
-
-    /// A sealed value did not open: with the store's own key (its key check
-    /// opens), the record was changed by someone without the key; else the key
-    /// is not the store's.
-    fn not_opened(&self, alias: &str, what: &str) -> Error {
-        let kc = self.k(&["keycheck"]);
-        let ours = match (
-            self.key(),
-            self.run(|c| redis::cmd("GET").arg(&kc).query::<Option<Vec<u8>>>(c)),
-        ) {
-            (Ok(k), Ok(Some(stored))) => k.open("", "keycheck", &stored).is_some(),
-            _ => false,
-        };
-        self.key_verified_reset();
-        if ours {
-            self.tampered(alias)
-        } else {
-            self.wrong_key(what)
-        }
-    }
-
-    /// The error for a record whose sealed secrets no longer match it.
-    fn tampered(&self, alias: &str) -> Error {
-        let alias = crate::text::sanitize(alias, 100);
-        Error::StoreUnavailable {
-            message: format!(
-                "org {alias} in the shared store at {} was changed by someone without the store's key: its URLs, client id or user no longer match what its secrets were sealed with, so sfx sent nothing",
-                self.display()
-            ),
-            hint: Some(format!(
-                "check who can write to the Redis server; `sfx login --alias {alias} …` with SFX_STORE_KEY set stores the org again"
-            )),
-            source: None,
-        }
-    }
-
-    /// Forget that the key was verified (it is checked again before the next write).
-    fn key_verified_reset(&self) {
-        *self
-            .inner
-            .key_verified
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     // ----- doctor --------------------------------------------------------
@@ -589,24 +492,17 @@ impl SharedStore {
         };
         let orgs_key = self.k(&["orgs"]);
         let orgs: usize = self.run(|c| redis::cmd("SCARD").arg(&orgs_key).query(c))?;
-        let kc = self.k(&["keycheck"]);
-        let stored: Option<Vec<u8>> = self.run(|c| redis::cmd("GET").arg(&kc).query(c))?;
-        let key = if std::env::var(seal::KEY_VAR)
-            .unwrap_or_default()
-            .trim()
-            .is_empty()
+        let key = if self.inner.key.get().is_none()
+            && std::env::var(seal::KEY_VAR)
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
         {
             KeyState::Missing
         } else {
-            match self.key() {
-                Err(_) => KeyState::Malformed,
-                Ok(k) => match stored {
-                    None => KeyState::Unused,
-                    Some(s) if k.open("", "keycheck", &s).is_some() => KeyState::Works,
-                    Some(_) => KeyState::Wrong,
-                },
-            }
+            self.key_state_now()
         };
+        let key_kind = self.key().ok().map(|k| k.kind);
         Ok(Probe {
             store: self.display(),
             server,
@@ -614,6 +510,7 @@ impl SharedStore {
             round_trip,
             orgs,
             key,
+            key_kind,
         })
     }
 }
@@ -624,6 +521,12 @@ fn install_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// A token's fingerprint as the store keeps it (the journal, a reader's request
+/// after a 401): the first 12 bytes of its SHA-256, in hex. Never the token.
+pub fn token_fingerprint(token: &Secret) -> String {
+    fingerprint(token)
 }
 
 fn fingerprint(token: &Secret) -> String {
@@ -641,32 +544,6 @@ pub(crate) fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into())
 }
-
-/// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
-/// ARGV = the new check.
-/// What a write needs, tried on scratch keys: KEYS = a hash, a set.
-const WRITE_PROBE_SCRIPT: &str = r#"
-local ok, err = pcall(function()
-  redis.call('HSET', KEYS[1], 'v', '0')
-  redis.call('HINCRBY', KEYS[1], 'v', 1)
-  redis.call('HDEL', KEYS[1], 'v')
-  redis.call('SADD', KEYS[2], 'probe')
-  redis.call('SREM', KEYS[2], 'probe')
-end)
-redis.call('DEL', KEYS[1], KEYS[2])
-if not ok then
-  return redis.error_reply(type(err) == 'table' and err.err or tostring(err))
-end
-return 1
-"#;
-
-const REPLACE_KEYCHECK_SCRIPT: &str = r#"
-if redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"#;
 
 #[cfg(test)]
 mod namespace_tests {
