@@ -230,6 +230,7 @@ fn a_nested_refresh_says_the_handed_token_cannot_be_refreshed() {
 fn the_browser_a_web_login_opens_gets_none_of_the_five_variables() {
     use std::os::unix::fs::PermissionsExt;
     let t = T::new();
+    t.fake.expect_no_requests();
     // A desktop's opener, first on PATH, that notes its environment and exits.
     let bin = t.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();

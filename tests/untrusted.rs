@@ -329,6 +329,7 @@ fn a_squatter_on_the_ipv6_loopback_port_makes_the_web_login_refuse() {
         panic!("this test needs an IPv6 loopback (::1)");
     };
     let t = T::new();
+    t.fake.expect_no_requests();
     let port = squatter.local_addr().unwrap().port().to_string();
     let out = t
         .sfx()
