@@ -1,5 +1,5 @@
 //! Generated documentation: shell completions (clap_complete) and man pages
-//! (clap_mangen), both derived from [`Cli`]'s definition only. They are checked in
+//! (clap_mangen), both derived from [`Cli`](crate::cli::Cli)'s definition only. They are checked in
 //! under `completions/` and `man/`; `tests/generated.rs` fails when they drift and
 //! rewrites them with `SFX_UPDATE_GENERATED=1`. Undated, so a render is reproducible.
 

@@ -17,7 +17,7 @@
 //! accepting thread (a few bytes, no slot needed); any other request evicts a
 //! connection: the oldest one waiting for its head or lingering after its
 //! answer (an idle one is answered 503), else the oldest one still writing its
-//! answer. Threads of evicted connections end at once; [`HARD_CAP`] bounds them
+//! answer. Threads of evicted connections end at once; `HARD_CAP` bounds them
 //! anyway. Nothing here touches the watch's scheduler: it reads [`Metrics`],
 //! whose lock is only ever held for a copy.
 

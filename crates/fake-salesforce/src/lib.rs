@@ -84,7 +84,7 @@ struct Expectations {
     off: bool,
 }
 
-/// On drop (unless the test is already failing): the test's [`Expectations`] must hold
+/// On drop (unless the test is already failing): the test's expectations must hold
 /// (by default: some request came, and every path a fault was injected on was hit), and no
 /// request handler may have panicked — the connection threads are detached, so their panics
 /// would otherwise never reach the test (issue #11; xh's `tests/server/mod.rs`).
