@@ -350,8 +350,8 @@ fn a_login_that_would_grow_the_secrets_file_past_the_read_limit_is_refused() {
         .write_stdin(t.auth_url())
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("32 MiB") && err.contains("nothing was changed"),
         "{err}"

@@ -586,7 +586,19 @@ fn a_damaged_or_foreign_sf_file_is_refused_and_nothing_is_written() {
             .args(["login", "--from-sf", "prod"])
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{what}");
+        // A key that cannot be sf's is "no key" (exit 4, as when it is missing);
+        // a damaged or foreign file is exit 1.
+        let want = if what == "a key that is not sf's" {
+            4
+        } else {
+            1
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{what}: {}",
+            text(&out.stderr)
+        );
         let err = text(&out.stderr);
         assert!(
             err.contains("sfx: error:") && !err.contains("panicked"),
