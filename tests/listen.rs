@@ -630,7 +630,15 @@ fn an_all_watch_on_an_empty_store_keeps_serving_and_picks_up_the_first_login() {
     t.login("prod");
     w.event("checked", Some("prod"), LONG);
     assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
-    assert!(t.fake.count("/services/oauth2/introspect") >= 1);
+    // The check asked about the token the login stored.
+    let token = t.access_token("prod");
+    assert!(
+        t.fake
+            .requests_to("/services/oauth2/introspect")
+            .iter()
+            .any(|r| r.param("token") == Some(token.as_str())),
+        "prod's check introspected prod's token"
+    );
     assert_eq!(w.stop().code(), Some(0));
 }
 
