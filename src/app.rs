@@ -25,12 +25,14 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
     let (mode, style) = (ctx.mode, ctx.style);
     Ok(match &cli.command {
         Command::Login(a) if a.from_sf.is_some() => {
-            emit(&commands::from_sf::run(a, &ctx)?, mode, &style)
+            emit(&commands::login::from_sf::run(a, &ctx)?, mode, &style)
         }
         Command::Login(a) if commands::login::default::only_set_default(a, &ctx) => {
             emit(&commands::login::default::run(&ctx)?, mode, &style)
         }
-        Command::Login(a) if a.migrate => emit(&commands::migrate::run(a, &ctx)?, mode, &style),
+        Command::Login(a) if a.migrate => {
+            emit(&commands::login::migrate::run(a, &ctx)?, mode, &style)
+        }
         Command::Login(a) => emit(&commands::login::run(a, &ctx)?, mode, &style),
         Command::Introspect(a) => emit(&commands::introspect::run(a, &ctx)?, mode, &style),
         Command::Expires(a) => emit(&commands::expires::run(a, &ctx)?, mode, &style),
@@ -55,7 +57,10 @@ pub fn report_error(err: &Error) -> Exit {
     let one_line = |s: &str| crate::text::sanitize(s, 2000);
     crate::messages::error(
         &one_line(&err.to_string()),
-        err.hint().map(one_line).as_deref(),
+        err.hint()
+            .or_else(|| crate::commands::way_out(err))
+            .map(one_line)
+            .as_deref(),
     );
     err.exit()
 }

@@ -52,6 +52,11 @@ pub enum Error {
         message: String,
         hint: Option<String>,
     },
+    /// A refusal whose way out is not "log in again" as before (exit 4, like every
+    /// login problem). The layers below name the cause; the command layer words
+    /// the way out (`commands::way_out`), as it does every `sfx …` hint.
+    #[error("{message}")]
+    Refused { message: String, refusal: Refusal },
     /// Salesforce answered with an OAuth error that is not a login problem (exit 1).
     #[error("{message}")]
     Server {
@@ -182,6 +187,10 @@ impl Error {
                 message: f(message),
                 hint,
             },
+            Error::Refused { message, refusal } => Error::Refused {
+                message: f(message),
+                refusal,
+            },
             Error::Other(m) => Error::Other(f(m)),
             Error::Io { what, source } => Error::Io {
                 what: f(what),
@@ -195,7 +204,9 @@ impl Error {
         match self {
             Error::Usage(_) => Exit::Usage,
             Error::Expired(_) => Exit::Expired,
-            Error::Relogin { .. } | Error::LoginTimeout { .. } => Exit::Relogin,
+            Error::Relogin { .. } | Error::LoginTimeout { .. } | Error::Refused { .. } => {
+                Exit::Relogin
+            }
             Error::Network { .. } => Exit::Network,
             Error::StoreUnavailable { .. } => Exit::StoreUnavailable,
             Error::Server { .. } | Error::Other(_) | Error::Failed { .. } | Error::Io { .. } => {
@@ -214,6 +225,14 @@ impl Error {
             _ => None,
         }
     }
+}
+
+/// Why a refusal needs another way in, as a type: the wording is the command layer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Salesforce blocks the device flow for this app (uninstalled apps since
+    /// 2025-08-28, or an app without "Enable for Device Flow").
+    DeviceFlowBlocked,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

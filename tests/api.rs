@@ -522,11 +522,23 @@ fn a_redirect_is_not_followed_and_exits_0() {
     let t = T::new();
     t.login("prod");
     t.fake.clear_requests();
-    t.fake.inject(LIMITS, Fault::status(302));
+    // A redirect with somewhere to go (on the same server, so following it would
+    // be seen): "did not follow" is then told apart from "nothing to follow".
+    let elsewhere = "/services/data/v62.0/elsewhere";
+    let target = format!("{}{elsewhere}", t.fake.url());
+    t.fake.inject(LIMITS, Fault::status(302).location(&target));
+    t.fake.expect_no_hit(elsewhere);
     let out = t.sfx().args(["api", "-i", LIMITS]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).starts_with("HTTP/1.1 302 Found\r\n"));
+    let head = text(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 302 Found\r\n"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("location: {}\r\n", target.to_ascii_lowercase())),
+        "the Location is shown, not followed: {head}"
+    );
     assert_eq!(t.fake.requests().len(), 1);
+    assert_eq!(t.fake.count(elsewhere), 0, "the redirect was not followed");
 }
 
 /// On a terminal (a pseudo-terminal from util-linux `script`), a JSON body is

@@ -190,7 +190,7 @@ fn with_a_shared_store_a_child_gets_neither_the_store_nor_its_key_nor_the_auth_u
         .output()
         .unwrap();
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(!out.status.success(), "{stdout}");
+    assert_eq!(out.status.code(), Some(4), "{stdout}{stderr}");
     assert!(!stdout.contains("force://"), "{stdout}");
     assert!(!stderr.contains("force://"), "{stderr}");
     assert!(stderr.contains("SFX_ACCESS_TOKEN"), "{stderr}");
@@ -230,6 +230,7 @@ fn a_nested_refresh_says_the_handed_token_cannot_be_refreshed() {
 fn the_browser_a_web_login_opens_gets_none_of_the_five_variables() {
     use std::os::unix::fs::PermissionsExt;
     let t = T::new();
+    t.fake.expect_no_requests();
     // A desktop's opener, first on PATH, that notes its environment and exits.
     let bin = t.dir.path().join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -260,7 +261,7 @@ fn the_browser_a_web_login_opens_gets_none_of_the_five_variables() {
         .unwrap();
     let err = text(&out.stderr);
     assert!(err.contains("opened the browser"), "{err}");
-    assert!(!out.status.success(), "no one logged in: {err}");
+    assert_eq!(out.status.code(), Some(4), "no one logged in: {err}");
     let env = std::fs::read_to_string(&seen).expect("the opener ran");
     assert!(env.contains("PATH="), "{env}");
     assert_eq!(withheld_in(&env), Vec::<String>::new());

@@ -7,6 +7,7 @@ use predicates::prelude::*;
 #[test]
 fn unknown_flags_and_bad_durations_exit_2() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx().args(["expires", "--bogus"]).assert().code(2);
     t.sfx()
         .args(["expires", "--within", "soon"])
@@ -19,6 +20,7 @@ fn unknown_flags_and_bad_durations_exit_2() {
 #[test]
 fn help_and_version_exit_0() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["--help"])
         .assert()
@@ -39,6 +41,7 @@ fn help_and_version_exit_0() {
 #[test]
 fn no_org_at_all_exits_4_and_says_run_sfx_login() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["expires"])
         .assert()
@@ -155,6 +158,7 @@ fn a_closed_stdout_ends_quietly() {
 #[test]
 fn completions_are_generated_for_each_shell() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         t.sfx()
             .args(["completions", shell])
@@ -244,6 +248,7 @@ fn an_unknown_org_suggests_the_closest_alias_and_names_sfx_org_when_it_came_from
 #[test]
 fn argument_errors_have_the_same_prefix_as_every_other_error() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for args in [
         &["expires", "--bogus"][..],
         &["exprs"],

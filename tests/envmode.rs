@@ -22,6 +22,7 @@ fn token_from_an_auth_url_in_the_environment_writes_nothing_under_sfx_home() {
 #[test]
 fn expires_with_only_a_refresh_token_says_there_is_no_access_token_yet() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["expires"])
         .env("SFX_AUTH_URL", t.auth_url())
@@ -93,6 +94,7 @@ fn refresh_format_env_hands_back_a_rotated_auth_url_and_warns() {
 #[test]
 fn refresh_token_in_the_environment_needs_client_id_and_a_url() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["token"])
         .env("SFX_REFRESH_TOKEN", "5Aep861x")
@@ -111,6 +113,7 @@ fn refresh_token_in_the_environment_needs_client_id_and_a_url() {
 #[test]
 fn environment_urls_are_checked_eagerly() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["orgs"])
         .env("SFX_INSTANCE_URL", "http://evil.example.com")
@@ -131,6 +134,7 @@ fn environment_urls_are_checked_eagerly() {
 #[test]
 fn an_expired_jwt_in_the_environment_with_no_refresh_token_is_not_handed_out() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.fake.update_client(DEFAULT_CLIENT_ID, |c| {
         c.jwt_access_tokens = true;
         c.session_timeout_secs = -60;

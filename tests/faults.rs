@@ -324,6 +324,7 @@ fn a_broken_token_response_is_never_quoted() {
 #[test]
 fn an_unreachable_host_is_exit_5() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);

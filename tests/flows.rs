@@ -357,6 +357,7 @@ fn web_callback_with_a_wrong_state_is_ignored_and_its_code_never_exchanged() {
 #[test]
 fn web_login_gives_up_when_no_browser_comes_back() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let started = Instant::now();
     let mut run = spawn_web(
         &t,
@@ -381,6 +382,7 @@ fn web_login_gives_up_when_no_browser_comes_back() {
 #[test]
 fn web_login_on_a_busy_port_exits_2_naming_port() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port().to_string();
     t.sfx()
@@ -395,6 +397,7 @@ fn web_login_on_a_busy_port_exits_2_naming_port() {
 #[test]
 fn login_without_a_flow_off_a_terminal_exits_2_naming_the_flows() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["login", "--login-url", &t.fake.url()])
         .assert()
@@ -640,6 +643,7 @@ fn jwt_login_with_a_key_the_app_does_not_know_exits_4() {
 #[test]
 fn jwt_login_with_a_file_that_is_not_a_private_key_exits_2_before_any_request() {
     let t = T::new();
+    t.fake.expect_no_requests();
     jwt_login(&t, &key("jwt-bearer-test-pub.pem"), "ci")
         .code(2)
         .stderr(predicate::str::contains("not a PEM private key"));
@@ -738,6 +742,7 @@ fn client_credentials_reads_the_secret_from_stdin() {
 #[test]
 fn client_credentials_at_a_generic_login_host_exits_2_naming_my_domain() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for host in [
         &["--login-url", "https://login.salesforce.com"][..],
         &["--sandbox"][..],
@@ -760,6 +765,7 @@ fn client_credentials_at_a_generic_login_host_exits_2_naming_my_domain() {
 #[test]
 fn client_credentials_without_a_secret_and_no_input_exits_2_naming_the_variable() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args([
             "login",
@@ -851,6 +857,7 @@ fn password_login_with_a_wrong_password_exits_4_and_mentions_the_blocked_flow() 
 #[test]
 fn password_login_without_its_inputs_exits_2_naming_them() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .env("SFX_CLIENT_SECRET", DEFAULT_CLIENT_SECRET)
         .args(["login", "--password", "--client-id", DEFAULT_CLIENT_ID])

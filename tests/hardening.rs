@@ -177,6 +177,7 @@ fn a_session_timeout_the_store_would_refuse_is_never_written() {
 #[test]
 fn a_client_id_the_store_would_refuse_is_a_usage_error() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let out = t
         .sfx()
         .args([
@@ -203,6 +204,7 @@ fn a_client_id_the_store_would_refuse_is_a_usage_error() {
 #[test]
 fn endless_files_and_stdin_are_refused_not_read_forever() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let started = Instant::now();
     let out = t
         .sfx()

@@ -499,6 +499,7 @@ fn an_error_description_with_escape_sequences_is_shown_without_them() {
         assert!(text(&out.stderr).contains("red"), "the text itself is kept");
     }
     // Raw escape bytes in a plain-text or HTML body, quoted by the error.
+    let mut codes = Vec::new();
     for f in [
         Fault {
             status: 500,
@@ -516,9 +517,11 @@ fn an_error_description_with_escape_sequences_is_shown_without_them() {
         t.fake.clear_faults();
         t.fake.inject(TOKEN, f);
         let out = t.sfx().args(["refresh", "-vv"]).output().unwrap();
-        assert!(!out.status.success());
+        codes.push(out.status.code());
         assert_terminal_safe(&out, "quoted body");
     }
+    // Server trouble (a 500, an HTML page) is exit 5; an unknown OAuth error exit 1.
+    assert_eq!(codes, [Some(5), Some(5), Some(1)]);
 }
 
 #[test]

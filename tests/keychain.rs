@@ -423,6 +423,7 @@ fn a_keychain_entry_removed_behind_sfxs_back_means_log_in_again() {
 fn doctor_reports_a_working_keychain_and_leaves_no_test_entry() {
     let bus = Bus::shared();
     let t = T::new();
+    t.fake.expect_no_requests();
     let out = bus.sfx(&t).args(["doctor", "--json"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v = stdout_json(&out);
@@ -656,6 +657,7 @@ fn a_bus_without_a_secret_service_is_named_as_such() {
     let private = PrivateBus::start(&[], &[]);
     let bus = private.as_bus();
     let t = T::new();
+    t.fake.expect_no_requests();
     bus.sfx(&t)
         .args(["login", "--auth-url", "-", "--alias", "prod"])
         .write_stdin(t.auth_url())
@@ -677,6 +679,7 @@ fn a_hung_secret_service_gives_exit_6_not_a_hang() {
     let private = PrivateBus::start(&["sleep"], &services);
     let bus = private.as_bus();
     let t = T::new();
+    t.fake.expect_no_requests();
     let started = Instant::now();
     bus.sfx(&t)
         .args(["login", "--auth-url", "-", "--alias", "prod"])

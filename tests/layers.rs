@@ -8,9 +8,13 @@
 //!
 //! 0. utilities: `error`, `exit`, `secret`, `timefmt`, `text`, `clock`, `messages`,
 //!    `limits`, `backoff`;
-//! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files);
+//! 1. `salesforce`, `store`, `sfcli` (the Salesforce CLI's files), `metrics` (what
+//!    `sfx watch --listen` exposes);
 //! 2. `lifecycle`;
-//! 3. the command layer: `commands`, `context`, `output`, `cli`, `generate`, `app`.
+//! 3. the command layer: `commands` (with `login/from_sf.rs` and `login/migrate.rs`,
+//!    modes of `login`), `context`, `output`, `cli`, `generate`, `app`.
+//!
+//! CONTRIBUTING.md draws the same map, file by file.
 //!
 //! And one owner of stderr (architecture rule 16): only `src/messages.rs` writes
 //! to it.

@@ -512,11 +512,32 @@ fn introspected_expiries_reach_the_metadata_in_a_batch_by_the_time_the_watch_sto
     let t = T::new();
     login_two(&t);
     assert!(t.metadata()["orgs"]["prod"]["expiry"].is_null());
+    let started = std::time::Instant::now();
     let mut w = spawn(&t, &["--all"], &[]);
     let mut seen = std::collections::HashSet::new();
     while seen.len() < 2 {
         let e = w.event("checked", None, LONG);
         seen.insert(e["org"].as_str().unwrap().to_string());
+    }
+    // Batched: both checks are done, and neither result was written on its own
+    // (the watch writes them together at most every 30 s, or when it stops).
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(20),
+        "the two checks took {took:?}: too slow to see the batch before its 30 s flush"
+    );
+    // Held, not written per check: for two seconds after both checks (a write
+    // per check lands within milliseconds), neither result reaches the metadata.
+    let hold = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < hold {
+        let m = t.metadata();
+        for org in ["prod", "dev"] {
+            assert!(
+                m["orgs"][org]["expiry"].is_null(),
+                "{org}'s result was written before the batch: {m}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(w.stop().code(), Some(0));
     for org in ["prod", "dev"] {
@@ -549,8 +570,10 @@ fn an_org_named_by_its_username_is_labelled_by_a_digest_never_the_username() {
     let w = spawn(&t, &["--all"], &[]);
     w.event("checked", None, LONG);
     let body = w.wait_for("/metrics", 200, LONG);
-    let label = sfx::metrics::label(DEFAULT_USERNAME).into_owned();
-    assert!(label.starts_with("org-"), "{label}");
+    // Pinned, not computed with the code under test: "org-" and the first 12 hex
+    // digits of SHA-256("demo@example.com") (`printf %s demo@example.com | sha256sum`).
+    assert_eq!(DEFAULT_USERNAME, "demo@example.com");
+    let label = "org-7462108984f6";
     assert!(
         sample(
             &body,
@@ -607,7 +630,15 @@ fn an_all_watch_on_an_empty_store_keeps_serving_and_picks_up_the_first_login() {
     t.login("prod");
     w.event("checked", Some("prod"), LONG);
     assert_eq!(w.wait_for("/readyz", 200, LONG), "ready\n");
-    assert!(t.fake.count("/services/oauth2/introspect") >= 1);
+    // The check asked about the token the login stored.
+    let token = t.access_token("prod");
+    assert!(
+        t.fake
+            .requests_to("/services/oauth2/introspect")
+            .iter()
+            .any(|r| r.param("token") == Some(token.as_str())),
+        "prod's check introspected prod's token"
+    );
     assert_eq!(w.stop().code(), Some(0));
 }
 

@@ -248,6 +248,7 @@ fn as_nobody(argv: &[&str]) {
 #[ignore = "needs root (to act as a second user with setpriv): scripts/test.sh runs it"]
 fn a_home_another_user_made_is_refused_and_nothing_is_written_there() {
     let t = T::new();
+    t.fake.expect_no_requests();
     // A shared place like /tmp, where the other user makes the home first.
     let shared = t.dir.path().join("tmp");
     std::fs::create_dir(&shared).unwrap();
@@ -349,8 +350,8 @@ fn a_login_that_would_grow_the_secrets_file_past_the_read_limit_is_refused() {
         .write_stdin(t.auth_url())
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("32 MiB") && err.contains("nothing was changed"),
         "{err}"
@@ -573,6 +574,7 @@ fn an_sf_lock_taken_over_meanwhile_is_not_removed_by_sfx() {
 #[ignore = "needs root (to act as a second user with setpriv): scripts/test.sh runs it"]
 fn another_process_of_the_same_user_cannot_read_sfxs_memory() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let shared = t.dir.path().join("tmp");
     std::fs::create_dir(&shared).unwrap();
     chmod(t.dir.path(), 0o755);

@@ -179,6 +179,7 @@ fn refresh_token_import_needs_client_id_and_instance_url() {
 #[test]
 fn a_token_value_on_the_command_line_is_refused() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args([
             "login",
@@ -231,6 +232,7 @@ fn a_dead_access_token_is_refused_at_import() {
 #[test]
 fn plain_http_to_a_non_loopback_host_is_refused_before_any_request() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args([
             "login",
@@ -255,6 +257,7 @@ fn plain_http_to_a_non_loopback_host_is_refused_before_any_request() {
 #[test]
 fn a_malformed_auth_url_is_a_usage_error_that_does_not_echo_it() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["login", "--auth-url", "-"])
         .write_stdin("force://id:secret:SECRETTOKEN")

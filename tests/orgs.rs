@@ -101,6 +101,7 @@ fn check_reports_each_orgs_status_and_exits_with_the_worst() {
 #[test]
 fn empty_store_says_how_to_log_in() {
     let t = T::new();
+    t.fake.expect_no_requests();
     t.sfx()
         .args(["orgs"])
         .assert()

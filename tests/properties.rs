@@ -363,7 +363,12 @@ fn damaged_store_files_give_a_clear_error_naming_the_file() {
             "{args:?}: {}",
             text(&out.stderr)
         );
-        assert_ne!(out.status.code(), Some(101), "{args:?}");
+        // One of the contract's exit codes: not a panic (101), not a signal.
+        assert!(
+            out.status.code().is_some_and(|c| c <= 6),
+            "{args:?}: {:?}",
+            out.status
+        );
     }
     std::fs::write(&path, &good).unwrap();
     let secrets = t.home().join("secrets.json");

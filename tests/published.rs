@@ -152,6 +152,7 @@ fn a_refused_password_login_says_external_client_apps_have_no_such_flow() {
 #[test]
 fn what_sf_prints_instead_of_a_token_since_2026_05_27_is_refused_with_the_new_commands() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let url = t.fake.url();
     for (args, stdin, command) in [
         (

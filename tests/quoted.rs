@@ -68,6 +68,7 @@ fn answer_once(head: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
 #[test]
 fn api_include_shows_control_and_bidi_characters_in_header_values_as_escapes() {
     let t = T::new();
+    t.fake.expect_no_requests();
     // U+202E (right-to-left override) and U+009B (the 8-bit CSI that starts a
     // terminal escape sequence), as UTF-8 in header values.
     let (url, server) = answer_once(

@@ -196,7 +196,7 @@ fn a_login_whose_home_cannot_be_written_sends_nothing() {
         .output()
         .unwrap();
     let err = text(&out.stderr);
-    assert!(!out.status.success(), "{err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("not-a-dir"), "{err}");
     assert!(t.fake.requests().is_empty(), "{:?}", t.fake.requests());
     // The same auth URL then works where it can be saved.

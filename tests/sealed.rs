@@ -14,6 +14,7 @@ fn a_redis_writer_without_the_key_cannot_redirect_a_secret_anywhere() {
     let f = Fleet::new();
     f.login("prod");
     let attacker = FakeSalesforce::start();
+    attacker.expect_no_requests();
     let before = f.t.fake.requests().len();
     // Each field that decides where a secret goes, changed by a Redis writer
     // who holds no SFX_STORE_KEY (redis-cli HSET of the clear record).
@@ -235,6 +236,7 @@ fn a_redirected_jwt_or_client_credentials_org_sends_no_grant_anywhere() {
         .assert()
         .success();
     let attacker = FakeSalesforce::start();
+    attacker.expect_no_requests();
     let before = f.t.fake.requests().len();
     for alias in ["jwt", "svc"] {
         let original = f.meta(alias);
@@ -281,6 +283,7 @@ fn a_record_planted_without_any_sealed_value_is_never_signed_for() {
         .assert()
         .success();
     let attacker = FakeSalesforce::start();
+    attacker.expect_no_requests();
     let mut planted = f.meta("jwt");
     planted["alias"] = "planted".into();
     planted["login_url"] = attacker.url().into();

@@ -279,6 +279,7 @@ pub fn import(t: &T) {
 #[test]
 fn without_a_value_it_lists_sfs_logins_and_reads_no_secret() {
     let (t, sf) = setup(KeyVersion::V1, false);
+    t.fake.expect_no_requests();
     sf.write_login("other@acme.com", "https://acme.my.salesforce.com", "a", "r");
     std::fs::write(sf.dir.join("broken@acme.com.json"), b"{not json").unwrap();
     // No key anywhere: listing must not need it.
@@ -310,6 +311,7 @@ fn without_a_value_it_lists_sfs_logins_and_reads_no_secret() {
     assert!(text(&human.stdout).contains("prod"));
     // No sf at all.
     let t2 = T::new();
+    t2.fake.expect_no_requests();
     let out = sfx(&t2).args(["login", "--from-sf"]).output().unwrap();
     assert!(out.status.success());
     assert!(text(&out.stdout).contains("has no logins"));
@@ -533,6 +535,7 @@ fn an_sf_lock_kept_fresh_past_the_wait_fails_clearly_and_sends_nothing() {
 #[test]
 fn a_damaged_or_foreign_sf_file_is_refused_and_nothing_is_written() {
     let (t, sf) = setup(KeyVersion::V1, false);
+    t.fake.expect_no_requests();
     let other = Sf::without_key(&t.dir.path().join("elsewhere"), KeyVersion::V1);
     type Damage<'a> = Box<dyn Fn() + 'a>;
     let cases: Vec<(&str, Damage)> = vec![
@@ -583,7 +586,19 @@ fn a_damaged_or_foreign_sf_file_is_refused_and_nothing_is_written() {
             .args(["login", "--from-sf", "prod"])
             .output()
             .unwrap();
-        assert!(!out.status.success(), "{what}");
+        // A key that cannot be sf's is "no key" (exit 4, as when it is missing);
+        // a damaged or foreign file is exit 1.
+        let want = if what == "a key that is not sf's" {
+            4
+        } else {
+            1
+        };
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{what}: {}",
+            text(&out.stderr)
+        );
         let err = text(&out.stderr);
         assert!(
             err.contains("sfx: error:") && !err.contains("panicked"),
@@ -605,6 +620,7 @@ fn a_damaged_or_foreign_sf_file_is_refused_and_nothing_is_written() {
 #[test]
 fn a_missing_key_or_a_loose_key_file_is_a_clear_error() {
     let (t, sf) = setup(KeyVersion::V1, false);
+    t.fake.expect_no_requests();
     set_mode(&sf.dir.join("key.json"), 0o644);
     let out = sfx(&t)
         .args(["login", "--from-sf", "prod"])
@@ -857,7 +873,7 @@ fn a_token_taken_from_sf_is_kept_when_the_refresh_brings_none() {
 #[cfg(unix)]
 #[test]
 fn the_key_store_is_chosen_as_sf_chooses_it() {
-    let (t, _sf) = setup(KeyVersion::V1, false);
+    let (t, sf) = setup(KeyVersion::V1, false);
     let tool = t.dir.path().join("secret-tool");
     std::fs::write(&tool, "#!/bin/sh\nexit 1\n").unwrap();
     set_mode(&tool, 0o755);
@@ -879,12 +895,33 @@ fn the_key_store_is_chosen_as_sf_chooses_it() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // key.json's key is what opened sf's file: sfx stored the tokens only it decrypts,
+    assert_eq!(t.access_token("prod"), sf.token(USER, "accessToken"));
+    assert_eq!(t.refresh_token("prod"), sf.token(USER, "refreshToken"));
+    // and without key.json the same import has no key.
+    std::fs::remove_file(sf.dir.join("key.json")).unwrap();
+    let out = t
+        .sfx()
+        .env("SFDX_SECRET_TOOL_PATH", t.dir.path().join("no-such-tool"))
+        .args(["login", "--from-sf", "prod"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("encryption key is not in"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Importing checks the session (userinfo), never refreshes.
+    t.fake.expect_hit("/services/oauth2/userinfo");
+    t.fake.expect_no_hit("/services/oauth2/token");
 }
 
 #[cfg(unix)]
 #[test]
 fn a_fifo_in_sfs_directory_is_refused_not_waited_on() {
     let (t, sf) = setup(KeyVersion::V1, false);
+    t.fake.expect_no_requests();
     let alias = sf.dir.join("alias.json");
     let _ = std::fs::remove_file(&alias);
     let made = std::process::Command::new("mkfifo")
@@ -897,7 +934,7 @@ fn a_fifo_in_sfs_directory_is_refused_not_waited_on() {
         .args(["login", "--from-sf", "prod"])
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("is not a regular file"),
         "{}",

@@ -147,6 +147,7 @@ fn a_jwt_login_of_sf_becomes_a_jwt_org_that_signs_with_sfs_key_file() {
 #[test]
 fn a_jwt_login_of_sf_whose_key_cannot_be_read_is_a_sentence_and_writes_nothing() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let sf = Sf::with_key_json(t.dir.path(), KeyVersion::V1);
     let at = t.fake.grant_access_token(DEFAULT_CLIENT_ID, USER);
     let missing = t.dir.path().join("gone/server.key");

@@ -785,16 +785,72 @@ fn every_command(f: Fleet) {
             .any(|o| o["org"] == "dev" && o["default"] == true),
         "{orgs}"
     );
-    f.sfx(2).args(["expires", "--all"]).assert().success();
-    f.sfx(2)
+    // expires, introspect: machine 2 answers for machine 1's orgs, with their tokens.
+    let tokens: Vec<(&str, String)> = ["prod", "dev"]
+        .into_iter()
+        .map(|org| {
+            let out = f.sfx(2).args(["token", "-o", org]).output().unwrap();
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            (org, text(&out.stdout).trim().to_string())
+        })
+        .collect();
+    let row_of = |rows: &serde_json::Value, org: &str| -> serde_json::Value {
+        rows.as_array()
+            .expect("an array")
+            .iter()
+            .find(|r| r["org"] == org)
+            .unwrap_or_else(|| panic!("no row for {org}: {rows}"))
+            .clone()
+    };
+    let out = f
+        .sfx(2)
+        .args(["expires", "--all", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows = stdout_json(&out);
+    for (org, token) in &tokens {
+        let row = row_of(&rows, org);
+        assert_eq!(row["source"], "introspection", "{row}");
+        assert_eq!(
+            row["expires_at_unix"].as_i64(),
+            f.t.fake.session_exp(token),
+            "{row}"
+        );
+    }
+    let out = f
+        .sfx(2)
         .env_remove("SFX_STORE_KEY")
-        .args(["expires", "--all", "--offline"])
-        .assert()
-        .success();
-    f.sfx(2)
-        .args(["introspect", "-o", "prod"])
-        .assert()
-        .success();
+        .args(["expires", "--all", "--offline", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let offline = stdout_json(&out);
+    for (org, token) in &tokens {
+        let row = row_of(&offline, org);
+        assert!(row["error"].is_null(), "{row}");
+        assert_eq!(
+            row["expires_at_unix"].as_i64(),
+            f.t.fake.session_exp(token),
+            "{row}"
+        );
+    }
+    f.t.fake.clear_requests();
+    let out = f
+        .sfx(2)
+        .args(["introspect", "-o", "prod", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = stdout_json(&out);
+    assert_eq!(
+        (v["active"].as_bool(), v["username"].as_str()),
+        (Some(true), Some(DEFAULT_USERNAME)),
+        "{v}"
+    );
+    let asked = f.t.fake.requests_to("/services/oauth2/introspect");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].param("token"), Some(tokens[0].1.as_str()));
     let before = f.token(2);
     f.sfx(1)
         .args(["refresh", "-o", "dev", "-q"])

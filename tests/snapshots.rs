@@ -201,6 +201,7 @@ fn human_output_of_doctor_and_watch() {
 #[test]
 fn offline_answers_at_a_set_clock_are_pinned_exactly() {
     let t = T::new();
+    t.fake.expect_no_requests();
     std::fs::create_dir_all(t.home()).unwrap();
     let org = |alias: &str, extra: serde_json::Value| {
         let mut o = serde_json::json!({
@@ -245,6 +246,7 @@ fn offline_answers_at_a_set_clock_are_pinned_exactly() {
 #[test]
 fn an_unparsable_sfx_test_now_exits_2() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let out = t
         .sfx()
         .env("SFX_TEST_NOW", "yesterday")

@@ -64,6 +64,7 @@ impl Drop for BadServer {
 #[test]
 fn a_store_that_trickles_or_never_answers_is_exit_6_within_the_timeout_for_every_command() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for trickle in [true, false] {
         let server = BadServer::start(trickle);
         for password in [None, Some("s3cret-pw")] {
@@ -118,6 +119,7 @@ fn a_store_that_answers_with_gigabytes_is_cut_off_not_read_into_memory() {
         }
     });
     let t = T::new();
+    t.fake.expect_no_requests();
     let started = Instant::now();
     let out = t
         .std_sfx()
@@ -239,6 +241,7 @@ fn a_lease_holder_paused_with_its_refresh_in_flight_is_never_replayed_and_the_lo
 fn a_wrong_store_password_never_shows_in_any_form_not_even_with_vv() {
     let r = crate::common::redis_server::RedisServer::start();
     let t = T::new();
+    t.fake.expect_no_requests();
     // Short ones too, and one that only exists percent-encoded in the URL.
     for (in_url, forms) in [
         ("Zq", vec!["Zq"]),

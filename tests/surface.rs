@@ -27,6 +27,7 @@ fn section<'a>(help: &'a str, heading: &str) -> &'a str {
 #[test]
 fn api_and_exec_help_do_not_offer_json_which_they_refuse() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for cmd in ["api", "exec"] {
         for flag in ["--help", "-h"] {
             let h = help(&t, &[cmd, flag]);
@@ -49,6 +50,7 @@ fn api_and_exec_help_do_not_offer_json_which_they_refuse() {
 #[test]
 fn exec_help_says_what_quiet_does() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let h = help(&t, &["exec", "--help"]);
     let q = h
         .split("-q, --quiet")
@@ -67,6 +69,7 @@ fn exec_help_says_what_quiet_does() {
 #[test]
 fn global_options_sit_under_their_own_heading() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for args in [&["expires", "--help"][..], &["orgs", "-h"], &["--help"]] {
         let h = help(&t, args);
         let own = section(&h, "Options");
@@ -95,6 +98,7 @@ fn global_options_sit_under_their_own_heading() {
 #[test]
 fn completions_help_offers_no_org_store_or_timeout() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let h = help(&t, &["completions", "--help"]);
     for flag in ["--org", "--store", "--timeout", "--json"] {
         assert!(!h.contains(flag), "completions --help offers {flag}:\n{h}");
@@ -104,6 +108,7 @@ fn completions_help_offers_no_org_store_or_timeout() {
 #[test]
 fn help_of_help_works() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for flag in ["--help", "-h"] {
         let h = help(&t, &["help", flag]);
         assert!(h.contains("Usage: sfx help"), "{h}");
@@ -113,6 +118,7 @@ fn help_of_help_works() {
 #[test]
 fn help_wraps_at_the_terminal_width_not_at_100() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let h = help(&t, &["login", "--help"]);
     let widest = h.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(

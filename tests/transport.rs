@@ -121,6 +121,7 @@ fn redirects_are_never_followed_on_oauth_endpoints() {
 #[test]
 fn redirects_are_not_followed_for_environment_credentials_either() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let r = redirector(307, t.fake.url());
     let rt = t
         .fake
@@ -266,6 +267,7 @@ fn proxied_auth_url(t: &T) -> (String, String) {
 #[test]
 fn https_requests_go_through_the_proxy_from_each_standard_variable() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for var in [
         "HTTPS_PROXY",
         "https_proxy",
@@ -310,6 +312,7 @@ fn https_requests_go_through_the_proxy_from_each_standard_variable() {
 #[test]
 fn no_proxy_sends_matching_hosts_direct() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for no_proxy in [
         PROXIED_HOST,
         ".invalid",
@@ -360,6 +363,7 @@ fn loopback_targets_never_go_through_a_proxy() {
 #[test]
 fn an_unreachable_proxy_is_named_in_the_error() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);

@@ -139,7 +139,8 @@ fn a_secret_quoted_bare_by_the_server_is_never_printed() {
         let n = t.token_requests();
         let out = t.sfx().args(&args).output().unwrap();
         assert_eq!(t.token_requests(), n + 1, "{args:?}: the fake was asked");
-        assert!(!out.status.success(), "{args:?}");
+        // Not a refusal sfx knows ("invalid_grant <token>" is no OAuth code): exit 1.
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
         let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
         assert!(all.contains("invalid_grant"), "{args:?}: {all}");
         assert!(
@@ -329,6 +330,7 @@ fn a_squatter_on_the_ipv6_loopback_port_makes_the_web_login_refuse() {
         panic!("this test needs an IPv6 loopback (::1)");
     };
     let t = T::new();
+    t.fake.expect_no_requests();
     let port = squatter.local_addr().unwrap().port().to_string();
     let out = t
         .sfx()

@@ -913,8 +913,13 @@ fn an_org_logged_in_by_another_process_is_picked_up_by_a_running_watch() {
         v["event"] == "checked" && v["org"] == "dev"
     });
     assert!(dev["expires_at"].is_string(), "{dev}");
+    // prod's rechecks introspect too: only a request carrying dev's token counts.
+    let dev_token = t.access_token("dev");
     assert!(
-        t.fake.count("/services/oauth2/introspect") >= 1,
-        "dev's check asked the server"
+        t.fake
+            .requests_to("/services/oauth2/introspect")
+            .iter()
+            .any(|r| r.param("token") == Some(dev_token.as_str())),
+        "dev's check asked the server about dev's token"
     );
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::cli::DoctorArgs;
-use crate::commands::migrate::describe;
+use crate::commands::login::migrate::describe;
 use crate::context::Context;
 use crate::error::Error;
 use crate::exit::Exit;

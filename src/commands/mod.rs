@@ -1,8 +1,8 @@
 //! One file per command, each with `run(args, ctx) -> Result<Report>`; results are
 //! rendered by `app.rs`. Exceptions: `watch` runs until stopped and prints its own
 //! event stream; `completions` returns its script as text; `login --from-sf` and
-//! `login --migrate` are modes of `login` with files of their own (`from_sf`,
-//! `migrate`). Shared here: the summary that `login` and `refresh` print, and
+//! `login --migrate` are modes of `login` with files of their own (`login/from_sf.rs`,
+//! `login/migrate.rs`). Shared here: the summary that `login` and `refresh` print, and
 //! [`for_each`], which runs a check over many orgs concurrently.
 
 pub mod api;
@@ -11,11 +11,9 @@ pub mod completions;
 pub mod doctor;
 pub mod exec;
 pub mod expires;
-pub mod from_sf;
 pub mod introspect;
 pub mod login;
 pub mod logout;
-pub mod migrate;
 pub mod orgs;
 pub mod refresh;
 pub mod store;
@@ -28,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::lifecycle::Expiry;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
@@ -36,6 +34,20 @@ use crate::store::metadata::OrgRecord;
 use crate::timefmt;
 
 /// The org was logged out while this run waited for its refresh lock.
+/// The way out of a refusal the layers below typed ([`Error::Refused`]): the
+/// `sfx …` advice is worded here, in the command layer, like every hint.
+pub fn way_out(err: &Error) -> Option<&'static str> {
+    match err {
+        Error::Refused {
+            refusal: Refusal::DeviceFlowBlocked,
+            ..
+        } => Some(
+            "log in with the browser instead: `sfx login --web` (on a machine without one: `sfx login --web --no-browser` and open the URL where you are, with `ssh -L 1717:localhost:1717` to the callback); or use an External Client App installed in the org with the device flow enabled (`sfx login --device --client-id <KEY>`); or ask an admin to install the app or grant \"Approve Uninstalled Connected Apps\" — see docs/login.md",
+        ),
+        _ => None,
+    }
+}
+
 pub fn logged_out_meanwhile() -> Error {
     Error::relogin(
         "the org was logged out while sfx waited for its lock",

@@ -230,6 +230,14 @@ impl World {
             clock,
         }
     }
+    /// What the fake must see: a token request when `refresh`, else nothing.
+    fn expect_refresh(&self, refresh: bool) {
+        if refresh {
+            self.sf.expect_hit("/services/oauth2/token");
+        } else {
+            self.sf.expect_no_requests();
+        }
+    }
     fn client(&self) -> Client<'_> {
         Client { http: &self.http }
     }
@@ -528,6 +536,7 @@ fn refresh_if_needed_refreshes_only_inside_the_window() {
     ];
     for (left, min_valid, want) in cases {
         let w = World::new(T0);
+        w.expect_refresh(want);
         let (mut rec, rt) = w.org_with_refresh_token();
         rec.expiry = left.and_then(|l| known(T0 + l, ExactSource::Jwt));
         rec.access_token_masked = Some("00D…old".into());
@@ -570,6 +579,7 @@ fn refresh_if_needed_refreshes_only_inside_the_window() {
 #[test]
 fn a_removed_org_is_none_not_a_refresh() {
     let w = World::new(T0);
+    w.sf.expect_no_requests();
     let store = MemStore::default();
     let got =
         refresh::refresh_if_needed(&store, &w.client(), &*w.clock, "gone", Duration::ZERO).unwrap();
@@ -692,6 +702,7 @@ fn orgs_that_cannot_refresh_say_log_in_again_without_a_request() {
     ];
     for (flow, has_rt, client_id) in cases {
         let w = World::new(T0);
+        w.sf.expect_no_requests();
         let mut rec = record("prod");
         rec.instance_url = w.sf.url();
         rec.flow = flow;
@@ -718,6 +729,7 @@ fn after_a_401_a_token_stored_meanwhile_is_used_else_one_refresh() {
     let cases = [("00Dnewer", "00Dold", false), ("00Dold", "00Dold", true)];
     for (stored, sent, want) in cases {
         let w = World::new(T0);
+        w.expect_refresh(want);
         let (mut rec, rt) = w.org_with_refresh_token();
         // Looks fresh for hours: only the 401 says otherwise.
         rec.expiry = known(T0 + 7000, ExactSource::Jwt);
@@ -753,6 +765,7 @@ fn after_a_401_a_token_stored_meanwhile_is_used_else_one_refresh() {
         }
     }
     let w = World::new(T0);
+    w.sf.expect_no_requests();
     let gone = refresh::refresh_unless_replaced(
         &MemStore::default(),
         &w.client(),

@@ -5,7 +5,7 @@
 //!. HTML or other non-JSON bodies are never parsed as
 //! JSON: they become a network/server error quoting at most their first line.
 
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::salesforce::http::Reply;
 use crate::salesforce::types::OAuthError;
 use crate::secret::redact_text;
@@ -333,6 +333,12 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
                     .into(),
             ),
         }
+    } else if lower.contains("device flow is not enabled") {
+        // The way out (another flow, another app, an admin) is worded above.
+        Error::Refused {
+            message,
+            refusal: Refusal::DeviceFlowBlocked,
+        }
     } else if let Some(way_out) = way_out(&err.error, &lower) {
         Error::Relogin {
             message,
@@ -354,11 +360,6 @@ pub fn explain(err: &OAuthError, doing: &str) -> Error {
 /// The way out of the 2025–26 refusals whose fix is not "log in again" as
 /// before: another flow, an admin's install, an app setting.
 fn way_out(code: &str, lower_desc: &str) -> Option<&'static str> {
-    if lower_desc.contains("device flow is not enabled") {
-        return Some(
-            "log in with the browser instead: `sfx login --web` (on a machine without one: `sfx login --web --no-browser` and open the URL where you are, with `ssh -L 1717:localhost:1717` to the callback); or use an External Client App installed in the org with the device flow enabled (`sfx login --device --client-id <KEY>`); or ask an admin to install the app or grant \"Approve Uninstalled Connected Apps\" — see docs/login.md",
-        );
-    }
     if lower_desc.contains("external client app is not installed")
         || code == "OAUTH_EC_APP_NOT_FOUND"
     {
@@ -407,5 +408,29 @@ mod tests {
             .with_relogin_hint(|| "unused".into());
         assert_eq!(busy.exit(), crate::exit::Exit::Network);
         assert_eq!(busy.hint(), None);
+    }
+
+    #[test]
+    fn a_blocked_device_flow_is_a_typed_refusal_with_no_sfx_advice() {
+        let e = explain(
+            &refusal("invalid_request", "device flow is not enabled for the app"),
+            "the device-code request",
+        );
+        assert!(
+            matches!(
+                e,
+                Error::Refused {
+                    refusal: Refusal::DeviceFlowBlocked,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.exit(), crate::exit::Exit::Relogin);
+        assert_eq!(e.hint(), None);
+        assert!(!e.to_string().contains("sfx login"), "{e}");
+        // A caller's relogin hint does not cover it: the command layer words it.
+        let e = e.with_relogin_hint(|| "unused".into());
+        assert_eq!(e.hint(), None);
     }
 }

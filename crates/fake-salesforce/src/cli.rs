@@ -90,6 +90,7 @@ pub fn cli_main() {
             std::process::exit(1);
         }
     };
+    sf.no_expectations();
     sf.update_client(DEFAULT_CLIENT_ID, |c| {
         c.rotate_refresh_tokens = a.rotate;
         c.jwt_access_tokens = a.jwt;

@@ -61,13 +61,32 @@ pub struct FakeSalesforce {
     state: Arc<Mutex<State>>,
     server: HttpServer,
     url: String,
-    /// Paths a test declared it expects requests to ([`FakeSalesforce::expect_hit`]).
-    expected: Mutex<Vec<String>>,
+    /// What the test said it expects (see [`Expectations`]).
+    expected: Mutex<Expectations>,
 }
 
-/// On drop (unless the test is already failing): every path given to
-/// [`FakeSalesforce::expect_hit`] must have been requested, and no request handler
-/// may have panicked — the connection threads are detached, so their panics
+/// What a test declared about the requests it expects. Checked when the fake is dropped
+/// (unless the test is already failing), so a test cannot forget to check it:
+///
+/// - every path given to [`FakeSalesforce::expect_hit`] — and every path a fault was
+///   [injected](FakeSalesforce::inject) on (a fault that never fired tested nothing) —
+///   must have been requested at least once;
+/// - a fake that received no request at all fails the test, unless the test said so with
+///   [`FakeSalesforce::expect_no_requests`] (then any request fails it);
+/// - [`FakeSalesforce::expect_no_hit`] paths must not have been requested.
+///
+/// [`FakeSalesforce::no_expectations`] turns the check off (the standalone demo server).
+#[derive(Default, Debug)]
+struct Expectations {
+    hit: Vec<String>,
+    not_hit: Vec<String>,
+    no_requests: bool,
+    off: bool,
+}
+
+/// On drop (unless the test is already failing): the test's expectations must hold
+/// (by default: some request came, and every path a fault was injected on was hit), and no
+/// request handler may have panicked — the connection threads are detached, so their panics
 /// would otherwise never reach the test (issue #11; xh's `tests/server/mod.rs`).
 impl Drop for FakeSalesforce {
     fn drop(&mut self) {
@@ -115,7 +134,7 @@ impl FakeSalesforce {
             state,
             server,
             url,
-            expected: Mutex::new(Vec::new()),
+            expected: Mutex::new(Expectations::default()),
         })
     }
 
@@ -260,12 +279,38 @@ impl FakeSalesforce {
     /// Declare that this test expects at least one request to `path`: dropping
     /// the fake fails the test if none came.
     pub fn expect_hit(&self, path: &str) {
-        if let Ok(mut e) = self.expected.lock() {
-            e.push(path.to_string());
-        }
+        self.expectations().hit.push(path.to_string());
     }
 
-    /// The drop check, callable early: every expected path was hit, no handler
+    /// [`FakeSalesforce::expect_hit`] for each path.
+    pub fn expect_hits(&self, paths: &[&str]) {
+        let mut e = self.expectations();
+        e.hit.extend(paths.iter().map(|p| p.to_string()));
+    }
+
+    /// Declare that this test expects no request to `path`: dropping the fake fails the
+    /// test if one came.
+    pub fn expect_no_hit(&self, path: &str) {
+        self.expectations().not_hit.push(path.to_string());
+    }
+
+    /// Declare that this test expects no request at all (an offline command, a refusal
+    /// before any network): dropping the fake fails the test if one came. Without this, a
+    /// fake that saw no request fails the test.
+    pub fn expect_no_requests(&self) {
+        self.expectations().no_requests = true;
+    }
+
+    /// Turn the drop check off: for the standalone server, whose clients are people.
+    pub fn no_expectations(&self) {
+        self.expectations().off = true;
+    }
+
+    fn expectations(&self) -> MutexGuard<'_, Expectations> {
+        self.expected.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The drop check, callable early: the test's expectations hold and no handler
     /// panicked. `Err` says what is wrong.
     pub fn verify(&self) -> Result<(), String> {
         let panics = self.server.panics();
@@ -275,18 +320,57 @@ impl FakeSalesforce {
                 panics.join("; ")
             ));
         }
-        let expected = self.expected.lock().map(|e| e.clone()).unwrap_or_default();
-        let missed: Vec<String> = expected
-            .into_iter()
-            .filter(|p| self.count(p) == 0)
+        let e = self.expectations();
+        if e.off {
+            return Ok(());
+        }
+        let ever = self.st().ever.clone();
+        let seen = |p: &str| ever.contains_key(p);
+        let mut wrong = Vec::new();
+        if e.no_requests {
+            if !ever.is_empty() {
+                let mut paths: Vec<&str> = ever.keys().map(String::as_str).collect();
+                paths.sort_unstable();
+                wrong.push(format!(
+                    "the test expected no request but some came (to {})",
+                    paths.join(", ")
+                ));
+            }
+        } else if ever.is_empty() {
+            wrong.push(
+                "no request came: say what the test expects (expect_hit) or that it expects \
+                 none (expect_no_requests)"
+                    .to_string(),
+            );
+        }
+        let missed: Vec<&str> = e
+            .hit
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !seen(p))
             .collect();
-        if missed.is_empty() {
+        if !missed.is_empty() {
+            wrong.push(format!(
+                "the test expected requests to {} but none came",
+                missed.join(", ")
+            ));
+        }
+        let unwanted: Vec<&str> = e
+            .not_hit
+            .iter()
+            .map(String::as_str)
+            .filter(|p| seen(p))
+            .collect();
+        if !unwanted.is_empty() {
+            wrong.push(format!(
+                "the test expected no request to {} but one came",
+                unwanted.join(", ")
+            ));
+        }
+        if wrong.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "fake-salesforce: the test expected requests to {} but none came",
-                missed.join(", ")
-            ))
+            Err(format!("fake-salesforce: {}", wrong.join("; ")))
         }
     }
 
@@ -316,8 +400,10 @@ impl FakeSalesforce {
         self.st().requests.clear();
     }
 
-    /// Queue a fault for requests to exactly `path`.
+    /// Queue a fault for requests to exactly `path`. The test then expects `path` to be
+    /// hit ([`FakeSalesforce::expect_hit`]): a fault that never fired tested nothing.
     pub fn inject(&self, path: &str, fault: Fault) {
+        self.expect_hit(path);
         self.st()
             .faults
             .entry(path.to_string())
@@ -437,6 +523,7 @@ fn dispatch(state: &Mutex<State>, req: HttpRequest) -> Outcome {
     let body = form::parse_body(&req);
     let (delay, fault, logging) = {
         let mut st = lock(state);
+        *st.ever.entry(req.path.clone()).or_default() += 1;
         st.requests.push(RecordedRequest {
             method: req.method.clone(),
             path: req.path.clone(),
@@ -509,5 +596,9 @@ fn fault_response(f: &Fault) -> http::HttpResponse {
         }
         FaultBody::Drop | FaultBody::Truncated => (routes::JSON_CT, Vec::new()),
     };
-    with_retry_after(http::HttpResponse::new(f.status, ct, body), f.retry_after)
+    let resp = with_retry_after(http::HttpResponse::new(f.status, ct, body), f.retry_after);
+    match &f.location {
+        Some(url) => resp.with_header("Location", url),
+        None => resp,
+    }
 }

@@ -141,6 +141,8 @@ pub struct Fault {
     pub body: FaultBody,
     pub delay_ms: u64,
     pub retry_after: Option<u64>,
+    /// A `Location` header (for redirects).
+    pub location: Option<String>,
     /// How many matching requests this fault applies to; `None` = forever.
     pub times: Option<u32>,
 }
@@ -152,6 +154,7 @@ impl Default for Fault {
             body: FaultBody::Text(String::new()),
             delay_ms: 0,
             retry_after: None,
+            location: None,
             times: Some(1),
         }
     }
@@ -231,6 +234,11 @@ impl Fault {
     /// Add a `Retry-After: s` header.
     pub fn retry_after(mut self, s: u64) -> Fault {
         self.retry_after = Some(s);
+        self
+    }
+    /// Add a `Location: url` header (a redirect that has somewhere to go).
+    pub fn location(mut self, url: &str) -> Fault {
+        self.location = Some(url.to_string());
         self
     }
     /// Sleep before answering.

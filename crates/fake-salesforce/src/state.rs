@@ -115,6 +115,9 @@ pub struct State {
     pub codes: HashMap<String, AuthCode>,
     pub devices: Vec<Device>,
     pub requests: Vec<RecordedRequest>,
+    /// Every path ever requested, with its count: unlike `requests`, never cleared
+    /// (the drop check reads it).
+    pub ever: HashMap<String, usize>,
     /// Rotated refresh tokens presented again (each revoked its family).
     pub replays: usize,
     pub faults: HashMap<String, VecDeque<Fault>>,
@@ -147,6 +150,7 @@ impl State {
             codes: HashMap::new(),
             devices: Vec::new(),
             requests: Vec::new(),
+            ever: HashMap::new(),
             replays: 0,
             faults: HashMap::new(),
             authorize_user: None,

@@ -245,6 +245,7 @@ fn control_api() {
 #[test]
 fn drop_stops_the_server() {
     let sf = FakeSalesforce::start();
+    sf.expect_no_requests();
     let host = sf.host();
     drop(sf);
     assert!(std::net::TcpStream::connect(host).is_err());
@@ -318,4 +319,45 @@ fn the_drop_check_never_panics_while_the_test_is_already_failing() {
     sf.expect_hit("/never");
     let _keep = &sf;
     panic!("the test's own failure");
+}
+
+/// The drop check is on by default: a test states what it expects, and the fake
+/// holds it to that (issue #23).
+#[test]
+fn a_fake_that_saw_no_request_fails_unless_the_test_said_none_would_come() {
+    let sf = FakeSalesforce::start();
+    let why = sf.verify().expect_err("silence was not declared");
+    assert!(why.contains("no request came"), "{why}");
+    sf.expect_no_requests();
+    assert_eq!(sf.verify(), Ok(()));
+    cc(&sf).unwrap();
+    let why = sf.verify().expect_err("a request came after all");
+    assert!(why.contains("expected no request"), "{why}");
+    assert!(why.contains(TOKEN), "{why}");
+    sf.no_expectations();
+}
+
+#[test]
+fn an_expected_path_or_an_injected_fault_that_never_fired_fails_the_test() {
+    let sf = FakeSalesforce::start();
+    sf.expect_hit("/services/oauth2/introspect");
+    sf.inject("/services/oauth2/revoke", Fault::status(503));
+    cc(&sf).unwrap();
+    let why = sf.verify().expect_err("two paths were never hit");
+    assert!(
+        why.contains("/services/oauth2/introspect") && why.contains("/services/oauth2/revoke"),
+        "{why}"
+    );
+    // Clearing the log does not forget what was hit.
+    sf.expect_hit(TOKEN);
+    sf.clear_requests();
+    let why = sf.verify().unwrap_err();
+    assert!(!why.contains(TOKEN), "{why}");
+    sf.expect_no_hit(TOKEN);
+    let why = sf.verify().unwrap_err();
+    assert!(
+        why.contains(&format!("expected no request to {TOKEN}")),
+        "{why}"
+    );
+    sf.no_expectations();
 }

@@ -5,7 +5,9 @@
 //! live in `salesforce/flows/`. Here, along its seams: this file picks the flow
 //! from the flags ([`run`]); `input` reads flags, the environment and secrets
 //! (prompts on stderr); `flows` runs each flow or import; `finish` learns
-//! the user and stores the org.
+//! the user and stores the org. `login --from-sf` (`from_sf`, the Salesforce CLI's
+//! logins) and `login --migrate` (`migrate`, between the keychain and the secrets
+//! file) are modes of `login` with files of their own.
 //!
 //! Import flows: `--auth-url`, `--refresh-token -`, `--access-token -`. Each
 //! verifies the credentials with as few requests as possible — a refresh (for
@@ -19,7 +21,9 @@
 pub mod default;
 mod finish;
 mod flows;
+pub mod from_sf;
 mod input;
+pub mod migrate;
 
 use crate::cli::LoginArgs;
 use crate::commands::TokenSummary;
