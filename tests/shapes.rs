@@ -547,6 +547,7 @@ struct ReaderKey {
 #[test]
 fn store_reader_key_json_has_the_documented_keys() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let out = t
         .sfx()
         .args(["store", "reader-key", "--json"])
