@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::localstore::{HANG, Running};
@@ -321,6 +321,59 @@ fn an_endless_request_head_is_cut_off_and_the_login_goes_on() {
     assert_eq!(browse(&url), 200);
     let (st, err) = run.finish();
     assert!(st.success(), "{err}");
+}
+
+/// Any local process can open connections to the callback port that send a
+/// few bytes and then nothing. sfx reads at most 16 heads at once; a new
+/// connection used to be closed unread while 16 were waiting, so 16 idle ones
+/// (renewed every 5 s) kept the browser's callback out until the login timed
+/// out. Now the newest connection closes the oldest that is still waiting.
+#[test]
+fn idle_connections_holding_every_slot_do_not_keep_the_browser_out() {
+    let t = T::new();
+    let (run, url, port) = web_login(&t, &[]);
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /OauthRedirect?").unwrap();
+            s
+        })
+        .collect();
+    // sfx has taken them in once it closed one of them (at the cap).
+    let deadline = Instant::now() + HANG;
+    'closed: loop {
+        for s in &idle {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            if let Ok(0) = s.peek(&mut b) {
+                break 'closed;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sfx never closed an idle connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(HANG))
+        .build()
+        .into();
+    let resp = agent.get(&url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    let got = agent.get(&to).call().map(|r| r.status().as_u16());
+    assert_eq!(
+        got.as_ref().ok(),
+        Some(&200),
+        "the browser's callback was shut out: {got:?}"
+    );
+    let (st, err) = run.finish();
+    assert!(st.success(), "{err}");
+    assert_eq!(t.fake.count_grant("authorization_code"), 1);
+    drop(idle);
 }
 
 #[test]
