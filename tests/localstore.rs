@@ -365,11 +365,11 @@ fn a_login_that_would_grow_the_secrets_file_past_the_read_limit_is_refused() {
 
 /// A small tmpfs, unmounted when dropped.
 #[cfg(target_os = "linux")]
-struct Tmpfs(std::path::PathBuf);
+pub(crate) struct Tmpfs(pub(crate) std::path::PathBuf);
 
 #[cfg(target_os = "linux")]
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
         let st = std::process::Command::new("mount")
             .args([

@@ -111,3 +111,51 @@ fn an_odd_file_where_a_rotating_refresh_keeps_room_is_refused_not_waited_on() {
     t.sfx().args(["refresh", "-o", "prod"]).assert().success();
     assert_ne!(t.refresh_token("prod"), rt);
 }
+
+/// Remount the tmpfs at `at` read-only (`ro`) or writable.
+#[cfg(target_os = "linux")]
+fn remount(at: &std::path::Path, how: &str) {
+    let st = std::process::Command::new("mount")
+        .args(["-o", &format!("remount,{how}")])
+        .arg(at)
+        .status()
+        .unwrap();
+    assert!(st.success(), "remount {how}");
+}
+
+/// A home on a read-only file system (a read-only volume in a container): a
+/// valid token is still read (the refresh lock file is there, and a lock is
+/// taken on a read-only file as well); a refresh, or a lock file that cannot
+/// be made, is exit 6 naming the read-only file system, with nothing sent. It
+/// was exit 1, "cannot open the lock file", even for a token with 2 h left.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (to mount a small tmpfs): scripts/test.sh runs it"]
+fn a_read_only_home_still_gives_a_valid_token_and_says_why_it_cannot_refresh() {
+    use crate::localstore::Tmpfs;
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    let fs = Tmpfs::mount(&t.home(), "1m");
+    t.login("prod");
+    t.login("other");
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    let at = t.access_token("prod");
+    let rt = t.refresh_token("prod");
+    let n = t.token_requests();
+    remount(&fs.0, "ro");
+    let out = t.sfx().args(["token", "-o", "prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), at);
+    for args in [&["refresh", "-o", "prod"][..], &["token", "-o", "other"]] {
+        let out = t.sfx().args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        assert!(err.contains("read-only file system"), "{args:?}: {err}");
+        assert!(!err.contains("free some disk space"), "{args:?}: {err}");
+    }
+    assert_eq!(t.token_requests(), n, "nothing sent");
+    remount(&fs.0, "rw");
+    assert_eq!(t.refresh_token("prod"), rt);
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+}

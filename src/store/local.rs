@@ -226,6 +226,18 @@ impl LocalStore {
         let path = self.room_path(alias);
         let full = |e: std::io::Error| {
             let _ = std::fs::remove_file(&path);
+            if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+                return Error::StoreUnavailable {
+                    message: format!(
+                        "the sfx home {} is on a read-only file system, so org {alias}'s rotating refresh could not store its new tokens; nothing was sent, and the login is as it was",
+                        self.home.display()
+                    ),
+                    hint: Some(
+                        "give sfx a writable home (SFX_HOME), or make this one writable".into(),
+                    ),
+                    source: Some(Box::new(e)),
+                };
+            }
             Error::StoreUnavailable {
                 message: format!(
                     "there is not enough free space under {} to store the new tokens of org {alias}'s refresh ({} KiB needed: {e}); nothing was sent, and the login is as it was",
