@@ -482,7 +482,10 @@ fn a_rotated_token_that_cannot_be_stored_is_said_to_be_lost() {
     );
     let room = t.home().join("locks").join("org-prod.room");
     let deadline = Instant::now() + HANG;
-    while !room.exists() {
+    // Kept once allocated (its length set), not merely created: removed before
+    // that, the room would be allocated to the unlinked file and given back
+    // when sfx closes it, and the writes would succeed.
+    while !std::fs::metadata(&room).is_ok_and(|m| m.len() > 0) {
         assert!(Instant::now() < deadline, "sfx never kept room");
         std::thread::sleep(Duration::from_millis(10));
     }
