@@ -202,6 +202,46 @@ fn a_token_with_terminal_escapes_is_refused_and_never_reaches_the_terminal() {
     }
 }
 
+/// A token response with `"refresh_token": ""` (a broken proxy, a hostile
+/// server) was taken as a rotation: the stored refresh token became the empty
+/// string, the next refresh sent nothing and the login was gone. An empty
+/// refresh token is no refresh token: the stored one is kept.
+#[test]
+fn an_empty_refresh_token_in_a_response_does_not_replace_the_stored_one() {
+    let t = T::new();
+    t.login("prod");
+    let rt = t.refresh_token("prod");
+    let body = serde_json::json!({
+        "access_token": t.fake.grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME),
+        "refresh_token": "",
+        "instance_url": t.fake.url(),
+        "id": format!("{}/id/00D5g000004FAKEEA4/0055g002kQNI8p0AQD", t.fake.url()),
+        "issued_at": (now() * 1000).to_string(),
+        "token_type": "Bearer",
+    })
+    .to_string();
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            status: 200,
+            body: fake_salesforce::FaultBody::Json(body),
+            ..Fault::default()
+        },
+    );
+    let n = t.token_requests();
+    let out = t.sfx().args(["refresh", "-o", "prod"]).output().unwrap();
+    assert_eq!(t.token_requests(), n + 1, "the fake was asked");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        t.refresh_token("prod"),
+        rt,
+        "the stored refresh token is kept"
+    );
+    // And it still works.
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    assert_eq!(t.token_requests(), n + 2);
+}
+
 // ----- 7. the web login's callback -----------------------------------------------------
 
 /// `sfx login --web` against the fake, waiting for its callback; returns the
