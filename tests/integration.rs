@@ -26,6 +26,7 @@ mod layers;
 mod listen;
 mod listen_load;
 mod localstore;
+mod localstore_edges;
 mod locking;
 mod login;
 mod logout;

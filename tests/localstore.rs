@@ -15,7 +15,7 @@ use crate::sfcli::KeyVersion;
 pub(crate) const HANG: Duration = Duration::from_secs(60);
 
 #[cfg(unix)]
-fn chmod(p: &Path, mode: u32) {
+pub(crate) fn chmod(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -234,7 +234,7 @@ fn a_home_under_a_directory_others_can_change_is_refused_unless_it_is_sticky() {
 
 /// Run `argv` as the throw-away user `nobody` (uid 65534), with `setpriv`.
 #[cfg(unix)]
-fn as_nobody(argv: &[&str]) {
+pub(crate) fn as_nobody(argv: &[&str]) {
     let st = std::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .args(argv)
@@ -366,11 +366,11 @@ fn a_login_that_would_grow_the_secrets_file_past_the_read_limit_is_refused() {
 
 /// A small tmpfs, unmounted when dropped.
 #[cfg(target_os = "linux")]
-struct Tmpfs(std::path::PathBuf);
+pub(crate) struct Tmpfs(pub(crate) std::path::PathBuf);
 
 #[cfg(target_os = "linux")]
 impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Tmpfs {
+    pub(crate) fn mount(at: &Path, size: &str) -> Tmpfs {
         std::fs::create_dir_all(at).unwrap();
         let st = std::process::Command::new("mount")
             .args([
@@ -483,7 +483,10 @@ fn a_rotated_token_that_cannot_be_stored_is_said_to_be_lost() {
     );
     let room = t.home().join("locks").join("org-prod.room");
     let deadline = Instant::now() + HANG;
-    while !room.exists() {
+    // Kept once allocated (its length set), not merely created: removed before
+    // that, the room would be allocated to the unlinked file and given back
+    // when sfx closes it, and the writes would succeed.
+    while !std::fs::metadata(&room).is_ok_and(|m| m.len() > 0) {
         assert!(Instant::now() < deadline, "sfx never kept room");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -363,3 +363,31 @@ fn watch_all_live_table_fits_a_24_line_screen_with_its_events() {
     assert_eq!(code, Some(0), "{}", strip(&out));
     assert!(out.contains("\x1b[?1049l"), "the alternate screen was left");
 }
+
+/// An alias just long enough that the table, as sfx measured it, is exactly 80
+/// wide: the default-marker column is empty when no org is the default, yet it
+/// takes a character on screen, so every line of `orgs --check` was 81 wide and
+/// the terminal wrapped each one. Every alias length around that edge fits.
+#[test]
+fn a_table_at_the_edge_of_80_columns_does_not_wrap() {
+    let t = T::new();
+    for n in 26..=42 {
+        let alias = format!("a{}", "x".repeat(n - 1));
+        let home = t.dir.path().join(format!("home-{n}"));
+        for a in [alias.as_str(), "b"] {
+            t.sfx()
+                .env("SFX_HOME", &home)
+                .args(["login", "--auth-url", "-", "--alias", a])
+                .write_stdin(t.auth_url())
+                .assert()
+                .success();
+        }
+        for args in [&["orgs"][..], &["orgs", "--check"], &["expires", "--all"]] {
+            let mut cmd = t.std_sfx();
+            cmd.env("SFX_HOME", &home).args(args);
+            let (code, out) = Pty::spawn(cmd, 80, 24).finish();
+            assert_eq!(code, Some(0), "{}", strip(&out));
+            assert_table_fits(&out, &[&alias, "b"], &format!("sfx {args:?}, alias of {n}"));
+        }
+    }
+}

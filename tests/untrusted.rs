@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use crate::localstore::{HANG, Running};
@@ -203,6 +203,46 @@ fn a_token_with_terminal_escapes_is_refused_and_never_reaches_the_terminal() {
     }
 }
 
+/// A token response with `"refresh_token": ""` (a broken proxy, a hostile
+/// server) was taken as a rotation: the stored refresh token became the empty
+/// string, the next refresh sent nothing and the login was gone. An empty
+/// refresh token is no refresh token: the stored one is kept.
+#[test]
+fn an_empty_refresh_token_in_a_response_does_not_replace_the_stored_one() {
+    let t = T::new();
+    t.login("prod");
+    let rt = t.refresh_token("prod");
+    let body = serde_json::json!({
+        "access_token": t.fake.grant_access_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME),
+        "refresh_token": "",
+        "instance_url": t.fake.url(),
+        "id": format!("{}/id/00D5g000004FAKEEA4/0055g002kQNI8p0AQD", t.fake.url()),
+        "issued_at": (now() * 1000).to_string(),
+        "token_type": "Bearer",
+    })
+    .to_string();
+    t.fake.inject(
+        "/services/oauth2/token",
+        Fault {
+            status: 200,
+            body: fake_salesforce::FaultBody::Json(body),
+            ..Fault::default()
+        },
+    );
+    let n = t.token_requests();
+    let out = t.sfx().args(["refresh", "-o", "prod"]).output().unwrap();
+    assert_eq!(t.token_requests(), n + 1, "the fake was asked");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        t.refresh_token("prod"),
+        rt,
+        "the stored refresh token is kept"
+    );
+    // And it still works.
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    assert_eq!(t.token_requests(), n + 2);
+}
+
 // ----- 7. the web login's callback -----------------------------------------------------
 
 /// `sfx login --web` against the fake, waiting for its callback; returns the
@@ -322,6 +362,59 @@ fn an_endless_request_head_is_cut_off_and_the_login_goes_on() {
     assert_eq!(browse(&url), 200);
     let (st, err) = run.finish();
     assert!(st.success(), "{err}");
+}
+
+/// Any local process can open connections to the callback port that send a
+/// few bytes and then nothing. sfx reads at most 16 heads at once; a new
+/// connection used to be closed unread while 16 were waiting, so 16 idle ones
+/// (renewed every 5 s) kept the browser's callback out until the login timed
+/// out. Now the newest connection closes the oldest that is still waiting.
+#[test]
+fn idle_connections_holding_every_slot_do_not_keep_the_browser_out() {
+    let t = T::new();
+    let (run, url, port) = web_login(&t, &[]);
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.write_all(b"GET /OauthRedirect?").unwrap();
+            s
+        })
+        .collect();
+    // sfx has taken them in once it closed one of them (at the cap).
+    let deadline = Instant::now() + HANG;
+    'closed: loop {
+        for s in &idle {
+            s.set_nonblocking(true).unwrap();
+            let mut b = [0u8; 1];
+            if let Ok(0) = s.peek(&mut b) {
+                break 'closed;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sfx never closed an idle connection"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .timeout_global(Some(HANG))
+        .build()
+        .into();
+    let resp = agent.get(&url).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 302);
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    let got = agent.get(&to).call().map(|r| r.status().as_u16());
+    assert_eq!(
+        got.as_ref().ok(),
+        Some(&200),
+        "the browser's callback was shut out: {got:?}"
+    );
+    let (st, err) = run.finish();
+    assert!(st.success(), "{err}");
+    assert_eq!(t.fake.count_grant("authorization_code"), 1);
+    drop(idle);
 }
 
 #[test]

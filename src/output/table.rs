@@ -113,16 +113,18 @@ impl Grid {
         self.rows.push(cells);
     }
 
-    /// The natural width of each column (its widest cell or header).
+    /// The natural width of each column (its widest cell or header). An empty
+    /// column (the default marker when no org is the default) still takes one
+    /// character on screen.
     fn widths(&self) -> Vec<usize> {
         (0..self.cols.len())
             .map(|i| {
                 self.rows
                     .iter()
                     .map(|r| width(&r[i].0))
-                    .chain([width(self.cols[i].name)])
+                    .chain([width(self.cols[i].name), 1])
                     .max()
-                    .unwrap_or(0)
+                    .unwrap_or(1)
             })
             .collect()
     }

@@ -295,7 +295,7 @@ pub fn token_response(
     doing: &str,
     secret: Option<&Secret>,
 ) -> Result<TokenResponse, Error> {
-    let resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
+    let mut resp: TokenResponse = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| {
         Error::network(format!(
             "{host} answered {doing} with a token response sfx cannot use ({}); that is not what Salesforce sends",
             crate::text::sanitize(&e.to_string(), 160)
@@ -305,6 +305,11 @@ pub fn token_response(
         return Err(Error::network(format!(
             "{host} answered {doing} with an empty access_token"
         )));
+    }
+    // An empty refresh token is none: taken as a rotation, it would replace
+    // the stored one and the next refresh would send nothing.
+    if resp.refresh_token.as_ref().is_some_and(|t| t.is_empty()) {
+        resp.refresh_token = None;
     }
     // Stored, then shown masked in `refresh` and `orgs`: a token that carries
     // terminal escapes (or anything no Salesforce token has) is refused, so it

@@ -51,7 +51,14 @@ impl Journal {
                     "cannot record the rotating refresh about to be sent in {} ({e}); nothing was sent, and the login is as it was",
                     self.path.display()
                 ),
-                hint: Some("free some disk space, then run the command again".into()),
+                hint: Some(
+                    if is_read_only(&e) {
+                        "the sfx home is on a read-only file system: give sfx a writable home (SFX_HOME), or make this one writable"
+                    } else {
+                        "free some disk space, then run the command again"
+                    }
+                    .into(),
+                ),
                 source: Some(Box::new(e)),
             },
         )
@@ -61,6 +68,10 @@ impl Journal {
     pub fn end(&self) {
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+fn is_read_only(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
 }
 
 #[cfg(test)]

@@ -224,19 +224,20 @@ impl LocalStore {
         let len = |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let need = len(self.file.path.clone()) + len(self.metadata_path()) + ROOM_SLACK;
         let path = self.room_path(alias);
-        let reserve = || -> std::io::Result<()> {
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
-            }
-            let f = opts.open(&path)?;
-            reserve_space(f, need)
-        };
-        reserve().map_err(|e| {
+        let full = |e: std::io::Error| {
             let _ = std::fs::remove_file(&path);
+            if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem {
+                return Error::StoreUnavailable {
+                    message: format!(
+                        "the sfx home {} is on a read-only file system, so org {alias}'s rotating refresh could not store its new tokens; nothing was sent, and the login is as it was",
+                        self.home.display()
+                    ),
+                    hint: Some(
+                        "give sfx a writable home (SFX_HOME), or make this one writable".into(),
+                    ),
+                    source: Some(Box::new(e)),
+                };
+            }
             Error::StoreUnavailable {
                 message: format!(
                     "there is not enough free space under {} to store the new tokens of org {alias}'s refresh ({} KiB needed: {e}); nothing was sent, and the login is as it was",
@@ -246,7 +247,43 @@ impl LocalStore {
                 hint: Some("free some disk space, then run the command again".into()),
                 source: Some(Box::new(e)),
             }
-        })
+        };
+        // Anything but a regular file there (a FIFO would block the open and
+        // hang the refresh, holding the org's lock) is refused and left as it is.
+        let odd = |what: String| Error::StoreUnavailable {
+            message: format!(
+                "{} is {what}, not a file sfx made to keep room for org {alias}'s refresh; nothing was sent, and the login is as it was",
+                path.display()
+            ),
+            hint: Some(format!(
+                "look at what it is, then remove it: `rm -r {}`",
+                path.display()
+            )),
+            source: None,
+        };
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+        }
+        let f = match opts.open(&path) {
+            Ok(f) if f.metadata().is_ok_and(|m| m.is_file()) => f,
+            Ok(_) => return Err(odd("not a regular file".into())),
+            #[cfg(unix)]
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENXIO | libc::EISDIR | libc::ELOOP)
+                ) =>
+            {
+                return Err(odd(format!("not a regular file ({e})")));
+            }
+            Err(e) => return Err(full(e)),
+        };
+        reserve_space(f, need).map_err(full)
     }
 
     /// Hold the per-org refresh lock (`locks/org-<enc>.lock` under this home).

@@ -137,6 +137,31 @@ fn open_lock_file(path: &Path) -> Result<File, Error> {
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(refuse("a symbolic link"));
         }
+        // A home on a read-only file system (a read-only volume in a
+        // container): a lock file that is there locks as well read-only, so
+        // whatever needs no write (a valid token) still works.
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::EROFS) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut ro = OpenOptions::new();
+            ro.read(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+            match ro.open(path) {
+                Ok(f) => f,
+                Err(_) => {
+                    return Err(Error::StoreUnavailable {
+                        message: format!(
+                            "cannot take the lock {}: the sfx home is on a read-only file system",
+                            path.display()
+                        ),
+                        hint: Some(
+                            "give sfx a writable home (SFX_HOME), or make this one writable".into(),
+                        ),
+                        source: Some(Box::new(e)),
+                    });
+                }
+            }
+        }
         Err(e) => {
             return Err(Error::io(
                 format!("cannot open the lock file {}", path.display()),

@@ -25,13 +25,30 @@ use crate::error::Error;
 #[cfg(unix)]
 pub fn problem(path: &Path, secret: bool) -> Option<(String, String)> {
     use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    // A link planted as the home (in a shared place like /tmp) by someone else:
+    // its target may be the user's own, but its owner can point it elsewhere
+    // between a check and a read, as for a link above the home.
+    if let Ok(link) = std::fs::symlink_metadata(path)
+        && link.file_type().is_symlink()
+        && link.uid() != me
+        && link.uid() != 0
+    {
+        return Some((
+            format!(
+                "{} is a symbolic link that belongs to another user (uid {}), who can point it elsewhere at any time",
+                path.display(),
+                link.uid()
+            ),
+            "use a path of your own (SFX_HOME), not a link someone else made".into(),
+        ));
+    }
     let meta = std::fs::metadata(path).ok()?;
     if !meta.is_file() && !meta.is_dir() {
         // A device or FIFO: the reader names it ("not a regular file").
         return None;
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
     let mode = meta.mode() & 0o7777;
     let shown = path.display();
     if meta.uid() != me {

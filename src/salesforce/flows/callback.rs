@@ -9,22 +9,26 @@
 //!   (a free port is chosen again when the port was 0). Without IPv6 loopback
 //!   at all, `127.0.0.1` alone is enough.
 //! - Every connection gets its own short-lived thread, at most
-//!   [`MAX_CONNECTIONS`] at once (more are closed), a request head of at most
+//!   [`MAX_CONNECTIONS`] reading at once: a new one closes the one that has
+//!   waited longest for its head, so connections that send nothing (a local
+//!   process holding every slot) cannot keep the browser's callback out. A
+//!   request head of at most
 //!   [`HEAD_LIMIT`] bytes (else 431) that must arrive within [`READ_DEADLINE`]
 //!   (else the connection is closed). Heads that arrive are handed to the login,
 //!   which answers each (a small page) and closes it.
 
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::text::sanitize;
 
-/// Connections read at once; more are closed.
+/// Connections read at once; a new one closes the oldest still reading.
 pub const MAX_CONNECTIONS: usize = 16;
 /// The largest request head (request line and headers) read.
 pub const HEAD_LIMIT: usize = 8 * 1024;
@@ -122,7 +126,7 @@ pub fn bind(port: u16) -> Result<Bound, Error> {
         .port();
     let (tx, requests) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
-    let active = Arc::new(AtomicUsize::new(0));
+    let active: Reading = Arc::default();
     for l in std::iter::once(v4).chain(v6) {
         l.set_nonblocking(true)
             .map_err(|e| Error::io("cannot set up the callback listener", e))?;
@@ -136,12 +140,13 @@ pub fn bind(port: u16) -> Result<Bound, Error> {
     })
 }
 
-fn accept_loop(
-    l: TcpListener,
-    tx: mpsc::Sender<Request>,
-    stop: Arc<AtomicBool>,
-    active: Arc<AtomicUsize>,
-) {
+/// The connections still reading their head, oldest first (an id and a handle
+/// to close it by).
+type Reading = Arc<Mutex<VecDeque<(u64, TcpStream)>>>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+fn accept_loop(l: TcpListener, tx: mpsc::Sender<Request>, stop: Arc<AtomicBool>, active: Reading) {
     while !stop.load(Ordering::SeqCst) {
         let stream = match l.accept() {
             Ok((s, _)) => s,
@@ -154,17 +159,29 @@ fn accept_loop(
                 continue;
             }
         };
-        if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            active.fetch_sub(1, Ordering::SeqCst);
-            let _ = stream.shutdown(Shutdown::Both);
+        let Ok(handle) = stream.try_clone() else {
             continue;
+        };
+        let id = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut reading = active.lock().unwrap_or_else(|e| e.into_inner());
+            while reading.len() >= MAX_CONNECTIONS {
+                if let Some((_, oldest)) = reading.pop_front() {
+                    let _ = oldest.shutdown(Shutdown::Both);
+                }
+            }
+            reading.push_back((id, handle));
         }
         let (tx, active) = (tx.clone(), active.clone());
         std::thread::spawn(move || {
-            if let Some(req) = read_head(stream) {
+            let req = read_head(stream);
+            active
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|(i, _)| *i != id);
+            if let Some(req) = req {
                 let _ = tx.send(req);
             }
-            active.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }
