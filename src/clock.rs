@@ -78,11 +78,10 @@ pub fn from_env() -> Result<Box<dyn Clock>, String> {
 /// would wake believing the window still open.
 ///
 /// - Linux and Android: `CLOCK_BOOTTIME` (counts suspended time).
-/// - Elsewhere: `std::time::Instant`. On macOS that is `CLOCK_UPTIME_RAW`, and on
-///   the BSDs `CLOCK_MONOTONIC`, neither of which counts time asleep; on Windows
-///   it is `QueryPerformanceCounter`. There a suspend during the window is not
-///   seen by this check; the margin of the window and the store's own expiry of
-///   the window still apply (see `docs/security.md`).
+/// - Elsewhere: `std::time::Instant`. On macOS that is `CLOCK_UPTIME_RAW`, which
+///   does not count time asleep; on the BSDs (`CLOCK_MONOTONIC`) and Windows
+///   (`QueryPerformanceCounter`) it depends on the system. There a suspend during
+///   the window may not be seen by this check (see `docs/security.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct BootInstant(Duration);
 
