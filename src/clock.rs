@@ -7,6 +7,7 @@
 //! never moves would stall `sfx watch`); users have no reason to set it.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -70,9 +71,119 @@ pub fn from_env() -> Result<Box<dyn Clock>, String> {
     Ok(Box::new(FixedClock::at(start)))
 }
 
+/// A point on a monotonic clock that keeps counting while the machine is
+/// suspended, for deadlines other hosts rely on (the attempt window of a
+/// journaled refresh, issue #19): `std::time::Instant` is `CLOCK_MONOTONIC` on
+/// Linux, which stops during suspend, so a laptop that sleeps through its window
+/// would wake believing the window still open.
+///
+/// - Linux and Android: `CLOCK_BOOTTIME` (counts suspended time).
+/// - Elsewhere: `std::time::Instant`. On macOS that is `CLOCK_UPTIME_RAW`, which
+///   does not count time asleep; on the BSDs (`CLOCK_MONOTONIC`) and Windows
+///   (`QueryPerformanceCounter`) it depends on the system. There a suspend during
+///   the window may not be seen by this check (see `docs/security.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BootInstant(Duration);
+
+impl BootInstant {
+    /// Now, on the clock that counts suspended time.
+    pub fn now() -> BootInstant {
+        BootInstant(boot_now())
+    }
+
+    /// The time from `earlier` to `self` (zero if `earlier` is later).
+    pub fn saturating_duration_since(self, earlier: BootInstant) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for BootInstant {
+    type Output = BootInstant;
+    fn add(self, d: Duration) -> BootInstant {
+        BootInstant(self.0.saturating_add(d))
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn boot_now() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_BOOTTIME exists since
+    // Linux 2.6.39, and clock_gettime writes nothing else.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        // Not expected on any supported kernel; fall back rather than fail.
+        return instant_now();
+    }
+    Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn boot_now() -> Duration {
+    instant_now()
+}
+
+/// `Instant` as a duration since the first call (the fallback).
+fn instant_now() -> Duration {
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    BASE.get_or_init(std::time::Instant::now).elapsed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_instants_move_forward_with_real_time() {
+        let a = BootInstant::now();
+        std::thread::sleep(Duration::from_millis(30));
+        let b = BootInstant::now();
+        assert!(b > a);
+        let d = b.saturating_duration_since(a);
+        assert!(d >= Duration::from_millis(30), "{d:?}");
+        assert!(d < Duration::from_secs(5), "{d:?}");
+        assert_eq!(a.saturating_duration_since(b), Duration::ZERO);
+        assert!(a + Duration::from_millis(10) > a);
+        assert!(a + d >= b);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn on_linux_boot_instants_are_clock_boottime() {
+        let raw = || {
+            let mut ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            assert_eq!(
+                unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) },
+                0
+            );
+            Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+        };
+        let before = raw();
+        let b = BootInstant::now();
+        let after = raw();
+        assert!(before <= b.0 && b.0 <= after, "{before:?} {b:?} {after:?}");
+        // Not the process-relative fallback: boot time is far from zero for any
+        // process started after the machine has been up a while, and never
+        // smaller than CLOCK_MONOTONIC, which stops during suspend.
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) },
+            0
+        );
+        let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        assert!(BootInstant::now().0 >= mono);
+    }
 
     #[test]
     fn a_fixed_clock_moves_only_when_told() {

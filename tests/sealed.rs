@@ -315,3 +315,131 @@ fn a_record_planted_without_any_sealed_value_is_never_signed_for() {
     }
     assert_eq!(f.t.fake.requests().len(), before);
 }
+
+#[test]
+fn a_redis_writer_cannot_change_how_a_secret_is_used_flow_rotation_or_key_file() {
+    // The record says how its secrets are used as well as where: a Redis writer
+    // without the key who flips the flow to client credentials would have sfx
+    // send the org's client secret in a grant for the app's run-as user; one who
+    // turns rotation off would disable the journal and allow retries.
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    let m = f.meta("prod");
+    assert_eq!(m["rotates_refresh_token"], true, "{m}");
+    assert_eq!(m["has_client_secret"], true, "{m}");
+    f.t.fake.clear_requests();
+    let changes: Vec<(&str, serde_json::Value)> = vec![
+        ("flow", "client_credentials".into()),
+        ("flow", "jwt".into()),
+        ("rotates_refresh_token", false.into()),
+        ("key_file", "/tmp/attacker.pem".into()),
+    ];
+    for (field, value) in changes {
+        let original = f.meta("prod");
+        f.edit("prod", |m| m[field] = value.clone());
+        for args in [&["token"][..], &["refresh"], &["exec", "--", "true"]] {
+            f.edit("prod", |m| m["issued_at"] = (now() - 3 * 3600).into());
+            let out = f.std(1).args(args).output().unwrap();
+            let err = text(&out.stderr);
+            let what = format!("{field}={value}, sfx {args:?}");
+            assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+            assert!(
+                err.contains("changed by someone without the store's key"),
+                "{what}: {err}"
+            );
+            assert!(
+                f.t.fake.requests().is_empty(),
+                "{what}: sent {:?}",
+                paths(&f.t.fake)
+            );
+        }
+        f.r.cli(&["HSET", "sfx:org:{prod}", "meta", &original.to_string()]);
+    }
+    assert_eq!(f.t.fake.count_grant("client_credentials"), 0);
+    // Put back: the next refresh is the org's own, journaled as before.
+    f.expire("prod");
+    let t = f.token(1);
+    assert!(f.t.fake.is_active(&t));
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    assert_eq!(f.t.fake.count_grant("client_credentials"), 0);
+}
+
+#[test]
+fn writes_that_change_how_secrets_are_used_seal_the_kept_ones_again() {
+    use sfx::secret::Secret;
+    use sfx::store::SecretKind;
+    use sfx::store::shared::{Cas, Expect};
+    let r = crate::common::redis_server::RedisServer::start();
+    let s = crate::shared::store(&r, "sfx");
+    s.set_key(&crate::shared::key_b64(3)).unwrap();
+    let mut rec = crate::shared::record("prod");
+    rec.rotates_refresh_token = false;
+    let (rt, cs, at) = (
+        Secret::new("5Aep-refresh"),
+        Secret::new("client-secret"),
+        Secret::new("00D-access"),
+    );
+    let Cas::Written(v) = s
+        .write(
+            &rec,
+            &[
+                (SecretKind::RefreshToken, Some(&rt)),
+                (SecretKind::ClientSecret, Some(&cs)),
+                (SecretKind::AccessToken, Some(&at)),
+            ],
+            Expect::Any,
+        )
+        .unwrap()
+    else {
+        panic!("not written")
+    };
+    // A refresh that rotated: new tokens, the record now says it rotates; the
+    // client secret is kept and must follow the record.
+    let mut rotated = rec.clone();
+    rotated.rotates_refresh_token = true;
+    let (rt2, at2) = (Secret::new("5Aep-2"), Secret::new("00D-2"));
+    let w = s
+        .write(
+            &rotated,
+            &[
+                (SecretKind::RefreshToken, Some(&rt2)),
+                (SecretKind::AccessToken, Some(&at2)),
+            ],
+            Expect::Version(v),
+        )
+        .unwrap();
+    let Cas::Written(v) = w else { panic!("{w:?}") };
+    let open = |r: &sfx::store::metadata::OrgRecord, k| {
+        s.secret(r, k).map(|x| x.map(|x| x.expose().to_string()))
+    };
+    assert_eq!(
+        open(&rotated, SecretKind::ClientSecret).unwrap().as_deref(),
+        Some("client-secret")
+    );
+    // Under the record as it was, nothing opens any more.
+    for k in [
+        SecretKind::RefreshToken,
+        SecretKind::ClientSecret,
+        SecretKind::AccessToken,
+    ] {
+        let e = open(&rec, k).unwrap_err();
+        assert_eq!(e.exit(), sfx::exit::Exit::StoreUnavailable, "{e}");
+    }
+    // A record-only write that changes the flow and key file (a new JWT login
+    // over the org would write new secrets too; this is the narrowest case).
+    let mut jwt = rotated.clone();
+    jwt.flow = sfx::store::metadata::Flow::Jwt;
+    jwt.key_file = Some("/etc/sfx/prod.pem".into());
+    let w = s.write(&jwt, &[], Expect::Version(v)).unwrap();
+    assert!(matches!(w, Cas::Written(_)), "{w:?}");
+    for (k, want) in [
+        (SecretKind::RefreshToken, "5Aep-2"),
+        (SecretKind::ClientSecret, "client-secret"),
+        (SecretKind::AccessToken, "00D-2"),
+    ] {
+        assert_eq!(open(&jwt, k).unwrap().as_deref(), Some(want));
+        assert!(open(&rotated, k).is_err(), "{k:?} still opens as before");
+    }
+}

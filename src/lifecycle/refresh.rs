@@ -301,7 +301,7 @@ pub fn refresh_now(
             // the margin covers Salesforce finishing a request sfx gave up on.
             let timeout = sf.http.timeout();
             let window = timeout.saturating_mul(2).saturating_add(ATTEMPT_MARGIN);
-            send_by = Some(std::time::Instant::now() + timeout);
+            send_by = Some(crate::clock::BootInstant::now() + timeout);
             if !store.attempt_begin(&rec.alias, window)? {
                 // The journal stays: whoever holds the lease now may be sending
                 // this very token, and its entry is the same.

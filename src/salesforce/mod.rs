@@ -156,7 +156,7 @@ impl Client<'_> {
         refresh_token: &Secret,
         creds: ClientCreds<'_>,
         rotating: bool,
-        send_by: Option<std::time::Instant>,
+        send_by: Option<crate::clock::BootInstant>,
         doing: &str,
     ) -> Result<TokenResponse, Failed> {
         let form = vec![

@@ -17,7 +17,9 @@
 //! `localhost`) always go direct, as in Go's `net/http`: ureq itself does not
 //! exempt them, and a corporate proxy cannot reach a fake on the runner anyway.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::BootInstant;
 
 use crate::error::Error;
 use crate::secret::{SECRET_KEYS, Secret, redact_text};
@@ -52,8 +54,10 @@ pub enum Retry {
     OnlyUnsent,
     /// [`Retry::OnlyUnsent`], and no attempt starts at or after this instant
     /// (a rotating refresh journaled in a shared store: another host waits for
-    /// its attempt window, so it must not send once the window is closing).
-    OnlyUnsentBy(Instant),
+    /// its attempt window, so it must not send once the window is closing). On
+    /// the clock that counts suspended time ([`BootInstant`]): a machine that
+    /// slept through the window must not wake and send.
+    OnlyUnsentBy(BootInstant),
     /// A request that is safe to repeat (`sfx api` GET/HEAD): any connection
     /// failure or timeout, and 429/503 answers; no other status.
     Idempotent,

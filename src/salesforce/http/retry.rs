@@ -21,17 +21,19 @@ impl Http {
         let mut doubt = Delivery::NotProcessed;
         loop {
             let started = Instant::now();
+            let now = BootInstant::now();
             if let Retry::OnlyUnsentBy(by) = retry
-                && started >= by
+                && now >= by
             {
                 // Checked right before each attempt: a process paused past its
-                // window (SIGSTOP, a VM pause) never sends on waking.
+                // window (SIGSTOP, a VM pause, a suspended laptop) never sends on
+                // waking.
                 self.trace_line("! not sent: its attempt window has closed");
                 return (
                     Err(Error::network(format!(
                         "the request was not sent: its attempt window closed before it could go (the process was paused or slowed for {} or more), and another process may already be waiting to check the token",
                         humantime::format_duration(Duration::from_secs(
-                            started.saturating_duration_since(by).as_secs().max(1)
+                            now.saturating_duration_since(by).as_secs().max(1)
                         ))
                     ))),
                     doubt,

@@ -40,7 +40,7 @@ fn a_rotating_refresh_whose_window_closed_is_never_sent() {
         form: vec![("refresh_token", "5Aep-spent".into())],
         bearer: None,
         basic: None,
-        retry: Retry::OnlyUnsentBy(Instant::now()),
+        retry: Retry::OnlyUnsentBy(BootInstant::now()),
     });
     let err = result.unwrap_err();
     assert!(err.to_string().contains("was not sent"), "{err}");

@@ -214,7 +214,7 @@ impl SharedStore {
         let alias = crate::text::sanitize(alias, 100);
         Error::StoreUnavailable {
             message: format!(
-                "org {alias} in the shared store at {} was changed by someone without the store's key: its URLs, client id or user no longer match what its secrets were sealed with, so sfx sent nothing",
+                "org {alias} in the shared store at {} was changed by someone without the store's key: its URLs, client id, user or flow settings no longer match what its secrets were sealed with, so sfx sent nothing",
                 self.display()
             ),
             hint: Some(format!(

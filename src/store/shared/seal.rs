@@ -29,6 +29,13 @@
 //! away neither R nor the REFRESH key. A `v3:` value is sealed with the derived
 //! key of its kind and the binding; `v1:`/`v2:` values (earlier sfx) were sealed
 //! with R itself and open only for a refresher, whose first write converts them.
+//!
+//! A `v3:` binding also covers the record fields that decide how a secret is
+//! used: `flow` (a flow flipped to `client_credentials` would send the client
+//! secret in a grant for the app's run-as user), `rotates_refresh_token` (false
+//! turns off the journal and allows retries) and `key_file` (the JWT key a
+//! grant is signed with). `v2:` values keep their narrower binding until the
+//! first write seals them again as `v3:`.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -264,6 +271,12 @@ pub struct Binding {
     pub instance_url: String,
     pub client_id: Option<String>,
     pub username: Option<String>,
+    /// How a secret is used (v3 only): which grant the org's secrets go with.
+    pub flow: String,
+    /// Whether a refresh is journaled and never retried once sent (v3 only).
+    pub rotates_refresh_token: bool,
+    /// The JWT bearer key a grant is signed with (v3 only).
+    pub key_file: Option<String>,
 }
 
 impl Binding {
@@ -275,6 +288,9 @@ impl Binding {
             instance_url: rec.instance_url.clone(),
             client_id: rec.client_id.clone(),
             username: rec.username.clone(),
+            flow: rec.flow.as_str().to_string(),
+            rotates_refresh_token: rec.rotates_refresh_token,
+            key_file: rec.key_file.clone(),
         }
     }
 
@@ -294,9 +310,26 @@ impl Binding {
         out
     }
 
+    /// `sfx-shared-v3\0` + a JSON array: the `v2` fields, and those that decide
+    /// how a secret is used — the grant it goes with (`flow`), whether a refresh
+    /// is journaled and never retried (`rotates_refresh_token`), the key a JWT
+    /// grant is signed with (`key_file`). A Redis writer without the key who
+    /// flips any of them makes every secret fail to open: nothing is sent.
     fn aad_v3(&self, kind: &str) -> Vec<u8> {
-        let mut out = b"sfx-shared-v3".to_vec();
-        out.extend_from_slice(&self.aad(kind)[b"sfx-shared-v2".len()..]);
+        let fields = serde_json::json!([
+            self.namespace,
+            self.alias,
+            kind,
+            self.login_url,
+            self.instance_url,
+            self.client_id,
+            self.username,
+            self.flow,
+            self.rotates_refresh_token,
+            self.key_file,
+        ]);
+        let mut out = b"sfx-shared-v3\0".to_vec();
+        out.extend_from_slice(fields.to_string().as_bytes());
         out
     }
 }
@@ -412,6 +445,9 @@ mod tests {
             instance_url: instance.into(),
             client_id: Some("3MVG9".into()),
             username: Some("u@example.com".into()),
+            flow: "auth_url".into(),
+            rotates_refresh_token: true,
+            key_file: None,
         }
     }
 
@@ -531,6 +567,45 @@ mod tests {
         ] {
             let e = Keys::from_text(bad).unwrap_err();
             assert!(e.to_string().contains(KEY_VAR), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_v3_secret_is_bound_to_how_it_is_used_and_v2_values_still_open() {
+        let refresher = Keys::from_text(&STANDARD.encode([7u8; 32])).unwrap();
+        let b = binding(
+            Some("https://login.salesforce.com"),
+            "https://a.my.salesforce.com",
+        );
+        let mut changed = Vec::new();
+        let mut c = b.clone();
+        c.flow = "client_credentials".into();
+        changed.push(c);
+        let mut c = b.clone();
+        c.rotates_refresh_token = false;
+        changed.push(c);
+        let mut c = b.clone();
+        c.key_file = Some("/tmp/other.pem".into());
+        changed.push(c);
+        for kind in ["refresh-token", "client-secret", "access-token"] {
+            let s = refresher.seal_bound(&b, kind, b"x").unwrap();
+            assert!(refresher.open_bound(&b, kind, s.as_bytes()).is_some());
+            for c in &changed {
+                assert_ne!(c, &b, "a changed binding compares unequal (reseal)");
+                assert!(
+                    refresher.open_bound(c, kind, s.as_bytes()).is_none(),
+                    "{kind}: {c:?}"
+                );
+            }
+        }
+        // `v2:` values (released sfx) never bound these fields: they still open
+        // whatever they say, until the first write seals them as `v3:`.
+        let old = key(7).seal_bound(&b, "refresh-token", b"old").unwrap();
+        for c in &changed {
+            assert_eq!(
+                refresher.open_bound(c, "refresh-token", old.as_bytes()),
+                Some((b"old".to_vec(), Form::Bound))
+            );
         }
     }
 
