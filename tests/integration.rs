@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod childenv;
 mod clients;
+mod cluster;
 mod contract;
 mod crash;
 mod envmode;

@@ -30,6 +30,7 @@
 
 mod attempt;
 pub mod backend;
+mod cluster;
 mod conn;
 pub mod lease;
 pub mod seal;
@@ -39,7 +40,6 @@ mod write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use conn::Conn;
 use redis::RedisError;
 use sha2::{Digest, Sha256};
 
@@ -111,6 +111,8 @@ pub struct Probe {
     pub server: String,
     pub version: String,
     pub round_trip: Duration,
+    /// On a cluster: how many nodes serve its slots.
+    pub cluster_nodes: Option<usize>,
     pub orgs: usize,
     pub key: KeyState,
 }
@@ -143,10 +145,11 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
-    /// Idle connections. A call takes one out (or opens one) and puts it back
-    /// when it succeeded, so the lock is never held across network calls and
-    /// concurrent callers (watch workers) never queue behind each other.
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections per node, and the slot map of a cluster. A call takes
+    /// connections out (or opens them) and puts them back when it succeeded,
+    /// so no lock is held across network calls and concurrent callers (watch
+    /// workers) never queue behind each other.
+    pools: cluster::Pools,
     /// The owner tokens of the leases this process holds, by alias.
     held: Mutex<std::collections::HashMap<String, String>>,
     key: OnceLock<StoreKey>,
@@ -173,7 +176,7 @@ impl SharedStore {
                 url,
                 ns,
                 timeout,
-                idle: Mutex::new(Vec::new()),
+                pools: cluster::Pools::default(),
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
                 key_verified: Mutex::new(None),
@@ -207,42 +210,48 @@ impl SharedStore {
         self.k(&["org", alias])
     }
 
-    /// A new connection, opened (connect, TLS, AUTH, SELECT) within `within`;
-    /// its later calls end by the deadline each call sets.
-    fn connect(&self, within: Duration) -> Result<Conn, Error> {
-        Conn::open(&self.inner.url, Instant::now() + within).map_err(|e| self.unavailable(&e))
+    /// Run `f` on connections of its own, the whole call (connecting, and
+    /// following a cluster's redirects, included) ending within `--timeout`;
+    /// connections that failed are dropped, ones that worked are kept for the
+    /// next call.
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&mut cluster::Routed<'_>) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
+        self.run_within(self.inner.timeout, f)
     }
 
-    /// Run `f` on a connection of its own, the whole call (connecting included)
-    /// ending within `--timeout`; a connection that failed is dropped, one that
-    /// worked is kept for the next call.
-    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T, Error> {
-        let deadline = Instant::now() + self.inner.timeout;
-        let idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        let mut con = match idle {
-            Some(c) => c,
-            None => Conn::open(&self.inner.url, deadline).map_err(|e| self.unavailable(&e))?,
-        };
-        con.until(deadline);
-        let out = f(&mut con);
-        let keep = match &out {
+    /// [`Self::run`] ending within `within`.
+    fn run_within<T>(
+        &self,
+        within: Duration,
+        f: impl FnOnce(&mut cluster::Routed<'_>) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
+        let deadline = Instant::now() + within;
+        let mut routed = cluster::Routed::new(&self.inner.url, &self.inner.pools, deadline);
+        let out = f(&mut routed);
+        let healthy = match &out {
             Ok(_) => true,
             Err(e) => {
                 matches!(e.kind(), redis::ErrorKind::Server(_)) && !e.is_unrecoverable_error()
             }
         };
-        if keep && redis::ConnectionLike::is_open(&con) {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < 8 {
-                idle.push(con);
-            }
-        }
+        routed.finish(healthy);
         out.map_err(|e| self.unavailable(&e))
+    }
+
+    /// The number of nodes serving slots, when the store is a cluster (read
+    /// from the server when this process has not seen a redirect yet).
+    fn cluster_nodes(&self) -> Result<Option<usize>, Error> {
+        let info: String = self.run(|c| redis::cmd("INFO").arg("cluster").query(c))?;
+        let enabled = info.lines().any(|l| l.trim() == "cluster_enabled:1");
+        if !enabled {
+            return Ok(None);
+        }
+        if self.inner.pools.map().is_none() {
+            self.run(|c| c.load_map())?;
+        }
+        Ok(self.inner.pools.map().map(|m| m.nodes()))
     }
 
     /// The sentence for a failed call: names the store, never the password.
@@ -555,6 +564,7 @@ impl SharedStore {
                 field("redis_version").unwrap_or_else(|| "?".into()),
             ),
         };
+        let cluster_nodes = self.cluster_nodes()?;
         let orgs_key = self.k(&["orgs"]);
         let orgs: usize = self.run(|c| redis::cmd("SCARD").arg(&orgs_key).query(c))?;
         let kc = self.k(&["keycheck"]);
@@ -580,6 +590,7 @@ impl SharedStore {
             server,
             version,
             round_trip,
+            cluster_nodes,
             orgs,
             key,
         })
