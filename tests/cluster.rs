@@ -352,3 +352,106 @@ fn any_node_serves_reads_leases_pipelines_and_doctor_and_a_stale_map_follows_mov
     let (_, orgs) = s.list().unwrap();
     assert_eq!(orgs.len(), 2);
 }
+
+/// A fake cluster node that answers every command with `MOVED` (to itself, or
+/// to `elsewhere`) and `CLUSTER SLOTS` with `slots` (raw RESP).
+fn redirecting_node(elsewhere: Option<u16>, slots: &'static str) -> u16 {
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let target = elsewhere.unwrap_or(port);
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { return };
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Ok(n) = c.read(&mut chunk) else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Answer each complete command (an array of bulk strings).
+                    while let Some((args, used)) = parse_command(&buf) {
+                        buf.drain(..used);
+                        let reply = if args
+                            .first()
+                            .is_some_and(|a| a.eq_ignore_ascii_case("CLUSTER"))
+                        {
+                            slots.replace("PORT", &port.to_string())
+                        } else {
+                            format!("-MOVED 1 127.0.0.1:{target}\r\n")
+                        };
+                        if c.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn parse_command(b: &[u8]) -> Option<(Vec<String>, usize)> {
+    let line = |at: usize| -> Option<(usize, usize)> {
+        let end = b.get(at..)?.windows(2).position(|w| w == b"\r\n")? + at;
+        let n = std::str::from_utf8(b.get(at + 1..end)?)
+            .ok()?
+            .parse()
+            .ok()?;
+        Some((n, end + 2))
+    };
+    let (n, mut at) = line(0)?;
+    let mut args = Vec::new();
+    for _ in 0..n {
+        let (len, start) = line(at)?;
+        args.push(String::from_utf8_lossy(b.get(start..start + len)?).into_owned());
+        at = start + len + 2;
+    }
+    (at <= b.len()).then_some((args, at))
+}
+
+#[test]
+fn a_node_that_redirects_for_ever_or_sends_a_broken_slot_map_is_exit_6_within_the_timeout() {
+    let t = T::new();
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let itself = "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:PORT\r\n";
+    let cases = [
+        (redirecting_node(None, itself), "kept redirecting one call"),
+        (redirecting_node(None, "*1\r\n:5\r\n"), "could not be read"),
+        (
+            redirecting_node(None, "-ERR no\r\n"),
+            "did not give its slot map",
+        ),
+        (
+            redirecting_node(Some(refused), itself),
+            "refused the connection",
+        ),
+    ];
+    for (port, says) in cases {
+        for args in [&["orgs"][..], &["token"], &["doctor"]] {
+            let started = std::time::Instant::now();
+            let out = t
+                .sfx()
+                .env("SFX_STORE", format!("redis://127.0.0.1:{port}"))
+                .env("SFX_STORE_KEY", key_b64(1))
+                .env("SFX_TIMEOUT", "2s")
+                .args(args)
+                .output()
+                .unwrap();
+            let took = started.elapsed();
+            let err = text(&out.stderr) + &text(&out.stdout);
+            assert_eq!(out.status.code(), Some(6), "{args:?} on {port}: {err}");
+            assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
+            assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+            assert!(err.contains(says), "{args:?}, expected {says:?}: {err}");
+            assert!(!err.contains("panicked"), "{err}");
+        }
+    }
+}

@@ -222,6 +222,18 @@ fn split_packed(bytes: &[u8]) -> Option<Vec<Packed<'_>>> {
     Some(out)
 }
 
+/// A cluster that cannot be followed: the sentence is the error's detail.
+fn trouble(sentence: String) -> RedisError {
+    RedisError::from((ErrorKind::ClusterConnectionNotFound, "cluster", sentence))
+}
+
+/// Whether `e` is [`trouble`]; its sentence.
+pub fn trouble_sentence(e: &RedisError) -> Option<&str> {
+    (e.kind() == ErrorKind::ClusterConnectionNotFound)
+        .then(|| e.detail())
+        .flatten()
+}
+
 /// A redirect in an answer.
 enum Redirect {
     Moved(Addr),
@@ -362,12 +374,18 @@ impl<'a> Routed<'a> {
         let c = self.conn(addr)?;
         let v = c.req_command(redis::cmd("CLUSTER").arg("SLOTS"))?;
         if let Value::ServerError(e) = &v {
-            return Err(RedisError::from(e.clone()));
+            return Err(trouble(format!(
+                "it redirected a call (MOVED), but {}:{} did not give its slot map: {}",
+                crate::text::sanitize(&addr.0, 100),
+                addr.1,
+                crate::text::sanitize(&e.to_string(), 200)
+            )));
         }
         let map = SlotMap::parse(&v, &seed, tls).ok_or_else(|| {
-            RedisError::from((
-                ErrorKind::Parse,
-                "the cluster's slot map (CLUSTER SLOTS) could not be read",
+            trouble(format!(
+                "it redirected a call (MOVED), but the slot map {}:{} gave (CLUSTER SLOTS) could not be read",
+                crate::text::sanitize(&addr.0, 100),
+                addr.1
             ))
         })?;
         *self.pools.map.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(map));
@@ -392,7 +410,11 @@ impl<'a> Routed<'a> {
                 return Ok(v);
             };
             if hops >= MAX_REDIRECTS {
-                return Ok(v);
+                return Err(trouble(format!(
+                    "the cluster kept redirecting one call ({MAX_REDIRECTS} redirects followed, the last to {}:{}; is a resharding or failover stuck?)",
+                    crate::text::sanitize(&to.0, 100),
+                    to.1
+                )));
             }
             hops += 1;
             asking = false;

@@ -260,7 +260,9 @@ impl SharedStore {
         let store = url.display();
         let detail = scrub(&e.to_string(), url);
         let lower = detail.to_ascii_lowercase();
-        let what = if e.code() == Some("NOAUTH") {
+        let what = if let Some(s) = cluster::trouble_sentence(e) {
+            format!("failed: {}", scrub(s, url))
+        } else if e.code() == Some("NOAUTH") {
             "requires a password, and the store URL gives none".to_string()
         } else if e.kind() == redis::ErrorKind::AuthenticationFailed
             || e.code() == Some("WRONGPASS")
