@@ -564,6 +564,47 @@ mod tests {
     }
 
     #[test]
+    fn the_slot_map_is_read_from_cluster_slots_as_servers_send_it() {
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let node = |host: &str, port: i64, meta: Option<Value>| {
+            let mut n = vec![bulk(host), Value::Int(port), bulk("id")];
+            n.extend(meta);
+            Value::Array(n)
+        };
+        let range = |a: i64, b: i64, n: Value| Value::Array(vec![Value::Int(a), Value::Int(b), n]);
+        let named = Value::Array(vec![bulk("hostname"), bulk("node-2.example.com")]);
+        let v = Value::Array(vec![
+            range(0, 5460, node("10.0.0.1", 6379, None)),
+            range(5461, 10922, node("10.0.0.2", 6379, Some(named))),
+            range(10923, 16383, node("", 6380, None)),
+            range(99, 20000, node("10.0.0.9", 1, None)),
+        ]);
+        let plain = SlotMap::parse(&v, "seed.example.com", false).unwrap();
+        assert_eq!(plain.nodes(), 3);
+        assert_eq!(plain.node(0), Some(&("10.0.0.1".to_string(), 6379)));
+        assert_eq!(plain.node(5461), Some(&("10.0.0.2".to_string(), 6379)));
+        // An empty address is the host the client connected to.
+        assert_eq!(
+            plain.node(16383),
+            Some(&("seed.example.com".to_string(), 6380))
+        );
+        // With TLS the announced host name wins over the IP address (certificates name hosts).
+        let tls = SlotMap::parse(&v, "seed.example.com", true).unwrap();
+        assert_eq!(
+            tls.node(6000),
+            Some(&("node-2.example.com".to_string(), 6379))
+        );
+        assert_eq!(tls.node(0), Some(&("10.0.0.1".to_string(), 6379)));
+        for bad in [
+            Value::Nil,
+            Value::Array(vec![Value::Int(1)]),
+            Value::Array(vec![]),
+        ] {
+            assert!(SlotMap::parse(&bad, "seed", false).is_none());
+        }
+    }
+
+    #[test]
     fn packed_pipelines_split_into_their_commands() {
         let mut p = redis::pipe();
         p.cmd("GET")
