@@ -320,6 +320,57 @@ fn a_slot_in_migration_is_followed_through_ask() {
 }
 
 #[test]
+fn over_tls_every_node_is_reached_with_tls_and_the_password() {
+    let c = RedisCluster::start_tls();
+    let (a, b) = ("prod", "dev");
+    assert_ne!(c.owner(c.slot(&org_key(a))), c.owner(c.slot(&org_key(b))));
+    for alias in [a, b] {
+        let meta = serde_json::to_string(&record(alias)).unwrap();
+        c.cli(&["HSET", &org_key(alias), "meta", &meta, "v", "1"]);
+        c.cli(&["SADD", "sfx:orgs", alias]);
+    }
+    let t = T::new();
+    let ca = c.ca.clone().unwrap();
+    for node in 0..3 {
+        let sfx = |args: &[&str]| {
+            t.sfx()
+                .env("SFX_STORE", c.url(node))
+                .env("SSL_CERT_FILE", &ca)
+                .env("SFX_TIMEOUT", "5s")
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = sfx(&["orgs", "--json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let names: HashSet<String> = stdout_json(&out)
+            .as_array()
+            .expect("an array")
+            .iter()
+            .filter_map(|o| o["org"].as_str().map(String::from))
+            .collect();
+        assert_eq!(names, HashSet::from([a.to_string(), b.to_string()]));
+        let out = sfx(&["doctor", "--json"]);
+        let s = &stdout_json(&out)["shared"];
+        assert_eq!(
+            (s["reachable"].as_bool(), s["cluster_nodes"].as_u64()),
+            (Some(true), Some(3)),
+            "{s}"
+        );
+        // Without the CA, the first node already refuses: no clear-text fallback.
+        let out = t
+            .sfx()
+            .env("SFX_STORE", c.url(node))
+            .env("SFX_TIMEOUT", "5s")
+            .arg("orgs")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+        assert!(text(&out.stderr).contains("TLS"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
 fn any_node_serves_reads_leases_pipelines_and_doctor_and_a_stale_map_follows_moved() {
     let c = RedisCluster::start();
     assert_ne!(

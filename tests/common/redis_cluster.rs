@@ -12,6 +12,8 @@ pub struct RedisCluster {
     pub ports: Vec<u16>,
     pub password: String,
     pub dir: tempfile::TempDir,
+    /// With TLS (clients and the cluster bus): the CA certificate to trust.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 fn free_port() -> u16 {
@@ -33,6 +35,16 @@ fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
 impl RedisCluster {
     /// Three primaries, slots split evenly, a password on each.
     pub fn start() -> RedisCluster {
+        Self::start_inner(false)
+    }
+
+    /// The same, speaking TLS only (to clients and between nodes), with a
+    /// throw-away CA made by `openssl`.
+    pub fn start_tls() -> RedisCluster {
+        Self::start_inner(true)
+    }
+
+    fn start_inner(tls: bool) -> RedisCluster {
         for bin in ["redis-server", "redis-cli"] {
             let found = Command::new(bin)
                 .arg("--version")
@@ -50,8 +62,12 @@ impl RedisCluster {
             children: Vec::new(),
             ports: Vec::new(),
             password: "cluster-pass-Zr4".into(),
+            ca: None,
             dir,
         };
+        if tls {
+            c.ca = Some(super::redis_server::make_certs(c.dir.path()));
+        }
         for i in 0..3 {
             // Cluster nodes also listen on port + 10000 (the bus): pick ports
             // whose bus port is free as well.
@@ -63,8 +79,25 @@ impl RedisCluster {
             };
             let d = c.dir.path().join(format!("node-{i}"));
             std::fs::create_dir_all(&d).unwrap();
-            let child = Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            let mut cmd = Command::new("redis-server");
+            cmd.args(["--bind", "127.0.0.1"]);
+            match &c.ca {
+                None => {
+                    cmd.args(["--port", &port.to_string()]);
+                }
+                Some(ca) => {
+                    let d = c.dir.path();
+                    cmd.args(["--port", "0", "--tls-port", &port.to_string()])
+                        .args(["--tls-cluster", "yes", "--tls-auth-clients", "no"])
+                        .arg("--tls-cert-file")
+                        .arg(d.join("server.pem"))
+                        .arg("--tls-key-file")
+                        .arg(d.join("server.key"))
+                        .arg("--tls-ca-cert-file")
+                        .arg(ca);
+                }
+            }
+            let child = cmd
                 .args(["--cluster-enabled", "yes"])
                 .args(["--cluster-config-file", "nodes.conf"])
                 .args(["--cluster-node-timeout", "5000"])
@@ -84,15 +117,9 @@ impl RedisCluster {
                 std::net::TcpStream::connect(("127.0.0.1", p)).is_ok()
             });
         }
-        let mut create = Command::new("redis-cli");
+        let mut create = c.redis_cli();
         create
-            .args([
-                "-a",
-                &c.password,
-                "--no-auth-warning",
-                "--cluster",
-                "create",
-            ])
+            .args(["--cluster", "create"])
             .args(c.ports.iter().map(|p| format!("127.0.0.1:{p}")))
             .args(["--cluster-replicas", "0", "--cluster-yes"]);
         let out = create.output().expect("run redis-cli --cluster create");
@@ -115,16 +142,27 @@ impl RedisCluster {
         c
     }
 
-    /// `redis://:PASSWORD@127.0.0.1:PORT` of node `i`.
+    /// `redis://:PASSWORD@127.0.0.1:PORT` (or `rediss://`) of node `i`.
     pub fn url(&self, i: usize) -> String {
-        format!("redis://:{}@127.0.0.1:{}", self.password, self.ports[i])
+        let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://:{}@127.0.0.1:{}", self.password, self.ports[i])
+    }
+
+    /// `redis-cli` with the password (and TLS) of the cluster.
+    fn redis_cli(&self) -> Command {
+        let mut c = Command::new("redis-cli");
+        c.args(["-a", &self.password, "--no-auth-warning"]);
+        if let Some(ca) = &self.ca {
+            c.arg("--tls").arg("--cacert").arg(ca);
+        }
+        c
     }
 
     /// `redis-cli` against node `i`, not following redirects.
     pub fn node_cli(&self, i: usize, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let out = self
+            .redis_cli()
             .args(["-h", "127.0.0.1", "-p", &self.ports[i].to_string()])
-            .args(["-a", &self.password, "--no-auth-warning"])
             .args(args)
             .output()
             .expect("run redis-cli");
@@ -134,9 +172,9 @@ impl RedisCluster {
     /// `redis-cli -c` (following redirects): a command on whichever node
     /// holds its key.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let out = self
+            .redis_cli()
             .args(["-c", "-h", "127.0.0.1", "-p", &self.ports[0].to_string()])
-            .args(["-a", &self.password, "--no-auth-warning"])
             .args(args)
             .output()
             .expect("run redis-cli");
