@@ -75,9 +75,10 @@ impl Fleet {
     }
 }
 
-/// The key of an org's record.
+/// The key of an org's record (the `{alias}` hash tag puts all of an org's
+/// keys in one slot).
 fn org_key(alias: &str) -> String {
-    format!("sfx:org:{alias}")
+    format!("sfx:org:{{{alias}}}")
 }
 
 fn now() -> i64 {
@@ -505,4 +506,20 @@ fn a_node_that_redirects_for_ever_or_sends_a_broken_slot_map_is_exit_6_within_th
             assert!(!err.contains("panicked"), "{err}");
         }
     }
+}
+
+#[test]
+fn a_new_store_key_takes_over_an_emptied_cluster_store() {
+    let mut f = Fleet::new();
+    f.login(0, "prod");
+    f.sfx(1).args(["logout", "-o", "prod"]).assert().success();
+    // Key rotation: every org out, then in again under the new key.
+    f.key = key_b64(43);
+    f.login(2, "prod");
+    let token = f.token(1, "prod");
+    assert!(f.t.fake.is_active(&token));
+    // The old key no longer opens the store.
+    f.key = key_b64(42);
+    let out = f.sfx(0).args(["token", "-o", "prod"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
 }

@@ -43,6 +43,7 @@ mod cluster;
 mod conn;
 pub mod lease;
 pub mod seal;
+mod slots;
 pub mod url;
 mod write;
 
@@ -239,50 +240,6 @@ impl SharedStore {
         self.k(&["org", alias])
     }
 
-    /// Run `f` on connections of its own, the whole call (connecting, and
-    /// following a cluster's redirects, included) ending within `--timeout`;
-    /// connections that failed are dropped, ones that worked are kept for the
-    /// next call.
-    fn run<T>(
-        &self,
-        f: impl FnOnce(&mut cluster::Routed<'_>) -> redis::RedisResult<T>,
-    ) -> Result<T, Error> {
-        self.run_within(self.inner.timeout, f)
-    }
-
-    /// [`Self::run`] ending within `within`.
-    fn run_within<T>(
-        &self,
-        within: Duration,
-        f: impl FnOnce(&mut cluster::Routed<'_>) -> redis::RedisResult<T>,
-    ) -> Result<T, Error> {
-        let deadline = Instant::now() + within;
-        let mut routed = cluster::Routed::new(&self.inner.url, &self.inner.pools, deadline);
-        let out = f(&mut routed);
-        let healthy = match &out {
-            Ok(_) => true,
-            Err(e) => {
-                matches!(e.kind(), redis::ErrorKind::Server(_)) && !e.is_unrecoverable_error()
-            }
-        };
-        routed.finish(healthy);
-        out.map_err(|e| self.unavailable(&e))
-    }
-
-    /// The number of nodes serving slots, when the store is a cluster (read
-    /// from the server when this process has not seen a redirect yet).
-    fn cluster_nodes(&self) -> Result<Option<usize>, Error> {
-        let info: String = self.run(|c| redis::cmd("INFO").arg("cluster").query(c))?;
-        let enabled = info.lines().any(|l| l.trim() == "cluster_enabled:1");
-        if !enabled {
-            return Ok(None);
-        }
-        if self.inner.pools.map().is_none() {
-            self.run(|c| c.load_map())?;
-        }
-        Ok(self.inner.pools.map().map(|m| m.nodes()))
-    }
-
     /// The sentence for a failed call: names the store, never the password.
     pub(crate) fn unavailable(&self, e: &RedisError) -> Error {
         let url = &self.inner.url;
@@ -391,13 +348,8 @@ impl SharedStore {
             // sealed with that key any more (a key rotation: every org moved out
             // and now back in), so the new key takes over; else refuse.
             let orgs_key = self.k(&["orgs"]);
-            let replaced: i64 = self.run(|c| {
-                redis::Script::new(REPLACE_KEYCHECK_SCRIPT)
-                    .key(&kc)
-                    .key(&orgs_key)
-                    .arg(&sealed)
-                    .invoke(c)
-            })?;
+            let replaced =
+                self.run(|c| cluster::replace_keycheck(c, &kc, &orgs_key, &stored, &sealed))?;
             if replaced != 1 {
                 return Err(self.wrong_key("the store's key check"));
             }
@@ -751,16 +703,6 @@ pub(crate) fn hostname() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into())
 }
-
-/// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
-/// ARGV = the new check.
-const REPLACE_KEYCHECK_SCRIPT: &str = r#"
-if redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
-"#;
 
 #[cfg(test)]
 mod namespace_tests {
