@@ -60,6 +60,8 @@ impl Fleet {
     fn expire(&self, alias: &str) {
         let mut m = self.meta(alias);
         m["issued_at"] = (now() - 3 * 3600).into();
+        // An exact expiry learnt earlier (introspection, `expires`) would win.
+        m["expiry"] = Value::Null;
         self.c
             .cli(&["HSET", &org_key(alias), "meta", &m.to_string()]);
     }
@@ -136,9 +138,21 @@ fn every_command_works_on_a_three_node_cluster_whichever_node_the_store_names() 
     // A refresh of an expired token through each node: lease, journal and
     // compare-and-set on the org's node.
     for host in 0..3 {
+        let grants = f.t.fake.count_grant("refresh_token");
         f.expire(b);
         f.token(host, b);
+        assert_eq!(f.t.fake.count_grant("refresh_token"), grants + 1);
     }
+    // A resharding moves dev's slot (all of its keys) to another node: every
+    // command follows it.
+    let slot = f.c.slot(&org_key(b));
+    f.c.move_slot(slot, other_node(&f.c, slot));
+    let grants = f.t.fake.count_grant("refresh_token");
+    f.expire(b);
+    for host in 0..3 {
+        f.token(host, b);
+    }
+    assert_eq!(f.t.fake.count_grant("refresh_token"), grants + 1);
     // doctor: a cluster of three nodes.
     let out = f.sfx(2).args(["doctor", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -154,6 +168,19 @@ fn every_command_works_on_a_three_node_cluster_whichever_node_the_store_names() 
         text(&out.stdout).contains("cluster, 3 nodes"),
         "{}",
         text(&out.stdout)
+    );
+    // A cluster has database 0 only: another is a sentence and exit 6.
+    let out = f
+        .sfx(0)
+        .env("SFX_STORE", format!("{}/2", f.c.url(0)))
+        .arg("orgs")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cluster"),
+        "{}",
+        text(&out.stderr)
     );
     // migrate: out of the cluster into this host's local store and back.
     f.sfx(1)
