@@ -550,3 +550,62 @@ fn a_new_store_key_takes_over_an_emptied_cluster_store() {
     let out = f.sfx(0).args(["token", "-o", "prod"]).output().unwrap();
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_documented_acl_lines_work_on_every_node_of_a_cluster() {
+    let f = Fleet::new();
+    for (user, pw) in [
+        ("sfx-reader", "pw-reader"),
+        ("sfx-refresher", "pw-refresher"),
+    ] {
+        let line = crate::readers::acl_line(user, pw);
+        let args: Vec<&str> = line.iter().map(String::as_str).collect();
+        for node in 0..3 {
+            assert_eq!(f.c.node_cli(node, &args).trim(), "OK", "{line:?}");
+        }
+    }
+    let as_user = |user: &str, pw: &str, node: usize| {
+        format!("redis://{user}:{pw}@127.0.0.1:{}", f.c.ports[node])
+    };
+    // Each through a node that does not hold the org.
+    let other = other_node(&f.c, f.c.slot(&org_key("prod")));
+    f.sfx(0)
+        .env("SFX_STORE", as_user("sfx-refresher", "pw-refresher", other))
+        .args(["login", "--auth-url", "-", "--alias", "prod"])
+        .write_stdin(f.t.auth_url())
+        .assert()
+        .success();
+    f.expire("prod");
+    let grants = f.t.fake.count_grant("refresh_token");
+    let out = f
+        .sfx(0)
+        .env("SFX_STORE", as_user("sfx-refresher", "pw-refresher", other))
+        .arg("token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(f.t.fake.count_grant("refresh_token"), grants + 1);
+    let at = text(&out.stdout).trim().to_string();
+    let reader_key = crate::readers::reader_of(&f.key);
+    for node in 0..3 {
+        let reader = |args: &[&str]| {
+            f.sfx(1)
+                .env("SFX_STORE", as_user("sfx-reader", "pw-reader", node))
+                .env("SFX_STORE_KEY", &reader_key)
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let out = reader(&["token"]);
+        assert!(out.status.success(), "node {node}: {}", text(&out.stderr));
+        assert_eq!(text(&out.stdout).trim(), at);
+        let out = reader(&["orgs"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // The reader's user may not run CLUSTER INFO: doctor still knows it
+        // is a cluster.
+        let d = stdout_json(&reader(&["doctor", "--json"]));
+        assert!(d["shared"]["cluster_nodes"].is_u64(), "{d}");
+        assert_eq!(d["shared"]["key_kind"], "reader", "{d}");
+        assert_eq!(d["shared"]["key"], "works", "{d}");
+    }
+}

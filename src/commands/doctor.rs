@@ -78,6 +78,7 @@ impl SharedCheck {
             )),
             Ok(p) => {
                 let cluster = match p.cluster_nodes {
+                    Some(0) => ", cluster".to_string(),
                     Some(n) => format!(", cluster, {n} node{}", if n == 1 { "" } else { "s" }),
                     None => String::new(),
                 };
@@ -114,6 +115,15 @@ impl SharedCheck {
                     ),
                 };
                 lines.push(format!("  key:         {key}"));
+                if let Some(kind) = p.key_kind {
+                    lines.push(format!(
+                        "  key kind:    {}",
+                        match kind {
+                            shared::KeyKind::Refresher => "refresher (opens every secret; refreshes; `sfx store reader-key` prints its reader key)",
+                            shared::KeyKind::Reader => "reader (opens access tokens only; never refreshes: a `sfx watch` with the refresher key serves it)",
+                        }
+                    ));
+                }
             }
         }
         lines
@@ -131,6 +141,7 @@ impl SharedCheck {
                 "cluster_nodes": p.cluster_nodes,
                 "orgs": p.orgs,
                 "key": Self::key_word(p.key),
+                "key_kind": p.key_kind.map(shared::KeyKind::as_str),
                 "message": Value::Null,
             }),
             Err(why) => json!({
@@ -143,6 +154,7 @@ impl SharedCheck {
                 "cluster_nodes": Value::Null,
                 "orgs": Value::Null,
                 "key": Value::Null,
+                "key_kind": Value::Null,
                 "message": why,
             }),
         }

@@ -56,7 +56,7 @@ pub fn trouble_sentence(e: &RedisError) -> Option<&str> {
 
 /// A redirect in an answer.
 enum Redirect {
-    Moved(Addr),
+    Moved(u16, Addr),
     Ask(Addr),
     TryAgain,
 }
@@ -72,7 +72,10 @@ fn redirect(v: &Value, seed: &str) -> Option<Redirect> {
         Some((host.to_string(), port.parse().ok()?))
     };
     match e.code() {
-        "MOVED" => target().map(Redirect::Moved),
+        "MOVED" => {
+            let slot = e.details()?.split_whitespace().next()?.parse().ok()?;
+            target().map(|a| Redirect::Moved(slot, a))
+        }
         "ASK" => target().map(Redirect::Ask),
         "TRYAGAIN" => Some(Redirect::TryAgain),
         _ => None,
@@ -182,10 +185,20 @@ impl<'a> Routed<'a> {
         self.last.clone().unwrap_or_else(|| self.seed())
     }
 
-    /// Read the slot map from the node used last (or the one in the URL).
-    pub fn load_map(&mut self) -> RedisResult<()> {
-        let at = self.last.clone().unwrap_or_else(|| self.seed());
-        self.refresh_map(&at)
+    /// After `MOVED <slot> <addr>`: read the whole map from `addr`; a user
+    /// whose ACL does not allow `CLUSTER SLOTS` learns the map slot by slot
+    /// from the redirects instead.
+    fn moved(&mut self, slot: u16, addr: &Addr) -> RedisResult<()> {
+        match self.refresh_map(addr) {
+            Err(e) if e.code() == Some("NOPERM") => {
+                let mut map = self.pools.map.lock().unwrap_or_else(|p| p.into_inner());
+                let mut m = map.as_deref().cloned().unwrap_or_else(SlotMap::empty);
+                m.set(slot, addr.clone());
+                *map = Some(Arc::new(m));
+                Ok(())
+            }
+            r => r,
+        }
     }
 
     /// Read the slot map from `addr` (after a `MOVED`).
@@ -194,6 +207,9 @@ impl<'a> Routed<'a> {
         let c = self.conn(addr)?;
         let v = c.req_command(redis::cmd("CLUSTER").arg("SLOTS"))?;
         if let Value::ServerError(e) = &v {
+            if e.code() == "NOPERM" {
+                return Err(RedisError::from(e.clone()));
+            }
             return Err(trouble(format!(
                 "it redirected a call (MOVED), but {}:{} did not give its slot map: {}",
                 crate::text::sanitize(&addr.0, 100),
@@ -239,10 +255,10 @@ impl<'a> Routed<'a> {
             hops += 1;
             asking = false;
             match r {
-                Redirect::Moved(addr) => {
+                Redirect::Moved(slot, addr) => {
                     // The map is stale (or unknown: the first sign of a
                     // cluster). The command goes where it was sent either way.
-                    self.refresh_map(&addr)?;
+                    self.moved(slot, &addr)?;
                     to = addr;
                 }
                 Redirect::Ask(addr) => {
@@ -311,8 +327,8 @@ impl ConnectionLike for Routed<'_> {
         for i in again {
             let part = &cmd[cmds[i].0.clone()];
             let to = match redirect(&out[i], &self.url.host) {
-                Some(Redirect::Moved(a)) => {
-                    self.refresh_map(&a)?;
+                Some(Redirect::Moved(slot, a)) => {
+                    self.moved(slot, &a)?;
                     a
                 }
                 Some(Redirect::Ask(a)) => a,
@@ -381,14 +397,23 @@ impl SharedStore {
     /// from the server when this process has not seen a redirect yet).
     pub(super) fn cluster_nodes(&self) -> Result<Option<usize>, Error> {
         let info: String = self.run(|c| redis::cmd("INFO").arg("cluster").query(c))?;
-        let enabled = info.lines().any(|l| l.trim() == "cluster_enabled:1");
-        if !enabled {
+        if !info.lines().any(|l| l.trim() == "cluster_enabled:1") {
             return Ok(None);
         }
-        if self.inner.pools.map().is_none() {
-            self.run(|c| c.load_map())?;
-        }
-        Ok(self.inner.pools.map().map(|m| m.nodes()))
+        // `cluster_size` of CLUSTER INFO: the nodes serving at least one slot.
+        // A user whose ACL does not allow it: the nodes this process has met.
+        let size = self.run(
+            |c| match redis::cmd("CLUSTER").arg("INFO").query::<String>(c) {
+                Err(e) if e.code() == Some("NOPERM") => Ok(None),
+                r => r.map(|i| {
+                    i.lines()
+                        .find_map(|l| l.trim().strip_prefix("cluster_size:")?.parse().ok())
+                }),
+            },
+        )?;
+        Ok(Some(size.unwrap_or_else(|| {
+            self.inner.pools.map().map_or(0, |m| m.nodes())
+        })))
     }
 }
 

@@ -10,7 +10,7 @@ use super::cluster::Addr;
 pub const SLOTS: usize = 16384;
 
 /// Which node serves each slot.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct SlotMap {
     nodes: Vec<Addr>,
     /// Index into `nodes` per slot; `u16::MAX`: no node serves it.
@@ -24,9 +24,33 @@ impl SlotMap {
             .and_then(|&i| self.nodes.get(usize::from(i)))
     }
 
-    /// How many nodes serve slots (the primaries).
+    /// How many nodes serve slots.
     pub fn nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// No slot known yet.
+    pub fn empty() -> SlotMap {
+        SlotMap {
+            nodes: Vec::new(),
+            owner: vec![u16::MAX; SLOTS],
+        }
+    }
+
+    /// `slot` is served by `addr` (learnt from a `MOVED`).
+    pub fn set(&mut self, slot: u16, addr: Addr) {
+        let i = match self.nodes.iter().position(|n| *n == addr) {
+            Some(i) => i,
+            // A server naming ever new nodes cannot grow the map for ever.
+            None if self.nodes.len() >= usize::from(u16::MAX) - 1 => return,
+            None => {
+                self.nodes.push(addr);
+                self.nodes.len() - 1
+            }
+        };
+        if let Some(o) = self.owner.get_mut(usize::from(slot)) {
+            *o = i as u16;
+        }
     }
 
     /// Read from a `CLUSTER SLOTS` answer; `seed` stands in for a node whose
@@ -258,6 +282,14 @@ mod tests {
             Some(&("node-2.example.com".to_string(), 6379))
         );
         assert_eq!(tls.node(0), Some(&("10.0.0.1".to_string(), 6379)));
+        // Learnt from redirects, slot by slot (a user without CLUSTER SLOTS).
+        let mut m = SlotMap::empty();
+        assert_eq!((m.nodes(), m.node(7)), (0, None));
+        m.set(7, ("10.0.0.3".into(), 7000));
+        m.set(8, ("10.0.0.3".into(), 7000));
+        assert_eq!(m.nodes(), 1);
+        assert_eq!(m.node(8), Some(&("10.0.0.3".into(), 7000)));
+        assert_eq!(m.node(9), None);
         for bad in [
             Value::Nil,
             Value::Array(vec![Value::Int(1)]),
