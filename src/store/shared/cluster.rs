@@ -274,13 +274,131 @@ impl<'a> Routed<'a> {
     }
 }
 
+/// The streams of an `XREAD … STREAMS k1 k2 … id1 id2 …`: the index of
+/// `STREAMS` and the number of streams.
+fn xread_streams(args: &[&[u8]]) -> Option<(usize, usize)> {
+    if !args.first()?.eq_ignore_ascii_case(b"XREAD") {
+        return None;
+    }
+    let at = args
+        .iter()
+        .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))?;
+    let rest = args.len() - at - 1;
+    (rest >= 4 && rest.is_multiple_of(2)).then_some((at, rest / 2))
+}
+
+impl Routed<'_> {
+    /// Take the connection to `addr` out of this call (to use on another thread).
+    fn take(&mut self, addr: &Addr) -> RedisResult<Conn> {
+        self.conn(addr)?;
+        let i = self
+            .conns
+            .iter()
+            .rposition(|(a, c)| a == addr && c.is_open())
+            .ok_or_else(|| trouble(format!("no connection to {}:{}", addr.0, addr.1)))?;
+        Ok(self.conns.swap_remove(i).1)
+    }
+
+    /// An `XREAD` of streams in several slots (a refresher reading the requests
+    /// of all its orgs), which a cluster refuses as one command: one `XREAD`
+    /// per slot, each on a connection of its own, blocking side by side, the
+    /// answers joined. `None`: one slot holds them all (or the map is unknown).
+    fn xread_split(&mut self, args: &[&[u8]]) -> RedisResult<Option<Value>> {
+        let (Some(map), Some((at, n))) = (self.pools.map(), xread_streams(args)) else {
+            return Ok(None);
+        };
+        // One XREAD may name streams of one slot only (even on one node).
+        let mut groups: Vec<(u16, Vec<usize>)> = Vec::new();
+        for i in 0..n {
+            let s = slot(args[at + 1 + i]);
+            match groups.iter_mut().find(|(g, _)| *g == s) {
+                Some((_, list)) => list.push(i),
+                None => groups.push((s, vec![i])),
+            }
+        }
+        if groups.len() < 2 {
+            return Ok(None);
+        }
+        let mut work = Vec::new();
+        for (s, list) in groups {
+            let to = map.node(s).cloned().unwrap_or_else(|| self.seed());
+            let mut cmd = redis::cmd("XREAD");
+            for a in &args[1..=at] {
+                cmd.arg(*a);
+            }
+            for &i in &list {
+                cmd.arg(args[at + 1 + i]);
+            }
+            for &i in &list {
+                cmd.arg(args[at + 1 + n + i]);
+            }
+            let con = self.take(&to)?;
+            work.push((to, con, cmd.get_packed_command()));
+        }
+        let done: Vec<(Addr, Conn, Vec<u8>, RedisResult<Value>)> = std::thread::scope(|s| {
+            let running: Vec<_> = work
+                .into_iter()
+                .map(|(to, mut con, bytes)| {
+                    s.spawn(move || {
+                        let v = con.req_packed_command(&bytes);
+                        (to, con, bytes, v)
+                    })
+                })
+                .collect();
+            running.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        let mut out: Option<Vec<Value>> = None;
+        let mut failed = None;
+        let mut again = Vec::new();
+        for (to, con, bytes, v) in done {
+            self.conns.push((to.clone(), con));
+            match v {
+                Ok(Value::Nil) => {}
+                Ok(Value::Array(items)) => out.get_or_insert_with(Vec::new).extend(items),
+                Ok(v) if redirect(&v, &self.url.host).is_some() => again.push((to, bytes)),
+                Ok(v) => return Ok(Some(v)),
+                Err(e) => failed = Some(e),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        // The map changed under a node's streams: those, once more, one by one.
+        for (to, bytes) in again {
+            match self.one(&bytes, to, 0)? {
+                Value::Array(items) => out.get_or_insert_with(Vec::new).extend(items),
+                Value::Nil => {}
+                v => return Ok(Some(v)),
+            }
+        }
+        Ok(Some(out.map_or(Value::Nil, Value::Array)))
+    }
+}
+
 impl ConnectionLike for Routed<'_> {
     fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
-        let to = match split_packed(cmd) {
-            Some(cmds) if cmds.len() == 1 => self.route(&cmds[0].1),
-            _ => self.last.clone().unwrap_or_else(|| self.seed()),
+        let Some(cmds) = split_packed(cmd).filter(|c| c.len() == 1) else {
+            let to = self.last.clone().unwrap_or_else(|| self.seed());
+            return self.one(cmd, to, 0);
         };
-        self.one(cmd, to, 0)
+        let args = &cmds[0].1;
+        if let Some(v) = self.xread_split(args)? {
+            return Ok(v);
+        }
+        let v = self.one(cmd, self.route(args), 0)?;
+        // Streams of several slots in one XREAD, before the map is known: a
+        // cluster says CROSSSLOT. Read the map and split the read by node.
+        if matches!(&v, Value::ServerError(e) if e.code() == "CROSSSLOT")
+            && self.pools.map().is_none()
+            && xread_streams(args).is_some()
+        {
+            let seed = self.seed();
+            self.refresh_map(&seed)?;
+            if let Some(v) = self.xread_split(args)? {
+                return Ok(v);
+            }
+        }
+        Ok(v)
     }
 
     fn req_packed_commands(
@@ -470,3 +588,7 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 "#;
+
+#[cfg(test)]
+#[path = "cluster_tests.rs"]
+mod tests;
