@@ -126,6 +126,9 @@ impl<'a> Routed<'a> {
     /// ended without a failure of the connection).
     pub fn finish(self, healthy: bool) {
         if !healthy {
+            // A node that failed may be gone for good (a failover): the next
+            // call learns the map again, from the node in the URL.
+            *self.pools.map.lock().unwrap_or_else(|p| p.into_inner()) = None;
             return;
         }
         let mut idle = self.pools.idle.lock().unwrap_or_else(|p| p.into_inner());

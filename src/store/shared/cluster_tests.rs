@@ -162,3 +162,33 @@ fn one_xread_of_streams_on_several_nodes_blocks_on_each_and_joins_the_answers() 
         "{took:?}"
     );
 }
+
+#[test]
+fn a_call_that_failed_forgets_the_slot_map_so_the_next_learns_it_again() {
+    // A node gone (a failover): the map that names it would send every call
+    // of a long `sfx watch` there for ever.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let url = match super::super::url::parse(Some(&format!("redis://127.0.0.1:{gone}")), "--store")
+        .unwrap()
+    {
+        super::super::StoreChoice::Shared(u) => u,
+        super::super::StoreChoice::Local => unreachable!(),
+    };
+    let pools = Pools::default();
+    let mut map = SlotMap::empty();
+    for s in 0..16384u16 {
+        map.set(s, ("127.0.0.1".into(), gone));
+    }
+    *pools.map.lock().unwrap() = Some(Arc::new(map));
+    let mut r = Routed::new(&url, &pools, Instant::now() + Duration::from_secs(2));
+    let e = redis::cmd("GET")
+        .arg("k")
+        .query::<Option<String>>(&mut r)
+        .unwrap_err();
+    assert!(e.is_connection_refusal() || e.is_io_error(), "{e}");
+    r.finish(false);
+    assert!(pools.map().is_none());
+}
