@@ -16,11 +16,18 @@ pub struct RedisCluster {
     pub ca: Option<std::path::PathBuf>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+/// A port for a cluster node. A node also listens on port + 10000 (its bus);
+/// both come from below Linux's ephemeral range (32768–60999), where no other
+/// test's `127.0.0.1:0` can land, so no test ever reaches a node's bus by mistake.
+fn node_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    loop {
+        let p = 20_000 + (RandomState::new().hash_one(std::time::Instant::now()) % 2_700) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(p) && free(p + 10_000) {
+            return p;
+        }
+    }
 }
 
 /// Wait for `ok` with a bounded deadline.
@@ -69,11 +76,9 @@ impl RedisCluster {
             c.ca = Some(super::redis_server::make_certs(c.dir.path()));
         }
         for i in 0..3 {
-            // Cluster nodes also listen on port + 10000 (the bus): pick ports
-            // whose bus port is free as well.
             let port = loop {
-                let p = free_port();
-                if p < 55535 && std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_ok() {
+                let p = node_port();
+                if !c.ports.contains(&p) {
                     break p;
                 }
             };

@@ -19,11 +19,12 @@ fn cluster() -> Nodes {
     let dir = tempfile::tempdir().unwrap();
     let mut n = Nodes(Vec::new(), Vec::new(), dir);
     while n.1.len() < 3 {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        if p >= 55535 || std::net::TcpListener::bind(("127.0.0.1", p + 10000)).is_err() {
+        // Below the ephemeral range, bus port (+10000) included: no other
+        // test's `127.0.0.1:0` lands on a node or its bus.
+        use std::hash::{BuildHasher, RandomState};
+        let p = 20_000 + (RandomState::new().hash_one(Instant::now()) % 2_700) as u16;
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if n.1.contains(&p) || !free(p) || !free(p + 10_000) {
             continue;
         }
         let d = n.2.path().join(p.to_string());
