@@ -36,6 +36,9 @@
 //! and records the window, so a holder paused past its lease never lets another
 //! host re-send the token (see `docs/security.md`). Every call ends by one
 //! deadline (see `conn`).
+//! On a Redis or Valkey cluster each call goes to the node serving its key's
+//! slot, redirects followed within that deadline (see `cluster`); an org's keys
+//! share one slot through their `{alias}` hash tag.
 
 mod ask;
 mod attempt;
