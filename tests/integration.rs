@@ -8,6 +8,7 @@ mod adversary;
 mod api;
 mod childenv;
 mod clients;
+mod cluster;
 mod contract;
 mod crash;
 mod envmode;

@@ -362,7 +362,7 @@ fn a_reader_reads_access_tokens_and_what_needs_the_refresh_token_exits_2_sending
 
 /// The `ACL SETUSER <user> …` line of docs/fleets.md, exactly as written, with
 /// the password filled in.
-fn acl_line(user: &str, password: &str) -> Vec<String> {
+pub(crate) fn acl_line(user: &str, password: &str) -> Vec<String> {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fleets.md")).unwrap();
     let prefix = format!("ACL SETUSER {user} ");

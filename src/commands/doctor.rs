@@ -77,8 +77,13 @@ impl SharedCheck {
                 paint("not usable", comfy_table::Color::Red, style)
             )),
             Ok(p) => {
+                let cluster = match p.cluster_nodes {
+                    Some(0) => ", cluster".to_string(),
+                    Some(n) => format!(", cluster, {n} node{}", if n == 1 { "" } else { "s" }),
+                    None => String::new(),
+                };
                 lines.push(format!(
-                    "  status:      {}, {} {}, round trip {:.2} ms, {} org{}",
+                    "  status:      {}, {} {}{cluster}, round trip {:.2} ms, {} org{}",
                     paint("reachable", comfy_table::Color::Green, style),
                     p.server,
                     p.version,
@@ -134,6 +139,7 @@ impl SharedCheck {
                 "server": p.server,
                 "version": p.version,
                 "round_trip_ms": p.round_trip.as_secs_f64() * 1000.0,
+                "cluster_nodes": p.cluster_nodes,
                 "orgs": p.orgs,
                 "key": Self::key_word(p.key),
                 "key_kind": p.key_kind.map(shared::KeyKind::as_str),
@@ -146,6 +152,7 @@ impl SharedCheck {
                 "server": Value::Null,
                 "version": Value::Null,
                 "round_trip_ms": Value::Null,
+                "cluster_nodes": Value::Null,
                 "orgs": Value::Null,
                 "key": Value::Null,
                 "key_kind": Value::Null,

@@ -245,7 +245,7 @@ impl Drop for RedisServer {
 }
 
 /// A throw-away CA and a server certificate for 127.0.0.1 / localhost.
-fn make_certs(d: &std::path::Path) -> PathBuf {
+pub fn make_certs(d: &std::path::Path) -> PathBuf {
     require("openssl");
     let run = |args: &[&str]| {
         let out = Command::new("openssl")

@@ -69,13 +69,8 @@ impl SharedStore {
             // sealed with that key any more (a key rotation: every org moved out
             // and now back in), so the new key takes over; else refuse.
             let orgs_key = self.k(&["orgs"]);
-            let replaced: i64 = self.run(|c| {
-                redis::Script::new(REPLACE_KEYCHECK_SCRIPT)
-                    .key(&kc)
-                    .key(&orgs_key)
-                    .arg(&sealed)
-                    .invoke(c)
-            })?;
+            let replaced = self
+                .run(|c| super::cluster::replace_keycheck(c, &kc, &orgs_key, &stored, &sealed))?;
             if replaced != 1 {
                 return Err(self.wrong_key("the store's key check"));
             }
@@ -256,14 +251,4 @@ if not ok then
   return redis.error_reply(type(err) == 'table' and err.err or tostring(err))
 end
 return 1
-"#;
-
-/// Replace the key check only while no org is stored: KEYS = keycheck, orgs set;
-/// ARGV = the new check.
-const REPLACE_KEYCHECK_SCRIPT: &str = r#"
-if redis.call('SCARD', KEYS[2]) == 0 then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return 1
-end
-return 0
 "#;

@@ -196,7 +196,6 @@ fn renew_until_stopped(
     // Each renewal ends well inside the lease, whatever --timeout says: a
     // renewal that waited longer than the lease could never save it.
     let bound = store.timeout().min(RENEW_BOUND);
-    let mut con: Option<super::conn::Conn> = None;
     let (m, cv) = stop;
     let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
     loop {
@@ -214,16 +213,11 @@ fn renew_until_stopped(
         if *stopped {
             return;
         }
-        if con.is_none() {
-            con = store.connect(bound).ok();
-        }
-        let renewed = match con.as_mut() {
-            Some(c) => {
-                c.until(Instant::now() + bound);
-                script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c)
-            }
-            None => continue,
-        };
+        // On a connection of the store's (routed to the lease's node on a
+        // cluster), opened when the first renewal is due.
+        let renewed = store.run_within(bound, |c| {
+            script.key(key).arg(owner).arg(ttl_ms).invoke::<i64>(c)
+        });
         match renewed {
             Ok(1) => {}
             Ok(_) => {
@@ -231,7 +225,7 @@ fn renew_until_stopped(
                 return;
             }
             // The store is unreachable: try again next time on a new connection.
-            Err(_) => con = None,
+            Err(_) => {}
         }
     }
 }

@@ -37,21 +37,25 @@
 //! and records the window, so a holder paused past its lease never lets another
 //! host re-send the token (see `docs/security.md`). Every call ends by one
 //! deadline (see `conn`).
+//! On a Redis or Valkey cluster each call goes to the node serving its key's
+//! slot, redirects followed within that deadline (see `cluster`); an org's keys
+//! share one slot through their `{alias}` hash tag.
 
 mod ask;
 mod attempt;
 pub mod backend;
+mod cluster;
 mod conn;
 mod keycheck;
 pub mod lease;
 pub mod seal;
+mod slots;
 pub mod url;
 mod write;
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use conn::Conn;
 use redis::RedisError;
 use sha2::{Digest, Sha256};
 
@@ -126,6 +130,8 @@ pub struct Probe {
     pub server: String,
     pub version: String,
     pub round_trip: Duration,
+    /// On a cluster: how many nodes serve its slots.
+    pub cluster_nodes: Option<usize>,
     pub orgs: usize,
     pub key: KeyState,
     /// The kind of key in `SFX_STORE_KEY` (`None`: not set or malformed).
@@ -158,10 +164,11 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
-    /// Idle connections. A call takes one out (or opens one) and puts it back
-    /// when it succeeded, so the lock is never held across network calls and
-    /// concurrent callers (watch workers) never queue behind each other.
-    idle: Mutex<Vec<Conn>>,
+    /// Idle connections per node, and the slot map of a cluster. A call takes
+    /// connections out (or opens them) and puts them back when it succeeded,
+    /// so no lock is held across network calls and concurrent callers (watch
+    /// workers) never queue behind each other.
+    pools: cluster::Pools,
     /// The owner tokens of the leases this process holds, by alias.
     held: Mutex<std::collections::HashMap<String, String>>,
     key: OnceLock<Keys>,
@@ -188,7 +195,7 @@ impl SharedStore {
                 url,
                 ns,
                 timeout,
-                idle: Mutex::new(Vec::new()),
+                pools: cluster::Pools::default(),
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
                 key_verified: Mutex::new(None),
@@ -238,51 +245,15 @@ impl SharedStore {
         self.k(&["org", alias])
     }
 
-    /// A new connection, opened (connect, TLS, AUTH, SELECT) within `within`;
-    /// its later calls end by the deadline each call sets.
-    fn connect(&self, within: Duration) -> Result<Conn, Error> {
-        Conn::open(&self.inner.url, Instant::now() + within).map_err(|e| self.unavailable(&e))
-    }
-
-    /// Run `f` on a connection of its own, the whole call (connecting included)
-    /// ending within `--timeout`; a connection that failed is dropped, one that
-    /// worked is kept for the next call.
-    fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T, Error> {
-        let deadline = Instant::now() + self.inner.timeout;
-        let idle = self
-            .inner
-            .idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
-        let mut con = match idle {
-            Some(c) => c,
-            None => Conn::open(&self.inner.url, deadline).map_err(|e| self.unavailable(&e))?,
-        };
-        con.until(deadline);
-        let out = f(&mut con);
-        let keep = match &out {
-            Ok(_) => true,
-            Err(e) => {
-                matches!(e.kind(), redis::ErrorKind::Server(_)) && !e.is_unrecoverable_error()
-            }
-        };
-        if keep && redis::ConnectionLike::is_open(&con) {
-            let mut idle = self.inner.idle.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < 8 {
-                idle.push(con);
-            }
-        }
-        out.map_err(|e| self.unavailable(&e))
-    }
-
     /// The sentence for a failed call: names the store, never the password.
     pub(crate) fn unavailable(&self, e: &RedisError) -> Error {
         let url = &self.inner.url;
         let store = url.display();
         let detail = scrub(&e.to_string(), url);
         let lower = detail.to_ascii_lowercase();
-        let what = if e.code() == Some("NOAUTH") {
+        let what = if let Some(s) = cluster::trouble_sentence(e) {
+            format!("failed: {}", scrub(s, url))
+        } else if e.code() == Some("NOAUTH") {
             "requires a password, and the store URL gives none".to_string()
         } else if e.kind() == redis::ErrorKind::AuthenticationFailed
             || e.code() == Some("WRONGPASS")
@@ -490,6 +461,7 @@ impl SharedStore {
                 field("redis_version").unwrap_or_else(|| "?".into()),
             ),
         };
+        let cluster_nodes = self.cluster_nodes()?;
         let orgs_key = self.k(&["orgs"]);
         let orgs: usize = self.run(|c| redis::cmd("SCARD").arg(&orgs_key).query(c))?;
         let key = if self.inner.key.get().is_none()
@@ -508,6 +480,7 @@ impl SharedStore {
             server,
             version,
             round_trip,
+            cluster_nodes,
             orgs,
             key,
             key_kind,
