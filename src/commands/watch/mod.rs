@@ -45,6 +45,7 @@ mod exec;
 mod feed;
 mod render;
 mod schedule;
+mod serve;
 mod signals;
 mod worker;
 
@@ -565,6 +566,13 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     if ctx.mode != crate::output::Mode::Quiet {
         watch_stdout(tx.clone());
     }
+    // A shared store: serve readers' requests for a fresher token (issue #20).
+    if let Some(shared) = ctx.shared.clone()
+        && ctx.env_org.is_none()
+    {
+        let names = orgs.iter().map(|o| o.name().to_string()).collect();
+        serve::start(ctx.clone(), shared, names, args.all, tx.clone())?;
+    }
     drop(tx);
 
     // At most 79 columns with the defaults: the live table's first line.
@@ -696,6 +704,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                 s.emit(idx, Kind::Error, why, false);
             }
             Ok(Msg::StdoutClosed) => s.closed = true,
+            Ok(Msg::Served(alias, answer, n)) => s.served(&alias, answer, n),
             Err(RecvTimeoutError::Timeout) => {}
             // Cannot happen while workers hold senders; stop rather than spin.
             Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),

@@ -28,6 +28,7 @@
 //! host re-send the token (see `docs/security.md`). Every call ends by one
 //! deadline (see `conn`).
 
+mod ask;
 mod attempt;
 pub mod backend;
 mod conn;
@@ -49,12 +50,15 @@ use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
 use seal::{Binding, StoreKey};
 use url::scrub;
+pub use ask::{Answer, FreshNeed, Request, token_fingerprint};
 pub use url::{StoreChoice, StoreUrl};
 
 /// The variable naming the key prefix.
 pub const NAMESPACE_VAR: &str = "SFX_STORE_NAMESPACE";
 /// The default key prefix.
 pub const DEFAULT_NAMESPACE: &str = "sfx";
+/// How long a reader waits for a refresher unless `--wait` says otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// `SFX_STORE_NAMESPACE`, checked by [`check_namespace`].
 pub fn namespace_from_env() -> Result<String, Error> {
@@ -143,6 +147,8 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
+    /// How long a reader waits for a refresher (`--wait`, see `ask`).
+    wait: Duration,
     /// Idle connections. A call takes one out (or opens one) and puts it back
     /// when it succeeded, so the lock is never held across network calls and
     /// concurrent callers (watch workers) never queue behind each other.
@@ -173,6 +179,7 @@ impl SharedStore {
                 url,
                 ns,
                 timeout,
+                wait: DEFAULT_WAIT,
                 idle: Mutex::new(Vec::new()),
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
@@ -192,6 +199,19 @@ impl SharedStore {
 
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// The same store, its readers waiting up to `wait` for a refresher (`--wait`).
+    pub fn with_wait(mut self, wait: Duration) -> SharedStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.wait = wait;
+        }
+        self
+    }
+
+    /// How long a reader waits for a refresher (`--wait`, default 60 s).
+    pub fn wait(&self) -> Duration {
+        self.inner.wait
     }
 
     fn k(&self, parts: &[&str]) -> String {
@@ -217,7 +237,17 @@ impl SharedStore {
     /// ending within `--timeout`; a connection that failed is dropped, one that
     /// worked is kept for the next call.
     fn run<T>(&self, f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>) -> Result<T, Error> {
-        let deadline = Instant::now() + self.inner.timeout;
+        self.run_within(self.inner.timeout, f)
+    }
+
+    /// [`Self::run`] with a deadline of its own: a blocking read (`XREAD BLOCK`)
+    /// ends by the time it blocks for, not by `--timeout`.
+    fn run_within<T>(
+        &self,
+        within: Duration,
+        f: impl FnOnce(&mut Conn) -> redis::RedisResult<T>,
+    ) -> Result<T, Error> {
+        let deadline = Instant::now() + within;
         let idle = self
             .inner
             .idle
