@@ -77,12 +77,10 @@ impl Context {
         let shared =
             match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
                 StoreChoice::Local => None,
-                StoreChoice::Shared(url) => Some(SharedStore::new(
-                    url,
-                    crate::store::shared::namespace_from_env()?,
-                    g.timeout,
-                )?
-                .with_wait(g.wait)),
+                StoreChoice::Shared(url) => Some(
+                    SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
+                        .with_wait(g.wait),
+                ),
             };
         let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         let env_org = env_org(clock.now())?;

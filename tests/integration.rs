@@ -35,6 +35,7 @@ mod quoted;
 mod refresh;
 mod savefirst;
 mod sealed;
+mod serve;
 mod sfcli;
 mod sfcli_imports;
 mod shapes;

@@ -132,11 +132,7 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>) {
         let (alias, reqs) = {
             let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
             loop {
-                let next = q
-                    .pending
-                    .keys()
-                    .find(|a| !q.busy.contains(*a))
-                    .cloned();
+                let next = q.pending.keys().find(|a| !q.busy.contains(*a)).cloned();
                 if let Some(a) = next {
                     let reqs = q.pending.remove(&a).unwrap_or_default();
                     q.busy.insert(a.clone());
@@ -194,9 +190,8 @@ fn answer(ctx: &Context, alias: &str, reqs: &[Request]) -> Result<Answer, Error>
             format!("log in to it again with the refresher key: `sfx login --alias {alias} …`"),
         )
     };
-    let all_satisfied = |exp: Option<i64>, fp: Option<&str>| {
-        reqs.iter().all(|r| r.satisfied_by(exp, fp))
-    };
+    let all_satisfied =
+        |exp: Option<i64>, fp: Option<&str>| reqs.iter().all(|r| r.satisfied_by(exp, fp));
     let (record, exp, fp) = shared.token_state(alias)?.ok_or_else(gone)?;
     if all_satisfied(exp, fp.as_deref()) {
         return Ok(Answer::Fresh);
@@ -248,10 +243,10 @@ impl Scheduler {
                     w.failures = 0;
                     w.needs_login = false;
                     w.new_token();
-                    w.expiry = expiry::offline(&w.org.record, now)
-                        .map(|e| assume_lifetime(e, w.lifetime));
-                    w.due = next_due(&w.org, w.expiry.as_ref(), now, &p)
-                        .min(plus(now, p.min_check));
+                    w.expiry =
+                        expiry::offline(&w.org.record, now).map(|e| assume_lifetime(e, w.lifetime));
+                    w.due =
+                        next_due(&w.org, w.expiry.as_ref(), now, &p).min(plus(now, p.min_check));
                 }
                 let m = format!(
                     "new access token for {asked}: {}",

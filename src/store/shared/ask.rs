@@ -82,7 +82,13 @@ impl Request {
     /// fingerprint) answers this request: it is not the dead one, and it either
     /// outlives what was asked or is newer than the one the reader saw.
     pub fn satisfied_by(&self, exp: Option<i64>, fp: Option<&str>) -> bool {
-        satisfied(self.valid_until, self.seen.as_deref(), self.dead.as_deref(), exp, fp)
+        satisfied(
+            self.valid_until,
+            self.seen.as_deref(),
+            self.dead.as_deref(),
+            exp,
+            fp,
+        )
     }
 }
 
@@ -151,12 +157,22 @@ impl SharedStore {
     /// that satisfies `need`. `Ok(())`: it does (read the org again). Exit 5
     /// when no refresher answered in time, 4 when the refresher says only a new
     /// login helps.
-    pub fn ask_refreshers(&self, alias: &str, need: &FreshNeed, wait: Duration) -> Result<(), Error> {
+    pub fn ask_refreshers(
+        &self,
+        alias: &str,
+        need: &FreshNeed,
+        wait: Duration,
+    ) -> Result<(), Error> {
         let end = Instant::now() + wait;
         let gone = || {
             Error::relogin(
-                format!("org {alias} is no longer in the shared store at {}", self.display()),
-                format!("log in to it again (with the refresher key): `sfx login --alias {alias} …`"),
+                format!(
+                    "org {alias} is no longer in the shared store at {}",
+                    self.display()
+                ),
+                format!(
+                    "log in to it again (with the refresher key): `sfx login --alias {alias} …`"
+                ),
             )
         };
         let (tok, req) = (self.tok_key(alias), self.req_key(alias));
@@ -169,7 +185,10 @@ impl SharedStore {
                 .arg("COUNT")
                 .arg(1)
                 .query(c)?;
-            Ok(entries(&v).first().map(|(id, _)| id.clone()).unwrap_or_else(|| "0-0".into()))
+            Ok(entries(&v)
+                .first()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_else(|| "0-0".into()))
         })?;
         let (_, exp, seen) = self.token_state(alias)?.ok_or_else(gone)?;
         let dead = need.dead_token_fp.as_deref();
@@ -240,7 +259,9 @@ impl SharedStore {
                 return Err(if relogin {
                     Error::relogin(
                         message,
-                        format!("log in again on the refresher's machine (with the refresher key): `sfx login --alias {alias} …`"),
+                        format!(
+                            "log in again on the refresher's machine (with the refresher key): `sfx login --alias {alias} …`"
+                        ),
                     )
                 } else {
                     Error::network(message)
@@ -264,7 +285,11 @@ impl SharedStore {
         let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
         let v: Value = self.run_within(block + self.timeout(), |c| {
             let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT").arg(REQ_MAXLEN).arg("BLOCK").arg(ms).arg("STREAMS");
+            cmd.arg("COUNT")
+                .arg(REQ_MAXLEN)
+                .arg("BLOCK")
+                .arg(ms)
+                .arg("STREAMS");
             for a in &aliases {
                 cmd.arg(self.req_key(a));
             }
@@ -276,7 +301,9 @@ impl SharedStore {
         let prefix = self.k(&["req", ""]);
         let mut out = Vec::new();
         for stream in streams(&v) {
-            let Some(name) = stream_name(&stream) else { continue };
+            let Some(name) = stream_name(&stream) else {
+                continue;
+            };
             let Some(alias) = name
                 .strip_prefix(&prefix)
                 .and_then(|r| r.strip_prefix('{'))
@@ -324,7 +351,11 @@ impl SharedStore {
         let tok = self.tok_key(alias);
         self.run(|c| {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(&tok).arg("MAXLEN").arg("~").arg(TOK_MAXLEN).arg("*");
+            cmd.arg(&tok)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(TOK_MAXLEN)
+                .arg("*");
             match answer {
                 Answer::Refreshed => cmd.arg("result").arg("refreshed"),
                 Answer::Fresh => cmd.arg("result").arg("fresh"),

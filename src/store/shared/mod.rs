@@ -48,9 +48,9 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
+pub use ask::{Answer, FreshNeed, Request, token_fingerprint};
 use seal::{Binding, StoreKey};
 use url::scrub;
-pub use ask::{Answer, FreshNeed, Request, token_fingerprint};
 pub use url::{StoreChoice, StoreUrl};
 
 /// The variable naming the key prefix.

@@ -1,0 +1,171 @@
+//! Readers and refreshers (issue #20), the serving half: a `sfx watch` holding
+//! the refresher key answers readers' requests for a fresher token through the
+//! shared store — within two seconds, with at most one refresh however many ask,
+//! none when the stored token already does, and a refresh although the expiry
+//! looks fine when the request names a token Salesforce refused. Real parts: a
+//! redis-server, the fake Salesforce over HTTP, machines as separate SFX_HOMEs.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::common::*;
+use crate::shared::{Fleet, TOKEN};
+
+/// The fingerprint requests and notices carry: 12 bytes of SHA-256, in hex.
+pub(crate) fn fp(token: &str) -> String {
+    Sha256::digest(token.as_bytes())[..12]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Leave a request as a reader does (raw XADD), returns its id.
+fn ask(f: &Fleet, alias: &str, until: i64, seen: &str, dead: &str) -> String {
+    f.r.cli(&[
+        "XADD",
+        &format!("sfx:req:{{{alias}}}"),
+        "*",
+        "until",
+        &until.to_string(),
+        "seen",
+        seen,
+        "dead",
+        dead,
+    ])
+    .trim()
+    .to_string()
+}
+
+/// The last notice id of the org ("0-0" when none yet).
+fn last_notice(f: &Fleet, alias: &str) -> String {
+    let out = f.r.cli(&[
+        "XREVRANGE",
+        &format!("sfx:tok:{{{alias}}}"),
+        "+",
+        "-",
+        "COUNT",
+        "1",
+    ]);
+    out.lines()
+        .next()
+        .filter(|l| !l.is_empty())
+        .unwrap_or("0-0")
+        .to_string()
+}
+
+/// Block (XREAD BLOCK, no polling) until a notice after `after`; returns its
+/// `result` field. Fails the test after `within`.
+fn next_notice(f: &Fleet, alias: &str, after: &str, within: Duration) -> String {
+    let ms = within.as_millis().to_string();
+    let out = f.r.cli(&[
+        "XREAD",
+        "BLOCK",
+        &ms,
+        "STREAMS",
+        &format!("sfx:tok:{{{alias}}}"),
+        after,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "result")
+        .unwrap_or_else(|| panic!("no notice within {within:?}: {out:?}"));
+    lines[at + 1].to_string()
+}
+
+#[test]
+fn a_watching_refresher_answers_requests_within_two_seconds_refreshing_only_when_needed() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    let first = f.token(0);
+    f.t.fake.clear_requests();
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+
+    // A request the stored token satisfies: answered, no refresh.
+    let before = last_notice(&f, "prod");
+    let t0 = Instant::now();
+    ask(&f, "prod", now() + 60, &fp(&first), "");
+    assert_eq!(
+        next_notice(&f, "prod", &before, Duration::from_secs(10)),
+        "fresh"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(
+        f.t.fake.count(TOKEN),
+        0,
+        "no refresh for a satisfied request"
+    );
+
+    // Revoked behind sfx's back: the stored expiry still looks fine, but the
+    // request names the dead token, so the refresher refreshes.
+    f.t.fake.revoke_token(&first);
+    let before = last_notice(&f, "prod");
+    let t0 = Instant::now();
+    ask(&f, "prod", now() + 60, &fp(&first), &fp(&first));
+    assert_eq!(
+        next_notice(&f, "prod", &before, Duration::from_secs(10)),
+        "refreshed"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    let second = f.token(0);
+    assert_ne!(second, first);
+    assert!(f.t.fake.is_active(&second));
+
+    // Thirty readers at once want more than the stored token has left (more
+    // than a whole session, even): one refresh answers them all.
+    w.during(Duration::from_millis(300));
+    let mark = w.seen_events().len();
+    let before = last_notice(&f, "prod");
+    let until = now() + 3 * 3600;
+    std::thread::scope(|s| {
+        for _ in 0..30 {
+            s.spawn(|| ask(&f, "prod", until, &fp(&second), ""));
+        }
+    });
+    assert_eq!(
+        next_notice(&f, "prod", &before, Duration::from_secs(10)),
+        "refreshed"
+    );
+    // Every request was read and answered (the later ones by the new token).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        w.during(Duration::from_millis(100));
+        let answered: usize = w.seen_events()[mark..]
+            .iter()
+            .map(|e| requests_in(e["message"].as_str().unwrap_or_default()))
+            .sum();
+        if answered >= 30 {
+            assert_eq!(answered, 30, "{:#?}", &w.seen_events()[mark..]);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{answered} of 30 requests answered"
+        );
+    }
+    assert_eq!(
+        f.t.fake.count_grant("refresh_token"),
+        2,
+        "one refresh for 30 readers"
+    );
+    crate::shared::no_replays(&f.t);
+    w.signal("TERM");
+    assert!(w.exit(Duration::from_secs(30)).success(), "{}", w.stderr());
+}
+
+/// "… for 29 readers' requests …" → 29; "… a reader's request …" → 1.
+fn requests_in(m: &str) -> usize {
+    if m.contains("a reader's request") {
+        return 1;
+    }
+    m.split(" readers' requests")
+        .next()
+        .and_then(|h| h.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
