@@ -169,3 +169,89 @@ fn requests_in(m: &str) -> usize {
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
+
+#[test]
+#[ignore = "needs prometheus (promtool): scripts/test.sh installs it and runs this"]
+fn listen_counts_readers_requests_by_result_and_their_wait_and_passes_promtool() {
+    use std::io::Write;
+    let f = Fleet::new();
+    f.login("prod");
+    let token = f.token(0);
+    f.t.fake.clear_requests();
+    let home = f.home(1);
+    let url = f.r.url();
+    let w = crate::listen::spawn(
+        &f.t,
+        &["--all"],
+        &[
+            ("SFX_HOME", home.to_str().unwrap()),
+            ("SFX_STORE", &url),
+            ("SFX_STORE_KEY", &f.key),
+        ],
+    );
+    w.event("checked", Some("prod"), Duration::from_secs(60));
+    let before = last_notice(&f, "prod");
+    ask(&f, "prod", now() + 60, &fp(&token), "");
+    assert_eq!(
+        next_notice(&f, "prod", &before, Duration::from_secs(10)),
+        "fresh"
+    );
+    let before = last_notice(&f, "prod");
+    ask(&f, "prod", now() + 60, &fp(&token), &fp(&token));
+    assert_eq!(
+        next_notice(&f, "prod", &before, Duration::from_secs(10)),
+        "refreshed"
+    );
+    // The answer reaches the metrics right after the notice: wait for it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (_, body) = w.get("/metrics");
+        if crate::listen::sample(&body, "sfx_reader_request_wait_seconds_count") == Some(2.0) {
+            break body;
+        }
+        assert!(Instant::now() < deadline, "{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (result, n) in [("fresh", 1.0), ("refreshed", 1.0), ("failed", 0.0)] {
+        let series = format!("sfx_reader_requests_total{{org=\"prod\",result=\"{result}\"}}");
+        assert_eq!(
+            crate::listen::sample(&body, &series),
+            Some(n),
+            "{series}\n{body}"
+        );
+    }
+    assert!(
+        body.contains("# TYPE sfx_reader_requests_total counter"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE sfx_reader_request_wait_seconds histogram"),
+        "{body}"
+    );
+    // Waits are short: both under two seconds.
+    assert_eq!(
+        crate::listen::sample(&body, "sfx_reader_request_wait_seconds_bucket{le=\"2\"}"),
+        Some(2.0),
+        "{body}"
+    );
+    let mut lint = std::process::Command::new(crate::listen::prometheus_bin("promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    lint.stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = lint.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+}
