@@ -101,7 +101,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor api exec help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version login introspect expires refresh watch token orgs logout completions doctor api exec help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -127,6 +127,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -135,7 +139,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__api)
-            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -189,6 +193,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -197,7 +205,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__completions)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version bash elvish fish powershell zsh"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -220,6 +228,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -231,7 +243,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__doctor)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -257,6 +269,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -265,7 +281,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__exec)
-            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -295,6 +311,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -303,7 +323,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__expires)
-            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +354,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -541,7 +565,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__introspect)
-            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -567,6 +591,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -575,7 +603,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -665,6 +693,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -673,7 +705,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__logout)
-            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -696,6 +728,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -707,7 +743,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__orgs)
-            opts="-o -q -v -h -V --check --aliases --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --check --aliases --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -733,6 +769,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -741,7 +781,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__refresh)
-            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -775,6 +815,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -783,7 +827,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -817,6 +861,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -825,7 +873,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -876,6 +924,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -72,11 +72,12 @@ fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Sh
     let mut said = false;
     let mut wanted = aliases;
     loop {
-        if all && listed.is_none_or(|t| t.elapsed() >= RELIST) {
-            if let Ok((_, orgs)) = shared.list() {
-                wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
-                listed = Some(Instant::now());
-            }
+        if all
+            && listed.is_none_or(|t| t.elapsed() >= RELIST)
+            && let Ok((_, orgs)) = shared.list()
+        {
+            wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
+            listed = Some(Instant::now());
         }
         let new: Vec<&String> = wanted.iter().filter(|a| !from.contains_key(*a)).collect();
         if !new.is_empty() {

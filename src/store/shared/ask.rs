@@ -116,6 +116,9 @@ pub fn known_exp(rec: &OrgRecord) -> Option<i64> {
     rec.issued_at.and_then(|i| i.checked_add(secs))
 }
 
+/// An org's record, its token's known expiry (unix s) and its fingerprint.
+pub type TokenState = (OrgRecord, Option<i64>, Option<String>);
+
 /// How a refresher answered an org's requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -138,10 +141,7 @@ impl SharedStore {
 
     /// The stored record's token state: its known expiry and fingerprint
     /// (`None`, `None` when no token is stored; `Ok(None)`: no such org).
-    pub fn token_state(
-        &self,
-        alias: &str,
-    ) -> Result<Option<(OrgRecord, Option<i64>, Option<String>)>, Error> {
+    pub fn token_state(&self, alias: &str) -> Result<Option<TokenState>, Error> {
         let Some((rec, _)) = self.read_org(alias)? else {
             return Ok(None);
         };
