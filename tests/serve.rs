@@ -255,3 +255,88 @@ fn listen_counts_readers_requests_by_result_and_their_wait_and_passes_promtool()
     );
     assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
 }
+
+/// The stored token as a later moment finds it: expired, its expiry known
+/// only from `issued_at` (a watch's check may have stored an exact one).
+pub(crate) fn expire(f: &Fleet, alias: &str) {
+    f.edit(alias, |m| {
+        m["issued_at"] = (now() - 3 * 3600).into();
+        m["expiry"] = serde_json::Value::Null;
+    });
+}
+
+/// The reader's half through the library: `ask_refreshers` against a real
+/// watching refresher, and with none.
+fn library_store(f: &Fleet, wait: Duration) -> sfx::store::shared::SharedStore {
+    let s = crate::shared::store(&f.r, "sfx").with_wait(wait);
+    s.set_key(&f.key).unwrap();
+    s
+}
+
+#[test]
+fn with_no_refresher_a_request_ends_in_exit_5_within_the_wait_plus_a_second() {
+    let f = Fleet::new();
+    f.login("prod");
+    let token = f.token(0);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let s = library_store(&f, Duration::from_secs(2));
+    let need = sfx::store::shared::FreshNeed {
+        valid_until: now() + 300,
+        dead_token_fp: None,
+    };
+    let t0 = Instant::now();
+    let e = s.ask_refreshers("prod", &need, s.wait()).unwrap_err();
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(e.exit(), sfx::exit::Exit::Network, "{e}");
+    let m = e.to_string();
+    assert!(m.contains("no refresher answered within 2s"), "{m}");
+    assert!(m.contains("sfx watch --all"), "{m}");
+    assert!(m.contains("SFX_STORE_KEY"), "{m}");
+    // The request was left, and carries no token.
+    let req = f.r.cli(&["XRANGE", "sfx:req:{prod}", "-", "+"]);
+    assert!(req.contains("until"), "{req}");
+    assert!(!req.contains(&token), "{req}");
+    assert_eq!(f.t.fake.count(TOKEN), 0, "nothing refreshed");
+}
+
+#[test]
+fn a_request_is_answered_by_a_watching_refresher_on_another_host_within_two_seconds() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    let old = f.token(0);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let s = library_store(&f, Duration::from_secs(60));
+    let need = sfx::store::shared::FreshNeed {
+        valid_until: now() + 300,
+        dead_token_fp: None,
+    };
+    let t0 = Instant::now();
+    s.ask_refreshers("prod", &need, s.wait()).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    let new = f.token(0);
+    assert_ne!(new, old);
+    assert!(f.t.fake.is_active(&new));
+    // A 401 on the new token (revoked behind sfx's back): answered by a refresh
+    // although its expiry looks fine.
+    f.t.fake.revoke_token(&new);
+    let need = sfx::store::shared::FreshNeed {
+        valid_until: now() + 300,
+        dead_token_fp: Some(fp(&new)),
+    };
+    let t0 = Instant::now();
+    s.ask_refreshers("prod", &need, s.wait()).unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
+    let third = f.token(0);
+    assert!(f.t.fake.is_active(&third) && third != new);
+    crate::shared::no_replays(&f.t);
+}
