@@ -567,12 +567,13 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         watch_stdout(tx.clone());
     }
     // A shared store: serve readers' requests for a fresher token (issue #20).
-    if let Some(shared) = ctx.shared.clone()
-        && ctx.env_org.is_none()
-    {
-        let names = orgs.iter().map(|o| o.name().to_string()).collect();
-        serve::start(ctx.clone(), shared, names, args.all, tx.clone())?;
-    }
+    let serving = match ctx.shared.clone() {
+        Some(shared) if ctx.env_org.is_none() => {
+            let names = orgs.iter().map(|o| o.name().to_string()).collect();
+            serve::start(ctx.clone(), shared, names, args.all, tx.clone())?
+        }
+        _ => serve::Serving::default(),
+    };
     drop(tx);
 
     // At most 79 columns with the defaults: the live table's first line.
@@ -630,7 +631,10 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             s.dispatch(now);
             cache.tick(&s.ctx);
         }
-        let busy = !s.busy().is_empty();
+        if stop.is_some() {
+            serving.stop();
+        }
+        let busy = !s.busy().is_empty() || serving.in_flight() > 0;
         if let Some(code) = stop
             && !busy
         {

@@ -38,6 +38,29 @@ struct Shared {
     ready: Condvar,
 }
 
+/// The scheduler's handle on the serve threads: a stopping watch serves no
+/// new org and waits for those being served (a refresh is never abandoned
+/// half-way by a clean stop).
+#[derive(Clone, Default)]
+pub(super) struct Serving(Option<Arc<Shared>>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Serving {
+    /// Orgs being served right now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| {
+            s.queue.lock().unwrap_or_else(|p| p.into_inner()).busy.len()
+        })
+    }
+
+    pub(super) fn stop(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Start serving readers for `aliases` (and, with `all`, every org stored
 /// later). The threads run until the process ends. Each answer is also sent to
 /// the scheduler (`Msg::Served`), which shows it and re-reads the org.
@@ -47,23 +70,24 @@ pub(super) fn start(
     aliases: Vec<String>,
     all: bool,
     tx: Sender<Msg>,
-) -> Result<(), Error> {
+) -> Result<Serving, Error> {
     let state = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
     });
+    let serving = Serving(Some(state.clone()), Default::default());
     for i in 0..SERVERS {
-        let (ctx, state, tx) = (ctx.clone(), state.clone(), tx.clone());
+        let (ctx, state, tx, serving) = (ctx.clone(), state.clone(), tx.clone(), serving.clone());
         std::thread::Builder::new()
             .name(format!("sfx-serve-{i}"))
-            .spawn(move || server(&ctx, &state, &tx))
+            .spawn(move || server(&ctx, &state, &tx, &serving))
             .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     }
     std::thread::Builder::new()
         .name("sfx-requests".into())
         .spawn(move || reader_loop(&shared, aliases, all, &state))
         .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
-    Ok(())
+    Ok(serving)
 }
 
 fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Shared) {
@@ -128,11 +152,16 @@ fn trouble(said: &mut bool, e: &Error) {
     }
 }
 
-fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>) {
+fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
     loop {
         let (alias, reqs) = {
             let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
             loop {
+                if serving.stopping() {
+                    // Readers still waiting time out (exit 5) or another refresher answers.
+                    q = state.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
                 let next = q.pending.keys().find(|a| !q.busy.contains(*a)).cloned();
                 if let Some(a) = next {
                     let reqs = q.pending.remove(&a).unwrap_or_default();
@@ -170,10 +199,14 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>) {
             let waited = Duration::from_millis(now_ms.saturating_sub(r.made_ms()));
             metrics::reader_served(&alias, result, waited);
         }
+        {
+            // Done before the scheduler hears of it: a stopping watch then sees
+            // nothing in flight.
+            let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.busy.remove(&alias);
+            state.ready.notify_all();
+        }
         let _ = tx.send(Msg::Served(alias.clone(), answer, reqs.len()));
-        let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.busy.remove(&alias);
-        state.ready.notify_all();
     }
 }
 
