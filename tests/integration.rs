@@ -32,6 +32,7 @@ mod orgs;
 mod properties;
 mod published;
 mod quoted;
+mod readers;
 mod refresh;
 mod savefirst;
 mod sealed;

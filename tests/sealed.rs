@@ -49,7 +49,7 @@ fn a_redis_writer_without_the_key_cannot_redirect_a_secret_anywhere() {
             );
         }
         // Put back as it was: everything works again.
-        f.r.cli(&["HSET", "sfx:org:prod", "meta", &original.to_string()]);
+        f.r.cli(&["HSET", "sfx:org:{prod}", "meta", &original.to_string()]);
     }
     assert_eq!(
         f.t.fake.requests().len(),
@@ -131,14 +131,19 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
     ] {
         let old = key.seal("prod", kind, value.as_bytes()).unwrap();
         assert!(old.starts_with("v1:"));
-        r.cli(&["HSET", "sfx:org:prod", kind, &old]);
+        let hash = if kind == "access-token" {
+            "sfx:org:{prod}"
+        } else {
+            "sfx:secret:{prod}"
+        };
+        r.cli(&["HSET", hash, kind, &old]);
     }
     assert_eq!(
         open(&moved, SecretKind::RefreshToken).as_deref(),
         Some("5Aep-refresh")
     );
     let v = r
-        .cli(&["HGET", "sfx:org:prod", "v"])
+        .cli(&["HGET", "sfx:org:{prod}", "v"])
         .trim()
         .parse::<u64>()
         .unwrap();
@@ -149,9 +154,13 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
         Expect::Version(v),
     )
     .unwrap();
-    for kind in ["refresh-token", "client-secret", "access-token"] {
-        let stored = r.cli(&["HGET", "sfx:org:prod", kind]);
-        assert!(stored.starts_with("v2:"), "{kind}: {stored}");
+    for (hash, kind) in [
+        ("sfx:secret:{prod}", "refresh-token"),
+        ("sfx:secret:{prod}", "client-secret"),
+        ("sfx:org:{prod}", "access-token"),
+    ] {
+        let stored = r.cli(&["HGET", hash, kind]);
+        assert!(stored.starts_with("v3:"), "{kind}: {stored}");
     }
     assert_eq!(
         open(&moved, SecretKind::ClientSecret).as_deref(),
@@ -243,7 +252,7 @@ fn a_redirected_jwt_or_client_credentials_org_sends_no_grant_anywhere() {
         );
         f.r.cli(&[
             "HSET",
-            &format!("sfx:org:{alias}"),
+            &format!("sfx:org:{{{alias}}}"),
             "meta",
             &original.to_string(),
         ]);
@@ -279,7 +288,7 @@ fn a_record_planted_without_any_sealed_value_is_never_signed_for() {
     planted["issued_at"] = (now() - 3 * 3600).into();
     f.r.cli(&[
         "HSET",
-        "sfx:org:planted",
+        "sfx:org:{planted}",
         "meta",
         &planted.to_string(),
         "v",

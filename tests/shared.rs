@@ -209,7 +209,9 @@ impl Fleet {
 
     /// The org's record in the store (in clear).
     pub(crate) fn meta(&self, alias: &str) -> Value {
-        let raw = self.r.cli(&["HGET", &format!("sfx:org:{alias}"), "meta"]);
+        let raw = self
+            .r
+            .cli(&["HGET", &format!("sfx:org:{{{alias}}}"), "meta"]);
         serde_json::from_str(raw.trim()).expect("the record is JSON")
     }
 
@@ -217,8 +219,21 @@ impl Fleet {
     pub(crate) fn edit(&self, alias: &str, f: impl FnOnce(&mut Value)) {
         let mut m = self.meta(alias);
         f(&mut m);
-        self.r
-            .cli(&["HSET", &format!("sfx:org:{alias}"), "meta", &m.to_string()]);
+        self.r.cli(&[
+            "HSET",
+            &format!("sfx:org:{{{alias}}}"),
+            "meta",
+            &m.to_string(),
+        ]);
+    }
+
+    /// As [`Fleet::expire`], for an org in the layout before #20.
+    pub(crate) fn expire_legacy(&self, alias: &str) {
+        let key = format!("sfx:org:{alias}");
+        let mut m: Value =
+            serde_json::from_str(self.r.cli(&["HGET", &key, "meta"]).trim()).unwrap();
+        m["issued_at"] = (now() - 3 * 3600).into();
+        self.r.cli(&["HSET", &key, "meta", &m.to_string()]);
     }
 
     pub(crate) fn expire(&self, alias: &str) {
@@ -358,7 +373,7 @@ fn a_lease_holder_killed_mid_refresh_frees_the_org_and_its_spent_token_is_never_
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert!(
-        !f.r.cli(&["GET", "sfx:lease:prod"]).trim().is_empty(),
+        !f.r.cli(&["GET", "sfx:lease:{prod}"]).trim().is_empty(),
         "the dead holder's lease is still there"
     );
     // Two other machines: both go on once the lease has ended (no renewal from the
@@ -426,7 +441,7 @@ fn the_store_down_mid_run_is_exit_6_naming_it_and_nothing_is_lost_after_a_restar
     f.login("prod");
     f.t.fake.clear_requests();
     let before = f.token(1);
-    let version = f.r.cli(&["HGET", "sfx:org:prod", "v"]);
+    let version = f.r.cli(&["HGET", "sfx:org:{prod}", "v"]);
     f.r.shutdown_saving();
     for args in [
         &["token"][..],
@@ -452,7 +467,7 @@ fn the_store_down_mid_run_is_exit_6_naming_it_and_nothing_is_lost_after_a_restar
         before,
         "the same token, nothing refreshed or lost"
     );
-    assert_eq!(f.r.cli(&["HGET", "sfx:org:prod", "v"]), version);
+    assert_eq!(f.r.cli(&["HGET", "sfx:org:{prod}", "v"]), version);
     assert_eq!(f.t.token_requests(), 0);
 }
 
@@ -682,7 +697,7 @@ fn an_org_moves_from_the_local_store_into_the_shared_one_and_back_with_no_new_lo
         .assert()
         .success()
         .stdout(predicates::str::contains("to the secrets file"));
-    assert_eq!(f.r.cli(&["EXISTS", "sfx:org:prod"]).trim(), "0");
+    assert_eq!(f.r.cli(&["EXISTS", "sfx:org:{prod}"]).trim(), "0");
     assert_eq!(f.r.cli(&["SCARD", "sfx:orgs"]).trim(), "0");
     let back = text(&local(2).arg("token").output().unwrap().stdout);
     assert_eq!(back, token);

@@ -286,26 +286,27 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
     let f = Fleet::new();
     f.login("prod");
     let good_meta =
-        f.r.cli(&["HGET", "sfx:org:prod", "meta"])
+        f.r.cli(&["HGET", "sfx:org:{prod}", "meta"])
             .trim()
             .to_string();
     let good_rt =
-        f.r.cli(&["HGET", "sfx:org:prod", "refresh-token"])
+        f.r.cli(&["HGET", "sfx:secret:{prod}", "refresh-token"])
             .trim()
             .to_string();
     let good_at =
-        f.r.cli(&["HGET", "sfx:org:prod", "access-token"])
+        f.r.cli(&["HGET", "sfx:org:{prod}", "access-token"])
             .trim()
             .to_string();
-    let good_v = f.r.cli(&["HGET", "sfx:org:prod", "v"]).trim().to_string();
+    let good_v = f.r.cli(&["HGET", "sfx:org:{prod}", "v"]).trim().to_string();
     let restore = || {
         for k in [
-            "sfx:org:prod",
+            "sfx:org:{prod}",
+            "sfx:secret:{prod}",
             "sfx:orgs",
             "sfx:default",
-            "sfx:journal:prod",
-            "sfx:lease:prod",
-            "sfx:inflight:prod",
+            "sfx:journal:{prod}",
+            "sfx:lease:{prod}",
+            "sfx:inflight:{prod}",
             "sfx:keycheck",
         ] {
             if k != "sfx:keycheck" {
@@ -314,15 +315,21 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
         }
         f.r.cli(&[
             "HSET",
-            "sfx:org:prod",
+            "sfx:org:{prod}",
             "meta",
             &good_meta,
             "v",
             &good_v,
-            "refresh-token",
-            &good_rt,
             "access-token",
             &good_at,
+        ]);
+        f.r.cli(&[
+            "HSET",
+            "sfx:secret:{prod}",
+            "v",
+            &good_v,
+            "refresh-token",
+            &good_rt,
         ]);
         f.r.cli(&["SADD", "sfx:orgs", "prod"]);
     };
@@ -336,7 +343,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta not UTF-8".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 b"\xff\xfe{".to_vec(),
             ],
@@ -345,7 +352,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta empty".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 b"".to_vec(),
             ],
@@ -354,7 +361,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta a number".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 b"7".to_vec(),
             ],
@@ -363,7 +370,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta missing fields".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 b"{\"alias\":\"prod\"}".to_vec(),
             ],
@@ -372,7 +379,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta of another alias".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 good_meta.replace("\"prod\"", "\"dev\"").into_bytes(),
             ],
@@ -381,7 +388,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta huge".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 huge.clone(),
             ],
@@ -390,7 +397,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "meta huge but valid JSON".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 huge_json.into_bytes(),
             ],
@@ -399,7 +406,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "version not a number".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"v".to_vec(),
                 b"abc".to_vec(),
             ],
@@ -408,7 +415,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "version negative".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"v".to_vec(),
                 b"-5".to_vec(),
             ],
@@ -417,7 +424,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "refresh token garbage".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:secret:{prod}".to_vec(),
                 b"refresh-token".to_vec(),
                 b"v2:!!!".to_vec(),
             ],
@@ -426,7 +433,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "refresh token not UTF-8".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:secret:{prod}".to_vec(),
                 b"refresh-token".to_vec(),
                 b"\xff\x00\xfe".to_vec(),
             ],
@@ -435,18 +442,18 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "access token huge".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"access-token".to_vec(),
                 huge.clone(),
             ],
         ),
         (
             "org a string".into(),
-            vec![b"SET".to_vec(), b"sfx:org:prod".to_vec(), b"x".to_vec()],
+            vec![b"SET".to_vec(), b"sfx:org:{prod}".to_vec(), b"x".to_vec()],
         ),
         (
             "org a list".into(),
-            vec![b"RPUSH".to_vec(), b"sfx:org:prod".to_vec(), b"x".to_vec()],
+            vec![b"RPUSH".to_vec(), b"sfx:org:{prod}".to_vec(), b"x".to_vec()],
         ),
         (
             "org list a string".into(),
@@ -481,7 +488,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "journal a hash".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:journal:prod".to_vec(),
+                b"sfx:journal:{prod}".to_vec(),
                 b"a".to_vec(),
                 b"b".to_vec(),
             ],
@@ -490,7 +497,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             "lease a hash".into(),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:lease:prod".to_vec(),
+                b"sfx:lease:{prod}".to_vec(),
                 b"a".to_vec(),
                 b"b".to_vec(),
             ],
@@ -506,7 +513,7 @@ fn damaged_values_inside_redis_give_a_sentence_and_an_exit_code_never_a_panic_or
             format!("meta cut at {n}"),
             vec![
                 b"HSET".to_vec(),
-                b"sfx:org:prod".to_vec(),
+                b"sfx:org:{prod}".to_vec(),
                 b"meta".to_vec(),
                 good_meta.as_bytes()[..n].to_vec(),
             ],
@@ -579,7 +586,7 @@ fn a_holder_whose_lease_vanished_still_stores_the_rotated_token_and_the_next_hos
         std::thread::sleep(Duration::from_millis(5));
     }
     signal(&a, "-STOP");
-    f.r.cli(&["DEL", "sfx:lease:prod"]);
+    f.r.cli(&["DEL", "sfx:lease:{prod}"]);
     let b = f
         .std(2)
         .args(["token"])

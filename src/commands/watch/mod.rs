@@ -568,7 +568,8 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     }
     // A shared store: serve readers' requests for a fresher token (issue #20).
     let serving = match ctx.shared.clone() {
-        Some(shared) if ctx.env_org.is_none() => {
+        // Only a refresher serves: a reader key cannot refresh.
+        Some(shared) if ctx.env_org.is_none() && !shared.is_reader() => {
             let names = orgs.iter().map(|o| o.name().to_string()).collect();
             serve::start(ctx.clone(), shared, names, args.all, tx.clone())?
         }

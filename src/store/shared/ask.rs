@@ -132,11 +132,11 @@ pub enum Answer {
 
 impl SharedStore {
     fn req_key(&self, alias: &str) -> String {
-        self.k(&["req", &format!("{{{alias}}}")])
+        self.tagged("req", alias)
     }
 
     fn tok_key(&self, alias: &str) -> String {
-        self.k(&["tok", &format!("{{{alias}}}")])
+        self.tagged("tok", alias)
     }
 
     /// The stored record's token state: its known expiry and fingerprint

@@ -16,13 +16,18 @@ impl SharedStore {
     }
 
     fn journal_key(&self, alias: &str) -> String {
-        self.k(&["journal", alias])
+        self.tagged("journal", alias)
     }
 
     /// Was a rotating refresh with this refresh token started and never settled?
     pub fn journal_pending(&self, alias: &str, token: &Secret) -> Result<bool, Error> {
         let key = self.journal_key(alias);
-        let v: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        let mut v: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
+        if v.is_none() {
+            // Left by an sfx before #20 (its key had no hash tag).
+            let old = self.k(&["journal", alias]);
+            v = self.run(|c| redis::cmd("GET").arg(&old).query(c))?;
+        }
         Ok(v.as_deref() == Some(fingerprint(token).as_str()))
     }
 
@@ -37,7 +42,7 @@ impl SharedStore {
     /// costs one introspection request next time.
     pub fn journal_settle(&self, alias: &str) {
         let key = self.journal_key(alias);
-        let inflight = self.k(&["inflight", alias]);
+        let inflight = self.tagged("inflight", alias);
         let _ = self.run(|c| redis::cmd("DEL").arg(&key).arg(&inflight).query::<()>(c));
     }
 
@@ -63,8 +68,8 @@ impl SharedStore {
         let script = redis::Script::new(BEGIN_ATTEMPT_SCRIPT);
         let n: i64 = self.run(|c| {
             script
-                .key(self.k(&["lease", alias]))
-                .key(self.k(&["inflight", alias]))
+                .key(self.tagged("lease", alias))
+                .key(self.tagged("inflight", alias))
                 .arg(&owner)
                 .arg(ms)
                 .invoke(c)
@@ -74,7 +79,7 @@ impl SharedStore {
 
     /// How long an earlier journaled attempt may still reach Salesforce.
     pub fn attempt_in_flight(&self, alias: &str) -> Result<Option<Duration>, Error> {
-        let key = self.k(&["inflight", alias]);
+        let key = self.tagged("inflight", alias);
         let ms: i64 = self.run(|c| redis::cmd("PTTL").arg(&key).query(c))?;
         Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
     }
@@ -84,7 +89,7 @@ impl SharedStore {
         let Some(owner) = self.held_owner(alias) else {
             return Ok(false);
         };
-        let key = self.k(&["lease", alias]);
+        let key = self.tagged("lease", alias);
         let current: Option<String> = self.run(|c| redis::cmd("GET").arg(&key).query(c))?;
         Ok(current.as_deref() == Some(owner.as_str()))
     }
@@ -93,7 +98,7 @@ impl SharedStore {
     /// `false` when another watcher checked it within that window (then this one
     /// re-reads the shared record instead of asking Salesforce).
     pub fn claim_check(&self, alias: &str, window: Duration) -> Result<bool, Error> {
-        let key = self.k(&["check", alias]);
+        let key = self.tagged("check", alias);
         let ms = window.as_millis().clamp(1, u64::MAX as u128) as u64;
         let owner = format!("{}@{}", std::process::id(), hostname());
         let set: Option<String> = self.run(|c| {

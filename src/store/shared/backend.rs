@@ -104,6 +104,10 @@ impl OrgStore for SharedStore {
     }
 
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
+        if self.is_reader() {
+            // A reader writes nothing (its Redis user may not).
+            return Ok(());
+        }
         for a in answers {
             let Some((mut rec, v)) = self.read_org(a.alias)? else {
                 continue;

@@ -77,7 +77,7 @@ impl Lease {
         alias: &str,
         wait: Duration,
     ) -> Result<Lease, Error> {
-        let key = store.k(&["lease", alias]);
+        let key = store.tagged("lease", alias);
         let owner = owner_token()?;
         let ttl_ms = TTL.as_millis() as u64;
         let started = Instant::now();

@@ -7,12 +7,21 @@
 //! |---|---|---|
 //! | `<ns>:orgs` | set | the aliases of the stored orgs |
 //! | `<ns>:default` | string | the default org's alias |
-//! | `<ns>:org:<alias>` | hash | `v` (the org's version), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token`, `refresh-token`, `client-secret` sealed with `SFX_STORE_KEY` (see [`seal`]) |
-//! | `<ns>:lease:<alias>` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
-//! | `<ns>:journal:<alias>` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
-//! | `<ns>:inflight:<alias>` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
-//! | `<ns>:check:<alias>` | string, with a TTL | a `sfx watch` on some host checked this org recently |
-//! | `<ns>:keycheck` | string | a known text sealed with the store's key: a machine with another key finds out before it writes |
+//! | `<ns>:keycheck` | string | a known text sealed with the refresher key: a machine with another key finds out before it writes |
+//! | `<ns>:readercheck` | string | a known text sealed with the ACCESS key: a reader finds out whether its key is the store's |
+//! | `<ns>:org:{<a>}` | hash | `v` (the org's version), `kid` (the public id of the key its secrets are sealed with), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token` sealed with the ACCESS key (see [`seal`]) — what readers read |
+//! | `<ns>:secret:{<a>}` | hash | `v`, `refresh-token`, `client-secret` sealed with the REFRESH key — refreshers only (a Redis ACL keeps readers out) |
+//! | `<ns>:lease:{<a>}` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
+//! | `<ns>:journal:{<a>}` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
+//! | `<ns>:inflight:{<a>}` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
+//! | `<ns>:check:{<a>}` | string, with a TTL | a `sfx watch` on some host checked this org recently |
+//!
+//! Every per-org key carries the hash tag `{<a>}` (aliases never hold braces),
+//! so an org's keys share one Redis Cluster slot; no script touches a global key
+//! and a per-org key together. Stores written before #20 kept an org in one hash
+//! `<ns>:org:<a>` (no braces) with every secret sealed with the refresher key
+//! itself: sfx reads it when the new keys are absent, and the first refresher
+//! that writes the org moves it to the layout above (see [`write`]).
 //!
 //! Safety, in one paragraph: a refresh holds the org's lease (`SET … NX PX` with
 //! a random owner, renewed every third of its life while the refresh runs,
@@ -49,7 +58,8 @@ use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
 pub use ask::{Answer, FreshNeed, Request, token_fingerprint};
-use seal::{Binding, StoreKey};
+pub use seal::KeyKind;
+use seal::{Binding, Keys};
 use url::scrub;
 pub use url::{StoreChoice, StoreUrl};
 
@@ -117,6 +127,8 @@ pub struct Probe {
     pub round_trip: Duration,
     pub orgs: usize,
     pub key: KeyState,
+    /// The kind of key in `SFX_STORE_KEY` (`None`: not set or malformed).
+    pub key_kind: Option<KeyKind>,
 }
 
 /// Whether this machine's `SFX_STORE_KEY` opens the store's secrets.
@@ -135,6 +147,7 @@ pub enum KeyState {
 }
 
 const KEYCHECK_TEXT: &[u8] = b"sfx shared store key check";
+const READERCHECK_TEXT: &[u8] = b"sfx shared store reader key check";
 
 /// A connection to the shared store, opened on first use and reopened after a
 /// failure (so a long `sfx watch` survives a server restart). Clones share it.
@@ -155,7 +168,7 @@ struct Inner {
     idle: Mutex<Vec<Conn>>,
     /// The owner tokens of the leases this process holds, by alias.
     held: Mutex<std::collections::HashMap<String, String>>,
-    key: OnceLock<StoreKey>,
+    key: OnceLock<Keys>,
     /// The store's key check as this process verified it (`None`: not yet).
     /// Every write of a sealed value requires it unchanged, in the same Lua
     /// script: a key rotation elsewhere makes this process check its key again
@@ -223,7 +236,23 @@ impl SharedStore {
         s
     }
 
+    /// A per-org key: `<ns>:<kind>:{<alias>}` (one hash slot per org).
+    fn tagged(&self, kind: &str, alias: &str) -> String {
+        format!("{}:{kind}:{{{alias}}}", self.inner.ns)
+    }
+
+    /// The org's record and access token (readers read it).
     fn org_key(&self, alias: &str) -> String {
+        self.tagged("org", alias)
+    }
+
+    /// The org's refresh token and client secret (refreshers only).
+    fn secret_key(&self, alias: &str) -> String {
+        self.tagged("secret", alias)
+    }
+
+    /// Where sfx before #20 kept the whole org.
+    fn legacy_org_key(&self, alias: &str) -> String {
         self.k(&["org", alias])
     }
 
@@ -324,21 +353,27 @@ impl SharedStore {
 
     // ----- key -----------------------------------------------------------
 
-    /// Use this key (base64 of 32 bytes) rather than reading `SFX_STORE_KEY`:
-    /// for programs that embed the library, and tests that cannot set a
-    /// process-wide variable. Has no effect once a key was read.
-    pub fn set_key(&self, base64: &str) -> Result<(), Error> {
-        let _ = self.inner.key.set(StoreKey::from_base64(base64)?);
+    /// Use this key (a refresher key, or a reader key) rather than reading
+    /// `SFX_STORE_KEY`: for programs that embed the library, and tests that
+    /// cannot set a process-wide variable. Has no effect once a key was read.
+    pub fn set_key(&self, key: &str) -> Result<(), Error> {
+        let _ = self.inner.key.set(Keys::from_text(key)?);
         Ok(())
     }
 
-    /// The key, read from `SFX_STORE_KEY` on first use (orgs and offline expiry
-    /// never need it).
-    fn key(&self) -> Result<&StoreKey, Error> {
+    /// Whether `SFX_STORE_KEY` holds a reader key. A missing or malformed key
+    /// is no reader: whatever needs the key then says what is wrong with it.
+    pub fn is_reader(&self) -> bool {
+        self.key().is_ok_and(|k| k.kind == KeyKind::Reader)
+    }
+
+    /// The keys, read from `SFX_STORE_KEY` on first use (orgs and offline expiry
+    /// never need them).
+    fn key(&self) -> Result<&Keys, Error> {
         if let Some(k) = self.inner.key.get() {
             return Ok(k);
         }
-        let k = StoreKey::from_env(&self.display())?;
+        let k = Keys::from_env(&self.display())?;
         let _ = self.inner.key.set(k);
         self.inner
             .key
@@ -348,10 +383,13 @@ impl SharedStore {
 
     /// Before the first write: make sure this machine's key is the store's key
     /// (a machine with another key must not seal secrets nobody else can open).
-    fn verify_key_for_write(&self) -> Result<&StoreKey, Error> {
-        let key = self.key()?;
+    fn verify_key_for_write(&self) -> Result<&Keys, Error> {
+        let keys = self.key()?;
+        let Some(key) = keys.root.as_ref() else {
+            return Err(reader_refused("write secrets to the shared store"));
+        };
         if self.verified_check().is_some() {
-            return Ok(key);
+            return Ok(keys);
         }
         let kc = self.k(&["keycheck"]);
         let sealed = key.seal("", "keycheck", KEYCHECK_TEXT)?;
@@ -384,12 +422,20 @@ impl SharedStore {
             }
             check = sealed.into_bytes();
         }
+        // The reader check: sealed with the ACCESS key this refresher key
+        // yields (written when missing, or left by a key rotated away).
+        let rc = self.k(&["readercheck"]);
+        let stored: Option<Vec<u8>> = self.run(|c| redis::cmd("GET").arg(&rc).query(c))?;
+        if stored.is_none_or(|s| keys.access.open("", "readercheck", &s).is_none()) {
+            let sealed = keys.access.seal("", "readercheck", READERCHECK_TEXT)?;
+            self.run(|c| redis::cmd("SET").arg(&rc).arg(&sealed).query::<()>(c))?;
+        }
         *self
             .inner
             .key_verified
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(check);
-        Ok(key)
+        Ok(keys)
     }
 
     /// The key check this process verified, if it did.
@@ -446,8 +492,15 @@ impl SharedStore {
         })?;
         let mut out = Vec::with_capacity(rows.len());
         for (alias, (meta, v)) in aliases.iter().zip(rows) {
-            // Listed but gone: logged out between the two calls.
-            let Some(meta) = meta else { continue };
+            let (meta, v) = match meta {
+                Some(m) => (m, v),
+                // Not in the current layout: written by an earlier sfx, or
+                // listed but gone (logged out between the two calls).
+                None => match self.legacy_meta(alias)? {
+                    (Some(m), v) => (m, v),
+                    (None, _) => continue,
+                },
+            };
             out.push((self.parse_record(alias, &meta)?, v.unwrap_or(0)));
         }
         Ok((default, out))
@@ -458,10 +511,20 @@ impl SharedStore {
         let key = self.org_key(alias);
         let (meta, v): (Option<Vec<u8>>, Option<u64>) =
             self.run(|c| redis::cmd("HMGET").arg(&key).arg("meta").arg("v").query(c))?;
+        let (meta, v) = match meta {
+            Some(m) => (Some(m), v),
+            None => self.legacy_meta(alias)?,
+        };
         match meta {
             None => Ok(None),
             Some(m) => Ok(Some((self.parse_record(alias, &m)?, v.unwrap_or(0)))),
         }
+    }
+
+    /// An org as an sfx before #20 stored it (`<ns>:org:<alias>`).
+    fn legacy_meta(&self, alias: &str) -> Result<(Option<Vec<u8>>, Option<u64>), Error> {
+        let key = self.legacy_org_key(alias);
+        self.run(|c| redis::cmd("HMGET").arg(&key).arg("meta").arg("v").query(c))
     }
 
     /// The default org's alias.
@@ -503,12 +566,39 @@ impl SharedStore {
     /// `Ok(None)`: none stored.
     pub fn secret(&self, record: &OrgRecord, kind: SecretKind) -> Result<Option<Secret>, Error> {
         let alias = record.alias.as_str();
-        let key = self.org_key(alias);
         let field = kind.as_str();
-        let raw: Option<Vec<u8>> =
-            self.run(|c| redis::cmd("HGET").arg(&key).arg(field).query(c))?;
-        let Some(raw) = raw else { return Ok(None) };
         let k = self.key()?;
+        if kind != SecretKind::AccessToken && k.kind == KeyKind::Reader {
+            return Err(reader_refused(&format!(
+                "open the {} of org {alias}",
+                field.replace('-', " ")
+            )));
+        }
+        let org_key = self.org_key(alias);
+        let key = if kind == SecretKind::AccessToken {
+            org_key.clone()
+        } else {
+            self.secret_key(alias)
+        };
+        let (current, raw): (bool, Option<Vec<u8>>) = self.run(|c| {
+            redis::pipe()
+                .cmd("EXISTS")
+                .arg(&org_key)
+                .cmd("HGET")
+                .arg(&key)
+                .arg(field)
+                .query(c)
+        })?;
+        let raw = if current {
+            raw
+        } else {
+            let legacy = self.legacy_org_key(alias);
+            self.run(|c| redis::cmd("HGET").arg(&legacy).arg(field).query(c))?
+        };
+        let Some(raw) = raw else { return Ok(None) };
+        if !current && k.kind == KeyKind::Reader {
+            return Err(self.unconverted(alias));
+        }
         let binding = Binding::of(&self.inner.ns, record);
         match k.open_bound(&binding, field, &raw) {
             Some((plain, _)) => String::from_utf8(plain)
@@ -525,19 +615,56 @@ impl SharedStore {
     /// opens), the record was changed by someone without the key; else the key
     /// is not the store's.
     fn not_opened(&self, alias: &str, what: &str) -> Error {
-        let kc = self.k(&["keycheck"]);
-        let ours = match (
-            self.key(),
-            self.run(|c| redis::cmd("GET").arg(&kc).query::<Option<Vec<u8>>>(c)),
-        ) {
-            (Ok(k), Ok(Some(stored))) => k.open("", "keycheck", &stored).is_some(),
-            _ => false,
-        };
+        let ours = self.key_state_now() == KeyState::Works;
         self.key_verified_reset();
         if ours {
             self.tampered(alias)
         } else {
             self.wrong_key(what)
+        }
+    }
+
+    /// Whether this machine's key opens the store's check (the key check for a
+    /// refresher, the reader check for a reader).
+    fn key_state_now(&self) -> KeyState {
+        let Ok(k) = self.key() else {
+            return KeyState::Malformed;
+        };
+        let (name, text) = if k.kind == KeyKind::Reader {
+            ("readercheck", READERCHECK_TEXT)
+        } else {
+            ("keycheck", KEYCHECK_TEXT)
+        };
+        let check = self.k(&[name]);
+        match self.run(|c| redis::cmd("GET").arg(&check).query::<Option<Vec<u8>>>(c)) {
+            Ok(Some(stored)) => {
+                let opened = match (k.kind, k.root.as_ref()) {
+                    (KeyKind::Refresher, Some(r)) => r.open("", name, &stored),
+                    _ => k.access.open("", name, &stored),
+                };
+                if opened.as_deref() == Some(text) {
+                    KeyState::Works
+                } else {
+                    KeyState::Wrong
+                }
+            }
+            Ok(None) => KeyState::Unused,
+            Err(_) => KeyState::Wrong,
+        }
+    }
+
+    /// A reader met an org an earlier sfx stored, sealed with the refresher key.
+    fn unconverted(&self, alias: &str) -> Error {
+        let alias = crate::text::sanitize(alias, 100);
+        Error::StoreUnavailable {
+            message: format!(
+                "org {alias} in the shared store at {} was stored by an earlier sfx, with secrets only the refresher key opens; a reader key cannot use it until a refresher writes it in the current form",
+                self.display()
+            ),
+            hint: Some(format!(
+                "run `sfx refresh -o {alias}` once with the refresher key (or let a `sfx watch` with it refresh the org)"
+            )),
+            source: None,
         }
     }
 
@@ -587,24 +714,17 @@ impl SharedStore {
         };
         let orgs_key = self.k(&["orgs"]);
         let orgs: usize = self.run(|c| redis::cmd("SCARD").arg(&orgs_key).query(c))?;
-        let kc = self.k(&["keycheck"]);
-        let stored: Option<Vec<u8>> = self.run(|c| redis::cmd("GET").arg(&kc).query(c))?;
-        let key = if std::env::var(seal::KEY_VAR)
-            .unwrap_or_default()
-            .trim()
-            .is_empty()
+        let key = if self.inner.key.get().is_none()
+            && std::env::var(seal::KEY_VAR)
+                .unwrap_or_default()
+                .trim()
+                .is_empty()
         {
             KeyState::Missing
         } else {
-            match self.key() {
-                Err(_) => KeyState::Malformed,
-                Ok(k) => match stored {
-                    None => KeyState::Unused,
-                    Some(s) if k.open("", "keycheck", &s).is_some() => KeyState::Works,
-                    Some(_) => KeyState::Wrong,
-                },
-            }
+            self.key_state_now()
         };
+        let key_kind = self.key().ok().map(|k| k.kind);
         Ok(Probe {
             store: self.display(),
             server,
@@ -612,6 +732,7 @@ impl SharedStore {
             round_trip,
             orgs,
             key,
+            key_kind,
         })
     }
 }
@@ -622,6 +743,14 @@ fn install_crypto_provider() {
     ONCE.call_once(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
+}
+
+/// What a reader key may not do (exit 2: the wrong key for the command).
+pub(crate) fn reader_refused(what: &str) -> Error {
+    Error::Usage(format!(
+        "{} holds a reader key, which cannot {what}: only the refresher key opens refresh tokens and client secrets, and a reader never sends a token request or a revocation; run this where the refresher key is (the host running `sfx watch` with it)",
+        seal::KEY_VAR
+    ))
 }
 
 fn fingerprint(token: &Secret) -> String {

@@ -19,6 +19,16 @@
 //! access token goes; opening a refresh token or client secret checks where they
 //! go. `v1:` values (written before #19) open without that check until the first
 //! write of their org converts them (see `docs/security.md`).
+//!
+//! **Readers and refreshers** (`v3:`, issue #20). `SFX_STORE_KEY` holds a
+//! refresher key R (32 bytes, base64, as before) or a reader key
+//! (`sfxr1:` + base64 of HKDF-SHA256(R, "sfx reader key v1")). From the reader
+//! key's bytes both kinds derive the ACCESS key (HKDF, "sfx access v1"), which
+//! seals access tokens; only R yields the REFRESH key ("sfx refresh v1"), which
+//! seals refresh tokens and client secrets. HKDF is one way: the reader key gives
+//! away neither R nor the REFRESH key. A `v3:` value is sealed with the derived
+//! key of its kind and the binding; `v1:`/`v2:` values (earlier sfx) were sealed
+//! with R itself and open only for a refresher, whose first write converts them.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -32,6 +42,9 @@ pub const KEY_VAR: &str = "SFX_STORE_KEY";
 
 const PREFIX: &str = "v1:";
 const PREFIX_BOUND: &str = "v2:";
+const PREFIX_DERIVED: &str = "v3:";
+/// The prefix that marks a reader key.
+pub const READER_PREFIX: &str = "sfxr1:";
 const NONCE_LEN: usize = 12;
 
 /// The hint that says how to make a key.
@@ -44,15 +57,64 @@ pub fn key_hint() -> String {
 /// An AES-256-GCM key.
 pub struct StoreKey(Aes256Gcm);
 
-impl std::fmt::Debug for StoreKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("StoreKey(<redacted>)")
+/// Which kind of key `SFX_STORE_KEY` holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Opens everything; may refresh.
+    Refresher,
+    /// Opens metadata checks and access tokens only.
+    Reader,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Refresher => "refresher",
+            KeyKind::Reader => "reader",
+        }
     }
 }
 
-impl StoreKey {
-    /// The key in `SFX_STORE_KEY`; missing or malformed → exit 6 naming the variable.
-    pub fn from_env(store: &str) -> Result<StoreKey, Error> {
+/// The keys one `SFX_STORE_KEY` yields.
+pub struct Keys {
+    pub kind: KeyKind,
+    /// R itself (refresher only): the store's key check and values of earlier sfx.
+    pub root: Option<StoreKey>,
+    /// Seals access tokens and the reader check.
+    pub access: StoreKey,
+    /// Seals refresh tokens and client secrets (refresher only).
+    pub refresh: Option<StoreKey>,
+    /// The reader key, as `sfx store reader-key` prints it.
+    pub reader_key: String,
+    /// A public name of the key (one way from the reader key): written with an
+    /// org's secrets, so a writer with another key never mixes its seals in.
+    pub id: String,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Keys({}, <redacted>)", self.kind.as_str())
+    }
+}
+
+fn hkdf32(ikm: &[u8], label: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    // 32 bytes is far below HKDF-SHA256's limit of 255 × 32: expand cannot fail.
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(None, ikm).expand(label.as_bytes(), &mut out);
+    out
+}
+
+fn malformed(what: &str) -> Error {
+    Error::StoreUnavailable {
+        message: format!("{KEY_VAR} is not {what}"),
+        hint: Some(key_hint()),
+        source: None,
+    }
+}
+
+impl Keys {
+    /// The keys in `SFX_STORE_KEY`; missing or malformed → exit 6 naming the variable.
+    pub fn from_env(store: &str) -> Result<Keys, Error> {
         let value = std::env::var(KEY_VAR).unwrap_or_default();
         if value.trim().is_empty() {
             return Err(Error::StoreUnavailable {
@@ -63,20 +125,111 @@ impl StoreKey {
                 source: None,
             });
         }
-        StoreKey::from_base64(&value)
+        Keys::from_text(&value)
     }
 
+    /// A refresher key (32 bytes, base64) or a reader key (`sfxr1:` + base64).
+    pub fn from_text(value: &str) -> Result<Keys, Error> {
+        let value = value.trim();
+        if let Some(rest) = value.strip_prefix(READER_PREFIX) {
+            let bytes = STANDARD
+                .decode(rest)
+                .ok()
+                .filter(|b| b.len() == 32)
+                .ok_or_else(|| malformed("a reader key (sfxr1: and 32 bytes in base64)"))?;
+            return Keys::derive(KeyKind::Reader, None, &bytes);
+        }
+        let root = STANDARD
+            .decode(value)
+            .ok()
+            .filter(|b| b.len() == 32)
+            .ok_or_else(|| malformed("32 bytes in base64"))?;
+        let reader = hkdf32(&root, "sfx reader key v1");
+        Keys::derive(KeyKind::Refresher, Some(&root), &reader)
+    }
+
+    fn derive(kind: KeyKind, root: Option<&[u8]>, reader: &[u8]) -> Result<Keys, Error> {
+        let access = StoreKey::from_bytes(&hkdf32(reader, "sfx access v1"))?;
+        let id: String = hkdf32(reader, "sfx key id v1")[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let (root_key, refresh) = match root {
+            Some(r) => (
+                Some(StoreKey::from_bytes(r)?),
+                Some(StoreKey::from_bytes(&hkdf32(r, "sfx refresh v1"))?),
+            ),
+            None => (None, None),
+        };
+        Ok(Keys {
+            kind,
+            root: root_key,
+            access,
+            refresh,
+            reader_key: format!("{READER_PREFIX}{}", STANDARD.encode(reader)),
+            id,
+        })
+    }
+
+    /// The key that seals `kind` (`None`: this key may not hold it).
+    fn for_kind(&self, kind: &str) -> Option<&StoreKey> {
+        if kind == "access-token" {
+            Some(&self.access)
+        } else {
+            self.refresh.as_ref()
+        }
+    }
+
+    /// Seal a secret of `kind` bound to where it may go, with the derived key of
+    /// its kind (`v3:`).
+    pub fn seal_bound(&self, b: &Binding, kind: &str, plain: &[u8]) -> Result<String, Error> {
+        let key = self.for_kind(kind).ok_or_else(|| {
+            Error::usage(format!(
+                "a reader key cannot seal the {} (only the refresher key can)",
+                kind.replace('-', " ")
+            ))
+        })?;
+        let sealed = key.encrypt(&b.aad_v3(kind), plain)?;
+        Ok(format!("{PREFIX_DERIVED}{sealed}"))
+    }
+
+    /// Open a stored secret: `v3:` with the derived key of its kind and the
+    /// binding; `v1:`/`v2:` (earlier sfx) with R, for a refresher only.
+    pub fn open_bound(&self, b: &Binding, kind: &str, stored: &[u8]) -> Option<(Vec<u8>, Form)> {
+        let text = std::str::from_utf8(stored).ok()?;
+        if let Some(rest) = text.strip_prefix(PREFIX_DERIVED) {
+            return self
+                .for_kind(kind)?
+                .decrypt(&b.aad_v3(kind), rest)
+                .map(|p| (p, Form::Derived));
+        }
+        self.root.as_ref()?.open_bound(b, kind, stored)
+    }
+
+    /// Whether a stored value is in the form this version writes.
+    pub fn is_current(stored: &[u8]) -> bool {
+        stored.starts_with(PREFIX_DERIVED.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreKey(<redacted>)")
+    }
+}
+
+impl StoreKey {
     pub fn from_base64(value: &str) -> Result<StoreKey, Error> {
         let bytes = STANDARD
             .decode(value.trim())
             .ok()
             .filter(|b| b.len() == 32)
-            .ok_or_else(|| Error::StoreUnavailable {
-                message: format!("{KEY_VAR} is not 32 bytes in base64"),
-                hint: Some(key_hint()),
-                source: None,
-            })?;
-        let cipher = Aes256Gcm::new_from_slice(&bytes).map_err(|_| Error::StoreUnavailable {
+            .ok_or_else(|| malformed("32 bytes in base64"))?;
+        StoreKey::from_bytes(&bytes)
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Result<StoreKey, Error> {
+        let cipher = Aes256Gcm::new_from_slice(bytes).map_err(|_| Error::StoreUnavailable {
             message: format!("{KEY_VAR} is not a usable AES-256 key"),
             hint: Some(key_hint()),
             source: None,
@@ -140,11 +293,19 @@ impl Binding {
         out.extend_from_slice(fields.to_string().as_bytes());
         out
     }
+
+    fn aad_v3(&self, kind: &str) -> Vec<u8> {
+        let mut out = b"sfx-shared-v3".to_vec();
+        out.extend_from_slice(&self.aad(kind)[b"sfx-shared-v2".len()..]);
+        out
+    }
 }
 
 /// How a stored value opened.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Form {
+    /// Sealed with the derived key of its kind and its binding (`v3:`).
+    Derived,
     /// Sealed with its binding (`v2:`).
     Bound,
     /// Sealed before bindings existed (`v1:`): nothing but the alias and kind checked.
@@ -294,6 +455,83 @@ mod tests {
             k.open_bound(&changed[0], "refresh-token", old.as_bytes()),
             Some((b"5Aep".to_vec(), Form::Legacy))
         );
+    }
+
+    #[test]
+    fn a_reader_key_is_derived_one_way_and_opens_access_tokens_only() {
+        let r = STANDARD.encode([7u8; 32]);
+        let refresher = Keys::from_text(&r).unwrap();
+        assert_eq!(refresher.kind, KeyKind::Refresher);
+        let again = Keys::from_text(&format!(" {r}\n")).unwrap();
+        assert_eq!(
+            refresher.reader_key, again.reader_key,
+            "the same every time"
+        );
+        assert!(refresher.reader_key.starts_with("sfxr1:"));
+        assert!(!refresher.reader_key.contains(&r));
+        let reader = Keys::from_text(&refresher.reader_key).unwrap();
+        assert_eq!(reader.kind, KeyKind::Reader);
+        assert_eq!(reader.reader_key, refresher.reader_key);
+        assert_eq!(reader.id, refresher.id);
+        assert!(reader.root.is_none() && reader.refresh.is_none());
+        let b = binding(
+            Some("https://login.salesforce.com"),
+            "https://a.my.salesforce.com",
+        );
+        let at = refresher.seal_bound(&b, "access-token", b"00D!at").unwrap();
+        let rt = refresher.seal_bound(&b, "refresh-token", b"5Aep").unwrap();
+        assert!(at.starts_with("v3:") && rt.starts_with("v3:"));
+        assert_eq!(
+            reader.open_bound(&b, "access-token", at.as_bytes()),
+            Some((b"00D!at".to_vec(), Form::Derived))
+        );
+        assert!(
+            reader
+                .open_bound(&b, "refresh-token", rt.as_bytes())
+                .is_none()
+        );
+        assert!(reader.seal_bound(&b, "refresh-token", b"x").is_err());
+        assert!(reader.seal_bound(&b, "client-secret", b"x").is_err());
+        // The refresh key is not the access key: a value cannot change kind.
+        assert!(
+            refresher
+                .open_bound(&b, "access-token", rt.as_bytes())
+                .is_none()
+        );
+        assert_eq!(
+            refresher
+                .open_bound(&b, "refresh-token", rt.as_bytes())
+                .unwrap()
+                .0,
+            b"5Aep"
+        );
+        // Values of earlier sfx: R opens them; a reader cannot.
+        let old = key(7).seal_bound(&b, "access-token", b"old").unwrap();
+        assert_eq!(
+            refresher.open_bound(&b, "access-token", old.as_bytes()),
+            Some((b"old".to_vec(), Form::Bound))
+        );
+        assert!(
+            reader
+                .open_bound(&b, "access-token", old.as_bytes())
+                .is_none()
+        );
+        // Another refresher key: another reader key.
+        let other = Keys::from_text(&STANDARD.encode([8u8; 32])).unwrap();
+        assert_ne!(other.reader_key, refresher.reader_key);
+        assert!(
+            other
+                .open_bound(&b, "access-token", at.as_bytes())
+                .is_none()
+        );
+        for bad in [
+            "sfxr1:",
+            "sfxr1:abc",
+            &format!("sfxr1:{}", STANDARD.encode([1u8; 31])),
+        ] {
+            let e = Keys::from_text(bad).unwrap_err();
+            assert!(e.to_string().contains(KEY_VAR), "{e}");
+        }
     }
 
     #[test]
