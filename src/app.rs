@@ -44,6 +44,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
         // They write their own stdout: a streamed body, a child's output.
         Command::Api(a) => commands::api::run(a, &ctx)?,
         Command::Exec(a) => commands::exec::run(a, &ctx)?,
+        Command::Store(a) => emit(&commands::store::run(a, &ctx)?, mode, &style),
         Command::Completions(_) => Exit::Ok,
     })
 }

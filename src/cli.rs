@@ -125,6 +125,7 @@ pub enum Command {
     Doctor(DoctorArgs),
     Api(ApiArgs),
     Exec(ExecArgs),
+    Store(StoreArgs),
 }
 
 /// Log in to an org and store it.
@@ -594,6 +595,35 @@ pub struct LogoutArgs {
   $ sfx doctor --json | jq .keychain.status
   $ sfx doctor -q || sfx login --insecure-storage --auth-url - < auth-url.txt")]
 pub struct DoctorArgs {}
+
+/// Keys of the shared store.
+///
+/// `sfx store reader-key` prints the reader key that belongs to the refresher key
+/// in SFX_STORE_KEY: give it to machines that should only read access tokens (CI
+/// runners, workers) while one place holds the refresher key (a `sfx watch`).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    #[command(subcommand)]
+    pub command: StoreCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    ReaderKey(ReaderKeyArgs),
+}
+
+/// Print the reader key of the refresher key in SFX_STORE_KEY.
+///
+/// Derived one way (HKDF-SHA256): the same every time, and the refresher key
+/// cannot be recovered from it. A machine with the reader key opens metadata and
+/// access tokens only; it never sends a token request or a revocation, and asks
+/// the refreshers when it needs a fresher token. Needs no store and no network.
+/// Exit 2 when SFX_STORE_KEY is missing, malformed, or already a reader key.
+#[derive(Debug, Args)]
+#[command(after_long_help = "Examples:
+  $ SFX_STORE_KEY=\"$(cat refresher.key)\" sfx store reader-key > reader.key
+  $ gh secret set SFX_STORE_KEY < reader.key        # CI jobs: the reader key only")]
+pub struct ReaderKeyArgs {}
 
 /// Print a shell completion script.
 #[derive(Debug, Args)]

@@ -154,6 +154,15 @@ impl Context {
         }
     }
 
+    /// Refuse, with exit 2 and before anything is sent or written, what needs
+    /// the refresh token when `SFX_STORE_KEY` holds a reader key (issue #20).
+    pub fn refuse_reader(&self, what: &str) -> Result<(), Error> {
+        match &self.shared {
+            Some(s) if s.is_reader() => Err(crate::store::shared::reader_refused(what)),
+            _ => Ok(()),
+        }
+    }
+
     /// The stored orgs' store in words: "the local store" or "the shared store at …".
     pub fn store_name(&self) -> String {
         match &self.shared {

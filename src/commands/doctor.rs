@@ -110,6 +110,15 @@ impl SharedCheck {
                     ),
                 };
                 lines.push(format!("  key:         {key}"));
+                if let Some(kind) = p.key_kind {
+                    lines.push(format!(
+                        "  key kind:    {}",
+                        match kind {
+                            shared::KeyKind::Refresher => "refresher (opens every secret; refreshes; `sfx store reader-key` prints its reader key)",
+                            shared::KeyKind::Reader => "reader (opens access tokens only; never refreshes: a `sfx watch` with the refresher key serves it)",
+                        }
+                    ));
+                }
             }
         }
         lines
@@ -126,6 +135,7 @@ impl SharedCheck {
                 "round_trip_ms": p.round_trip.as_secs_f64() * 1000.0,
                 "orgs": p.orgs,
                 "key": Self::key_word(p.key),
+                "key_kind": p.key_kind.map(shared::KeyKind::as_str),
                 "message": Value::Null,
             }),
             Err(why) => json!({
@@ -137,6 +147,7 @@ impl SharedCheck {
                 "round_trip_ms": Value::Null,
                 "orgs": Value::Null,
                 "key": Value::Null,
+                "key_kind": Value::Null,
                 "message": why,
             }),
         }

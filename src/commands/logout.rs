@@ -81,6 +81,9 @@ fn revoke(ctx: &Context, org: &Org) -> Result<Revoked, Error> {
 }
 
 pub fn run(args: &LogoutArgs, ctx: &Context) -> Result<LogoutReport, Error> {
+    if args.revoke {
+        ctx.refuse_reader("revoke tokens at Salesforce")?;
+    }
     if let Some(org) = &ctx.env_org {
         if !args.revoke {
             return Err(Error::usage(

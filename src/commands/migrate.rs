@@ -92,6 +92,9 @@ impl Report for MigrateReport {
 }
 
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
+    ctx.refuse_reader(
+        "move orgs into or out of the shared store (that moves their refresh tokens)",
+    )?;
     if ctx.env_org.is_some() {
         return Err(Error::usage(
             "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN) and nothing is stored for them; unset them to move a stored org",

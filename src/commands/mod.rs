@@ -18,6 +18,7 @@ pub mod logout;
 pub mod migrate;
 pub mod orgs;
 pub mod refresh;
+pub mod store;
 pub mod token;
 pub mod watch;
 

@@ -94,6 +94,7 @@ pub const ROTATION_WARNING: &str = "warning: this org's connected app rotates re
 /// Print the org's SFDX auth URL, with its newest refresh token (sf's, for a
 /// linked org that sf rotated). On a terminal only after a confirmation.
 pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
+    ctx.refuse_reader("print an SFDX auth URL (it holds the refresh token)")?;
     let (org, _lock) = ctx
         .locked(&ctx.org()?)?
         .ok_or_else(crate::commands::logged_out_meanwhile)?;

@@ -12,6 +12,11 @@
 //! A rotating refresh is journaled (see [`crate::store::journal`]) so a refresh
 //! token an interrupted refresh may have spent is never replayed. New tokens are
 //! stored by compare-and-set: if another writer won, its token is used.
+//!
+//! A store opened with a reader key (the shared store, issue #20) never
+//! refreshes: where the others would refresh, it asks the refreshers through
+//! the store ([`OrgStore::ask_refreshers`]) and uses the token they store —
+//! [`for_reader`], the one place a reader's path branches off.
 
 use std::time::Duration;
 
@@ -61,6 +66,13 @@ pub fn refresh_if_needed(
     alias: &str,
     min_valid: Duration,
 ) -> Result<Option<Fresh>, Error> {
+    if store.is_reader() {
+        let now = clock.now();
+        return for_reader(store, alias, |org| {
+            let ok = offline(&org.record, now).is_some_and(|e| e.outlives(now, min_valid));
+            (!ok).then(|| need(now, min_valid, None))
+        });
+    }
     let _lock = store.lock(alias)?;
     let Some(current) = store.read(alias)? else {
         return Ok(None);
@@ -93,6 +105,13 @@ pub fn refresh_unless_replaced(
     alias: &str,
     sent: &Secret,
 ) -> Result<Option<Fresh>, Error> {
+    if store.is_reader() {
+        let now = clock.now();
+        let dead = crate::store::shared::token_fingerprint(sent);
+        return for_reader_by_token(store, alias, |token| {
+            (token.expose() == sent.expose()).then(|| need(now, Duration::ZERO, Some(dead.clone())))
+        });
+    }
     let _lock = store.lock(alias)?;
     let Some(current) = store.read(alias)? else {
         return Ok(None);
@@ -121,6 +140,33 @@ pub fn refresh_now(
     clock: &dyn Clock,
     org: &Org,
 ) -> Result<Refreshed, Error> {
+    if store.is_reader() {
+        // A forced refresh: a token that outlives the one stored now.
+        let now = clock.now();
+        let until = offline(&org.record, now)
+            .and_then(|e| e.exp)
+            .map(|e| e.timestamp())
+            .unwrap_or(now.timestamp())
+            .max(now.timestamp())
+            + 1;
+        let need = crate::store::shared::FreshNeed {
+            valid_until: until,
+            dead_token_fp: None,
+        };
+        store.ask_refreshers(org.name(), &need)?;
+        let f = read_for_reader(store, org.name())?.ok_or_else(|| {
+            Error::relogin(
+                format!("org {} was logged out meanwhile", org.name()),
+                relogin_hint(org),
+            )
+        })?;
+        return Ok(Refreshed {
+            org: f.org,
+            access_token: f.access_token,
+            rotated: false,
+            by_other: true,
+        });
+    }
     // The version this refresh replaces (and the freshest record, with it).
     let current = store.read(org.name())?.ok_or_else(|| {
         Error::relogin(
@@ -299,6 +345,91 @@ pub fn refresh_now(
     // Linked to the Salesforce CLI: hand a rotated refresh token back to sf.
     crate::sfcli::link::after_refresh(store, org, sf_link, &resp, &refresh_token)?;
     Ok(saved)
+}
+
+/// What a reader asks for: a token valid until `now + min_valid` (and, after a
+/// 401, not the token with that fingerprint).
+fn need(
+    now: DateTime<Utc>,
+    min_valid: Duration,
+    dead: Option<String>,
+) -> crate::store::shared::FreshNeed {
+    crate::store::shared::FreshNeed {
+        valid_until: now.timestamp() + i64::try_from(min_valid.as_secs()).unwrap_or(i64::MAX / 2),
+        dead_token_fp: dead,
+    }
+}
+
+/// A reader's refresh: no lease (a reader's Redis user may not write one), no
+/// request to Salesforce. The stored token if `satisfies` accepts the org; else
+/// ask the refreshers once for what `satisfies` names, read again and use what
+/// they stored.
+fn for_reader(
+    store: &dyn OrgStore,
+    alias: &str,
+    satisfies: impl FnOnce(&Org) -> Option<crate::store::shared::FreshNeed>,
+) -> Result<Option<Fresh>, Error> {
+    let Some(current) = store.read(alias)? else {
+        return Ok(None);
+    };
+    match satisfies(&current.org) {
+        None => read_for_reader(store, alias),
+        Some(need) => asked(store, alias, &need),
+    }
+}
+
+/// Ask the refreshers, then read what they stored.
+fn asked(
+    store: &dyn OrgStore,
+    alias: &str,
+    need: &crate::store::shared::FreshNeed,
+) -> Result<Option<Fresh>, Error> {
+    store.ask_refreshers(alias, need)?;
+    let fresh = read_for_reader(store, alias)?;
+    Ok(fresh.map(|f| Fresh {
+        refreshed: Some(Refreshed {
+            org: f.org.clone(),
+            access_token: f.access_token.clone(),
+            rotated: false,
+            by_other: true,
+        }),
+        ..f
+    }))
+}
+
+/// As [`for_reader`], deciding by the stored access token.
+fn for_reader_by_token(
+    store: &dyn OrgStore,
+    alias: &str,
+    satisfies: impl FnOnce(&Secret) -> Option<crate::store::shared::FreshNeed>,
+) -> Result<Option<Fresh>, Error> {
+    let Some(current) = read_for_reader(store, alias)? else {
+        return Ok(None);
+    };
+    match satisfies(&current.access_token) {
+        None => Ok(Some(current)),
+        Some(need) => asked(store, alias, &need),
+    }
+}
+
+/// The org and its stored access token, for a reader (`Ok(None)`: logged out).
+fn read_for_reader(store: &dyn OrgStore, alias: &str) -> Result<Option<Fresh>, Error> {
+    let Some(current) = store.read(alias)? else {
+        return Ok(None);
+    };
+    let token = secret(store, &current.org, SecretKind::AccessToken)?.ok_or_else(|| {
+        Error::relogin(
+            format!(
+                "org {alias} in the shared store holds no access token, and a reader key cannot get one by itself"
+            ),
+            "a `sfx watch` with the refresher key stores one; or log in to the org again where the refresher key is".to_string(),
+        )
+    })?;
+    Ok(Some(Fresh {
+        org: current.org,
+        access_token: token,
+        refreshed: None,
+    }))
 }
 
 /// Added to two `--timeout`s to make an attempt's window: how late Salesforce may

@@ -264,6 +264,22 @@ pub trait OrgStore: Send + Sync {
 
     /// Mark an org the default (`None` clears the mark).
     fn set_default(&self, alias: Option<&str>) -> Result<(), Error>;
+
+    /// Whether this store was opened with a reader key (the shared store, issue
+    /// #20): it opens metadata and access tokens only, takes no lease, and never
+    /// refreshes — it asks the refreshers instead ([`OrgStore::ask_refreshers`]).
+    fn is_reader(&self) -> bool {
+        false
+    }
+
+    /// A reader's way to a fresher token: ask the refreshers and wait for a token
+    /// that satisfies `need`. `Ok(())`: read the org again. Only a reader's
+    /// store is ever asked.
+    fn ask_refreshers(&self, alias: &str, _need: &shared::FreshNeed) -> Result<(), Error> {
+        Err(Error::Other(format!(
+            "org {alias}: only a shared store opened with a reader key asks refreshers"
+        )))
+    }
 }
 
 /// Which backend kind holds an org's secrets: for messages only.

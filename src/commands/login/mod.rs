@@ -64,6 +64,7 @@ impl Login<'_> {
 }
 
 pub fn run(args: &LoginArgs, ctx: &Context) -> Result<TokenSummary, Error> {
+    ctx.refuse_reader("log in (a login stores a refresh token or client secret)")?;
     if let Some(alias) = &args.alias {
         check_alias(alias, "--alias")?;
     }

@@ -29,7 +29,6 @@ use redis::Value;
 
 use super::SharedStore;
 use crate::error::Error;
-use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
 
@@ -42,10 +41,7 @@ pub struct FreshNeed {
     pub dead_token_fp: Option<String>,
 }
 
-/// The fingerprint of a token as requests and notices carry it.
-pub fn token_fingerprint(token: &Secret) -> String {
-    super::fingerprint(token)
-}
+use super::token_fingerprint;
 
 /// Requests kept per org (a reader reads its own right after writing it).
 const REQ_MAXLEN: usize = 64;
@@ -131,6 +127,11 @@ pub enum Answer {
 }
 
 impl SharedStore {
+    /// How long a reader waits for the refreshers (`--wait`).
+    pub(crate) fn reader_wait(&self) -> Duration {
+        self.wait()
+    }
+
     fn req_key(&self, alias: &str) -> String {
         self.tagged("req", alias)
     }
@@ -216,7 +217,7 @@ impl SharedStore {
         loop {
             let left = end.saturating_duration_since(Instant::now());
             if left < Duration::from_millis(1) {
-                return Err(no_refresher(alias, wait));
+                return Err(no_refresher_answered(alias, wait));
             }
             // Its own deadline: the wait, plus a little for the reply to travel.
             let block = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
@@ -373,11 +374,12 @@ impl SharedStore {
     }
 }
 
-/// Exit 5: nobody answered.
-fn no_refresher(alias: &str, wait: Duration) -> Error {
+/// Exit 5: nobody with the refresher key answered within `wait`.
+pub fn no_refresher_answered(alias: &str, wait: Duration) -> Error {
     Error::network(format!(
-        "no refresher answered within {} for org {alias}: this machine's SFX_STORE_KEY is a reader key, which cannot refresh; a `sfx watch --all` running with the refresher key (SFX_STORE_KEY) serves readers (or wait longer with --wait)",
-        crate::timefmt::flag_duration(wait)
+        "no refresher answered within {} for org {}: this machine's SFX_STORE_KEY is a reader key, which never refreshes by itself; a `sfx watch --all` running with the refresher key (SFX_STORE_KEY) serves readers — run one at a fixed address, or wait longer with --wait",
+        crate::timefmt::flag_duration(wait),
+        crate::text::sanitize(alias, 100)
     ))
 }
 

@@ -123,6 +123,11 @@ impl OrgStore for SharedStore {
     }
 
     fn lock(&self, alias: &str) -> Result<OrgLock, Error> {
+        if self.is_reader() {
+            // A reader never refreshes or writes, so it has nothing to guard
+            // (and its Redis user may not write a lease).
+            return Ok(OrgLock::none());
+        }
         let wait = crate::store::refresh_lock_wait(self.timeout());
         self.lease(alias, wait).map(OrgLock::new)
     }
@@ -174,6 +179,14 @@ impl OrgStore for SharedStore {
 
     fn set_default(&self, alias: Option<&str>) -> Result<(), Error> {
         SharedStore::set_default(self, alias)
+    }
+
+    fn is_reader(&self) -> bool {
+        SharedStore::is_reader(self)
+    }
+
+    fn ask_refreshers(&self, alias: &str, need: &super::FreshNeed) -> Result<(), Error> {
+        SharedStore::ask_refreshers(self, alias, need, self.reader_wait())
     }
 }
 

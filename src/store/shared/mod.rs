@@ -57,7 +57,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-pub use ask::{Answer, FreshNeed, Request, token_fingerprint};
+pub use ask::{Answer, FreshNeed, Request, no_refresher_answered};
 pub use seal::KeyKind;
 use seal::{Binding, Keys};
 use url::scrub;
@@ -746,11 +746,17 @@ fn install_crypto_provider() {
 }
 
 /// What a reader key may not do (exit 2: the wrong key for the command).
-pub(crate) fn reader_refused(what: &str) -> Error {
+pub fn reader_refused(what: &str) -> Error {
     Error::Usage(format!(
         "{} holds a reader key, which cannot {what}: only the refresher key opens refresh tokens and client secrets, and a reader never sends a token request or a revocation; run this where the refresher key is (the host running `sfx watch` with it)",
         seal::KEY_VAR
     ))
+}
+
+/// A token's fingerprint as the store keeps it (the journal, a reader's request
+/// after a 401): the first 12 bytes of its SHA-256, in hex. Never the token.
+pub fn token_fingerprint(token: &Secret) -> String {
+    fingerprint(token)
 }
 
 fn fingerprint(token: &Secret) -> String {
