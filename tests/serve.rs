@@ -340,3 +340,156 @@ fn a_request_is_answered_by_a_watching_refresher_on_another_host_within_two_seco
     assert!(f.t.fake.is_active(&third) && third != new);
     crate::shared::no_replays(&f.t);
 }
+
+/// A reader machine: `sfx` with the reader key of the fleet's refresher key.
+fn reader(f: &Fleet, host: usize) -> assert_cmd::Command {
+    let key = f
+        .sfx(0)
+        .args(["store", "reader-key"])
+        .output()
+        .expect("sfx store reader-key");
+    assert!(key.status.success(), "{}", text(&key.stderr));
+    let mut c = f.sfx(host);
+    c.env("SFX_STORE_KEY", text(&key.stdout).trim());
+    c
+}
+
+/// Token requests made so far, and their number must equal the refreshes the
+/// watching refresher reports: no reader ever sent one.
+fn only_the_refresher_asked_salesforce(f: &Fleet, w: &mut crate::watch::Watch) {
+    w.during(Duration::from_millis(300));
+    let refreshed = w
+        .seen_events()
+        .iter()
+        .filter(|e| e["event"] == "refreshed")
+        .count();
+    assert_eq!(
+        f.t.fake.count(TOKEN),
+        refreshed,
+        "token requests vs the refresher's refreshes: {:#?}",
+        w.seen_events()
+    );
+}
+
+#[test]
+fn readers_are_served_by_a_watching_refresher_and_never_send_a_token_request() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.t.fake.clear_requests();
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+
+    // An expired token: the reader asks, the refresher refreshes, the reader prints it.
+    let old = f.token(0);
+    expire(&f, "prod");
+    let t0 = Instant::now();
+    let out = reader(&f, 2).arg("token").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    let second = text(&out.stdout).trim().to_string();
+    assert_ne!(second, old);
+    assert!(f.t.fake.is_active(&second));
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 1);
+    only_the_refresher_asked_salesforce(&f, &mut w);
+
+    // --min-valid above what is left (30 minutes of a two-hour session).
+    f.edit("prod", |m| {
+        m["issued_at"] = (now() - 90 * 60).into();
+        m["expiry"] = serde_json::Value::Null;
+    });
+    let out = reader(&f, 3)
+        .args(["token", "--min-valid", "1h"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let third = text(&out.stdout).trim().to_string();
+    assert!(third != second && f.t.fake.is_active(&third));
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
+    only_the_refresher_asked_salesforce(&f, &mut w);
+
+    // Revoked behind sfx's back: the expiry looks fine, the API says 401, the
+    // reader asks naming the dead token, and the call goes through on a new one.
+    f.t.fake.revoke_token(&third);
+    let out = reader(&f, 2)
+        .args(["api", "/services/data/v64.0/limits"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(f.t.fake.count_grant("refresh_token"), 3);
+    let fourth = f.token(0);
+    assert!(fourth != third && f.t.fake.is_active(&fourth));
+    only_the_refresher_asked_salesforce(&f, &mut w);
+    crate::shared::no_replays(&f.t);
+
+    // The refresher stops: a reader on an expired token waits --wait, then exit 5,
+    // and still sends nothing to Salesforce.
+    w.signal("TERM");
+    assert!(w.exit(Duration::from_secs(30)).success(), "{}", w.stderr());
+    expire(&f, "prod");
+    let before = f.t.fake.count(TOKEN);
+    let t0 = Instant::now();
+    let out = reader(&f, 2)
+        .args(["token", "--wait", "2s"])
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("no refresher answered within 2s"), "{err}");
+    assert!(err.contains("sfx watch --all"), "{err}");
+    assert_eq!(
+        f.t.fake.count(TOKEN),
+        before,
+        "a reader sent a token request"
+    );
+}
+
+#[test]
+fn thirty_readers_on_three_hosts_racing_on_an_expired_token_cost_one_refresh() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let mut racers = Vec::new();
+    for i in 0..30 {
+        let mut c = reader(&f, 2 + i % 3);
+        racers.push(std::thread::spawn(move || c.arg("token").output().unwrap()));
+    }
+    let outs: Vec<_> = racers.into_iter().map(|r| r.join().unwrap()).collect();
+    let tokens: std::collections::HashSet<String> = outs
+        .iter()
+        .map(|o| {
+            assert!(o.status.success(), "{}", text(&o.stderr));
+            text(&o.stdout).trim().to_string()
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every reader got the one new token");
+    assert_eq!(f.t.fake.count(TOKEN), 1, "one token request for 30 readers");
+    assert!(f.t.fake.is_active(tokens.iter().next().unwrap()));
+    only_the_refresher_asked_salesforce(&f, &mut w);
+}
+
+#[test]
+fn the_wait_defaults_to_60s_and_is_offered_where_a_reader_may_need_a_fresher_token() {
+    let t = T::new();
+    for cmd in ["token", "exec", "api", "refresh"] {
+        let out = t.sfx().args([cmd, "--help"]).output().unwrap();
+        let help = text(&out.stdout);
+        assert!(help.contains("--wait <DURATION>"), "{cmd}: {help}");
+        assert!(help.contains("[default: 60s]"), "{cmd}: {help}");
+        assert!(help.contains("SFX_WAIT"), "{cmd}: {help}");
+    }
+    // Not where it means nothing.
+    let help = text(&t.sfx().args(["orgs", "--help"]).output().unwrap().stdout);
+    assert!(!help.contains("--wait"), "{help}");
+}
