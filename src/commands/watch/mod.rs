@@ -567,14 +567,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         watch_stdout(tx.clone());
     }
     // A shared store: serve readers' requests for a fresher token (issue #20).
-    let serving = match ctx.shared.clone() {
-        // Only a refresher serves: a reader key cannot refresh.
-        Some(shared) if ctx.env_org.is_none() && !shared.is_reader() => {
-            let names = orgs.iter().map(|o| o.name().to_string()).collect();
-            serve::start(ctx.clone(), shared, names, args.all, tx.clone())?
-        }
-        _ => serve::Serving::default(),
-    };
+    let serving = serve::start(&ctx, &orgs, args.all, &tx)?;
     drop(tx);
 
     // At most 79 columns with the defaults: the live table's first line.

@@ -27,10 +27,17 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 /// How often `--all` looks for orgs added to the store.
 const RELIST: Duration = Duration::from_secs(5);
 
+/// The shortest time between two refreshes of one org that requests cause (as
+/// the schedule's "nothing is done to one org more than once a second"): a
+/// reader, who may write requests, cannot make a refresher hammer Salesforce.
+const REQUESTED_REFRESH_GAP: Duration = Duration::from_secs(1);
+
 #[derive(Default)]
 struct Queue {
     pending: HashMap<String, Vec<Request>>,
     busy: HashSet<String>,
+    /// When requests last caused a refresh of each org.
+    refreshed: HashMap<String, Instant>,
 }
 
 struct Shared {
@@ -61,16 +68,21 @@ impl Serving {
     }
 }
 
-/// Start serving readers for `aliases` (and, with `all`, every org stored
-/// later). The threads run until the process ends. Each answer is also sent to
-/// the scheduler (`Msg::Served`), which shows it and re-reads the org.
+/// On a shared store with the refresher key (a reader key cannot refresh),
+/// start serving readers for `orgs` (and, with `all`, every org stored later).
+/// The threads run until the process ends. Each answer is also sent to the
+/// scheduler (`Msg::Served`), which shows it and re-reads the org.
 pub(super) fn start(
-    ctx: Arc<Context>,
-    shared: SharedStore,
-    aliases: Vec<String>,
+    ctx: &Arc<Context>,
+    orgs: &[Org],
     all: bool,
-    tx: Sender<Msg>,
+    tx: &Sender<Msg>,
 ) -> Result<Serving, Error> {
+    let shared = match &ctx.shared {
+        Some(s) if ctx.env_org.is_none() && !s.is_reader() => s.clone(),
+        _ => return Ok(Serving::default()),
+    };
+    let aliases: Vec<String> = orgs.iter().map(|o| o.name().to_string()).collect();
     let state = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
         ready: Condvar::new(),
@@ -171,7 +183,14 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
                 q = state.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             }
         };
-        let answer = answer(ctx, &alias, &reqs).unwrap_or_else(|e| Answer::Failed {
+        let last = state
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refreshed
+            .get(&alias)
+            .copied();
+        let answer = answer(ctx, &alias, &reqs, last).unwrap_or_else(|e| Answer::Failed {
             relogin: matches!(e, Error::Relogin { .. }),
             message: e.to_string(),
         });
@@ -204,6 +223,9 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             // nothing in flight.
             let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.busy.remove(&alias);
+            if answer == Answer::Refreshed {
+                q.refreshed.insert(alias.clone(), Instant::now());
+            }
             state.ready.notify_all();
         }
         let _ = tx.send(Msg::Served(alias.clone(), answer, reqs.len()));
@@ -213,7 +235,12 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
 /// Answer one org's requests: a notice when the stored token satisfies them
 /// all, else one refresh under the org's lease (re-judged once the lease is
 /// held: another refresher may have just stored a token that does).
-fn answer(ctx: &Context, alias: &str, reqs: &[Request]) -> Result<Answer, Error> {
+fn answer(
+    ctx: &Context,
+    alias: &str,
+    reqs: &[Request],
+    last: Option<Instant>,
+) -> Result<Answer, Error> {
     let shared = ctx
         .shared
         .as_ref()
@@ -229,6 +256,9 @@ fn answer(ctx: &Context, alias: &str, reqs: &[Request]) -> Result<Answer, Error>
     let (record, exp, fp) = shared.token_state(alias)?.ok_or_else(gone)?;
     if all_satisfied(exp, fp.as_deref()) {
         return Ok(Answer::Fresh);
+    }
+    if let Some(wait) = last.and_then(|t| REQUESTED_REFRESH_GAP.checked_sub(t.elapsed())) {
+        std::thread::sleep(wait);
     }
     let org = Org { record, env: None };
     let Some((org, lock)) = ctx.locked(&org)? else {
