@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Show where credentials are kept and whether the OS keychain works')
             [CompletionResult]::new('api', 'api', [CompletionResultType]::ParameterValue, 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command with a valid token in its environment, never on its command line')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Keys of the shared store')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -328,6 +329,55 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'sfx;store' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('reader-key', 'reader-key', [CompletionResultType]::ParameterValue, 'Print the reader key of the refresher key in SFX_STORE_KEY')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sfx;store;reader-key' {
+            [CompletionResult]::new('-o', '-o', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--org', '--org', [CompletionResultType]::ParameterName, 'Which stored org (alias or username); default: the default org, or the only one')
+            [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to use colour')
+            [CompletionResult]::new('--store', '--store', [CompletionResultType]::ParameterName, 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)')
+            [CompletionResult]::new('--timeout', '--timeout', [CompletionResultType]::ParameterName, 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)')
+            [CompletionResult]::new('--wait', '--wait', [CompletionResultType]::ParameterName, 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else')
+            [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)')
+            [CompletionResult]::new('-v', '-v', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('--verbose', '--verbose', [CompletionResultType]::ParameterName, 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
+        'sfx;store;help' {
+            [CompletionResult]::new('reader-key', 'reader-key', [CompletionResultType]::ParameterValue, 'Print the reader key of the refresher key in SFX_STORE_KEY')
+            [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
+            break
+        }
+        'sfx;store;help;reader-key' {
+            break
+        }
+        'sfx;store;help;help' {
+            break
+        }
         'sfx;help' {
             [CompletionResult]::new('login', 'login', [CompletionResultType]::ParameterValue, 'Log in to an org and store it')
             [CompletionResult]::new('introspect', 'introspect', [CompletionResultType]::ParameterValue, 'Ask the org''s introspection endpoint about the access (or refresh) token')
@@ -341,6 +391,7 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             [CompletionResult]::new('doctor', 'doctor', [CompletionResultType]::ParameterValue, 'Show where credentials are kept and whether the OS keychain works')
             [CompletionResult]::new('api', 'api', [CompletionResultType]::ParameterValue, 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401')
             [CompletionResult]::new('exec', 'exec', [CompletionResultType]::ParameterValue, 'Run a command with a valid token in its environment, never on its command line')
+            [CompletionResult]::new('store', 'store', [CompletionResultType]::ParameterValue, 'Keys of the shared store')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
         }
@@ -378,6 +429,13 @@ Register-ArgumentCompleter -Native -CommandName 'sfx' -ScriptBlock {
             break
         }
         'sfx;help;exec' {
+            break
+        }
+        'sfx;help;store' {
+            [CompletionResult]::new('reader-key', 'reader-key', [CompletionResultType]::ParameterValue, 'Print the reader key of the refresher key in SFX_STORE_KEY')
+            break
+        }
+        'sfx;help;store;reader-key' {
             break
         }
         'sfx;help;help' {

@@ -49,6 +49,9 @@ _sfx() {
             sfx,refresh)
                 cmd="sfx__subcmd__refresh"
                 ;;
+            sfx,store)
+                cmd="sfx__subcmd__store"
+                ;;
             sfx,token)
                 cmd="sfx__subcmd__token"
                 ;;
@@ -88,11 +91,29 @@ _sfx() {
             sfx__subcmd__help,refresh)
                 cmd="sfx__subcmd__help__subcmd__refresh"
                 ;;
+            sfx__subcmd__help,store)
+                cmd="sfx__subcmd__help__subcmd__store"
+                ;;
             sfx__subcmd__help,token)
                 cmd="sfx__subcmd__help__subcmd__token"
                 ;;
             sfx__subcmd__help,watch)
                 cmd="sfx__subcmd__help__subcmd__watch"
+                ;;
+            sfx__subcmd__help__subcmd__store,reader-key)
+                cmd="sfx__subcmd__help__subcmd__store__subcmd__reader__subcmd__key"
+                ;;
+            sfx__subcmd__store,help)
+                cmd="sfx__subcmd__store__subcmd__help"
+                ;;
+            sfx__subcmd__store,reader-key)
+                cmd="sfx__subcmd__store__subcmd__reader__subcmd__key"
+                ;;
+            sfx__subcmd__store__subcmd__help,help)
+                cmd="sfx__subcmd__store__subcmd__help__subcmd__help"
+                ;;
+            sfx__subcmd__store__subcmd__help,reader-key)
+                cmd="sfx__subcmd__store__subcmd__help__subcmd__reader__subcmd__key"
                 ;;
             *)
                 ;;
@@ -101,7 +122,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version login introspect expires refresh watch token orgs logout completions doctor api exec help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version login introspect expires refresh watch token orgs logout completions doctor api exec store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -369,7 +390,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__help)
-            opts="login introspect expires refresh watch token orgs logout completions doctor api exec help"
+            opts="login introspect expires refresh watch token orgs logout completions doctor api exec store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -525,6 +546,34 @@ _sfx() {
         sfx__subcmd__help__subcmd__refresh)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__store)
+            opts="reader-key"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__help__subcmd__store__subcmd__reader__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -795,6 +844,124 @@ _sfx() {
                     COMPREPLY=($(compgen -W "human env" -- "${cur}"))
                     return 0
                     ;;
+                --org)
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__store)
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version reader-key help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --org)
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                --store)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__store__subcmd__help)
+            opts="reader-key help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__store__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__store__subcmd__help__subcmd__reader__subcmd__key)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sfx__subcmd__store__subcmd__reader__subcmd__key)
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --org)
                     COMPREPLY=($(compgen -W "$(sfx orgs --aliases --store local 2>/dev/null)" -- "${cur}"))
                     return 0

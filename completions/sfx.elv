@@ -45,6 +45,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand doctor 'Show where credentials are kept and whether the OS keychain works'
             cand api 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401'
             cand exec 'Run a command with a valid token in its environment, never on its command line'
+            cand store 'Keys of the shared store'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;login'= {
@@ -312,6 +313,50 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'sfx;store'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --store 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)'
+            cand --timeout 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)'
+            cand --wait 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand reader-key 'Print the reader key of the refresher key in SFX_STORE_KEY'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sfx;store;reader-key'= {
+            cand -o 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --org 'Which stored org (alias or username); default: the default org, or the only one'
+            cand --color 'When to use colour'
+            cand --store 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)'
+            cand --timeout 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)'
+            cand --wait 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)'
+            cand --json 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+            cand -q 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand --quiet 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+            cand -v 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand --verbose 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+            cand -h 'Print help (see more with ''--help'')'
+            cand --help 'Print help (see more with ''--help'')'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'sfx;store;help'= {
+            cand reader-key 'Print the reader key of the refresher key in SFX_STORE_KEY'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'sfx;store;help;reader-key'= {
+        }
+        &'sfx;store;help;help'= {
+        }
         &'sfx;help'= {
             cand login 'Log in to an org and store it'
             cand introspect 'Ask the org''s introspection endpoint about the access (or refresh) token'
@@ -325,6 +370,7 @@ set edit:completion:arg-completer[sfx] = {|@words|
             cand doctor 'Show where credentials are kept and whether the OS keychain works'
             cand api 'Call the org''s REST API with a valid token: refresh first if needed, and once more on a 401'
             cand exec 'Run a command with a valid token in its environment, never on its command line'
+            cand store 'Keys of the shared store'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'sfx;help;login'= {
@@ -350,6 +396,11 @@ set edit:completion:arg-completer[sfx] = {|@words|
         &'sfx;help;api'= {
         }
         &'sfx;help;exec'= {
+        }
+        &'sfx;help;store'= {
+            cand reader-key 'Print the reader key of the refresher key in SFX_STORE_KEY'
+        }
+        &'sfx;help;store;reader-key'= {
         }
         &'sfx;help;help'= {
         }

@@ -48,6 +48,7 @@ complete -c sfx -n "__fish_sfx_needs_command" -f -a "completions" -d 'Print a sh
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "api" -d 'Call the org\'s REST API with a valid token: refresh first if needed, and once more on a 401'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "exec" -d 'Run a command with a valid token in its environment, never on its command line'
+complete -c sfx -n "__fish_sfx_needs_command" -f -a "store" -d 'Keys of the shared store'
 complete -c sfx -n "__fish_sfx_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l auth-url -d 'Import an SFDX auth URL; `-` reads it from stdin' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l refresh-token -d 'Import a refresh token read from stdin (give `-`); needs --client-id and --instance-url' -r
@@ -255,16 +256,46 @@ complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'No effec
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s V -l version -d 'Print version'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "login" -d 'Log in to an org and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "refresh" -d 'Get a new access token and store it'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "logout" -d 'Remove an org\'s stored credentials'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "completions" -d 'Print a shell completion script'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "api" -d 'Call the org\'s REST API with a valid token: refresh first if needed, and once more on a 401'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "exec" -d 'Run a command with a valid token in its environment, never on its command line'
-complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -f -a "reader-key" -d 'Print the reader key of the refresher key in SFX_STORE_KEY'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s o -l org -d 'Which stored org (alias or username); default: the default org, or the only one' -r -f -a "(sfx orgs --aliases --store local 2>/dev/null)"
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l color -d 'When to use colour' -r -f -a "auto\t''
+always\t''
+never\t''"
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s V -l version -d 'Print version'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "reader-key" -d 'Print the reader key of the refresher key in SFX_STORE_KEY'
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "login" -d 'Log in to an org and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "introspect" -d 'Ask the org\'s introspection endpoint about the access (or refresh) token'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "expires" -d 'When does the access token expire, and how sure is that answer?'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "refresh" -d 'Get a new access token and store it'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "watch" -d 'Stay running: refresh tokens ahead of expiry, keep refresh tokens alive'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "token" -d 'Print a valid access token, refreshing first only if needed'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "orgs" -d 'List stored orgs (no network, no keychain)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "logout" -d 'Remove an org\'s stored credentials'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "completions" -d 'Print a shell completion script'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "doctor" -d 'Show where credentials are kept and whether the OS keychain works'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "api" -d 'Call the org\'s REST API with a valid token: refresh first if needed, and once more on a 401'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "exec" -d 'Run a command with a valid token in its environment, never on its command line'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "store" -d 'Keys of the shared store'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and not __fish_seen_subcommand_from login introspect expires refresh watch token orgs logout completions doctor api exec store help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sfx -n "__fish_sfx_using_subcommand help; and __fish_seen_subcommand_from store" -f -a "reader-key" -d 'Print the reader key of the refresher key in SFX_STORE_KEY'

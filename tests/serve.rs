@@ -493,3 +493,66 @@ fn the_wait_defaults_to_60s_and_is_offered_where_a_reader_may_need_a_fresher_tok
     let help = text(&t.sfx().args(["orgs", "--help"]).output().unwrap().stdout);
     assert!(!help.contains("--wait"), "{help}");
 }
+
+/// The `ACL SETUSER <user> …` line of docs/fleets.md as written, password filled in.
+fn documented_acl(user: &str, password: &str) -> Vec<String> {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/fleets.md")).unwrap();
+    let prefix = format!("ACL SETUSER {user} ");
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no {user} line in docs/fleets.md"));
+    line.split_whitespace()
+        .map(|w| w.replace(">PASSWORD", &format!(">{password}")))
+        .collect()
+}
+
+#[test]
+fn under_the_documented_acl_users_a_reader_asks_and_a_refresher_serves() {
+    let f = Fleet::new();
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    for (user, pw) in [("sfx-reader", "pw-r"), ("sfx-refresher", "pw-f")] {
+        let line = documented_acl(user, pw);
+        let args: Vec<&str> = line.iter().map(String::as_str).collect();
+        assert_eq!(f.r.cli(&args).trim(), "OK", "{line:?}");
+    }
+    let port = f.r.url().rsplit(':').next().unwrap().to_string();
+    let refresher_url = format!("redis://sfx-refresher:pw-f@127.0.0.1:{port}");
+    let reader_url = format!("redis://sfx-reader:pw-r@127.0.0.1:{port}");
+    f.sfx(0)
+        .env("SFX_STORE", &refresher_url)
+        .args(["login", "--auth-url", "-", "--alias", "prod"])
+        .write_stdin(f.t.auth_url())
+        .assert()
+        .success();
+    // No refresher yet: the reader's request and wait work under its user (exit
+    // 5, not a refused command).
+    expire(&f, "prod");
+    let out = reader(&f, 2)
+        .env("SFX_STORE", &reader_url)
+        .args(["token", "--wait", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no refresher answered"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A refresher under its user serves that request (left in the store) and the next.
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[("SFX_STORE", &refresher_url)]);
+    w.event("refreshed", Duration::from_secs(30));
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let out = reader(&f, 2)
+        .env("SFX_STORE", &reader_url)
+        .arg("token")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(f.t.fake.is_active(text(&out.stdout).trim()));
+    assert_eq!(f.t.fake.count(TOKEN), 1);
+    assert!(!w.stderr().contains("NOPERM"), "{}", w.stderr());
+}

@@ -536,3 +536,24 @@ fn login_set_default_json_has_the_documented_keys() {
     let d: DefaultSet = pinned(&v, &["org", "default"]);
     assert_eq!((d.org.as_str(), d.default), ("b", true));
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ReaderKey {
+    reader_key: String,
+}
+
+#[test]
+fn store_reader_key_json_has_the_documented_keys() {
+    let t = T::new();
+    let out = t
+        .sfx()
+        .args(["store", "reader-key", "--json"])
+        .env("SFX_STORE_KEY", crate::shared::key_b64(5))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let r: ReaderKey = pinned(&stdout_json(&out), &["reader_key"]);
+    assert!(r.reader_key.starts_with("sfxr1:"));
+}

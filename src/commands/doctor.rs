@@ -92,6 +92,7 @@ impl SharedCheck {
                         comfy_table::Color::Green,
                         style,
                     ),
+                    KeyState::Unused if p.key_kind == Some(shared::KeyKind::Reader) => "SFX_STORE_KEY is a reader key; no refresher has written this store's reader check yet (a refresher's next login or refresh does)".to_string(),
                     KeyState::Unused => "SFX_STORE_KEY is set; nothing is encrypted in this store yet, so the first login sets the store's key".to_string(),
                     KeyState::Missing => paint(
                         "SFX_STORE_KEY is not set: secrets cannot be read or written (`head -c32 /dev/urandom | base64` makes one; every machine needs the same)",
