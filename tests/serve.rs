@@ -556,3 +556,35 @@ fn under_the_documented_acl_users_a_reader_asks_and_a_refresher_serves() {
     assert_eq!(f.t.fake.count(TOKEN), 1);
     assert!(!w.stderr().contains("NOPERM"), "{}", w.stderr());
 }
+
+#[test]
+fn a_refresh_the_refresher_cannot_make_is_exit_4_on_the_reader_at_once_not_after_the_wait() {
+    let f = Fleet::new();
+    f.login("prod");
+    let rt = {
+        let s = library_store(&f, Duration::from_secs(60));
+        let (rec, _) = s.read_org("prod").unwrap().unwrap();
+        s.secret(&rec, sfx::store::SecretKind::RefreshToken)
+            .unwrap()
+            .unwrap()
+            .expose()
+            .to_string()
+    };
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    // The login is revoked in Salesforce (an admin, or containment): the
+    // refresher's refresh gets invalid_grant.
+    f.t.fake.revoke_token(&rt);
+    expire(&f, "prod");
+    let t0 = Instant::now();
+    let out = reader(&f, 2).arg("token").output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert!(
+        err.contains("the refresher could not refresh org prod"),
+        "{err}"
+    );
+    assert!(!err.contains(&rt), "{err}");
+    w.event("error", Duration::from_secs(10));
+}
