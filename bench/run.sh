@@ -6,7 +6,7 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the eight stages (8: the shared store on redis-server)
+#   STAGES="1 4" bash bench/run.sh  # only some of the nine stages (8: the shared store on redis-server; 9: readers and refreshers)
 #   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
@@ -20,7 +20,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6 7 8} "
+stages=" ${STAGES:-1 2 3 4 5 6 7 8 9} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -328,6 +328,84 @@ echo
 echo "30 racers (3 SFX_HOMEs × 10 \`sfx token\`, expired token, rotating app), 5 rounds:"
 echo "wall ms per round: ${race_ms[*]}; token requests per round: ${race_req[*]};"
 echo "distinct tokens printed per round: ${race_tokens[*]}; failures per round: ${race_fail[*]}."
+} >>"$out/summary.md"
+fi
+
+if stage 9; then
+say "9. readers and refreshers (issue #20)"
+command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server redis-tools >/dev/null; }
+rport9=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+redis-server --bind 127.0.0.1 --port "$rport9" --requirepass bench-pass --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 200); do redis-cli -p "$rport9" -a bench-pass --no-auth-warning ping >/dev/null 2>&1 && break; sleep 0.02; done
+r9() { redis-cli -p "$rport9" -a bench-pass --no-auth-warning "$@"; }
+store9="redis://:bench-pass@127.0.0.1:$rport9"
+refresher_key=$(head -c32 /dev/urandom | base64)
+reader_key=$(SFX_STORE_KEY="$refresher_key" "$sfx" store reader-key)
+on() { # on HOME KEY CMD…: sfx on the readers' store as a machine
+  local home=$1 key=$2; shift 2
+  env SFX_HOME="$home" SFX_STORE="$store9" SFX_STORE_NAMESPACE=rr SFX_STORE_KEY="$key" "$sfx" "$@"
+}
+start_fake readers --rotate
+grant "reader@example.com" | on "$work/rf" "$refresher_key" login --auth-url - --alias prod -q
+hyperfine -N --warmup 10 --runs 200 --export-json "$out/readers-token.json" \
+  -n "token, fresh (refresher key)" "env SFX_HOME=$work/rf SFX_STORE=$store9 SFX_STORE_NAMESPACE=rr SFX_STORE_KEY=$refresher_key $sfx token" \
+  -n "token, fresh (reader key)" "env SFX_HOME=$work/rd SFX_STORE=$store9 SFX_STORE_NAMESPACE=rr SFX_STORE_KEY=$reader_key $sfx token" >/dev/null
+read -r tf td <<<"$(median "$out/readers-token.json")"
+read -r mf md <<<"$(minmax "$out/readers-token.json")"
+# The refresher: a watch at its "fixed address"; Salesforce answers after 50 ms.
+control POST delay '{"ms":50}' >/dev/null
+on "$work/rf" "$refresher_key" watch --all -q 2>/dev/null &
+pids+=($!)
+expire9() { # the stored token as an hour-old one of a two-hour session would find it: expired
+  meta=$(r9 HGET 'rr:org:{prod}' meta)
+  r9 HSET 'rr:org:{prod}' meta "$(python3 -c 'import json,sys,time; m=json.loads(sys.argv[1]); m["issued_at"]=int(time.time())-3*3600; m.pop("expiry",None); print(json.dumps(m))' "$meta")" >/dev/null
+}
+on "$work/rd" "$reader_key" token >/dev/null   # the watch is serving (waits for it, up to --wait)
+lat=(); lat_req=()
+for round in $(seq 1 10); do
+  sleep 1.1   # a refresher refreshes one org at most once a second on requests
+  expire9; control DELETE requests >/dev/null
+  t0=$(date +%s.%N)
+  on "$work/rd" "$reader_key" token >/dev/null
+  lat+=("$(python3 -c "import sys; print('%.0f' % ((float(sys.argv[2]) - float(sys.argv[1]))*1000))" "$t0" "$(date +%s.%N)")")
+  lat_req+=("$(control GET requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"]=="/services/oauth2/token"))')")
+done
+rr_ms=(); rr_req=(); rr_tokens=(); rr_fail=()
+for round in 1 2 3 4 5; do
+  sleep 1.1
+  expire9; control DELETE requests >/dev/null
+  t0=$(date +%s.%N)
+  racers=()
+  for h in 1 2 3; do for i in $(seq 1 10); do
+    ( on "$work/rd$h" "$reader_key" token >"$work/rr.$h.$i" 2>/dev/null || echo fail >"$work/rr.$h.$i.fail" ) &
+    racers+=($!)
+  done; done
+  wait "${racers[@]}"
+  rr_ms+=("$(python3 -c "import sys; print('%.0f' % ((float(sys.argv[2]) - float(sys.argv[1]))*1000))" "$t0" "$(date +%s.%N)")")
+  rr_req+=("$(control GET requests | python3 -c 'import json,sys; print(sum(1 for r in json.load(sys.stdin) if r["path"]=="/services/oauth2/token"))')")
+  rr_tokens+=("$(cat "$work"/rr.[0-9].[0-9]* 2>/dev/null | sort -u | wc -l || true)")
+  rr_fail+=("$(find "$work" -maxdepth 1 -name 'rr.*.fail' | wc -l)")
+  rm -f "$work"/rr.[0-9].*
+done
+control POST delay '{"ms":0}' >/dev/null
+{
+echo
+echo "## 9. Readers and refreshers (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), loopback, password, no TLS)"
+echo
+echo "| command | median ms | min–max ms |"
+echo "|---|---|---|"
+echo "| \`sfx token\` (fresh), refresher key | $tf | $mf |"
+echo "| \`sfx token\` (fresh), reader key | $td | $md |"
+echo
+echo "Ratio reader / refresher for \`sfx token\` on a fresh token: $(python3 -c "print('%.2f×' % ($td/$tf))") (goal ≤ 1.2×)."
+echo
+echo "Request to token with a watching refresher (a reader's \`sfx token\` on an expired token, whole run; Salesforce answers after 50 ms), 10 rounds:"
+echo "ms: ${lat[*]}; token requests per round: ${lat_req[*]} (goal ≤ 1 s plus one Salesforce round trip)."
+echo
+echo "30 readers (3 SFX_HOMEs × 10 \`sfx token\` with the reader key) on an expired token, one watching refresher, 5 rounds:"
+echo "wall ms per round: ${rr_ms[*]}; token requests per round: ${rr_req[*]};"
+echo "distinct tokens printed per round: ${rr_tokens[*]}; failures per round: ${rr_fail[*]}."
 } >>"$out/summary.md"
 fi
 

@@ -122,7 +122,7 @@ _sfx() {
 
     case "${cmd}" in
         sfx)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version login introspect expires refresh watch token orgs logout completions doctor api exec store help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version login introspect expires refresh watch token orgs logout completions doctor api exec store help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -148,6 +148,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -156,7 +160,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__api)
-            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-X -H -d -i -o -q -v -h -V --method --header --data --include --min-valid --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -210,6 +214,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -218,7 +226,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__completions)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version bash elvish fish powershell zsh"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version bash elvish fish powershell zsh"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -241,6 +249,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -252,7 +264,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__doctor)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +290,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -286,7 +302,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__exec)
-            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -316,6 +332,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -324,7 +344,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__expires)
-            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --within --format --offline --all --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -355,6 +375,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -590,7 +614,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__introspect)
-            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --refresh --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -616,6 +640,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -624,7 +652,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__login)
-            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-a -o -q -v -h -V --web --device --jwt --client-credentials --password --auth-url --refresh-token --access-token --from-sf --client-id --username --key-file --port --no-browser --login-timeout --scope --client-secret-stdin --instance-url --login-url --sandbox --alias --set-default --session-timeout --insecure-storage --show-token --migrate --to --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -714,6 +742,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -722,7 +754,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__logout)
-            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --revoke --all --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -745,6 +777,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -756,7 +792,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__orgs)
-            opts="-o -q -v -h -V --check --aliases --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --check --aliases --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -782,6 +818,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -790,7 +830,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__refresh)
-            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --if-expiring-within --format --show-token --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -824,6 +864,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -832,7 +876,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__store)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version reader-key help"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version reader-key help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -855,6 +899,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -908,7 +956,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__store__subcmd__reader__subcmd__key)
-            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -934,6 +982,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -942,7 +994,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__token)
-            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --min-valid --format --auth-url --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -976,6 +1028,10 @@ _sfx() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -984,7 +1040,7 @@ _sfx() {
             return 0
             ;;
         sfx__subcmd__watch)
-            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --store --timeout --help --version"
+            opts="-o -q -v -h -V --all --refresh-before --keepalive --exec --listen --exec-timeout --min-check --max-check --org --json --quiet --verbose --color --store --timeout --wait --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1035,6 +1091,10 @@ _sfx() {
                     return 0
                     ;;
                 --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

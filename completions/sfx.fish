@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_sfx_global_optspecs
-    string join \n o/org= json q/quiet v/verbose color= store= timeout= h/help V/version
+    string join \n o/org= json q/quiet v/verbose color= store= timeout= wait= h/help V/version
 end
 
 function __fish_sfx_needs_command
@@ -30,6 +30,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_needs_command" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_needs_command" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_needs_command" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_needs_command" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_needs_command" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -71,6 +72,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand login" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l web -d 'Browser login: authorization code with PKCE (the default on a terminal)'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l device -d 'Device login: prints a code and a URL to enter it at, then waits for approval'
 complete -c sfx -n "__fish_sfx_using_subcommand login" -l jwt -d 'JWT bearer login (unattended): needs --client-id, --username and --key-file'
@@ -94,6 +96,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l refresh -d 'Introspect the refresh token instead of the access token'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand introspect" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -111,6 +114,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand expires" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l offline -d 'No network: JWT `exp`, then the cached introspection result, then the estimate'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l all -d 'Answer for every stored org, one row each'
 complete -c sfx -n "__fish_sfx_using_subcommand expires" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -127,6 +131,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l show-token -d 'Include the token values in `--json` output'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand refresh" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -146,6 +151,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand watch" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l all -d 'Watch every stored org, not only the selected one'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand watch" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -161,6 +167,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand token" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l auth-url -d 'Print the org\'s SFDX auth URL (it holds the refresh token) instead, e.g. for a CI secret'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand token" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -173,6 +180,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l check -d 'Check each org\'s token against Salesforce'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l aliases -d 'Print only the stored aliases, one a line (for shell completion of `-o`)'
 complete -c sfx -n "__fish_sfx_using_subcommand orgs" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -186,6 +194,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand logout" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l revoke -d 'Revoke the refresh token (or the access token) at Salesforce first'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l all -d 'Log out of every stored org'
 complete -c sfx -n "__fish_sfx_using_subcommand logout" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
@@ -199,6 +208,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand completions" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand completions" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -210,6 +220,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand doctor" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -225,6 +236,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand api" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s i -l include -d 'Print the status line and the response headers before the body'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand api" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
@@ -238,6 +250,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand exec" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s q -l quiet -d 'No effect on the command: sfx itself prints nothing on stdout here, and the command\'s output is passed through'
 complete -c sfx -n "__fish_sfx_using_subcommand exec" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -249,6 +262,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand store; and not __fish_seen_subcommand_from reader-key help" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'
@@ -262,6 +276,7 @@ always\t''
 never\t''"
 complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l store -d 'Where orgs live: `local` (default) or a shared Redis/Valkey store, redis://USER:PASSWORD@HOST:PORT/DB (user, password, port and db optional; rediss:// for TLS)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l timeout -d 'Timeout for each HTTP attempt and each shared-store call (e.g. 10s, 1m; from 100ms to 1h)' -r
+complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l wait -d 'With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h)' -r
 complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -l json -d 'Print one JSON document on stdout (JSON Lines for `watch`), nothing else'
 complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s q -l quiet -d 'Print nothing on stdout: the exit code is the answer (errors still go to stderr)'
 complete -c sfx -n "__fish_sfx_using_subcommand store; and __fish_seen_subcommand_from reader-key" -s v -l verbose -d 'Trace HTTP requests on stderr, every secret redacted; repeat for bodies'

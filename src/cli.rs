@@ -88,6 +88,14 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "SFX_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = |s: &str| limits::TIMEOUT.parse(s))]
     pub timeout: Duration,
 
+    /// With a reader key: how long to wait for a refresher to store a fresher token (from 1s to 1h).
+    ///
+    /// A reader (SFX_STORE_KEY holds a reader key) never refreshes: it asks the
+    /// refreshers through the shared store and waits this long for a `sfx watch`
+    /// holding the refresher key to answer; none does: exit 5.
+    #[arg(long, global = true, env = "SFX_WAIT", value_name = "DURATION", default_value = "60s", value_parser = |s: &str| limits::WAIT.parse(s))]
+    pub wait: Duration,
+
     /// Whether `org` came from SFX_ORG rather than `-o` (messages name the variable).
     #[arg(skip)]
     pub org_from_env: bool,
@@ -649,10 +657,17 @@ pub fn command() -> clap::Command {
             })
         }
         "completions" => sub.mut_args(|a| match a.get_id().as_str() {
-            "org" | "json" | "quiet" | "verbose" | "store" | "timeout" | "color" => a.hide(true),
+            "org" | "json" | "quiet" | "verbose" | "store" | "timeout" | "wait" | "color" => {
+                a.hide(true)
+            }
             _ => a,
         }),
-        _ => sub,
+        // `--wait` matters where a reader may need a fresher token (issue #20).
+        "token" | "refresh" => sub,
+        _ => sub.mut_args(|a| match a.get_id().as_str() {
+            "wait" => a.hide(true),
+            _ => a,
+        }),
     })
 }
 

@@ -31,6 +31,8 @@ pub struct Context {
     pub style: Style,
     pub verbose: u8,
     pub timeout: Duration,
+    /// `--wait`: how long a reader waits for a refresher.
+    pub wait: Duration,
     pub org_flag: Option<String>,
     /// `org_flag` came from SFX_ORG, not `-o` (messages name the variable).
     pub org_from_env: bool,
@@ -75,11 +77,10 @@ impl Context {
         let shared =
             match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
                 StoreChoice::Local => None,
-                StoreChoice::Shared(url) => Some(SharedStore::new(
-                    url,
-                    crate::store::shared::namespace_from_env()?,
-                    g.timeout,
-                )?),
+                StoreChoice::Shared(url) => Some(
+                    SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
+                        .with_wait(g.wait),
+                ),
             };
         let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         let env_org = env_org(clock.now())?;
@@ -102,6 +103,7 @@ impl Context {
             style: crate::output::style(g.color),
             verbose: g.verbose,
             timeout: g.timeout,
+            wait: g.wait,
             org_flag: g.org.clone(),
             org_from_env: g.org_from_env,
             store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),

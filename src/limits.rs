@@ -42,6 +42,12 @@ pub const SESSION_TIMEOUT: DurationRange = DurationRange {
     min: Duration::from_secs(MIN),
     max: Duration::from_secs(366 * DAY),
 };
+/// `--wait` / `SFX_WAIT`: how long a reader waits for a refresher (issue #20).
+pub const WAIT: DurationRange = DurationRange {
+    name: "--wait (or SFX_WAIT)",
+    min: Duration::from_secs(1),
+    max: Duration::from_secs(HOUR),
+};
 /// `expires --within`.
 pub const WITHIN: DurationRange = window("--within");
 /// `refresh --if-expiring-within`.
@@ -87,6 +93,7 @@ const fn window(name: &'static str) -> DurationRange {
 pub const DURATIONS: &[DurationRange] = &[
     TIMEOUT,
     LOGIN_TIMEOUT,
+    WAIT,
     SESSION_TIMEOUT,
     WITHIN,
     IF_EXPIRING_WITHIN,

@@ -37,6 +37,12 @@ fn every_duration_outside_its_range_is_a_usage_error_naming_flag_and_range() {
             "from 100ms to 1h",
         ),
         (
+            &["--wait", "0s", "token"],
+            "--wait (or SFX_WAIT)",
+            "from 1s to 1h",
+        ),
+        (&["token", "--wait", "2h"], "--wait", "from 1s to 1h"),
+        (
             &["expires", "--within", "300000000000y"],
             "--within",
             "from 0s to 366d",

@@ -36,6 +36,7 @@ const VARIABLES: &[&str] = &[
     "SFX_STORE_NAMESPACE",
     "SFX_TEST_NOW",
     "SFX_TIMEOUT",
+    "SFX_WAIT",
     "SFX_WATCH_MAX_CHECK",
     "SFX_WATCH_MIN_CHECK",
 ];

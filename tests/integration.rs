@@ -39,6 +39,7 @@ mod readers;
 mod refresh;
 mod savefirst;
 mod sealed;
+mod serve;
 mod sfcli;
 mod sfcli_imports;
 mod shapes;

@@ -187,7 +187,7 @@ pub(crate) fn parse_response(out: &[u8]) -> (u16, String) {
 }
 
 /// The value of one sample line (`name{labels} value`) in an exposition.
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(crate) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
@@ -198,7 +198,7 @@ fn login_two(t: &T) {
 }
 
 /// A Debian `prometheus` package binary; missing is a failure, not a skip.
-fn prometheus_bin(name: &str) -> std::path::PathBuf {
+pub(crate) fn prometheus_bin(name: &str) -> std::path::PathBuf {
     let p = std::path::Path::new("/usr/bin").join(name);
     assert!(
         p.exists(),

@@ -166,6 +166,11 @@ impl Watch {
             .collect()
     }
 
+    /// Every event seen so far.
+    pub(crate) fn seen_events(&self) -> &[Value] {
+        &self.seen
+    }
+
     pub(crate) fn during(&mut self, window: Duration) -> Vec<Value> {
         let deadline = Instant::now() + window;
         let mut got = Vec::new();

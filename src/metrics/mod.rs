@@ -22,7 +22,10 @@
 //! and a real Prometheus check the result in the tests. Labels are the org's
 //! alias and a fixed result word: never a token, secret or username.
 
+mod readers;
 pub mod server;
+
+pub use readers::Served;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -117,6 +120,7 @@ pub struct Metrics {
     started: Instant,
     orgs: Mutex<BTreeMap<String, OrgStat>>,
     refresh_duration: Histogram,
+    readers: readers::Readers,
     /// Milliseconds since `started` by which the scheduler promised to run again.
     heartbeat_deadline_ms: AtomicU64,
     /// The last rendered `/metrics` body (see [`RENDER_REUSE`]).
@@ -148,6 +152,7 @@ impl Metrics {
             started: Instant::now(),
             orgs: Mutex::new(BTreeMap::new()),
             refresh_duration,
+            readers: readers::Readers::new(),
             heartbeat_deadline_ms: AtomicU64::new(0),
             rendered: Mutex::new(None),
         }
@@ -353,6 +358,7 @@ impl Metrics {
         }
         // The histogram and the single series through the crate's encoder.
         let mut fams = prometheus::core::Collector::collect(&self.refresh_duration);
+        self.readers.encode(&mut text, &mut fams);
         let single = |name: &str, help: &str, labels: &[(&str, &str)], v: f64| {
             family(
                 name,
@@ -562,6 +568,11 @@ pub fn exec_failed(org: &str) {
 
 pub fn heartbeat(next: Duration) {
     with(|m| m.heartbeat(next));
+}
+
+/// A refresher answered a reader's request for `org` after `waited`.
+pub fn reader_served(org: &str, result: Served, waited: Duration) {
+    with(|m| m.readers.served(&label(org), result, waited));
 }
 
 #[cfg(test)]

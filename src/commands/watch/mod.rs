@@ -45,6 +45,7 @@ mod exec;
 mod feed;
 mod render;
 mod schedule;
+mod serve;
 mod signals;
 mod worker;
 
@@ -565,6 +566,8 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     if ctx.mode != crate::output::Mode::Quiet {
         watch_stdout(tx.clone());
     }
+    // A shared store: serve readers' requests for a fresher token (issue #20).
+    let serving = serve::start(&ctx, &orgs, args.all, &tx)?;
     drop(tx);
 
     // At most 79 columns with the defaults: the live table's first line.
@@ -622,7 +625,10 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             s.dispatch(now);
             cache.tick(&s.ctx);
         }
-        let busy = !s.busy().is_empty();
+        if stop.is_some() {
+            serving.stop();
+        }
+        let busy = !s.busy().is_empty() || serving.in_flight() > 0;
         if let Some(code) = stop
             && !busy
         {
@@ -696,6 +702,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
                 s.emit(idx, Kind::Error, why, false);
             }
             Ok(Msg::StdoutClosed) => s.closed = true,
+            Ok(Msg::Served(alias, answer, n)) => s.served(&alias, answer, n),
             Err(RecvTimeoutError::Timeout) => {}
             // Cannot happen while workers hold senders; stop rather than spin.
             Err(RecvTimeoutError::Disconnected) => break Ok(stop.unwrap_or(Exit::Error)),

@@ -51,6 +51,8 @@ pub(super) enum Msg {
     ExecFailed(usize, String),
     /// Nobody reads stdout any more.
     StdoutClosed,
+    /// Readers' requests for an org were answered (alias, how, how many).
+    Served(String, crate::store::shared::Answer, usize),
 }
 
 pub(super) fn reread(ctx: &Context, alias: &str) -> Result<Option<Org>, Error> {

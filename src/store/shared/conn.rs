@@ -62,9 +62,17 @@ fn timed_out(e: io::Error) -> io::Error {
 
 impl Read for Timed {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_read_timeout(Some(left))?;
-        let n = self.tcp.read(buf).map_err(timed_out)?;
+        // A signal (a child ending, Ctrl-C handled elsewhere) interrupts a read
+        // that waits long (a reader's blocking read lasts up to --wait): go on
+        // waiting, within the same deadline.
+        let n = loop {
+            let left = self.left()?;
+            self.tcp.set_read_timeout(Some(left))?;
+            match self.tcp.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r.map_err(timed_out)?,
+            }
+        };
         let mut b = self.budget.lock().unwrap_or_else(|p| p.into_inner());
         b.bytes = b.bytes.checked_sub(n as u64).ok_or_else(|| {
             io::Error::new(
@@ -81,9 +89,14 @@ impl Read for Timed {
 
 impl Write for Timed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let left = self.left()?;
-        self.tcp.set_write_timeout(Some(left))?;
-        self.tcp.write(buf).map_err(timed_out)
+        loop {
+            let left = self.left()?;
+            self.tcp.set_write_timeout(Some(left))?;
+            match self.tcp.write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r.map_err(timed_out),
+            }
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
         self.tcp.flush()

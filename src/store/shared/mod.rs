@@ -63,7 +63,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-pub use ask::{FreshNeed, no_refresher_answered};
+pub use ask::{Answer, FreshNeed, Request, no_refresher_answered};
 pub use keycheck::reader_refused;
 pub use seal::KeyKind;
 use seal::{Binding, Keys};
@@ -74,6 +74,8 @@ pub use url::{StoreChoice, StoreUrl};
 pub const NAMESPACE_VAR: &str = "SFX_STORE_NAMESPACE";
 /// The default key prefix.
 pub const DEFAULT_NAMESPACE: &str = "sfx";
+/// How long a reader waits for a refresher unless `--wait` says otherwise.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(60);
 
 /// `SFX_STORE_NAMESPACE`, checked by [`check_namespace`].
 pub fn namespace_from_env() -> Result<String, Error> {
@@ -164,6 +166,8 @@ struct Inner {
     url: StoreUrl,
     ns: String,
     timeout: Duration,
+    /// How long a reader waits for a refresher (`--wait`, see `ask`).
+    wait: Duration,
     /// Idle connections per node, and the slot map of a cluster. A call takes
     /// connections out (or opens them) and puts them back when it succeeded,
     /// so no lock is held across network calls and concurrent callers (watch
@@ -195,6 +199,7 @@ impl SharedStore {
                 url,
                 ns,
                 timeout,
+                wait: DEFAULT_WAIT,
                 pools: cluster::Pools::default(),
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
@@ -214,6 +219,19 @@ impl SharedStore {
 
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// The same store, its readers waiting up to `wait` for a refresher (`--wait`).
+    pub fn with_wait(mut self, wait: Duration) -> SharedStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.wait = wait;
+        }
+        self
+    }
+
+    /// How long a reader waits for a refresher (`--wait`, default 60 s).
+    pub fn wait(&self) -> Duration {
+        self.inner.wait
     }
 
     fn k(&self, parts: &[&str]) -> String {

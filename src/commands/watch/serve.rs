@@ -1,0 +1,335 @@
+//! A watching refresher serves readers (issue #20): besides its schedule, a
+//! `sfx watch` on a shared store with the refresher key reads the readers'
+//! requests for a fresher token (one blocking read for every watched org, see
+//! `store::shared::ask`) and answers each org's within a second or two, with at
+//! most one refresh however many readers ask at once.
+//!
+//! Threads: one reads the requests and queues them by org; [`SERVERS`] serve
+//! them, each taking one org with everything queued for it. An org is served by
+//! one thread at a time, and requests that arrive while it is served wait for
+//! that answer and are judged against the token it stored — so 30 readers racing
+//! on an expired token cost one refresh. A refresh happens under the org's lease
+//! (as every refresh), so a scheduled refresh or another host's watch in the
+//! same moment is not repeated either: the token it stored answers the requests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Condvar, Mutex};
+
+#[allow(unused_imports)]
+use super::*;
+use crate::metrics::{self, Served};
+use crate::store::shared::{Answer, Request, SharedStore};
+
+/// Orgs served at once.
+const SERVERS: usize = 4;
+/// The longest a read of requests blocks (the org list is refreshed between reads).
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// How often `--all` looks for orgs added to the store.
+const RELIST: Duration = Duration::from_secs(5);
+
+/// The shortest time between two refreshes of one org that requests cause (as
+/// the schedule's "nothing is done to one org more than once a second"): a
+/// reader, who may write requests, cannot make a refresher hammer Salesforce.
+const REQUESTED_REFRESH_GAP: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+struct Queue {
+    pending: HashMap<String, Vec<Request>>,
+    busy: HashSet<String>,
+    /// When requests last caused a refresh of each org.
+    refreshed: HashMap<String, Instant>,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// The scheduler's handle on the serve threads: a stopping watch serves no
+/// new org and waits for those being served (a refresh is never abandoned
+/// half-way by a clean stop).
+#[derive(Clone, Default)]
+pub(super) struct Serving(Option<Arc<Shared>>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Serving {
+    /// Orgs being served right now.
+    pub(super) fn in_flight(&self) -> usize {
+        self.0.as_ref().map_or(0, |s| {
+            s.queue.lock().unwrap_or_else(|p| p.into_inner()).busy.len()
+        })
+    }
+
+    pub(super) fn stop(&self) {
+        self.1.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.1.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// On a shared store with the refresher key (a reader key cannot refresh),
+/// start serving readers for `orgs` (and, with `all`, every org stored later).
+/// The threads run until the process ends. Each answer is also sent to the
+/// scheduler (`Msg::Served`), which shows it and re-reads the org.
+pub(super) fn start(
+    ctx: &Arc<Context>,
+    orgs: &[Org],
+    all: bool,
+    tx: &Sender<Msg>,
+) -> Result<Serving, Error> {
+    let shared = match &ctx.shared {
+        Some(s) if ctx.env_org.is_none() && !s.is_reader() => s.clone(),
+        _ => return Ok(Serving::default()),
+    };
+    let aliases: Vec<String> = orgs.iter().map(|o| o.name().to_string()).collect();
+    let state = Arc::new(Shared {
+        queue: Mutex::new(Queue::default()),
+        ready: Condvar::new(),
+    });
+    let serving = Serving(Some(state.clone()), Default::default());
+    for i in 0..SERVERS {
+        let (ctx, state, tx, serving) = (ctx.clone(), state.clone(), tx.clone(), serving.clone());
+        std::thread::Builder::new()
+            .name(format!("sfx-serve-{i}"))
+            .spawn(move || server(&ctx, &state, &tx, &serving))
+            .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
+    }
+    std::thread::Builder::new()
+        .name("sfx-requests".into())
+        .spawn(move || reader_loop(&shared, aliases, all, &state))
+        .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
+    Ok(serving)
+}
+
+fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Shared) {
+    let mut from: HashMap<String, String> = HashMap::new();
+    let mut listed: Option<Instant> = None;
+    let mut said = false;
+    let mut wanted = aliases;
+    loop {
+        if all
+            && listed.is_none_or(|t| t.elapsed() >= RELIST)
+            && let Ok((_, orgs)) = shared.list()
+        {
+            wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
+            listed = Some(Instant::now());
+        }
+        let new: Vec<&String> = wanted.iter().filter(|a| !from.contains_key(*a)).collect();
+        if !new.is_empty() {
+            match shared.requests_since_backlog() {
+                Ok(base) => {
+                    for a in new {
+                        from.insert(a.clone(), base.clone());
+                    }
+                }
+                Err(e) => {
+                    trouble(&mut said, &e);
+                    std::thread::sleep(READ_BLOCK);
+                    continue;
+                }
+            }
+        }
+        if all {
+            from.retain(|a, _| wanted.contains(a));
+        }
+        match shared.read_requests(&mut from, READ_BLOCK) {
+            Ok(reqs) => {
+                said = false;
+                if reqs.is_empty() {
+                    continue;
+                }
+                let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+                for r in reqs {
+                    q.pending.entry(r.alias.clone()).or_default().push(r);
+                }
+                state.ready.notify_all();
+            }
+            Err(e) => {
+                trouble(&mut said, &e);
+                std::thread::sleep(READ_BLOCK);
+            }
+        }
+    }
+}
+
+/// The store failed: said once until it works again.
+fn trouble(said: &mut bool, e: &Error) {
+    if !*said {
+        *said = true;
+        crate::messages::warning(&format!(
+            "cannot read readers' requests: {}; trying again every second",
+            e.to_string().trim_end_matches('.')
+        ));
+    }
+}
+
+fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
+    loop {
+        let (alias, reqs) = {
+            let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                if serving.stopping() {
+                    // Readers still waiting time out (exit 5) or another refresher answers.
+                    q = state.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+                    continue;
+                }
+                let next = q.pending.keys().find(|a| !q.busy.contains(*a)).cloned();
+                if let Some(a) = next {
+                    let reqs = q.pending.remove(&a).unwrap_or_default();
+                    q.busy.insert(a.clone());
+                    break (a, reqs);
+                }
+                q = state.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        };
+        let last = state
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refreshed
+            .get(&alias)
+            .copied();
+        let answer = answer(ctx, &alias, &reqs, last).unwrap_or_else(|e| Answer::Failed {
+            relogin: matches!(e, Error::Relogin { .. }),
+            message: e.to_string(),
+        });
+        if let Some(shared) = &ctx.shared
+            && let Err(e) = shared.notify(&alias, &answer)
+        {
+            crate::messages::warning(&format!(
+                "cannot tell readers of org {alias} the answer: {}",
+                e.to_string().trim_end_matches('.')
+            ));
+        }
+        let result = match &answer {
+            Answer::Refreshed => Served::Refreshed,
+            Answer::Fresh => Served::Fresh,
+            Answer::Failed { .. } => Served::Failed,
+        };
+        let now_ms = u64::try_from(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(0);
+        for r in &reqs {
+            let waited = Duration::from_millis(now_ms.saturating_sub(r.made_ms()));
+            metrics::reader_served(&alias, result, waited);
+        }
+        {
+            // Done before the scheduler hears of it: a stopping watch then sees
+            // nothing in flight.
+            let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
+            q.busy.remove(&alias);
+            if answer == Answer::Refreshed {
+                q.refreshed.insert(alias.clone(), Instant::now());
+            }
+            state.ready.notify_all();
+        }
+        let _ = tx.send(Msg::Served(alias.clone(), answer, reqs.len()));
+    }
+}
+
+/// Answer one org's requests: a notice when the stored token satisfies them
+/// all, else one refresh under the org's lease (re-judged once the lease is
+/// held: another refresher may have just stored a token that does).
+fn answer(
+    ctx: &Context,
+    alias: &str,
+    reqs: &[Request],
+    last: Option<Instant>,
+) -> Result<Answer, Error> {
+    let shared = ctx
+        .shared
+        .as_ref()
+        .ok_or_else(|| Error::Other("no shared store".into()))?;
+    let gone = || {
+        Error::relogin(
+            format!("org {alias} is not stored (logged out?)"),
+            format!("log in to it again with the refresher key: `sfx login --alias {alias} …`"),
+        )
+    };
+    let all_satisfied =
+        |exp: Option<i64>, fp: Option<&str>| reqs.iter().all(|r| r.satisfied_by(exp, fp));
+    let (record, exp, fp) = shared.token_state(alias)?.ok_or_else(gone)?;
+    if all_satisfied(exp, fp.as_deref()) {
+        return Ok(Answer::Fresh);
+    }
+    if let Some(wait) = last.and_then(|t| REQUESTED_REFRESH_GAP.checked_sub(t.elapsed())) {
+        std::thread::sleep(wait);
+    }
+    let org = Org { record, env: None };
+    let Some((org, lock)) = ctx.locked(&org)? else {
+        return Err(gone());
+    };
+    let (_, exp, fp) = shared.token_state(alias)?.ok_or_else(gone)?;
+    if all_satisfied(exp, fp.as_deref()) {
+        return Ok(Answer::Fresh);
+    }
+    let t0 = Instant::now();
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org);
+    drop(lock);
+    metrics::refresh_took(t0.elapsed());
+    metrics::refreshed(
+        alias,
+        match &r {
+            Ok(_) => crate::metrics::Refresh::Success,
+            Err(Error::Relogin { .. }) => crate::metrics::Refresh::NeedsLogin,
+            Err(_) => crate::metrics::Refresh::Error,
+        },
+    );
+    r.map(|_| Answer::Refreshed)
+}
+
+impl Scheduler {
+    /// A serve thread answered `n` requests for `alias`: show it, and after a
+    /// refresh take the org's new token into the schedule.
+    pub(super) fn served(&mut self, alias: &str, answer: Answer, n: usize) {
+        let now = self.ctx.now();
+        let Some(idx) = self.orgs.iter().position(|w| w.org.name() == alias) else {
+            return;
+        };
+        let asked = if n == 1 {
+            "a reader's request".to_string()
+        } else {
+            format!("{n} readers' requests")
+        };
+        match answer {
+            Answer::Refreshed => {
+                let p = self.pace;
+                let w = &mut self.orgs[idx];
+                if !w.busy
+                    && let Ok(Some(org)) = worker::reread(&self.ctx, alias)
+                {
+                    w.org = org;
+                    w.failures = 0;
+                    w.needs_login = false;
+                    w.new_token();
+                    w.expiry =
+                        expiry::offline(&w.org.record, now).map(|e| assume_lifetime(e, w.lifetime));
+                    w.due =
+                        next_due(&w.org, w.expiry.as_ref(), now, &p).min(plus(now, p.min_check));
+                }
+                let m = format!(
+                    "new access token for {asked}: {}",
+                    expiry_text(self.orgs[idx].expiry.as_ref(), now)
+                );
+                self.emit(idx, Kind::Refreshed, m, false);
+            }
+            Answer::Fresh => {
+                let m = format!("answered {asked}: the stored access token already satisfied it");
+                self.emit(idx, Kind::Checked, m, false);
+            }
+            Answer::Failed { message, .. } => {
+                let m = format!(
+                    "could not answer {asked}: {}",
+                    message.trim_end_matches('.')
+                );
+                self.emit(idx, Kind::Error, m, false);
+            }
+        }
+        feed::report(&self.orgs[idx], false);
+    }
+}
