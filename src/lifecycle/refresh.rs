@@ -16,7 +16,7 @@
 //! A store opened with a reader key (the shared store, issue #20) never
 //! refreshes: where the others would refresh, it asks the refreshers through
 //! the store ([`OrgStore::ask_refreshers`]) and uses the token they store —
-//! [`for_reader`], the one place a reader's path branches off.
+//! `for_reader`, the one place a reader's path branches off.
 
 use std::time::Duration;
 

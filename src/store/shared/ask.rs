@@ -338,7 +338,7 @@ impl SharedStore {
     }
 
     /// Where a refresher that starts now begins reading requests: those of the
-    /// last [`SERVE_BACKLOG`] (stream ids are the server's milliseconds; this
+    /// last `SERVE_BACKLOG` (stream ids are the server's milliseconds; this
     /// machine's clock stands in for it, so no command beyond reads and writes
     /// of the streams is needed — a skew of seconds only shifts the window).
     pub fn requests_since_backlog(&self) -> Result<String, Error> {
