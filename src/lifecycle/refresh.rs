@@ -178,10 +178,16 @@ pub fn refresh_now(
     let rec = &org.record;
     match rec.flow {
         Flow::Jwt => {
-            // A JWT bearer org opens no stored secret to re-run its grant; opening
-            // its access token checks that the record (where the grant is sent)
-            // is the one a key holder stored (the shared store, issue #19).
-            let vouched = secret(store, org, SecretKind::AccessToken)?.is_some();
+            // A JWT bearer org opens no stored secret to re-run its grant: the
+            // store checks that the record (where the grant is sent, for whom,
+            // with which key file) is the one a refresher key holder stored
+            // (issues #19, #20: readers can seal access tokens, so an access
+            // token vouches for nothing in the shared store).
+            let vouched = if rec.store == crate::store::metadata::StoreKind::Shared {
+                store.vouched(org)?
+            } else {
+                secret(store, org, SecretKind::AccessToken)?.is_some()
+            };
             if !vouched && rec.store == crate::store::metadata::StoreKind::Shared {
                 // A record with nothing sealed in it may have been written by
                 // anyone who can write to the server: never sign for it.
