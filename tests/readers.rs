@@ -562,3 +562,52 @@ fn rotating_the_refresher_key_gives_a_new_reader_key_and_the_old_one_opens_nothi
     assert_eq!(stdout_json(&out)["shared"]["key"], "works");
     assert_eq!(f.t.fake.requests().len(), requests);
 }
+
+/// docs/fleets.md: a reader works under its ACL line with `expires` too. Online
+/// expiry asks introspection, which takes the client secret: a reader cannot
+/// open it, and must tell the expiry from what it holds instead of failing.
+#[test]
+fn a_reader_tells_the_expiry_online_without_the_client_secret() {
+    let f = Fleet::new();
+    let line = acl_line("sfx-reader", "pw-reader");
+    let args: Vec<&str> = line.iter().map(String::as_str).collect();
+    assert_eq!(f.r.cli(&args).trim(), "OK");
+    f.login("prod");
+    assert_eq!(f.meta("prod")["has_client_secret"], true);
+    let requests = f.t.fake.requests().len();
+    let reader_url = format!("redis://sfx-reader:pw-reader@127.0.0.1:{}", port_of(&f));
+    for args in [
+        &["expires", "-o", "prod"][..],
+        &["expires", "--json", "-o", "prod"],
+    ] {
+        let out = f
+            .std(1)
+            .env("SFX_STORE", &reader_url)
+            .env("SFX_STORE_KEY", reader_of(&f.key))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let said = text(&out.stdout);
+        if args.contains(&"--json") {
+            let v: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+            assert!(v.to_string().contains("\"active\":true"), "{v}");
+        } else {
+            assert!(said.contains("expires in"), "{said}");
+        }
+    }
+    let sent: Vec<String> = f.t.fake.requests()[requests..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        sent.iter()
+            .all(|p| p != TOKEN && !p.contains("introspect") && !p.contains("revoke")),
+        "a reader sent {sent:?}"
+    );
+}
