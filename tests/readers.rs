@@ -195,6 +195,7 @@ fn store_reader_key_prints_the_same_reader_key_every_time_with_no_network_and_re
         }
     }
     assert!(t.fake.requests().is_empty(), "no network");
+    t.fake.expect_no_requests();
 }
 
 /// The Redis state, every key and value (to show a command changed nothing).
