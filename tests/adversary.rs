@@ -276,3 +276,43 @@ fn a_reader_that_can_write_to_redis_cannot_make_the_refresher_sign_a_jwt_for_ano
     f.sfx(1).args(["refresh", "-o", "jwt"]).assert().success();
     assert_eq!(grants(&f.t.fake), before + 1);
 }
+
+/// #20: the flow in the clear record decides which grant a refresher runs with
+/// the client secret it opens. A reader that can write to Redis flips an org
+/// with a refresh token and a client secret to the client credentials flow: the
+/// refresher must not run a grant the login never was (it would store, for
+/// every reader, a token of the app's run-as user instead of the org's user).
+#[test]
+fn a_reader_that_can_write_to_redis_cannot_switch_an_org_to_the_client_credentials_grant() {
+    let f = Fleet::new();
+    f.login("prod");
+    assert_eq!(f.meta("prod")["has_client_secret"], true);
+    let grants = |kind: &str| {
+        f.t.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == TOKEN)
+            .filter(|r| r.form.iter().any(|(k, v)| k == "grant_type" && v == kind))
+            .count()
+    };
+    let original = f.meta("prod");
+    f.edit("prod", |m| {
+        m["flow"] = "client_credentials".into();
+        m["issued_at"] = (now() - 3 * 3600).into();
+    });
+    let out = f.std(1).args(["refresh", "-o", "prod"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("changed by someone without"), "{err}");
+    assert_eq!(
+        grants("client_credentials"),
+        0,
+        "a client credentials grant was run"
+    );
+    // Put back: the refresher's own record refreshes as before.
+    f.r.cli(&["HSET", "sfx:org:{prod}", "meta", &original.to_string()]);
+    f.expire("prod");
+    let refreshes = grants("refresh_token");
+    f.sfx(1).args(["refresh", "-o", "prod"]).assert().success();
+    assert_eq!(grants("refresh_token"), refreshes + 1);
+}
