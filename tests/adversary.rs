@@ -190,3 +190,129 @@ fn a_planted_attempt_window_of_a_century_is_exit_6_not_a_wait() {
         "only A's request, never B's"
     );
 }
+
+/// #20: a reader holds the ACCESS key, which seals access tokens. A JWT bearer
+/// org opens no refresh token or client secret to re-run its grant, so what
+/// vouches for its record (where the refresher signs an assertion to, and for
+/// whom) must be sealed with the REFRESH key: a reader with a Redis user that
+/// may write must not make the refresher sign for another user, or send the
+/// assertion to a server of the reader's choosing.
+#[test]
+fn a_reader_that_can_write_to_redis_cannot_make_the_refresher_sign_a_jwt_for_another_user_or_url() {
+    use sfx::store::shared::seal::{Binding, Keys};
+    let f = Fleet::new();
+    let key_file = format!(
+        "{}/crates/fake-salesforce/keys/jwt-bearer-test-key.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    f.sfx(0)
+        .args(["login", "--jwt", "--client-id", DEFAULT_CLIENT_ID])
+        .args(["--username", DEFAULT_USERNAME, "--key-file", &key_file])
+        .args(["--login-url", &f.t.fake.url(), "--alias", "jwt"])
+        .assert()
+        .success();
+    let reader = Keys::from_text(&crate::readers::reader_of(&f.key)).unwrap();
+    let attacker = FakeSalesforce::start();
+    attacker.expect_no_requests();
+    let grants = |fake: &FakeSalesforce| {
+        fake.requests()
+            .into_iter()
+            .filter(|r| r.path == TOKEN)
+            .count()
+    };
+    let before = grants(&f.t.fake);
+    // What the reader changes in the clear record, then seals an access token
+    // for with its ACCESS key (so the record looks vouched for).
+    let changes: Vec<(&str, serde_json::Value)> = vec![
+        ("login_url", attacker.url().into()),
+        ("username", "admin@victim.example.com".into()),
+    ];
+    for (field, value) in changes {
+        let original = f.meta("jwt");
+        let original_at = f.r.cli(&["HGET", "sfx:org:{jwt}", "access-token"]);
+        let mut forged = original.clone();
+        forged[field] = value;
+        forged["issued_at"] = (now() - 3 * 3600).into();
+        let rec: sfx::store::metadata::OrgRecord = serde_json::from_value(forged.clone()).unwrap();
+        let sealed = reader
+            .seal_bound(&Binding::of("sfx", &rec), "access-token", b"00Dforged!x")
+            .unwrap();
+        f.r.cli(&[
+            "HSET",
+            "sfx:org:{jwt}",
+            "meta",
+            &forged.to_string(),
+            "access-token",
+            &sealed,
+        ]);
+        // The refresher, on another host, refreshes the org.
+        let out = f.std(1).args(["refresh", "-o", "jwt"]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{field}: {err}");
+        assert!(
+            err.contains("changed by someone without the store's key") || err.contains("vouches"),
+            "{field}: {err}"
+        );
+        assert_eq!(
+            grants(&attacker),
+            0,
+            "{field}: the reader's server got an assertion"
+        );
+        assert_eq!(
+            grants(&f.t.fake),
+            before,
+            "{field}: the refresher signed a grant for the reader's record"
+        );
+        f.r.cli(&[
+            "HSET",
+            "sfx:org:{jwt}",
+            "meta",
+            &original.to_string(),
+            "access-token",
+            original_at.trim(),
+        ]);
+    }
+    // The refresher's own record still works: its next grant goes to Salesforce.
+    f.sfx(1).args(["refresh", "-o", "jwt"]).assert().success();
+    assert_eq!(grants(&f.t.fake), before + 1);
+}
+
+/// #20: the flow in the clear record decides which grant a refresher runs with
+/// the client secret it opens. A reader that can write to Redis flips an org
+/// with a refresh token and a client secret to the client credentials flow: the
+/// refresher must not run a grant the login never was (it would store, for
+/// every reader, a token of the app's run-as user instead of the org's user).
+#[test]
+fn a_reader_that_can_write_to_redis_cannot_switch_an_org_to_the_client_credentials_grant() {
+    let f = Fleet::new();
+    f.login("prod");
+    assert_eq!(f.meta("prod")["has_client_secret"], true);
+    let grants = |kind: &str| {
+        f.t.fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == TOKEN)
+            .filter(|r| r.form.iter().any(|(k, v)| k == "grant_type" && v == kind))
+            .count()
+    };
+    let original = f.meta("prod");
+    f.edit("prod", |m| {
+        m["flow"] = "client_credentials".into();
+        m["issued_at"] = (now() - 3 * 3600).into();
+    });
+    let out = f.std(1).args(["refresh", "-o", "prod"]).output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("changed by someone without"), "{err}");
+    assert_eq!(
+        grants("client_credentials"),
+        0,
+        "a client credentials grant was run"
+    );
+    // Put back: the refresher's own record refreshes as before.
+    f.r.cli(&["HSET", "sfx:org:{prod}", "meta", &original.to_string()]);
+    f.expire("prod");
+    let refreshes = grants("refresh_token");
+    f.sfx(1).args(["refresh", "-o", "prod"]).assert().success();
+    assert_eq!(grants("refresh_token"), refreshes + 1);
+}

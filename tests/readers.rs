@@ -571,3 +571,120 @@ fn rotating_the_refresher_key_gives_a_new_reader_key_and_the_old_one_opens_nothi
     assert_eq!(stdout_json(&out)["shared"]["key"], "works");
     assert_eq!(f.t.fake.requests().len(), requests);
 }
+
+/// The documented ACL lines hold to sfx's namespace: a leaked reader (or
+/// refresher) Redis password must not pause the whole server, kill other
+/// clients' connections (the refresher's, mid-refresh) or list who is
+/// connected from where — `+@connection` granted all of that (CLIENT
+/// PAUSE/KILL/LIST are in the category) — nor flush the server (FLUSHALL has
+/// no key, so `~sfx:*` does not hold it) or its scripts and functions.
+/// Every command still works under them.
+#[test]
+fn the_documented_acl_lines_give_no_power_over_the_server_or_other_clients() {
+    let f = Fleet::new();
+    for (user, pw) in [
+        ("sfx-reader", "pw-reader"),
+        ("sfx-refresher", "pw-refresher"),
+    ] {
+        let line = acl_line(user, pw);
+        let args: Vec<&str> = line.iter().map(String::as_str).collect();
+        assert_eq!(f.r.cli(&args).trim(), "OK", "{line:?}");
+        for args in [
+            &["CLIENT", "PAUSE", "5000", "ALL"][..],
+            &["CLIENT", "KILL", "USER", "default"],
+            &["CLIENT", "LIST"],
+            &["CLIENT", "NO-EVICT", "on"],
+            &["CLIENT", "UNPAUSE"],
+            &["KEYS", "*"],
+            &["SCRIPT", "KILL"],
+            &["SCRIPT", "FLUSH"],
+            &["FUNCTION", "FLUSH"],
+            &["FLUSHDB"],
+            &["FLUSHALL"],
+            &["SWAPDB", "0", "1"],
+        ] {
+            let said = cli_as(&f, user, pw, args);
+            assert!(said.contains("NOPERM"), "{user} {args:?}: {said}");
+        }
+    }
+    assert_eq!(f.r.cli(&["PING"]).trim(), "PONG", "the server was paused");
+    let url = |user: &str, pw: &str| format!("redis://{user}:{pw}@127.0.0.1:{}/0", port_of(&f));
+    let refresher = |args: &[&str], stdin: Option<String>| {
+        let mut c = f.sfx(0);
+        c.env("SFX_STORE", url("sfx-refresher", "pw-refresher"))
+            .args(args);
+        if let Some(s) = stdin {
+            c.write_stdin(s);
+        }
+        c.assert().success();
+    };
+    for alias in ["prod", "two"] {
+        refresher(
+            &["login", "--auth-url", "-", "--alias", alias],
+            Some(f.t.auth_url()),
+        );
+    }
+    f.expire("prod");
+    refresher(&["refresh", "-o", "prod"], None);
+    refresher(&["doctor"], None);
+    refresher(&["login", "--migrate", "--to", "local", "-o", "two"], None);
+    refresher(&["login", "--migrate", "--to", "shared", "-o", "two"], None);
+    refresher(&["logout", "--revoke", "-o", "two"], None);
+    for args in [&["orgs"][..], &["token", "-o", "prod"], &["doctor"]] {
+        f.sfx(1)
+            .env("SFX_STORE", url("sfx-reader", "pw-reader"))
+            .env("SFX_STORE_KEY", reader_of(&f.key))
+            .args(args)
+            .assert()
+            .success();
+    }
+}
+
+/// docs/fleets.md: a reader works under its ACL line with `expires` too. Online
+/// expiry asks introspection, which takes the client secret: a reader cannot
+/// open it, and must tell the expiry from what it holds instead of failing.
+#[test]
+fn a_reader_tells_the_expiry_online_without_the_client_secret() {
+    let f = Fleet::new();
+    let line = acl_line("sfx-reader", "pw-reader");
+    let args: Vec<&str> = line.iter().map(String::as_str).collect();
+    assert_eq!(f.r.cli(&args).trim(), "OK");
+    f.login("prod");
+    assert_eq!(f.meta("prod")["has_client_secret"], true);
+    let requests = f.t.fake.requests().len();
+    let reader_url = format!("redis://sfx-reader:pw-reader@127.0.0.1:{}", port_of(&f));
+    for args in [
+        &["expires", "-o", "prod"][..],
+        &["expires", "--json", "-o", "prod"],
+    ] {
+        let out = f
+            .std(1)
+            .env("SFX_STORE", &reader_url)
+            .env("SFX_STORE_KEY", reader_of(&f.key))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        let said = text(&out.stdout);
+        if args.contains(&"--json") {
+            let v: serde_json::Value = serde_json::from_str(said.trim()).expect("JSON");
+            assert!(v.to_string().contains("\"active\":true"), "{v}");
+        } else {
+            assert!(said.contains("expires in"), "{said}");
+        }
+    }
+    let sent: Vec<String> = f.t.fake.requests()[requests..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert!(
+        sent.iter()
+            .all(|p| p != TOKEN && !p.contains("introspect") && !p.contains("revoke")),
+        "a reader sent {sent:?}"
+    );
+}

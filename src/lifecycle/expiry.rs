@@ -209,6 +209,18 @@ fn introspect(
             "no client id is known for this org, so introspection is not possible",
         );
     };
+    if rec.has_client_secret && store.is_reader() {
+        // Introspection authenticates with the client secret, which a reader
+        // key cannot open (issue #20): tell what the token itself and the
+        // record can.
+        return probe_only(
+            sf,
+            now,
+            org,
+            token,
+            "a reader key cannot introspect (the introspection endpoint takes the client secret, which only the refresher key opens)",
+        );
+    }
     let client_secret = secret(store, org, SecretKind::ClientSecret)?;
     let creds = ClientCreds {
         id: client_id,

@@ -104,3 +104,39 @@ pub fn apply_token(record: &mut OrgRecord, resp: &TokenResponse, now: DateTime<U
         record.user_id = Some(user_id);
     }
 }
+
+/// Before re-running a grant: the record (where the grant is sent, for whom,
+/// which grant, with which key file) is the one a refresher key holder stored
+/// (issues #19, #20: readers can seal access tokens, so in the shared store an
+/// access token vouches for nothing; see `SharedStore::vouched`).
+pub(crate) fn vouched_for(store: &dyn OrgStore, org: &Org) -> Result<(), Error> {
+    let rec = &org.record;
+    if rec.store != StoreKind::Shared {
+        // Only this machine writes its own stores.
+        return Ok(());
+    }
+    if !store.vouched(org)? {
+        // A record with nothing sealed in it may have been written by anyone
+        // who can write to the server: never sign or grant for it.
+        return Err(Error::StoreUnavailable {
+            message: format!(
+                "org {} in the shared store holds no sealed value that vouches for its record, so sfx cannot tell it was stored by a holder of the store's key; nothing was sent",
+                org.name()
+            ),
+            hint: Some(if rec.flow == crate::store::metadata::Flow::Jwt {
+                hint_jwt_login(org)
+            } else {
+                relogin_hint(org)
+            }),
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+fn hint_jwt_login(org: &Org) -> String {
+    format!(
+        "log in again: `sfx login --jwt --alias {} --client-id <ID> --username <USERNAME> --key-file <PEM>`",
+        org.name()
+    )
+}

@@ -23,7 +23,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::expiry::offline;
-use super::{apply_token, relogin_hint, secret};
+use super::{apply_token, relogin_hint, secret, vouched_for};
 use crate::clock::Clock;
 use crate::error::Error;
 use crate::salesforce::flows::{client_credentials, jwt_bearer};
@@ -178,25 +178,14 @@ pub fn refresh_now(
     let rec = &org.record;
     match rec.flow {
         Flow::Jwt => {
-            // A JWT bearer org opens no stored secret to re-run its grant; opening
-            // its access token checks that the record (where the grant is sent)
-            // is the one a key holder stored (the shared store, issue #19).
-            let vouched = secret(store, org, SecretKind::AccessToken)?.is_some();
-            if !vouched && rec.store == crate::store::metadata::StoreKind::Shared {
-                // A record with nothing sealed in it may have been written by
-                // anyone who can write to the server: never sign for it.
-                return Err(Error::StoreUnavailable {
-                    message: format!(
-                        "org {} in the shared store holds no sealed value that vouches for its record, so sfx cannot tell it was stored by a holder of the store's key; nothing was sent",
-                        org.name()
-                    ),
-                    hint: Some(hint_jwt_login(org)),
-                    source: None,
-                });
-            }
+            vouched_for(store, org)?;
             return regrant_jwt(store, sf, clock, org, version);
         }
         Flow::ClientCredentials => {
+            // The flow is in the clear record: a record switched to this grant
+            // by someone else would spend the client secret on a token of the
+            // app's run-as user.
+            vouched_for(store, org)?;
             return regrant_client_credentials(store, sf, clock, org, version);
         }
         _ => {}
@@ -506,13 +495,6 @@ fn check_unsettled(
         // cannot tell: go ahead.
         _ => Ok(()),
     }
-}
-
-fn hint_jwt_login(org: &Org) -> String {
-    format!(
-        "log in again: `sfx login --jwt --alias {} --client-id <ID> --username <USERNAME> --key-file <PEM>`",
-        org.name()
-    )
 }
 
 /// JWT bearer orgs: sign a new assertion with the stored key path and run the grant again.

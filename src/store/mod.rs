@@ -181,6 +181,13 @@ pub trait OrgStore: Send + Sync {
     /// decide whether a missing secret the metadata promised is an error.
     fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error>;
 
+    /// Whether a holder of the refresher key stored this record as it is, so
+    /// a grant that opens no stored secret (JWT bearer) may be signed for it.
+    /// Stores only this machine writes vouch by holding the access token.
+    fn vouched(&self, org: &Org) -> Result<bool, Error> {
+        Ok(self.secret(org, SecretKind::AccessToken)?.is_some())
+    }
+
     /// Store new tokens and their record, only if the org is still at
     /// `expected`: otherwise write nothing and return [`Cas::Conflict`] (also
     /// when the org was removed). A rotated refresh token is written before the

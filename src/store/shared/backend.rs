@@ -41,6 +41,10 @@ impl OrgStore for SharedStore {
         SharedStore::secret(self, &org.record, kind)
     }
 
+    fn vouched(&self, org: &Org) -> Result<bool, Error> {
+        SharedStore::vouched(self, &org.record)
+    }
+
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
         if expected.0 == 0 {
             // Version 0 is "not stored": new tokens are for an existing org only.

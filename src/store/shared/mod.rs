@@ -10,7 +10,7 @@
 //! | `<ns>:keycheck` | string | a known text sealed with the refresher key: a machine with another key finds out before it writes |
 //! | `<ns>:readercheck` | string | a known text sealed with the ACCESS key: a reader finds out whether its key is the store's |
 //! | `<ns>:org:{<a>}` | hash | `v` (the org's version), `kid` (the public id of the key its secrets are sealed with), `meta` (the org record as JSON, in clear: alias, user, URLs, expiry, masked token), and `access-token` sealed with the ACCESS key (see [`seal`]) — what readers read |
-//! | `<ns>:secret:{<a>}` | hash | `v`, `refresh-token`, `client-secret` sealed with the REFRESH key — refreshers only (a Redis ACL keeps readers out) |
+//! | `<ns>:secret:{<a>}` | hash | `v`, `refresh-token`, `client-secret` sealed with the REFRESH key, and `grant` (the record's flow and key file, sealed with the REFRESH key and bound to the record: what lets a refresher sign a JWT grant for it, since readers can seal access tokens) — refreshers only (a Redis ACL keeps readers out) |
 //! | `<ns>:lease:{<a>}` | string, with a TTL | the owner token of the refresh lease (see [`lease`]) |
 //! | `<ns>:journal:{<a>}` | string | fingerprint of a rotating refresh token in flight (see `store::journal`) |
 //! | `<ns>:inflight:{<a>}` | string, with a TTL | present while a journaled refresh may still reach Salesforce (its attempt window) |
@@ -456,6 +456,60 @@ impl SharedStore {
                 alias,
                 &format!("the {} of org {alias}", field.replace('-', " ")),
             )),
+        }
+    }
+
+    /// Whether a holder of the refresher key stored this record as it is: what
+    /// lets a refresher re-run a grant that opens no refresh token or client
+    /// secret (the JWT bearer flow signs with a key file on its own disk). The
+    /// `grant` field of the org's secret hash, sealed with the REFRESH key and
+    /// bound to the record, names the flow and the key file; an org an earlier
+    /// sfx stored is vouched for by its access token sealed with the refresher
+    /// key itself. An access token sealed with the ACCESS key vouches for
+    /// nothing: every reader holds that key.
+    pub fn vouched(&self, record: &OrgRecord) -> Result<bool, Error> {
+        let alias = record.alias.as_str();
+        let k = self.key()?;
+        if k.kind == KeyKind::Reader {
+            return Err(reader_refused(&format!("re-run the grant of org {alias}")));
+        }
+        let org_key = self.org_key(alias);
+        let sec = self.secret_key(alias);
+        let field = SecretKind::AccessToken.as_str();
+        let (current, grant, at): (bool, Option<Vec<u8>>, Option<Vec<u8>>) = self.run(|c| {
+            redis::pipe()
+                .cmd("EXISTS")
+                .arg(&org_key)
+                .cmd("HGET")
+                .arg(&sec)
+                .arg(write::GRANT)
+                .cmd("HGET")
+                .arg(&org_key)
+                .arg(field)
+                .query(c)
+        })?;
+        let binding = Binding::of(&self.inner.ns, record);
+        if let (true, Some(g)) = (current, grant) {
+            let Some((plain, _)) = k.open_bound(&binding, write::GRANT, &g) else {
+                return Err(self.not_opened(alias, &format!("the record of org {alias}")));
+            };
+            if plain != write::grant_text(record).into_bytes() {
+                return Err(self.tampered(alias));
+            }
+            return Ok(true);
+        }
+        let at = if current {
+            at
+        } else {
+            let legacy = self.legacy_org_key(alias);
+            self.run(|c| redis::cmd("HGET").arg(&legacy).arg(field).query(c))?
+        };
+        let Some(raw) = at else { return Ok(false) };
+        match k.open_bound(&binding, field, &raw) {
+            // Sealed with the ACCESS key, which readers hold too.
+            Some((_, seal::Form::Derived)) => Ok(false),
+            Some(_) => Ok(true),
+            None => Err(self.not_opened(alias, &format!("the access token of org {alias}"))),
         }
     }
 

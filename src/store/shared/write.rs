@@ -146,7 +146,14 @@ impl SharedStore {
             self.run(|c| redis::cmd("SADD").arg(&orgs).arg(alias).query::<()>(c))?;
         }
         let kid = if sealing {
-            let id = self.verify_key_for_write()?.id.clone();
+            let k = self.verify_key_for_write()?;
+            // What vouches for the record to a refresher: sealed with the
+            // REFRESH key, which readers do not hold (see `vouched`).
+            fields.push((
+                GRANT,
+                k.seal_bound(&binding, GRANT, grant_text(record).as_bytes())?,
+            ));
+            let id = k.id.clone();
             if !self.key_check_unchanged()? {
                 return Ok(None);
             }
@@ -352,6 +359,17 @@ impl SharedStore {
     }
 }
 
+/// The field of an org's secret hash that vouches for its record to a
+/// refresher (sealed with the REFRESH key, bound to the record).
+pub(super) const GRANT: &str = "grant";
+
+/// What the `grant` field seals: the record's flow and key file, which decide
+/// what a refresher signs and with which key (the binding covers where it goes
+/// and for whom).
+pub(super) fn grant_text(record: &OrgRecord) -> String {
+    serde_json::json!([record.flow, record.key_file]).to_string()
+}
+
 /// Values of some fields of a hash (`None`: absent).
 type Fields = Vec<Option<Vec<u8>>>;
 
@@ -368,8 +386,8 @@ struct Current {
 /// an org of an earlier sfx: its hash before #20, its journal before #20, its
 /// journal now); ARGV = expected version (or `*`), record JSON, the id of the
 /// key the writer seals with (empty: it seals nothing), then field/value pairs
-/// (an empty value deletes; refresh-token and client-secret go to the secret
-/// hash). `{-1, v}`: the org's secrets are sealed with another key (verify the
+/// (an empty value deletes; refresh-token, client-secret and grant go to the
+/// secret hash). `{-1, v}`: the org's secrets are sealed with another key (verify the
 /// key again). Converting: the old hash is the org's version while the new one
 /// does not exist; on success it is removed, and a journal entry is carried
 /// over (a refresh an earlier sfx left unsettled is still checked first).
@@ -402,7 +420,7 @@ if ARGV[3] ~= '' then
 end
 for i = 4, #ARGV, 2 do
   local h = KEYS[1]
-  if ARGV[i] == 'refresh-token' or ARGV[i] == 'client-secret' then
+  if ARGV[i] == 'refresh-token' or ARGV[i] == 'client-secret' or ARGV[i] == 'grant' then
     h = KEYS[2]
   end
   if ARGV[i + 1] == '' then
@@ -413,7 +431,7 @@ for i = 4, #ARGV, 2 do
 end
 local nv = cur + 1
 redis.call('HSET', KEYS[1], 'v', nv)
-if redis.call('HEXISTS', KEYS[2], 'refresh-token') == 1 or redis.call('HEXISTS', KEYS[2], 'client-secret') == 1 then
+if redis.call('HEXISTS', KEYS[2], 'refresh-token') == 1 or redis.call('HEXISTS', KEYS[2], 'client-secret') == 1 or redis.call('HEXISTS', KEYS[2], 'grant') == 1 then
   redis.call('HSET', KEYS[2], 'v', nv)
 else
   redis.call('DEL', KEYS[2])
