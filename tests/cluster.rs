@@ -13,14 +13,14 @@ use serde_json::Value;
 use sfx::store::shared::{Cas, Expect, SharedStore, url};
 
 /// Hosts as processes with separate homes; host `i` names node `i % 3`.
-struct Fleet {
-    t: T,
-    c: RedisCluster,
-    key: String,
+pub(crate) struct Fleet {
+    pub(crate) t: T,
+    pub(crate) c: RedisCluster,
+    pub(crate) key: String,
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         Fleet {
             t: T::new(),
             c: RedisCluster::start(),
@@ -28,7 +28,7 @@ impl Fleet {
         }
     }
 
-    fn std(&self, host: usize) -> std::process::Command {
+    pub(crate) fn std(&self, host: usize) -> std::process::Command {
         let mut c = self.t.std_sfx();
         c.env("SFX_HOME", self.t.dir.path().join(format!("host-{host}")))
             .env("SFX_STORE", self.c.url(host % 3))
@@ -37,13 +37,13 @@ impl Fleet {
         c
     }
 
-    fn sfx(&self, host: usize) -> assert_cmd::Command {
+    pub(crate) fn sfx(&self, host: usize) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::from_std(self.std(host));
         c.timeout(Duration::from_secs(60));
         c
     }
 
-    fn login(&self, host: usize, alias: &str) {
+    pub(crate) fn login(&self, host: usize, alias: &str) {
         self.sfx(host)
             .args(["login", "--auth-url", "-", "--alias", alias])
             .write_stdin(self.t.auth_url())
@@ -52,12 +52,12 @@ impl Fleet {
     }
 
     /// The org's record in the store (in clear).
-    fn meta(&self, alias: &str) -> Value {
+    pub(crate) fn meta(&self, alias: &str) -> Value {
         let raw = self.c.cli(&["HGET", &org_key(alias), "meta"]);
         serde_json::from_str(raw.trim()).expect("the record is JSON")
     }
 
-    fn expire(&self, alias: &str) {
+    pub(crate) fn expire(&self, alias: &str) {
         let mut m = self.meta(alias);
         m["issued_at"] = (now() - 3 * 3600).into();
         // An exact expiry learnt earlier (introspection, `expires`) would win.
@@ -66,7 +66,7 @@ impl Fleet {
             .cli(&["HSET", &org_key(alias), "meta", &m.to_string()]);
     }
 
-    fn token(&self, host: usize, alias: &str) -> String {
+    pub(crate) fn token(&self, host: usize, alias: &str) -> String {
         let out = self
             .sfx(host)
             .args(["token", "-o", alias])
@@ -79,7 +79,7 @@ impl Fleet {
 
 /// The key of an org's record (the `{alias}` hash tag puts all of an org's
 /// keys in one slot).
-fn org_key(alias: &str) -> String {
+pub(crate) fn org_key(alias: &str) -> String {
     format!("sfx:org:{{{alias}}}")
 }
 
@@ -98,7 +98,7 @@ fn store(c: &RedisCluster, node: usize) -> SharedStore {
 }
 
 /// A node that does not serve `slot`.
-fn other_node(c: &RedisCluster, slot: u16) -> usize {
+pub(crate) fn other_node(c: &RedisCluster, slot: u16) -> usize {
     (c.owner(slot) + 1) % 3
 }
 

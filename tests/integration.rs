@@ -9,6 +9,7 @@ mod api;
 mod childenv;
 mod clients;
 mod cluster;
+mod cluster_serve;
 mod contract;
 mod crash;
 mod envmode;

@@ -338,22 +338,37 @@ impl Routed<'_> {
             let con = self.take(&to)?;
             work.push((to, con, cmd.get_packed_command()));
         }
-        let done: Vec<(Addr, Conn, Vec<u8>, RedisResult<Value>)> = std::thread::scope(|s| {
-            let running: Vec<_> = work
-                .into_iter()
-                .map(|(to, mut con, bytes)| {
-                    s.spawn(move || {
-                        let v = con.req_packed_command(&bytes);
-                        (to, con, bytes, v)
-                    })
+        // The first entries end the read, as one XREAD on one server does: a
+        // request is answered at once, not when the other slots' blocks run
+        // out. A read still blocking then ends by itself within the block (and
+        // the call's deadline), its connection closed; whatever it would have
+        // returned is read again next time (the caller's ids did not move).
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut waiting = work.len();
+        for (to, mut con, bytes) in work {
+            let tx = tx.clone();
+            std::thread::Builder::new()
+                .name("sfx-xread".into())
+                .spawn(move || {
+                    let v = con.req_packed_command(&bytes);
+                    let _ = tx.send((to, con, bytes, v));
                 })
-                .collect();
-            running.into_iter().filter_map(|h| h.join().ok()).collect()
-        });
+                .map_err(|e| trouble(format!("cannot start a thread: {e}")))?;
+        }
+        drop(tx);
         let mut out: Option<Vec<Value>> = None;
         let mut failed = None;
         let mut again = Vec::new();
-        for (to, con, bytes, v) in done {
+        while waiting > 0 {
+            let next = if out.is_some() {
+                rx.try_recv().ok()
+            } else {
+                rx.recv().ok()
+            };
+            let Some((to, con, bytes, v)) = next else {
+                break;
+            };
+            waiting -= 1;
             self.conns.push((to.clone(), con));
             match v {
                 Ok(Value::Nil) => {}
