@@ -358,6 +358,7 @@ fn over_tls_every_node_is_reached_with_tls_and_the_password() {
         c.cli(&["SADD", "sfx:orgs", alias]);
     }
     let t = T::new();
+    t.fake.expect_no_requests();
     let ca = c.ca.clone().unwrap();
     for node in 0..3 {
         let sfx = |args: &[&str]| {
@@ -495,6 +496,7 @@ fn parse_command(b: &[u8]) -> Option<(Vec<String>, usize)> {
 #[test]
 fn a_node_that_redirects_for_ever_or_sends_a_broken_slot_map_is_exit_6_within_the_timeout() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let refused = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

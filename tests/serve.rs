@@ -482,6 +482,7 @@ fn thirty_readers_on_three_hosts_racing_on_an_expired_token_cost_one_refresh() {
 #[test]
 fn the_wait_defaults_to_60s_and_is_offered_where_a_reader_may_need_a_fresher_token() {
     let t = T::new();
+    t.fake.expect_no_requests();
     for cmd in ["token", "exec", "api", "refresh"] {
         let out = t.sfx().args([cmd, "--help"]).output().unwrap();
         let help = text(&out.stdout);
