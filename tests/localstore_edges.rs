@@ -112,6 +112,63 @@ fn an_odd_file_where_a_rotating_refresh_keeps_room_is_refused_not_waited_on() {
     assert_ne!(t.refresh_token("prod"), rt);
 }
 
+/// The journal of a rotating refresh (`locks/org-<alias>.refreshing`) is sfx's
+/// own file too: a directory there was exit 6 with "free some disk space". It
+/// (and a FIFO) is now refused with what is there and how to remove it, before
+/// anything is sent, and left as it is.
+#[cfg(unix)]
+#[test]
+fn an_odd_file_where_a_rotating_refresh_keeps_its_journal_is_named_not_called_a_full_disk() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    t.login("prod");
+    let rt = t.refresh_token("prod");
+    let journal = t.home().join("locks").join("org-prod.refreshing");
+    let plants: [(&str, &dyn Fn()); 2] = [
+        ("directory", &|| {
+            std::fs::create_dir(&journal).unwrap();
+            std::fs::write(journal.join("keep"), "x").unwrap();
+        }),
+        ("fifo", &|| {
+            let c = std::ffi::CString::new(journal.to_str().unwrap()).unwrap();
+            // SAFETY: a valid C string; mkfifo only creates a file.
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }),
+    ];
+    let n = t.token_requests();
+    for (what, plant) in plants {
+        plant();
+        let out = t
+            .sfx()
+            .args(["refresh", "-o", "prod"])
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+        assert!(
+            err.contains("org-prod.refreshing is not a regular file")
+                && err.contains("nothing was sent")
+                && err.contains(&format!("rm -r {}", journal.display())),
+            "{what}: {err}"
+        );
+        assert!(
+            !err.contains("disk space"),
+            "{what} is not a full disk: {err}"
+        );
+        assert!(
+            std::fs::symlink_metadata(&journal).is_ok(),
+            "{what} left as it is"
+        );
+        let _ = std::fs::remove_file(&journal).or_else(|_| std::fs::remove_dir_all(&journal));
+    }
+    assert_eq!(t.token_requests(), n, "nothing sent");
+    assert_eq!(t.refresh_token("prod"), rt);
+    t.sfx().args(["refresh", "-o", "prod"]).assert().success();
+    assert_ne!(t.refresh_token("prod"), rt);
+}
+
 /// Remount the tmpfs at `at` read-only (`ro`) or writable.
 #[cfg(target_os = "linux")]
 fn remount(at: &std::path::Path, how: &str) {
