@@ -216,3 +216,40 @@ fn a_read_only_home_still_gives_a_valid_token_and_says_why_it_cannot_refresh() {
     assert_eq!(t.refresh_token("prod"), rt);
     t.sfx().args(["refresh", "-o", "prod"]).assert().success();
 }
+
+/// `sfx doctor` on a read-only home says so (the file system, what still works
+/// and what does not, and the way out), in `--json` as `home.writable: false`,
+/// and exits 6 as a refresh there does. It said nothing of it, and exit 0.
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs root (to mount a small tmpfs): scripts/test.sh runs it"]
+fn doctor_says_a_home_is_read_only() {
+    use crate::localstore::Tmpfs;
+    let t = T::new();
+    let fs = Tmpfs::mount(&t.home(), "1m");
+    t.login("prod");
+    let n = t.token_requests();
+    let out = t.sfx().args(["doctor", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stdout_json(&out)["home"]["writable"], true);
+    remount(&fs.0, "ro");
+    let out = t.sfx().args(["doctor"]).output().unwrap();
+    let (o, e) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(6), "{o}{e}");
+    assert!(o.contains("read-only file system"), "{o}");
+    assert!(
+        e.contains("read-only file system") && e.contains("SFX_HOME"),
+        "{e}"
+    );
+    assert!(
+        o.contains("prod: secrets in"),
+        "the orgs are still listed: {o}"
+    );
+    let out = t.sfx().args(["doctor", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    let j = stdout_json(&out);
+    assert_eq!(j["home"]["writable"], false);
+    assert_eq!(j["home"]["trusted"], true);
+    assert_eq!(t.token_requests(), n, "doctor sends nothing to Salesforce");
+    remount(&fs.0, "rw");
+}
