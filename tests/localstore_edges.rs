@@ -16,6 +16,7 @@ use crate::localstore::{as_nobody, chmod};
 #[ignore = "needs root (to act as a second user with setpriv): scripts/test.sh runs it"]
 fn a_home_that_is_a_link_another_user_planted_is_refused() {
     let t = T::new();
+    t.fake.expect_no_requests();
     let shared = t.dir.path().join("tmp");
     std::fs::create_dir(&shared).unwrap();
     chmod(t.dir.path(), 0o755);
