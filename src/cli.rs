@@ -707,25 +707,19 @@ pub fn parse() -> Result<Cli, clap::Error> {
 }
 
 /// The options of subcommand `sub` (not the global ones) given on the command
-/// line, as `--long` (or `-s`), in definition order.
+/// line, as `--long`, in definition order.
 fn given_on_command_line(m: &clap::ArgMatches, sub: &str) -> Vec<String> {
-    use clap::CommandFactory;
-    let cmd = Cli::command();
-    let Some(sub) = cmd.find_subcommand(sub) else {
-        return Vec::new();
-    };
-    sub.get_arguments()
-        .filter(|a| !a.is_global_set())
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let args = cmd
+        .find_subcommand(sub)
+        .into_iter()
+        .flat_map(|s| s.get_arguments());
+    args.filter(|a| !a.is_global_set() && a.get_long().is_some())
+        .filter(|a| m.try_get_raw(a.get_id().as_str()).is_ok())
         .filter(|a| {
-            m.try_get_raw(a.get_id().as_str()).is_ok()
-                && m.value_source(a.get_id().as_str())
-                    == Some(clap::parser::ValueSource::CommandLine)
+            m.value_source(a.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
         })
-        .map(|a| match (a.get_long(), a.get_short()) {
-            (Some(l), _) => format!("--{l}"),
-            (None, Some(c)) => format!("-{c}"),
-            (None, None) => a.get_id().to_string(),
-        })
+        .map(|a| format!("--{}", a.get_long().unwrap_or_default()))
         .collect()
 }
 
