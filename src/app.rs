@@ -28,7 +28,7 @@ pub fn run(cli: Cli) -> Result<Exit, Error> {
             emit(&commands::login::from_sf::run(a, &ctx)?, mode, &style)
         }
         Command::Login(a) if commands::login::default::only_set_default(a, &ctx) => {
-            emit(&commands::login::default::run(&ctx)?, mode, &style)
+            emit(&commands::login::default::run(a, &ctx)?, mode, &style)
         }
         Command::Login(a) if a.migrate => {
             emit(&commands::login::migrate::run(a, &ctx)?, mode, &style)

@@ -289,6 +289,11 @@ pub struct LoginArgs {
     /// source copy is deleted.
     #[arg(long, value_enum, requires = "migrate", value_name = "STORE")]
     pub to: Option<MigrateTo>,
+
+    /// The login options given on the command line (`--port`, …), as typed in
+    /// help: marking a stored org as the default refuses those it cannot use.
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 /// Where `sfx login --migrate --to` moves an org.
@@ -689,9 +694,33 @@ pub fn parse() -> Result<Cli, clap::Error> {
         m.ids().any(|id| id == "org")
             && m.value_source("org") == Some(clap::parser::ValueSource::EnvVariable)
     };
+    let login_given = matches
+        .subcommand_matches("login")
+        .map(|m| given_on_command_line(m, "login"))
+        .unwrap_or_default();
     let mut cli = Cli::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut command()))?;
     cli.global.org_from_env = org_from_env;
+    if let Command::Login(a) = &mut cli.command {
+        a.given = login_given;
+    }
     Ok(cli)
+}
+
+/// The options of subcommand `sub` (not the global ones) given on the command
+/// line, as `--long`, in definition order.
+fn given_on_command_line(m: &clap::ArgMatches, sub: &str) -> Vec<String> {
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let args = cmd
+        .find_subcommand(sub)
+        .into_iter()
+        .flat_map(|s| s.get_arguments());
+    args.filter(|a| !a.is_global_set() && a.get_long().is_some())
+        .filter(|a| m.try_get_raw(a.get_id().as_str()).is_ok())
+        .filter(|a| {
+            m.value_source(a.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|a| format!("--{}", a.get_long().unwrap_or_default()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -281,3 +281,51 @@ fn argument_errors_have_the_same_prefix_as_every_other_error() {
     );
     assert!(err.contains("`sfx expires --help` says more"), "{err}");
 }
+
+/// Issue #21, found by review: `sfx login --set-default -o ORG` with no flow
+/// marks a stored org, so a flag that only shapes a login (`--port`, `--sandbox`,
+/// `--insecure-storage`, `--session-timeout`, …) has nothing to act on. It was
+/// silently dropped; now it is a usage error naming the flag, and the default
+/// is left alone.
+#[test]
+fn marking_a_default_refuses_a_flag_that_only_shapes_a_login() {
+    let t = T::new();
+    t.login("a");
+    t.login("b");
+    t.sfx()
+        .args(["login", "--set-default", "-o", "a"])
+        .assert()
+        .success();
+    t.fake.clear_requests();
+    let cases: [(&[&str], &str); 6] = [
+        (&["--port", "5"], "--port"),
+        (&["--sandbox"], "--sandbox"),
+        (&["--insecure-storage"], "--insecure-storage"),
+        (&["--session-timeout", "1h"], "--session-timeout"),
+        (&["--no-browser"], "--no-browser"),
+        (&["--show-token"], "--show-token"),
+    ];
+    for (extra, flag) in cases {
+        let out = t
+            .sfx()
+            .args(["login", "--set-default", "-o", "b"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {err}");
+        assert!(
+            err.contains(&format!("{flag} does not apply")),
+            "{flag}: {err}"
+        );
+        assert_eq!(t.metadata()["default"], "a", "{flag}: default left alone");
+    }
+    // A value from the environment is not a flag given here: still fine.
+    t.sfx()
+        .args(["login", "--set-default", "-o", "b"])
+        .env("SFX_LOGIN_TIMEOUT", "1m")
+        .assert()
+        .success();
+    assert_eq!(t.metadata()["default"], "b");
+    assert_eq!(t.fake.requests().len(), 0, "nothing sent");
+}

@@ -67,6 +67,8 @@ impl Sf {
     pub fn without_key(home: &Path, version: KeyVersion) -> Sf {
         let dir = home.join(".sfdx");
         std::fs::create_dir_all(&dir).unwrap();
+        // global.ts `createDir`: mkdir(…, { recursive: true, mode: 0o700 }).
+        set_mode(&dir, 0o700);
         // crypto.ts: randomBytes(KEY_SIZE[v]).toString('hex'), KEY_SIZE = {v1: 16, v2: 32}.
         let key = hex(&random(match version {
             KeyVersion::V1 => 16,

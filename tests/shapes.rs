@@ -309,6 +309,8 @@ struct DoctorHome {
     path: String,
     trusted: bool,
     problems: Vec<String>,
+    /// false: the home is on a read-only file system (`doctor` exits 6).
+    writable: bool,
 }
 
 #[derive(Deserialize)]
@@ -373,8 +375,8 @@ fn doctor_json_has_the_documented_keys() {
         ],
     );
     let _: DoctorFile = pinned(&v["file"], &["path", "exists", "mode"]);
-    let _: DoctorHome = pinned(&v["home"], &["path", "trusted", "problems"]);
-    assert!(d.home.trusted && d.home.problems.is_empty());
+    let _: DoctorHome = pinned(&v["home"], &["path", "trusted", "problems", "writable"]);
+    assert!(d.home.trusted && d.home.problems.is_empty() && d.home.writable);
     assert_eq!(d.orgs.len(), 1);
     assert_eq!(d.file.mode.as_deref(), Some("0600"));
 }

@@ -442,3 +442,67 @@ fn a_squatter_on_the_ipv6_loopback_port_makes_the_web_login_refuse() {
     assert!(err.contains("[::1]") && err.contains("--port"), "{err}");
     assert_eq!(t.fake.requests().len(), 0, "nothing sent");
 }
+
+/// The Salesforce CLI's directory (`~/.sfdx`) is held to the sfx home's rule
+/// before sfx reads or writes sf's files through it: group- or world-writable,
+/// someone else could swap sf's auth file for one that sends the refresh token
+/// to a server of theirs, or `alias.json` for one that names another login. sf
+/// itself makes it 0700. Refused with a sentence and exit 6, before anything is
+/// sent or written; `chmod 700` makes it work again.
+#[cfg(unix)]
+#[test]
+fn a_group_writable_sf_directory_is_refused_before_sfx_reads_or_writes_through_it() {
+    use crate::localstore::chmod;
+    let (t, sf) = crate::sfcli::setup(KeyVersion::V2, true);
+    let dir = sf.dir.clone();
+    chmod(&dir, 0o775);
+    let refused = |out: std::process::Output, what: &str| {
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{what}: {err}");
+        assert!(
+            err.contains(&format!("{} is writable by other users", dir.display()))
+                && err.contains(&format!("chmod 700 {}", dir.display())),
+            "{what}: {err}"
+        );
+    };
+    let n = t.token_requests();
+    refused(
+        crate::sfcli::sfx(&t)
+            .args(["login", "--from-sf", "prod"])
+            .output()
+            .unwrap(),
+        "import",
+    );
+    refused(
+        crate::sfcli::sfx(&t)
+            .args(["login", "--from-sf"])
+            .output()
+            .unwrap(),
+        "listing",
+    );
+    assert!(!t.home().join("orgs.json").exists(), "nothing stored");
+    chmod(&dir, 0o700);
+    crate::sfcli::import(&t);
+    // Linked: a refresh writes through the same directory.
+    let before = std::fs::read(sf.file(DEFAULT_USERNAME)).unwrap();
+    let rt = t.refresh_token("prod");
+    chmod(&dir, 0o777);
+    let n2 = t.token_requests();
+    refused(
+        crate::sfcli::sfx(&t)
+            .args(["refresh", "-o", "prod"])
+            .output()
+            .unwrap(),
+        "refresh",
+    );
+    assert_eq!(t.token_requests(), n2, "nothing sent");
+    assert_eq!(t.refresh_token("prod"), rt);
+    assert_eq!(std::fs::read(sf.file(DEFAULT_USERNAME)).unwrap(), before);
+    chmod(&dir, 0o700);
+    crate::sfcli::sfx(&t)
+        .args(["refresh", "-o", "prod"])
+        .assert()
+        .success();
+    assert_ne!(t.refresh_token("prod"), rt);
+    assert!(t.token_requests() > n);
+}

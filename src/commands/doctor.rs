@@ -40,6 +40,10 @@ pub struct DoctorReport {
     /// Why the local store under the home is not trusted (issue #24): not the
     /// user's own, or open to others. sfx refuses to use it until fixed.
     pub home_problems: Vec<String>,
+    /// The home (or, when it is not there yet, the directory it would be made
+    /// in) is on a read-only file system: a valid token is still given, but a
+    /// refresh or a new login cannot be stored (exit 6).
+    pub home_read_only: bool,
 }
 
 /// What `doctor` learned about the shared store.
@@ -250,6 +254,17 @@ impl Report for DoctorReport {
                 lines.push(format!("  - {p}"));
             }
         }
+        if self.home_read_only {
+            lines.push(format!(
+                "Home:          {} {}",
+                self.home.display(),
+                paint(
+                    "is on a read-only file system: a valid token is still given, but a refresh or a new login is refused (exit 6)",
+                    comfy_table::Color::Red,
+                    style
+                )
+            ));
+        }
         if self.environment {
             lines.push("Environment:   SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN is set: commands use it and read or write no store".to_string());
         }
@@ -311,6 +326,7 @@ impl Report for DoctorReport {
                 "path": self.home.display().to_string(),
                 "trusted": self.home_problems.is_empty(),
                 "problems": self.home_problems,
+                "writable": !self.home_read_only,
             },
         })
     }
@@ -319,6 +335,7 @@ impl Report for DoctorReport {
         if (self.probe.result.is_err() && self.needs_keychain())
             || (!self.environment && self.shared.as_ref().is_some_and(|s| !s.ok()))
             || (!self.environment && self.shared.is_none() && !self.home_problems.is_empty())
+            || (!self.environment && self.shared.is_none() && self.home_read_only)
         {
             Exit::StoreUnavailable
         } else {
@@ -339,6 +356,12 @@ impl Report for DoctorReport {
                 "error: sfx does not use the store under {}: it is not yours and private ({})",
                 self.home.display(),
                 self.home_problems.join("; ")
+            ));
+        }
+        if !self.environment && self.shared.is_none() && self.home_read_only {
+            notes.push(format!(
+                "error: the sfx home {} is on a read-only file system: sfx cannot refresh a token or store a login there; give sfx a writable home (SFX_HOME), or make this one writable",
+                self.home.display()
             ));
         }
         if let Some(sh) = self
@@ -400,7 +423,29 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         environment: ctx.env_org.is_some(),
         shared,
         home_problems,
+        home_read_only: read_only(&ctx.store.home),
     })
+}
+
+/// Is `dir` (or the nearest directory above it that exists) on a read-only
+/// file system? Asked of the file system (`statvfs`), with nothing written.
+#[cfg(unix)]
+fn read_only(dir: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(there) = dir.ancestors().find(|p| p.exists()) else {
+        return false;
+    };
+    let Ok(c) = std::ffi::CString::new(there.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string and a zeroed out-parameter that statvfs fills.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statvfs(c.as_ptr(), &mut st) }) == 0 && st.f_flag & libc::ST_RDONLY != 0
+}
+
+#[cfg(not(unix))]
+fn read_only(_dir: &std::path::Path) -> bool {
+    false
 }
 
 #[cfg(unix)]

@@ -34,11 +34,40 @@ const LOCK_UPDATE: Duration = Duration::from_secs(5);
 /// sf's default connected app, used when a file names none.
 pub const SF_DEFAULT_CLIENT_ID: &str = "PlatformCLI";
 
-/// sf's state directory: `~/.sfdx` (sf uses the home directory of `HOME` on Unix).
+/// sf's state directory: `~/.sfdx` (sf uses the home directory of `HOME` on Unix),
+/// refused when it is not the user's own and private (see [`check_dir`]).
 pub fn sf_dir() -> Result<PathBuf, Error> {
-    etcetera::home_dir()
+    let dir = etcetera::home_dir()
         .map(|h| h.join(".sfdx"))
-        .map_err(|_| Error::Other("cannot find the home directory (HOME is not set), so the Salesforce CLI's files cannot be found".into()))
+        .map_err(|_| Error::Other("cannot find the home directory (HOME is not set), so the Salesforce CLI's files cannot be found".into()))?;
+    check_dir(&dir)?;
+    Ok(dir)
+}
+
+/// Refuse sf's directory when someone else owns it or can write it (the sfx
+/// home's rule, [`crate::store::trust`]): they could swap sf's auth file for
+/// one that sends the refresh token to a server of theirs, or `alias.json` for
+/// one naming another login. sf itself creates `~/.sfdx` 0700 (sfdx-core's
+/// `Global.createDir`). Exit 6, before anything is read, sent or written.
+pub fn check_dir(dir: &Path) -> Result<(), Error> {
+    let Some((what, fix)) = crate::store::trust::problem(dir, false) else {
+        return Ok(());
+    };
+    let fix = if what.contains("another user") {
+        format!(
+            "sf's directory must be yours: if it is, `chown -R $(id -u) {}`; otherwise log in to sf again as yourself",
+            dir.display()
+        )
+    } else {
+        fix
+    };
+    Err(Error::StoreUnavailable {
+        message: format!(
+            "sfx does not read or write the Salesforce CLI's files there: {what}, so someone else could swap sf's login files and take the tokens; sfx read none of them and sent or wrote nothing"
+        ),
+        hint: Some(format!("{fix} (sf itself creates it 0700)")),
+        source: None,
+    })
 }
 
 /// Read a file of at most [`MAX_FILE`] bytes; `None` when it does not exist.

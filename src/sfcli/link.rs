@@ -110,6 +110,9 @@ pub fn before_refresh(
         return Ok(None);
     };
     let path = PathBuf::from(&link.file);
+    if let Some(dir) = path.parent() {
+        files::check_dir(dir)?;
+    }
     if !path.is_file() {
         return broken(
             org,

@@ -44,6 +44,24 @@ impl Journal {
         if let Some(dir) = self.path.parent() {
             super::ensure_private_dir(dir)?;
         }
+        // Anything but a regular file (a directory, a FIFO, a link) is not
+        // what sfx left here: named and left as it is, not written over.
+        if let Ok(meta) = std::fs::symlink_metadata(&self.path)
+            && !meta.is_file()
+        {
+            return Err(Error::StoreUnavailable {
+                message: format!(
+                    "{} is not a regular file (it is {}), not the journal sfx keeps of a rotating refresh; nothing was sent, and the login is as it was",
+                    self.path.display(),
+                    kind_of(&meta)
+                ),
+                hint: Some(format!(
+                    "look at what it is, then remove it: `rm -r {}`",
+                    self.path.display()
+                )),
+                source: None,
+            });
+        }
         // Before anything is sent: a failure here (a full disk) costs nothing.
         super::atomic::write(&self.path, format!("{}\n", fingerprint(token)).as_bytes()).map_err(
             |e| Error::StoreUnavailable {
@@ -51,14 +69,16 @@ impl Journal {
                     "cannot record the rotating refresh about to be sent in {} ({e}); nothing was sent, and the login is as it was",
                     self.path.display()
                 ),
-                hint: Some(
-                    if is_read_only(&e) {
-                        "the sfx home is on a read-only file system: give sfx a writable home (SFX_HOME), or make this one writable"
-                    } else {
-                        "free some disk space, then run the command again"
+                hint: Some(match e.kind() {
+                    std::io::ErrorKind::ReadOnlyFilesystem => "the sfx home is on a read-only file system: give sfx a writable home (SFX_HOME), or make this one writable".into(),
+                    std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                        "free some disk space, then run the command again".into()
                     }
-                    .into(),
-                ),
+                    _ => format!(
+                        "check that {} is a directory you can write to, then run the command again",
+                        self.path.parent().unwrap_or(&self.path).display()
+                    ),
+                }),
                 source: Some(Box::new(e)),
             },
         )
@@ -70,8 +90,28 @@ impl Journal {
     }
 }
 
-fn is_read_only(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::ReadOnlyFilesystem
+fn kind_of(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_block_device() || t.is_char_device() {
+            return "a device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a file"
+    }
 }
 
 #[cfg(test)]

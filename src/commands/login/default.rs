@@ -49,8 +49,15 @@ impl Report for DefaultSet {
     }
 }
 
-/// Mark the org named by `-o`/SFX_ORG as the default: no request.
-pub fn run(ctx: &Context) -> Result<DefaultSet, Error> {
+/// Mark the org named by `-o`/SFX_ORG as the default: no request. A login
+/// option given with it (`--port`, `--sandbox`, `--insecure-storage`, …) has
+/// nothing to act on, so it is refused rather than silently dropped.
+pub fn run(a: &LoginArgs, ctx: &Context) -> Result<DefaultSet, Error> {
+    if let Some(flag) = a.given.iter().find(|f| *f != "--set-default") {
+        return Err(Error::usage(format!(
+            "{flag} does not apply to marking a stored org as the default (`sfx login --set-default -o <ALIAS>` sends nothing and changes only which org is the default); drop {flag}, or name a login flow (e.g. --web) to log in again"
+        )));
+    }
     if ctx.env_org.is_some() {
         return Err(Error::usage(
             "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN), which override the store; unset them to choose the default stored org",
