@@ -77,6 +77,10 @@ try {
     if (-not (Test-Path $exe)) { Fail "$name holds no sfx.exe" }
 
     New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    # Move-Item onto a directory would move the binary into it and "succeed".
+    if (Test-Path -PathType Container (Join-Path $dir 'sfx.exe')) {
+        Fail "$(Join-Path $dir 'sfx.exe') is a directory: move it away, or set SFX_INSTALL_DIR to another directory"
+    }
     # Copy next to the destination, then rename over it.
     $staged = Join-Path $dir ".sfx.exe.tmp.$PID"
     Copy-Item -Path $exe -Destination $staged -Force

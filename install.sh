@@ -107,6 +107,8 @@ bin="$tmp/x/${name%."$ext"}/$exe"
 [ -f "$bin" ] || die "$name holds no ${name%."$ext"}/$exe"
 
 mkdir -p "$dir" || die "could not create $dir"
+# mv onto a directory (or a symlink to one) would move the binary into it and "succeed".
+[ ! -d "$dir/$exe" ] || die "$dir/$exe is a directory: move it away, or set SFX_INSTALL_DIR to another directory"
 # Copy next to the destination, then rename: a running sfx is never half-overwritten.
 cp "$bin" "$dir/.$exe.tmp.$$" || die "could not write to $dir"
 chmod 755 "$dir/.$exe.tmp.$$"

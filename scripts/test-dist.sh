@@ -163,6 +163,26 @@ else
   check "install.sh fails clearly when the server cannot be reached" \
     bash -c "grep -q 'could not download http://127.0.0.1:$closed/SHA256SUMS' '$work/install.out' && [ ! -e '$home/.local/bin/sfx' ]"
 fi
+# A directory where the binary goes: refused, not "installed" into it.
+mkdir -p "$home/.local/bin/sfx"
+if run_install "$good_url"; then
+  fail "install.sh reported success with a directory at ~/.local/bin/sfx: $(cat "$work/install.out")"
+else
+  check "install.sh refuses a directory where the binary goes and says so" \
+    bash -c "grep -q 'is a directory' '$work/install.out' && [ -z \"\$(ls -A '$home/.local/bin/sfx')\" ]"
+fi
+rm -rf "$home/.local"
+# A symlink where the binary goes is replaced, never written through.
+mkdir -p "$home/.local/bin"
+echo keep >"$work/elsewhere"
+ln -s "$work/elsewhere" "$home/.local/bin/sfx"
+if run_install "$good_url"; then
+  check "install.sh replaces a symlink at the destination instead of writing through it" \
+    bash -c "[ \"\$(cat '$work/elsewhere')\" = keep ] && [ ! -L '$home/.local/bin/sfx' ] && [ -x '$home/.local/bin/sfx' ]"
+else
+  fail "install.sh over a symlink: $(cat "$work/install.out")"
+fi
+rm -rf "$home/.local"
 if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_VERSION='1.0;rm' sh install.sh >"$work/install.out" 2>&1; then
   fail "install.sh accepted SFX_VERSION='1.0;rm'"
 else
