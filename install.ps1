@@ -31,6 +31,11 @@ $base = if ($env:SFX_INSTALL_BASE) {
 } else {
     "https://github.com/$repo/releases/download/v$version"
 }
+# Over plain http anyone on the path swaps the sums and the archive together: https only,
+# except this machine (a local mirror, a test server).
+if ($base -notmatch '^https://' -and $base -notmatch '^http://(127\.0\.0\.1|localhost|\[::1\])([:/]|$)') {
+    Fail "SFX_INSTALL_BASE must be https:// (or http:// on this machine): $base"
+}
 $dir = if ($env:SFX_INSTALL_DIR) {
     $env:SFX_INSTALL_DIR
 } else {

@@ -34,6 +34,13 @@ case "$version" in
 esac
 base="${SFX_INSTALL_BASE:-$default_base}"
 base="${base%/}"
+# Over plain http anyone on the path swaps the sums and the archive together, so the check
+# proves nothing: https only, except this machine (a local mirror, the tests' server).
+case "$base" in
+  https://*) ;;
+  http://127.0.0.1[:/]* | http://localhost[:/]* | "http://[::1]"[:/]*) ;;
+  *) die "SFX_INSTALL_BASE must be https:// (or http:// on this machine): $base" ;;
+esac
 
 # The release target for this machine.
 os=$(uname -s)
@@ -62,10 +69,13 @@ case "$os" in
   *) die "no prebuilt sfx for $os; build it from source: cargo install --locked --git https://github.com/$repo" ;;
 esac
 
+# From an https base, redirects (github.com sends downloads to another host) stay on https.
+proto=""
+case "$base" in https://*) proto=https ;; esac
 if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fsSL --retry 3 -o "$2" "$1"; }
+  fetch() { curl -fsSL --retry 3 ${proto:+--proto =https} -o "$2" "$1"; }
 elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -q -O "$2" "$1"; }
+  fetch() { wget -q ${proto:+--https-only} -O "$2" "$1"; }
 else
   die "neither curl nor wget is installed; install one of them"
 fi

@@ -183,6 +183,14 @@ else
   fail "install.sh over a symlink: $(cat "$work/install.out")"
 fi
 rm -rf "$home/.local"
+# Plain http is refused unless it is this machine (the tests' server): over http anyone on
+# the path swaps the sums and the archive together.
+if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_INSTALL_BASE=http://mirror.invalid/sfx sh install.sh >"$work/install.out" 2>&1; then
+  fail "install.sh accepted a plain http:// SFX_INSTALL_BASE on another host"
+else
+  check "install.sh refuses a plain http:// SFX_INSTALL_BASE on another host, before downloading" \
+    bash -c "grep -q 'must be https://' '$work/install.out' && ! grep -q 'could not download' '$work/install.out'"
+fi
 if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_VERSION='1.0;rm' sh install.sh >"$work/install.out" 2>&1; then
   fail "install.sh accepted SFX_VERSION='1.0;rm'"
 else
