@@ -230,6 +230,18 @@ else
   else
     fail "npm install -g of the main package alone: $(cat "$work/npm.out")"
   fi
+  # A platform package planted higher up the directory tree (here the parent of the prefix;
+  # on a machine /node_modules, /tmp/node_modules or NODE_PATH) is never run in its place.
+  planted="$work/node_modules/@sfx-cli/sfx-linux-x64"
+  mkdir -p "$planted/bin"
+  printf '{"name":"@sfx-cli/sfx-linux-x64","version":"%s"}\n' "$version" >"$planted/package.json"
+  printf '#!/bin/sh\necho planted\n' >"$planted/bin/sfx"
+  chmod 755 "$planted/bin/sfx"
+  rc=0
+  "$work/prefix-bare/bin/sfx" --version >"$work/npm-planted.out" 2>"$work/npm-planted.err" || rc=$?
+  check "npm: a platform package planted in a parent directory's node_modules is not run" \
+    bash -c "[ '$rc' = 1 ] && ! grep -q planted '$work/npm-planted.out' && grep -q '@sfx-cli/sfx-linux-x64' '$work/npm-planted.err'"
+  rm -rf "$work/node_modules"
 fi
 
 # ---- 5. the GitHub Action --------------------------------------------------------------
