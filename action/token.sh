@@ -49,12 +49,23 @@ if [ -n "$auth_url" ] && [ -n "$org" ]; then
   error "org names an org in a shared store; with auth-url the org is the one the URL describes: leave org empty"
   exit 2
 fi
+# Checked before sfx runs (in environment mode sfx reads min-valid only after the token is
+# out) and never echoed when odd: a newline then `::stop-commands::` in the log would turn
+# off every later ::add-mask::.
 case "$min_valid" in
-  -* | "")
-    error "min-valid \`$min_valid\` is not a duration such as 10m"
+  *[!0-9A-Za-z.\ ]* | [!0-9]* | "")
+    error "min-valid is not a duration such as 90s, 10m or 1h30m"
     exit 2
     ;;
 esac
+for pair in "org=$org" "store-namespace=$namespace"; do
+  case "${pair#*=}" in
+    *[[:cntrl:]]*)
+      error "the ${pair%%=*} input holds a line break or another control character"
+      exit 2
+      ;;
+  esac
+done
 
 # Nothing of the caller's environment decides which org sfx uses: only the inputs.
 unset SFX_AUTH_URL SFX_REFRESH_TOKEN SFX_ACCESS_TOKEN SFX_CLIENT_ID SFX_CLIENT_SECRET \

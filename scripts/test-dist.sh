@@ -345,6 +345,21 @@ rc=0
 run_token INPUT_AUTH_URL="${auth_urls[0]}" || rc=$?
 check "action: a spent auth-url fails with sfx's exit 4 and says it is dead" \
   bash -c "[ '$rc' = 4 ] && grep -q '^::error title=sfx::sfx could not refresh with the auth-url secret (exit 4): it is dead' '$work/token.out' && [ ! -s '$work/genv' ]"
+# Inputs that would write workflow commands into the log (a newline then `::stop-commands::`
+# turns off every later ::add-mask::, so the token would print in clear): refused first.
+# In environment mode min-valid is first used after the token is out, so it is checked first.
+for input in INPUT_MIN_VALID=$'10m\n::stop-commands::pwned' INPUT_ORG=$'ci\n::stop-commands::pwned' \
+  INPUT_STORE_NAMESPACE=$'ns\n::stop-commands::pwned'; do
+  rc=0
+  if [ "${input%%=*}" = INPUT_MIN_VALID ]; then
+    run_token INPUT_AUTH_URL="${auth_urls[1]}" "$input" || rc=$?
+  else
+    run_token INPUT_STORE=redis://127.0.0.1:1 INPUT_STORE_KEY=k "$input" || rc=$?
+  fi
+  check "action: ${input%%=*} with a newline is refused (2), no workflow command written" \
+    bash -c "[ '$rc' = 2 ] && grep -q '^::error title=sfx::' '$work/token.out' &&
+      ! grep -q '^::stop-commands::' '$work/token.out' '$work/token.err' && [ ! -s '$work/genv' ]"
+done
 # Inputs that do not fit together.
 rc=0
 run_token INPUT_AUTH_URL="${auth_urls[1]}" INPUT_STORE=redis://127.0.0.1:1 || rc=$?
