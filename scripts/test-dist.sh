@@ -360,6 +360,14 @@ for input in INPUT_MIN_VALID=$'10m\n::stop-commands::pwned' INPUT_ORG=$'ci\n::st
     bash -c "[ '$rc' = 2 ] && grep -q '^::error title=sfx::' '$work/token.out' &&
       ! grep -q '^::stop-commands::' '$work/token.out' '$work/token.err' && [ ! -s '$work/genv' ]"
 done
+# Secrets are masked as the runner reads ::add-mask:: (it decodes %25, %0D, %0A, and masks
+# log lines one at a time): a store URL with a percent-encoded password, a key of two lines.
+rc=0
+run_token INPUT_STORE='redis://:pa%25ss@127.0.0.1:1' INPUT_STORE_KEY=$'firstline1\nsecondline2' INPUT_AUTH_URL=x || rc=$?
+check "action: ::add-mask:: escapes % and masks each line of a secret (none printed bare)" \
+  bash -c "[ '$rc' = 2 ] && grep -qxF '::add-mask::redis://:pa%2525ss@127.0.0.1:1' '$work/token.out' &&
+    grep -qxF '::add-mask::firstline1' '$work/token.out' && grep -qxF '::add-mask::secondline2' '$work/token.out' &&
+    ! grep -v '^::add-mask::' '$work/token.out' | grep -q 'secondline2'"
 # Inputs that do not fit together.
 rc=0
 run_token INPUT_AUTH_URL="${auth_urls[1]}" INPUT_STORE=redis://127.0.0.1:1 || rc=$?
