@@ -67,6 +67,12 @@ check "actionlint: .github/workflows/*.yml" actionlint -no-color .github/workflo
 check "zizmor: workflows and action.yml" zizmor --offline --no-progress --min-severity low .github/workflows action.yml
 check "shellcheck: install.sh (POSIX sh), action/*.sh, scripts/*.sh" \
   shellcheck install.sh action/*.sh scripts/package.sh scripts/test-dist.sh
+# A prerelease tag (v1.2.0-rc.1, which the release workflow's trigger accepts) must not
+# become GitHub's "latest" release (what install.sh and install.ps1 install by default) nor
+# npm's `latest` tag (what `npm install -g @sfx-cli/sfx` installs).
+check "release.yml: a vX.Y.Z-pre tag is a GitHub prerelease and goes to npm's next tag" \
+  bash -c "grep -qE 'gh release create .*--prerelease|prerelease=\(--prerelease' .github/workflows/release.yml &&
+    grep -qE 'npm publish .*--tag' .github/workflows/release.yml"
 check "action.yml passes inputs to scripts in env: only, never on a command line" \
   bash -c '! grep -nE "^\s+run:.*\\\$\{\{" action.yml'
 
