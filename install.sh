@@ -12,6 +12,9 @@
 #                     (default: https://github.com/$SFX_REPO/releases/…; a mirror, or a
 #                     local server in tests)
 #   SFX_REPO          the GitHub repository (default: sfx-cli/sfx)
+#   SFX_ARCHIVE_DIR   a directory that keeps downloaded archives (the GitHub Action's
+#                     cache): an archive there is used only when its SHA-256 matches
+#                     the freshly downloaded SHA256SUMS, else downloaded and kept there
 #
 # Exit status: 0 installed; 1 anything went wrong (nothing is installed then).
 set -eu
@@ -101,11 +104,23 @@ line=$(grep -E "^[0-9a-f]{64}  \\*?sfx-[0-9A-Za-z.+-]+-$target\\.$ext\$" "$tmp/S
 want=${line%% *}
 name=${line##* }
 name=${name#\*}
-say "downloading $name"
-fetch "$base/$name" "$tmp/$name" || die "could not download $base/$name"
+kept="${SFX_ARCHIVE_DIR:+$SFX_ARCHIVE_DIR/$name}"
+# A kept archive is copied first and the copy checked: what is checked is what is unpacked.
+if [ -n "$kept" ] && [ -f "$kept" ] && cp "$kept" "$tmp/$name" && [ "$(sha256 "$tmp/$name")" = "$want" ]; then
+  say "using $kept (its SHA-256 matches SHA256SUMS)"
+  kept=""
+else
+  [ -z "$kept" ] || [ ! -e "$kept" ] || say "not using $kept: its SHA-256 does not match SHA256SUMS"
+  say "downloading $name"
+  fetch "$base/$name" "$tmp/$name" || die "could not download $base/$name"
+fi
 got=$(sha256 "$tmp/$name")
 if [ "$got" != "$want" ]; then
   die "$name does not match its SHA-256 in SHA256SUMS (expected $want, got $got): not installing it"
+fi
+if [ -n "$kept" ]; then
+  { mkdir -p "$SFX_ARCHIVE_DIR" && cp "$tmp/$name" "$kept.tmp.$$" && mv -f "$kept.tmp.$$" "$kept"; } ||
+    say "could not keep $name in $SFX_ARCHIVE_DIR (going on)"
 fi
 
 mkdir "$tmp/x"

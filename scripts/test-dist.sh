@@ -282,29 +282,55 @@ fi
 # Step 1: where.sh.
 out="$work/where.out"
 : >"$out"
-GITHUB_OUTPUT="$out" SFX_VERSION=v0.1.0 TOOL_CACHE="$work/tools" RUNNER_OS_ARCH=Linux-X64 bash action/where.sh
-check "action where.sh: a pinned version is cached under the tool cache" \
-  bash -c "grep -qx 'dir=$work/tools/sfx/0.1.0/Linux-X64' '$out' && grep -qx 'cacheable=true' '$out' && grep -qx 'cache-key=sfx-0.1.0-Linux-X64' '$out'"
+GITHUB_OUTPUT="$out" SFX_VERSION=v0.1.0 TOOL_CACHE="$work/tools" RUNNER_TEMP="$work/rt" RUNNER_OS_ARCH=Linux-X64 \
+  bash action/where.sh
+check "action where.sh: a pinned version caches its archives under the tool cache, installs under RUNNER_TEMP" \
+  bash -c "grep -qx 'archives=$work/tools/sfx/0.1.0/Linux-X64' '$out' && grep -qx 'dir=$work/rt/sfx-0.1.0/bin' '$out' &&
+    grep -qx 'cacheable=true' '$out' && grep -qx 'cache-key=sfx-0.1.0-Linux-X64' '$out'"
 : >"$out"
 GITHUB_OUTPUT="$out" SFX_VERSION=latest TOOL_CACHE="$work/tools" RUNNER_OS_ARCH=Linux-X64 bash action/where.sh
 check "action where.sh: latest is not cached" grep -qx 'cacheable=false' "$out"
 
-# Step 2: install.sh of the action, from the local release; a second run takes the cache.
+# Step 2: install.sh of the action, with where.sh's directories, as action.yml runs them.
+: >"$out"
+GITHUB_OUTPUT="$out" SFX_VERSION="$version" TOOL_CACHE="$work/tools" RUNNER_TEMP="$work/rt" RUNNER_OS_ARCH=Linux-X64 \
+  bash action/where.sh
+tooldir=$(sed -n 's/^dir=//p' "$out")
+archives=$(sed -n 's/^archives=//p' "$out")
+archive_name=$(basename "$archive")
+[ -n "$archives" ] || {
+  fail "action where.sh names no archives directory (the cached one apart from the installed one)"
+  archives=$tooldir
+}
+# A poisoned cache entry (anyone able to run a job in the repository can save one under the
+# key; on a self-hosted runner an earlier job can leave one): a swapped archive, and an sfx
+# and a git that would be put on PATH. None of them may run.
+mkdir -p "$archives"
+cp "$bad/$archive_name" "$archives/$archive_name"
+printf '#!/bin/sh\necho "sfx %s (poisoned)"\n' "$version" >"$archives/sfx"
+printf '#!/bin/sh\necho poisoned git\n' >"$archives/git"
+chmod 755 "$archives/sfx" "$archives/git"
 gpath="$work/github_path"
 : >"$gpath"
-tooldir="$work/tools/sfx/$version/Linux-X64"
-if GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="$good_url" HOME="$home" \
-  bash action/install.sh >"$work/ainstall.out" 2>&1; then
-  check "action install.sh installs sfx and adds its directory to GITHUB_PATH" \
-    bash -c "[ -x '$tooldir/sfx' ] && grep -qx '$tooldir' '$gpath'"
+run_ainstall() { # run_ainstall VERSION BASE: action/install.sh as action.yml runs it
+  GITHUB_PATH="$gpath" SFX_VERSION="$1" SFX_INSTALL_DIR="$tooldir" SFX_ARCHIVE_DIR="$archives" \
+    SFX_INSTALL_BASE="$2" HOME="$home" bash action/install.sh >"$work/ainstall.out" 2>&1
+}
+if run_ainstall "$version" "$good_url"; then
+  check "action install.sh installs the checked sfx and adds its directory (not the cache's) to GITHUB_PATH" \
+    bash -c "[ \"\$('$tooldir/sfx' --version)\" = \"\$('$work/sfx' --version)\" ] && [ \"\$(cat '$gpath')\" = '$tooldir' ] &&
+      [ ! -e '$tooldir/git' ]"
+  check "action install.sh does not use a cached archive that fails the check, and replaces it" \
+    bash -c "grep -q 'not using .*$archive_name: its SHA-256 does not match' '$work/ainstall.out' &&
+      cmp -s '$archives/$archive_name' '$archive'"
+  gets() { grep -c "GET /$archive_name" "$work/http-good.log"; }
+  before=$(gets)
+  run_ainstall "$version" "$good_url" || true
+  check "action install.sh uses the cached archive once it matches fresh sums: no second download" \
+    bash -c "grep -q 'using $archives/$archive_name (its SHA-256 matches SHA256SUMS)' '$work/ainstall.out' &&
+      [ '$(gets)' = '$before' ] && [ -x '$tooldir/sfx' ]"
   rc=0
-  GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
-    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
-  check "action install.sh uses a cached pinned version without downloading" \
-    bash -c "[ '$rc' = 0 ] && grep -q 'from the cache' '$work/ainstall.out'"
-  rc=0
-  GITHUB_PATH="$gpath" SFX_VERSION=latest SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
-    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
+  run_ainstall latest "http://127.0.0.1:$closed" || rc=$?
   check "action install.sh installs latest afresh (and fails clearly when it cannot)" \
     bash -c "[ '$rc' = 1 ] && grep -q '^::error title=sfx::could not install sfx latest' '$work/ainstall.out'"
 else
