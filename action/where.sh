@@ -16,7 +16,8 @@ version=${version#v}
 case "$version" in
   latest) cacheable=false ;;
   *[!0-9A-Za-z.+-]* | "")
-    echo "::error title=sfx::the version input \`$version\` is not a version such as 0.2.0 (or latest)"
+    # Not echoed: a newline in it would start a workflow command of its own in the log.
+    echo "::error title=sfx::the version input is not a version such as 0.2.0 (or latest)"
     exit 2
     ;;
   *) cacheable=true ;;

@@ -290,6 +290,10 @@ check "action where.sh: a pinned version caches its archives under the tool cach
 : >"$out"
 GITHUB_OUTPUT="$out" SFX_VERSION=latest TOOL_CACHE="$work/tools" RUNNER_OS_ARCH=Linux-X64 bash action/where.sh
 check "action where.sh: latest is not cached" grep -qx 'cacheable=false' "$out"
+rc=0
+GITHUB_OUTPUT="$out" SFX_VERSION=$'1.0\n::warning::forged' bash action/where.sh >"$work/where.log" 2>&1 || rc=$?
+check "action where.sh: a version input with a newline is refused (2) without writing a workflow command" \
+  bash -c "[ '$rc' = 2 ] && grep -q '^::error title=sfx::' '$work/where.log' && ! grep -q '^::warning::forged' '$work/where.log'"
 
 # Step 2: install.sh of the action, with where.sh's directories, as action.yml runs them.
 : >"$out"
