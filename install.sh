@@ -28,7 +28,8 @@ die() {
 repo="${SFX_REPO:-sfx-cli/sfx}"
 version="${SFX_VERSION:-latest}"
 version="${version#v}"
-dir="${SFX_INSTALL_DIR:-${HOME:?HOME is not set; set SFX_INSTALL_DIR}/.local/bin}"
+[ -n "${SFX_INSTALL_DIR:-}" ] || [ -n "${HOME:-}" ] || die "HOME is not set: set SFX_INSTALL_DIR to the directory sfx goes to"
+dir="${SFX_INSTALL_DIR:-$HOME/.local/bin}"
 
 case "$version" in
   latest) default_base="https://github.com/$repo/releases/latest/download" ;;

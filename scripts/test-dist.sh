@@ -197,6 +197,10 @@ else
   check "install.sh refuses a plain http:// SFX_INSTALL_BASE on another host, before downloading" \
     bash -c "grep -q 'must be https://' '$work/install.out' && ! grep -q 'could not download' '$work/install.out'"
 fi
+rc=0
+env -i PATH="/usr/bin:/bin" sh install.sh >"$work/install.out" 2>&1 || rc=$?
+check "install.sh without HOME or SFX_INSTALL_DIR: exit 1 and its own error sentence" \
+  bash -c "[ '$rc' = 1 ] && grep -q '^sfx-install: error: HOME is not set' '$work/install.out'"
 if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_VERSION='1.0;rm' sh install.sh >"$work/install.out" 2>&1; then
   fail "install.sh accepted SFX_VERSION='1.0;rm'"
 else
