@@ -53,7 +53,7 @@ New-Item -ItemType Directory -Path $tmp | Out-Null
 try {
     $sums = Join-Path $tmp 'SHA256SUMS'
     try {
-        Invoke-WebRequest -UseBasicParsing -Uri "$base/SHA256SUMS" -OutFile $sums
+        Invoke-WebRequest -UseBasicParsing -TimeoutSec 300 -Uri "$base/SHA256SUMS" -OutFile $sums
     } catch {
         Fail "could not download $base/SHA256SUMS: $($_.Exception.Message)"
     }
@@ -67,7 +67,7 @@ try {
     Write-Host "sfx-install: downloading $name"
     $zip = Join-Path $tmp $name
     try {
-        Invoke-WebRequest -UseBasicParsing -Uri "$base/$name" -OutFile $zip
+        Invoke-WebRequest -UseBasicParsing -TimeoutSec 300 -Uri "$base/$name" -OutFile $zip
     } catch {
         Fail "could not download $base/${name}: $($_.Exception.Message)"
     }

@@ -76,10 +76,15 @@ esac
 # From an https base, redirects (github.com sends downloads to another host) stay on https.
 proto=""
 case "$base" in https://*) proto=https ;; esac
+# A server that stops answering (or trickles under 1 kB/s for 15 s) is given up on, with
+# the retries inside about 45 s: never a hang.
 if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fsSL --retry 3 ${proto:+--proto =https} -o "$2" "$1"; }
+  fetch() {
+    curl -fsSL --retry 3 --retry-max-time 45 --connect-timeout 15 --speed-limit 1024 --speed-time 15 \
+      ${proto:+--proto =https} -o "$2" "$1"
+  }
 elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -q ${proto:+--https-only} -O "$2" "$1"; }
+  fetch() { wget -q --timeout=15 --tries=3 ${proto:+--https-only} -O "$2" "$1"; }
 else
   die "neither curl nor wget is installed; install one of them"
 fi

@@ -136,6 +136,17 @@ serve "$other" other_url
 # ---- 3. install.sh ---------------------------------------------------------------------
 home="$work/home"
 mkdir -p "$home"
+# A server that accepts connections and never answers: install.sh must give up on its own.
+# Started here, in the background, and collected at the end (it takes about 45 s).
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True); time.sleep(600)' >"$work/silent.port" &
+pids+=($!)
+wait_for "$work/silent.port" '^[0-9]+$' 10 || fail "the silent server did not start"
+env -i PATH="/usr/bin:/bin" HOME="$work/silent-home" SFX_INSTALL_BASE="http://127.0.0.1:$(cat "$work/silent.port")" \
+  sh install.sh >"$work/silent.out" 2>&1 &
+silent_pid=$!
+silent_start=$SECONDS
 run_install() { # run_install BASE: install.sh as a user would run it, output in $work/install.out
   env -i PATH="/usr/bin:/bin" HOME="$home" SFX_INSTALL_BASE="$1" sh install.sh >"$work/install.out" 2>&1
 }
@@ -444,6 +455,20 @@ if command -v redis-server >/dev/null 2>&1; then
   fi
 else
   fail "redis-server is not installed: the action's store mode cannot be tested"
+fi
+
+# install.sh against the silent server (started in section 3): gives up within 90 s.
+deadline=$((silent_start + 90))
+while kill -0 "$silent_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+if kill -0 "$silent_pid" 2>/dev/null; then
+  kill "$silent_pid" 2>/dev/null || true
+  fail "install.sh still waiting on a server that never answers after 90 s"
+else
+  rc=0
+  wait "$silent_pid" || rc=$?
+  check "install.sh gives up on a server that never answers (exit 1, says which download)" \
+    bash -c "[ '$rc' = 1 ] && grep -q 'could not download http://127.0.0.1:.*/SHA256SUMS' '$work/silent.out' &&
+      [ ! -e '$work/silent-home/.local/bin/sfx' ]"
 fi
 
 if [ "$failed" -gt 0 ]; then
