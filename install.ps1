@@ -31,6 +31,11 @@ $base = if ($env:SFX_INSTALL_BASE) {
 } else {
     "https://github.com/$repo/releases/download/v$version"
 }
+# Over plain http anyone on the path swaps the sums and the archive together: https only,
+# except this machine (a local mirror, a test server).
+if ($base -notmatch '^https://' -and $base -notmatch '^http://(127\.0\.0\.1|localhost|\[::1\])([:/]|$)') {
+    Fail "SFX_INSTALL_BASE must be https:// (or http:// on this machine): $base"
+}
 $dir = if ($env:SFX_INSTALL_DIR) {
     $env:SFX_INSTALL_DIR
 } else {
@@ -48,7 +53,7 @@ New-Item -ItemType Directory -Path $tmp | Out-Null
 try {
     $sums = Join-Path $tmp 'SHA256SUMS'
     try {
-        Invoke-WebRequest -UseBasicParsing -Uri "$base/SHA256SUMS" -OutFile $sums
+        Invoke-WebRequest -UseBasicParsing -TimeoutSec 300 -Uri "$base/SHA256SUMS" -OutFile $sums
     } catch {
         Fail "could not download $base/SHA256SUMS: $($_.Exception.Message)"
     }
@@ -62,7 +67,7 @@ try {
     Write-Host "sfx-install: downloading $name"
     $zip = Join-Path $tmp $name
     try {
-        Invoke-WebRequest -UseBasicParsing -Uri "$base/$name" -OutFile $zip
+        Invoke-WebRequest -UseBasicParsing -TimeoutSec 300 -Uri "$base/$name" -OutFile $zip
     } catch {
         Fail "could not download $base/${name}: $($_.Exception.Message)"
     }
@@ -77,6 +82,10 @@ try {
     if (-not (Test-Path $exe)) { Fail "$name holds no sfx.exe" }
 
     New-Item -ItemType Directory -Force -Path $dir | Out-Null
+    # Move-Item onto a directory would move the binary into it and "succeed".
+    if (Test-Path -PathType Container (Join-Path $dir 'sfx.exe')) {
+        Fail "$(Join-Path $dir 'sfx.exe') is a directory: move it away, or set SFX_INSTALL_DIR to another directory"
+    }
     # Copy next to the destination, then rename over it.
     $staged = Join-Path $dir ".sfx.exe.tmp.$PID"
     Copy-Item -Path $exe -Destination $staged -Force

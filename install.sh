@@ -12,6 +12,9 @@
 #                     (default: https://github.com/$SFX_REPO/releases/…; a mirror, or a
 #                     local server in tests)
 #   SFX_REPO          the GitHub repository (default: sfx-cli/sfx)
+#   SFX_ARCHIVE_DIR   a directory that keeps downloaded archives (the GitHub Action's
+#                     cache): an archive there is used only when its SHA-256 matches
+#                     the freshly downloaded SHA256SUMS, else downloaded and kept there
 #
 # Exit status: 0 installed; 1 anything went wrong (nothing is installed then).
 set -eu
@@ -25,7 +28,8 @@ die() {
 repo="${SFX_REPO:-sfx-cli/sfx}"
 version="${SFX_VERSION:-latest}"
 version="${version#v}"
-dir="${SFX_INSTALL_DIR:-${HOME:?HOME is not set; set SFX_INSTALL_DIR}/.local/bin}"
+[ -n "${SFX_INSTALL_DIR:-}" ] || [ -n "${HOME:-}" ] || die "HOME is not set: set SFX_INSTALL_DIR to the directory sfx goes to"
+dir="${SFX_INSTALL_DIR:-$HOME/.local/bin}"
 
 case "$version" in
   latest) default_base="https://github.com/$repo/releases/latest/download" ;;
@@ -34,6 +38,13 @@ case "$version" in
 esac
 base="${SFX_INSTALL_BASE:-$default_base}"
 base="${base%/}"
+# Over plain http anyone on the path swaps the sums and the archive together, so the check
+# proves nothing: https only, except this machine (a local mirror, the tests' server).
+case "$base" in
+  https://*) ;;
+  http://127.0.0.1[:/]* | http://localhost[:/]* | "http://[::1]"[:/]*) ;;
+  *) die "SFX_INSTALL_BASE must be https:// (or http:// on this machine): $base" ;;
+esac
 
 # The release target for this machine.
 os=$(uname -s)
@@ -62,10 +73,18 @@ case "$os" in
   *) die "no prebuilt sfx for $os; build it from source: cargo install --locked --git https://github.com/$repo" ;;
 esac
 
+# From an https base, redirects (github.com sends downloads to another host) stay on https.
+proto=""
+case "$base" in https://*) proto=https ;; esac
+# A server that stops answering (or trickles under 1 kB/s for 15 s) is given up on, with
+# the retries inside about 45 s: never a hang.
 if command -v curl >/dev/null 2>&1; then
-  fetch() { curl -fsSL --retry 3 -o "$2" "$1"; }
+  fetch() {
+    curl -fsSL --retry 3 --retry-max-time 45 --connect-timeout 15 --speed-limit 1024 --speed-time 15 \
+      ${proto:+--proto =https} -o "$2" "$1"
+  }
 elif command -v wget >/dev/null 2>&1; then
-  fetch() { wget -q -O "$2" "$1"; }
+  fetch() { wget -q --timeout=15 --tries=3 ${proto:+--https-only} -O "$2" "$1"; }
 else
   die "neither curl nor wget is installed; install one of them"
 fi
@@ -91,11 +110,23 @@ line=$(grep -E "^[0-9a-f]{64}  \\*?sfx-[0-9A-Za-z.+-]+-$target\\.$ext\$" "$tmp/S
 want=${line%% *}
 name=${line##* }
 name=${name#\*}
-say "downloading $name"
-fetch "$base/$name" "$tmp/$name" || die "could not download $base/$name"
+kept="${SFX_ARCHIVE_DIR:+$SFX_ARCHIVE_DIR/$name}"
+# A kept archive is copied first and the copy checked: what is checked is what is unpacked.
+if [ -n "$kept" ] && [ -f "$kept" ] && cp "$kept" "$tmp/$name" && [ "$(sha256 "$tmp/$name")" = "$want" ]; then
+  say "using $kept (its SHA-256 matches SHA256SUMS)"
+  kept=""
+else
+  [ -z "$kept" ] || [ ! -e "$kept" ] || say "not using $kept: its SHA-256 does not match SHA256SUMS"
+  say "downloading $name"
+  fetch "$base/$name" "$tmp/$name" || die "could not download $base/$name"
+fi
 got=$(sha256 "$tmp/$name")
 if [ "$got" != "$want" ]; then
   die "$name does not match its SHA-256 in SHA256SUMS (expected $want, got $got): not installing it"
+fi
+if [ -n "$kept" ]; then
+  { mkdir -p "$SFX_ARCHIVE_DIR" && cp "$tmp/$name" "$kept.tmp.$$" && mv -f "$kept.tmp.$$" "$kept"; } ||
+    say "could not keep $name in $SFX_ARCHIVE_DIR (going on)"
 fi
 
 mkdir "$tmp/x"
@@ -107,6 +138,8 @@ bin="$tmp/x/${name%."$ext"}/$exe"
 [ -f "$bin" ] || die "$name holds no ${name%."$ext"}/$exe"
 
 mkdir -p "$dir" || die "could not create $dir"
+# mv onto a directory (or a symlink to one) would move the binary into it and "succeed".
+[ ! -d "$dir/$exe" ] || die "$dir/$exe is a directory: move it away, or set SFX_INSTALL_DIR to another directory"
 # Copy next to the destination, then rename: a running sfx is never half-overwritten.
 cp "$bin" "$dir/.$exe.tmp.$$" || die "could not write to $dir"
 chmod 755 "$dir/.$exe.tmp.$$"

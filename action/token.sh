@@ -20,6 +20,19 @@
 set -euo pipefail
 
 error() { echo "::error title=sfx::$*"; }
+# mask VALUE: ::add-mask:: each line of VALUE, escaped as the runner decodes command data
+# (%25 -> %, %0D, %0A): the runner masks log lines one by one, and an unescaped `%25` in a
+# secret (a percent-encoded password in a store URL) would register the wrong string.
+mask() {
+  local line
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}
+    if [ -n "$line" ]; then
+      line=${line//%/%25}
+      echo "::add-mask::${line//$'\r'/%0D}"
+    fi
+  done <<<"$1"
+}
 : "${GITHUB_ENV:?GITHUB_ENV is not set: this script is a step of action.yml}"
 : "${GITHUB_OUTPUT:?GITHUB_OUTPUT is not set: this script is a step of action.yml}"
 
@@ -32,10 +45,9 @@ min_valid=${INPUT_MIN_VALID:-10m}
 
 # Secrets are masked again here, in case a caller passed one that is not a
 # repository secret (an output of an earlier step, a variable).
-for s in "$auth_url" "$store_key"; do
-  if [ -n "$s" ]; then echo "::add-mask::$s"; fi
+for s in "$auth_url" "$store_key" "$store"; do
+  if [ -n "$s" ]; then mask "$s"; fi
 done
-if [ -n "$store" ]; then echo "::add-mask::$store"; fi
 
 if [ -n "$auth_url" ] && [ -n "$store" ]; then
   error "give either auth-url (environment mode) or store (shared store mode), not both"
@@ -49,12 +61,23 @@ if [ -n "$auth_url" ] && [ -n "$org" ]; then
   error "org names an org in a shared store; with auth-url the org is the one the URL describes: leave org empty"
   exit 2
 fi
+# Checked before sfx runs (in environment mode sfx reads min-valid only after the token is
+# out) and never echoed when odd: a newline then `::stop-commands::` in the log would turn
+# off every later ::add-mask::.
 case "$min_valid" in
-  -* | "")
-    error "min-valid \`$min_valid\` is not a duration such as 10m"
+  *[!0-9A-Za-z.\ ]* | [!0-9]* | "")
+    error "min-valid is not a duration such as 90s, 10m or 1h30m"
     exit 2
     ;;
 esac
+for pair in "org=$org" "store-namespace=$namespace"; do
+  case "${pair#*=}" in
+    *[[:cntrl:]]*)
+      error "the ${pair%%=*} input holds a line break or another control character"
+      exit 2
+      ;;
+  esac
+done
 
 # Nothing of the caller's environment decides which org sfx uses: only the inputs.
 unset SFX_AUTH_URL SFX_REFRESH_TOKEN SFX_ACCESS_TOKEN SFX_CLIENT_ID SFX_CLIENT_SECRET \
@@ -98,11 +121,11 @@ while IFS= read -r line || [ -n "$line" ]; do
   value=${line#*=}
   case "$name" in
     SFX_ACCESS_TOKEN | SF_ACCESS_TOKEN | SF_TARGET_ORG)
-      echo "::add-mask::$value"
+      mask "$value"
       access_token=$value
       ;;
     SFX_AUTH_URL)
-      echo "::add-mask::$value"
+      mask "$value"
       new_auth_url=$value
       ;;
     SFX_INSTANCE_URL | SF_INSTANCE_URL | SF_ORG_INSTANCE_URL) ;;

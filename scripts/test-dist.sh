@@ -67,6 +67,12 @@ check "actionlint: .github/workflows/*.yml" actionlint -no-color .github/workflo
 check "zizmor: workflows and action.yml" zizmor --offline --no-progress --min-severity low .github/workflows action.yml
 check "shellcheck: install.sh (POSIX sh), action/*.sh, scripts/*.sh" \
   shellcheck install.sh action/*.sh scripts/package.sh scripts/test-dist.sh
+# A prerelease tag (v1.2.0-rc.1, which the release workflow's trigger accepts) must not
+# become GitHub's "latest" release (what install.sh and install.ps1 install by default) nor
+# npm's `latest` tag (what `npm install -g @sfx-cli/sfx` installs).
+check "release.yml: a vX.Y.Z-pre tag is a GitHub prerelease and goes to npm's next tag" \
+  bash -c "grep -qE 'gh release create .*--prerelease|prerelease=\(--prerelease' .github/workflows/release.yml &&
+    grep -qE 'npm publish .*--tag' .github/workflows/release.yml"
 check "action.yml passes inputs to scripts in env: only, never on a command line" \
   bash -c '! grep -nE "^\s+run:.*\\\$\{\{" action.yml'
 
@@ -130,6 +136,17 @@ serve "$other" other_url
 # ---- 3. install.sh ---------------------------------------------------------------------
 home="$work/home"
 mkdir -p "$home"
+# A server that accepts connections and never answers: install.sh must give up on its own.
+# Started here, in the background, and collected at the end (it takes about 45 s).
+python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+print(s.getsockname()[1], flush=True); time.sleep(600)' >"$work/silent.port" &
+pids+=($!)
+wait_for "$work/silent.port" '^[0-9]+$' 10 || fail "the silent server did not start"
+env -i PATH="/usr/bin:/bin" HOME="$work/silent-home" SFX_INSTALL_BASE="http://127.0.0.1:$(cat "$work/silent.port")" \
+  sh install.sh >"$work/silent.out" 2>&1 &
+silent_pid=$!
+silent_start=$SECONDS
 run_install() { # run_install BASE: install.sh as a user would run it, output in $work/install.out
   env -i PATH="/usr/bin:/bin" HOME="$home" SFX_INSTALL_BASE="$1" sh install.sh >"$work/install.out" 2>&1
 }
@@ -163,6 +180,38 @@ else
   check "install.sh fails clearly when the server cannot be reached" \
     bash -c "grep -q 'could not download http://127.0.0.1:$closed/SHA256SUMS' '$work/install.out' && [ ! -e '$home/.local/bin/sfx' ]"
 fi
+# A directory where the binary goes: refused, not "installed" into it.
+mkdir -p "$home/.local/bin/sfx"
+if run_install "$good_url"; then
+  fail "install.sh reported success with a directory at ~/.local/bin/sfx: $(cat "$work/install.out")"
+else
+  check "install.sh refuses a directory where the binary goes and says so" \
+    bash -c "grep -q 'is a directory' '$work/install.out' && [ -z \"\$(ls -A '$home/.local/bin/sfx')\" ]"
+fi
+rm -rf "$home/.local"
+# A symlink where the binary goes is replaced, never written through.
+mkdir -p "$home/.local/bin"
+echo keep >"$work/elsewhere"
+ln -s "$work/elsewhere" "$home/.local/bin/sfx"
+if run_install "$good_url"; then
+  check "install.sh replaces a symlink at the destination instead of writing through it" \
+    bash -c "[ \"\$(cat '$work/elsewhere')\" = keep ] && [ ! -L '$home/.local/bin/sfx' ] && [ -x '$home/.local/bin/sfx' ]"
+else
+  fail "install.sh over a symlink: $(cat "$work/install.out")"
+fi
+rm -rf "$home/.local"
+# Plain http is refused unless it is this machine (the tests' server): over http anyone on
+# the path swaps the sums and the archive together.
+if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_INSTALL_BASE=http://mirror.invalid/sfx sh install.sh >"$work/install.out" 2>&1; then
+  fail "install.sh accepted a plain http:// SFX_INSTALL_BASE on another host"
+else
+  check "install.sh refuses a plain http:// SFX_INSTALL_BASE on another host, before downloading" \
+    bash -c "grep -q 'must be https://' '$work/install.out' && ! grep -q 'could not download' '$work/install.out'"
+fi
+rc=0
+env -i PATH="/usr/bin:/bin" sh install.sh >"$work/install.out" 2>&1 || rc=$?
+check "install.sh without HOME or SFX_INSTALL_DIR: exit 1 and its own error sentence" \
+  bash -c "[ '$rc' = 1 ] && grep -q '^sfx-install: error: HOME is not set' '$work/install.out'"
 if env -i PATH="/usr/bin:/bin" HOME="$home" SFX_VERSION='1.0;rm' sh install.sh >"$work/install.out" 2>&1; then
   fail "install.sh accepted SFX_VERSION='1.0;rm'"
 else
@@ -202,6 +251,18 @@ else
   else
     fail "npm install -g of the main package alone: $(cat "$work/npm.out")"
   fi
+  # A platform package planted higher up the directory tree (here the parent of the prefix;
+  # on a machine /node_modules, /tmp/node_modules or NODE_PATH) is never run in its place.
+  planted="$work/node_modules/@sfx-cli/sfx-linux-x64"
+  mkdir -p "$planted/bin"
+  printf '{"name":"@sfx-cli/sfx-linux-x64","version":"%s"}\n' "$version" >"$planted/package.json"
+  printf '#!/bin/sh\necho planted\n' >"$planted/bin/sfx"
+  chmod 755 "$planted/bin/sfx"
+  rc=0
+  "$work/prefix-bare/bin/sfx" --version >"$work/npm-planted.out" 2>"$work/npm-planted.err" || rc=$?
+  check "npm: a platform package planted in a parent directory's node_modules is not run" \
+    bash -c "[ '$rc' = 1 ] && ! grep -q planted '$work/npm-planted.out' && grep -q '@sfx-cli/sfx-linux-x64' '$work/npm-planted.err'"
+  rm -rf "$work/node_modules"
 fi
 
 # ---- 5. the GitHub Action --------------------------------------------------------------
@@ -236,29 +297,59 @@ fi
 # Step 1: where.sh.
 out="$work/where.out"
 : >"$out"
-GITHUB_OUTPUT="$out" SFX_VERSION=v0.1.0 TOOL_CACHE="$work/tools" RUNNER_OS_ARCH=Linux-X64 bash action/where.sh
-check "action where.sh: a pinned version is cached under the tool cache" \
-  bash -c "grep -qx 'dir=$work/tools/sfx/0.1.0/Linux-X64' '$out' && grep -qx 'cacheable=true' '$out' && grep -qx 'cache-key=sfx-0.1.0-Linux-X64' '$out'"
+GITHUB_OUTPUT="$out" SFX_VERSION=v0.1.0 TOOL_CACHE="$work/tools" RUNNER_TEMP="$work/rt" RUNNER_OS_ARCH=Linux-X64 \
+  bash action/where.sh
+check "action where.sh: a pinned version caches its archives under the tool cache, installs under RUNNER_TEMP" \
+  bash -c "grep -qx 'archives=$work/tools/sfx/0.1.0/Linux-X64' '$out' && grep -qx 'dir=$work/rt/sfx-0.1.0/bin' '$out' &&
+    grep -qx 'cacheable=true' '$out' && grep -qx 'cache-key=sfx-0.1.0-Linux-X64' '$out'"
 : >"$out"
 GITHUB_OUTPUT="$out" SFX_VERSION=latest TOOL_CACHE="$work/tools" RUNNER_OS_ARCH=Linux-X64 bash action/where.sh
 check "action where.sh: latest is not cached" grep -qx 'cacheable=false' "$out"
+rc=0
+GITHUB_OUTPUT="$out" SFX_VERSION=$'1.0\n::warning::forged' bash action/where.sh >"$work/where.log" 2>&1 || rc=$?
+check "action where.sh: a version input with a newline is refused (2) without writing a workflow command" \
+  bash -c "[ '$rc' = 2 ] && grep -q '^::error title=sfx::' '$work/where.log' && ! grep -q '^::warning::forged' '$work/where.log'"
 
-# Step 2: install.sh of the action, from the local release; a second run takes the cache.
+# Step 2: install.sh of the action, with where.sh's directories, as action.yml runs them.
+: >"$out"
+GITHUB_OUTPUT="$out" SFX_VERSION="$version" TOOL_CACHE="$work/tools" RUNNER_TEMP="$work/rt" RUNNER_OS_ARCH=Linux-X64 \
+  bash action/where.sh
+tooldir=$(sed -n 's/^dir=//p' "$out")
+archives=$(sed -n 's/^archives=//p' "$out")
+archive_name=$(basename "$archive")
+[ -n "$archives" ] || {
+  fail "action where.sh names no archives directory (the cached one apart from the installed one)"
+  archives=$tooldir
+}
+# A poisoned cache entry (anyone able to run a job in the repository can save one under the
+# key; on a self-hosted runner an earlier job can leave one): a swapped archive, and an sfx
+# and a git that would be put on PATH. None of them may run.
+mkdir -p "$archives"
+cp "$bad/$archive_name" "$archives/$archive_name"
+printf '#!/bin/sh\necho "sfx %s (poisoned)"\n' "$version" >"$archives/sfx"
+printf '#!/bin/sh\necho poisoned git\n' >"$archives/git"
+chmod 755 "$archives/sfx" "$archives/git"
 gpath="$work/github_path"
 : >"$gpath"
-tooldir="$work/tools/sfx/$version/Linux-X64"
-if GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="$good_url" HOME="$home" \
-  bash action/install.sh >"$work/ainstall.out" 2>&1; then
-  check "action install.sh installs sfx and adds its directory to GITHUB_PATH" \
-    bash -c "[ -x '$tooldir/sfx' ] && grep -qx '$tooldir' '$gpath'"
+run_ainstall() { # run_ainstall VERSION BASE: action/install.sh as action.yml runs it
+  GITHUB_PATH="$gpath" SFX_VERSION="$1" SFX_INSTALL_DIR="$tooldir" SFX_ARCHIVE_DIR="$archives" \
+    SFX_INSTALL_BASE="$2" HOME="$home" bash action/install.sh >"$work/ainstall.out" 2>&1
+}
+if run_ainstall "$version" "$good_url"; then
+  check "action install.sh installs the checked sfx and adds its directory (not the cache's) to GITHUB_PATH" \
+    bash -c "[ \"\$('$tooldir/sfx' --version)\" = \"\$('$work/sfx' --version)\" ] && [ \"\$(cat '$gpath')\" = '$tooldir' ] &&
+      [ ! -e '$tooldir/git' ]"
+  check "action install.sh does not use a cached archive that fails the check, and replaces it" \
+    bash -c "grep -q 'not using .*$archive_name: its SHA-256 does not match' '$work/ainstall.out' &&
+      cmp -s '$archives/$archive_name' '$archive'"
+  gets() { grep -c "GET /$archive_name" "$work/http-good.log"; }
+  before=$(gets)
+  run_ainstall "$version" "$good_url" || true
+  check "action install.sh uses the cached archive once it matches fresh sums: no second download" \
+    bash -c "grep -q 'using $archives/$archive_name (its SHA-256 matches SHA256SUMS)' '$work/ainstall.out' &&
+      [ '$(gets)' = '$before' ] && [ -x '$tooldir/sfx' ]"
   rc=0
-  GITHUB_PATH="$gpath" SFX_VERSION="$version" SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
-    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
-  check "action install.sh uses a cached pinned version without downloading" \
-    bash -c "[ '$rc' = 0 ] && grep -q 'from the cache' '$work/ainstall.out'"
-  rc=0
-  GITHUB_PATH="$gpath" SFX_VERSION=latest SFX_INSTALL_DIR="$tooldir" SFX_INSTALL_BASE="http://127.0.0.1:$closed" \
-    bash action/install.sh >"$work/ainstall.out" 2>&1 || rc=$?
+  run_ainstall latest "http://127.0.0.1:$closed" || rc=$?
   check "action install.sh installs latest afresh (and fails clearly when it cannot)" \
     bash -c "[ '$rc' = 1 ] && grep -q '^::error title=sfx::could not install sfx latest' '$work/ainstall.out'"
 else
@@ -305,6 +396,29 @@ rc=0
 run_token INPUT_AUTH_URL="${auth_urls[0]}" || rc=$?
 check "action: a spent auth-url fails with sfx's exit 4 and says it is dead" \
   bash -c "[ '$rc' = 4 ] && grep -q '^::error title=sfx::sfx could not refresh with the auth-url secret (exit 4): it is dead' '$work/token.out' && [ ! -s '$work/genv' ]"
+# Inputs that would write workflow commands into the log (a newline then `::stop-commands::`
+# turns off every later ::add-mask::, so the token would print in clear): refused first.
+# In environment mode min-valid is first used after the token is out, so it is checked first.
+for input in INPUT_MIN_VALID=$'10m\n::stop-commands::pwned' INPUT_ORG=$'ci\n::stop-commands::pwned' \
+  INPUT_STORE_NAMESPACE=$'ns\n::stop-commands::pwned'; do
+  rc=0
+  if [ "${input%%=*}" = INPUT_MIN_VALID ]; then
+    run_token INPUT_AUTH_URL="${auth_urls[1]}" "$input" || rc=$?
+  else
+    run_token INPUT_STORE=redis://127.0.0.1:1 INPUT_STORE_KEY=k "$input" || rc=$?
+  fi
+  check "action: ${input%%=*} with a newline is refused (2), no workflow command written" \
+    bash -c "[ '$rc' = 2 ] && grep -q '^::error title=sfx::' '$work/token.out' &&
+      ! grep -q '^::stop-commands::' '$work/token.out' '$work/token.err' && [ ! -s '$work/genv' ]"
+done
+# Secrets are masked as the runner reads ::add-mask:: (it decodes %25, %0D, %0A, and masks
+# log lines one at a time): a store URL with a percent-encoded password, a key of two lines.
+rc=0
+run_token INPUT_STORE='redis://:pa%25ss@127.0.0.1:1' INPUT_STORE_KEY=$'firstline1\nsecondline2' INPUT_AUTH_URL=x || rc=$?
+check "action: ::add-mask:: escapes % and masks each line of a secret (none printed bare)" \
+  bash -c "[ '$rc' = 2 ] && grep -qxF '::add-mask::redis://:pa%2525ss@127.0.0.1:1' '$work/token.out' &&
+    grep -qxF '::add-mask::firstline1' '$work/token.out' && grep -qxF '::add-mask::secondline2' '$work/token.out' &&
+    ! grep -v '^::add-mask::' '$work/token.out' | grep -q 'secondline2'"
 # Inputs that do not fit together.
 rc=0
 run_token INPUT_AUTH_URL="${auth_urls[1]}" INPUT_STORE=redis://127.0.0.1:1 || rc=$?
@@ -341,6 +455,20 @@ if command -v redis-server >/dev/null 2>&1; then
   fi
 else
   fail "redis-server is not installed: the action's store mode cannot be tested"
+fi
+
+# install.sh against the silent server (started in section 3): gives up within 90 s.
+deadline=$((silent_start + 90))
+while kill -0 "$silent_pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+if kill -0 "$silent_pid" 2>/dev/null; then
+  kill "$silent_pid" 2>/dev/null || true
+  fail "install.sh still waiting on a server that never answers after 90 s"
+else
+  rc=0
+  wait "$silent_pid" || rc=$?
+  check "install.sh gives up on a server that never answers (exit 1, says which download)" \
+    bash -c "[ '$rc' = 1 ] && grep -q 'could not download http://127.0.0.1:.*/SHA256SUMS' '$work/silent.out' &&
+      [ ! -e '$work/silent-home/.local/bin/sfx' ]"
 fi
 
 if [ "$failed" -gt 0 ]; then

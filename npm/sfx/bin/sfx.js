@@ -6,6 +6,8 @@
 "use strict";
 
 const { spawn } = require("node:child_process");
+const fs = require("node:fs");
+const path = require("node:path");
 
 // process.platform + process.arch -> the package that carries that binary.
 // Windows on Arm runs the x64 build under emulation.
@@ -32,7 +34,22 @@ function binaryPath() {
     );
   }
   const exe = process.platform === "win32" ? "sfx.exe" : "sfx";
+  // Only where the package managers put our own dependency: nested in this package's
+  // node_modules, or beside this package in the same node_modules (npm, pnpm, yarn). Not
+  // require.resolve's walk up every parent directory and NODE_PATH: when the platform
+  // package is missing, that would run whatever another user planted in /node_modules,
+  // /tmp/node_modules or ~/node_modules. (__dirname is the real path: node resolves the
+  // bin symlink.)
+  const here = path.join(__dirname, "..");
+  const candidates = [
+    path.join(here, "node_modules", pkg, "bin", exe),
+    path.join(here, "..", "..", pkg, "bin", exe),
+  ];
+  const found = candidates.find((c) => fs.existsSync(c));
+  if (found) return found;
+  // Yarn Plug'n'Play has no node_modules; its resolver only serves declared dependencies.
   try {
+    if (!process.versions.pnp) throw new Error("not Plug'n'Play");
     return require.resolve(`${pkg}/bin/${exe}`);
   } catch {
     return fail(
