@@ -589,3 +589,43 @@ fn a_refresh_the_refresher_cannot_make_is_exit_4_on_the_reader_at_once_not_after
     assert!(!err.contains(&rt), "{err}");
     w.event("error", Duration::from_secs(10));
 }
+
+#[test]
+fn requests_cannot_make_a_refresher_retry_a_failing_refresh_more_than_once_a_second() {
+    // A reader may write requests; when the refresh fails (the login revoked in
+    // Salesforce) each request must not cost another token request at once:
+    // requests cause at most one refresh attempt per org a second, failed or not.
+    let f = Fleet::new();
+    f.login("prod");
+    let rt = {
+        let s = library_store(&f, Duration::from_secs(60));
+        let (rec, _) = s.read_org("prod").unwrap().unwrap();
+        s.secret(&rec, sfx::store::SecretKind::RefreshToken)
+            .unwrap()
+            .unwrap()
+            .expose()
+            .to_string()
+    };
+    let token = f.token(0);
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    f.t.fake.revoke_token(&rt);
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    // Five requests, each sent once the previous one is answered ("failed").
+    for _ in 0..5 {
+        let before = last_notice(&f, "prod");
+        ask(&f, "prod", now() + 60, &fp(&token), &fp(&token));
+        assert_eq!(
+            next_notice(&f, "prod", &before, Duration::from_secs(10)),
+            "failed"
+        );
+    }
+    let took = t0.elapsed();
+    let attempts = f.t.fake.count_grant("refresh_token");
+    assert!(attempts >= 1, "the refresher tried");
+    assert!(
+        attempts as u64 <= 1 + took.as_secs(),
+        "{attempts} refresh attempts in {took:?}"
+    );
+}

@@ -36,7 +36,7 @@ const REQUESTED_REFRESH_GAP: Duration = Duration::from_secs(1);
 struct Queue {
     pending: HashMap<String, Vec<Request>>,
     busy: HashSet<String>,
-    /// When requests last caused a refresh of each org.
+    /// When requests last caused a refresh of each org, or an attempt that failed.
     refreshed: HashMap<String, Instant>,
 }
 
@@ -223,7 +223,9 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             // nothing in flight.
             let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.busy.remove(&alias);
-            if answer == Answer::Refreshed {
+            // A failed attempt counts too: a reader's requests must not make
+            // the refresher retry a failing refresh at Salesforce at once.
+            if answer != Answer::Fresh {
                 q.refreshed.insert(alias.clone(), Instant::now());
             }
             state.ready.notify_all();
