@@ -629,3 +629,35 @@ fn requests_cannot_make_a_refresher_retry_a_failing_refresh_more_than_once_a_sec
         "{attempts} refresh attempts in {took:?}"
     );
 }
+
+#[test]
+fn a_request_id_far_ahead_of_the_clock_does_not_lock_readers_out() {
+    // XADD takes any id from a writer, the documented reader user included (it
+    // may XADD to `sfx:req:{*}`); once the top id is the largest there is, every
+    // other reader's `XADD *` fails. A watching refresher clears such a stream,
+    // and a reader whose request could not be left yet tries again meanwhile.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    // (What such an id does to a stream, shown on one nobody reads.)
+    let top = "18446744073709551615-18446744073709551615";
+    f.r.cli(&["XADD", "sfx:req:{scratch}", top, "until", "1"]);
+    let refused = f.r.cli(&["XADD", "sfx:req:{scratch}", "*", "until", "1"]);
+    assert!(
+        refused.contains("exhausted the last possible ID"),
+        "{refused}"
+    );
+    f.r.cli(&["XADD", "sfx:req:{prod}", top, "until", "1"]);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let out = reader(&f, 2)
+        .args(["token", "--wait", "10s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(f.t.fake.is_active(text(&out.stdout).trim()));
+    assert_eq!(f.t.fake.count(TOKEN), 1);
+    let req = f.r.cli(&["XRANGE", "sfx:req:{prod}", "-", "+"]);
+    assert!(!req.contains(top), "{req}");
+}

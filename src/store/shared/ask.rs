@@ -67,11 +67,7 @@ pub struct Request {
 impl Request {
     /// When it was made: the server's milliseconds in its id.
     pub fn made_ms(&self) -> u64 {
-        self.id
-            .split('-')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0)
+        id_ms(&self.id)
     }
 
     /// Whether the stored token (its known expiry `exp`, unix s, and its
@@ -199,21 +195,38 @@ impl SharedStore {
         {
             return Ok(());
         }
-        self.run(|c| {
-            redis::cmd("XADD")
-                .arg(&req)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(REQ_MAXLEN)
-                .arg("*")
-                .arg("until")
-                .arg(need.valid_until)
-                .arg("seen")
-                .arg(seen.as_deref().unwrap_or(""))
-                .arg("dead")
-                .arg(dead.unwrap_or(""))
-                .query::<String>(c)
-        })?;
+        // A writer may have put the last possible id at the stream's top,
+        // which makes every XADD * fail; a watching refresher clears such a
+        // stream within a second or so, so try again until the wait ends.
+        loop {
+            let added = self.run(|c| {
+                let r = redis::cmd("XADD")
+                    .arg(&req)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(REQ_MAXLEN)
+                    .arg("*")
+                    .arg("until")
+                    .arg(need.valid_until)
+                    .arg("seen")
+                    .arg(seen.as_deref().unwrap_or(""))
+                    .arg("dead")
+                    .arg(dead.unwrap_or(""))
+                    .query::<String>(c);
+                match r {
+                    Err(e) if stream_top_ahead(&e.to_string()) => Ok(false),
+                    r => r.map(|_| true),
+                }
+            })?;
+            if added {
+                break;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_refresher_answered(alias, wait));
+            }
+            std::thread::sleep(left.min(READD_EVERY));
+        }
         loop {
             let left = end.saturating_duration_since(Instant::now());
             if left < Duration::from_millis(1) {
@@ -301,6 +314,7 @@ impl SharedStore {
         })?;
         let prefix = self.k(&["req", ""]);
         let mut out = Vec::new();
+        let mut poisoned = Vec::new();
         for stream in streams(&v) {
             let Some(name) = stream_name(&stream) else {
                 continue;
@@ -317,6 +331,15 @@ impl SharedStore {
             }
             for (id, f) in entries(&stream) {
                 from.insert(alias.to_string(), id.clone());
+                if id_ms(&id) > now_ms().saturating_add(FUTURE_SLACK_MS)
+                    && !poisoned.iter().any(|a| a == alias)
+                {
+                    // An id far ahead of the clock (a writer may give XADD any
+                    // id) leads to the last possible id, after which every
+                    // request fails: the stream is cleared below (the requests
+                    // read are still served).
+                    poisoned.push(alias.to_string());
+                }
                 let fp = |name: &str| {
                     f.get(name)
                         .filter(|s| !s.is_empty() && s.len() <= 64)
@@ -333,6 +356,11 @@ impl SharedStore {
                     dead: fp("dead"),
                 });
             }
+        }
+        for alias in poisoned {
+            let key = self.req_key(&alias);
+            self.run(|c| redis::cmd("DEL").arg(&key).query::<()>(c))?;
+            from.insert(alias, self.requests_since_backlog()?);
         }
         Ok(out)
     }
@@ -375,6 +403,33 @@ impl SharedStore {
         Ok(())
     }
 }
+
+/// Whether XADD * failed because the stream's top id is ahead of the clock.
+fn stream_top_ahead(e: &str) -> bool {
+    e.contains("equal or smaller") || e.contains("exhausted the last possible ID")
+}
+
+/// The milliseconds part of a stream id.
+fn id_ms(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// How far ahead of this machine's clock a request's id may be (clock skew)
+/// before the refresher treats its stream as broken and clears it.
+const FUTURE_SLACK_MS: u64 = 10 * 60 * 1000;
+/// How often a reader tries again to leave its request while the request
+/// stream is at the last possible id (until a refresher clears it).
+const READD_EVERY: Duration = Duration::from_millis(200);
 
 /// Exit 5: nobody with the refresher key answered within `wait`.
 pub fn no_refresher_answered(alias: &str, wait: Duration) -> Error {
