@@ -661,3 +661,32 @@ fn a_request_id_far_ahead_of_the_clock_does_not_lock_readers_out() {
     let req = f.r.cli(&["XRANGE", "sfx:req:{prod}", "-", "+"]);
     assert!(!req.contains(top), "{req}");
 }
+
+#[test]
+fn a_notice_stream_at_the_last_possible_id_does_not_keep_readers_waiting() {
+    // A Redis writer puts the last possible id into the org's notice stream: no
+    // notice can follow it, so a reader blocked on notices would sit out its
+    // whole --wait though the refresher answered. The refresher clears the
+    // stream; the reader looks at the token itself meanwhile.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    let top = "18446744073709551615-18446744073709551615";
+    f.r.cli(&["XADD", "sfx:tok:{prod}", top, "result", "fresh"]);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    let out = reader(&f, 2)
+        .args(["token", "--wait", "20s"])
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(f.t.fake.is_active(text(&out.stdout).trim()));
+    assert_eq!(f.t.fake.count(TOKEN), 1);
+    // The stream works again: the next reader waits on notices.
+    let tok = f.r.cli(&["XRANGE", "sfx:tok:{prod}", "-", "+"]);
+    assert!(!tok.contains(top), "{tok}");
+}

@@ -174,19 +174,7 @@ impl SharedStore {
         };
         let (tok, req) = (self.tok_key(alias), self.req_key(alias));
         // Where the notices stand before asking: every answer comes after it.
-        let mut last: String = self.run(|c| {
-            let v: Value = redis::cmd("XREVRANGE")
-                .arg(&tok)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query(c)?;
-            Ok(entries(&v)
-                .first()
-                .map(|(id, _)| id.clone())
-                .unwrap_or_else(|| "0-0".into()))
-        })?;
+        let mut last: String = self.top_notice(&tok)?.unwrap_or_else(|| "0-0".into());
         let (_, exp, seen) = self.token_state(alias)?.ok_or_else(gone)?;
         let dead = need.dead_token_fp.as_deref();
         // Already there (another refresher was quicker than this reader's look).
@@ -235,6 +223,25 @@ impl SharedStore {
             // Its own deadline: the wait, plus a little for the reply to travel.
             let block = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             let margin = self.timeout().min(Duration::from_millis(500));
+            if id_ms(&last) > now_ms().saturating_add(FUTURE_SLACK_MS) {
+                // A notice id far ahead of the clock (a writer may give XADD
+                // any id; at the last possible one no notice can follow it):
+                // look at the token every READD_EVERY instead of waiting on
+                // notices that may never come, until a refresher clears it.
+                std::thread::sleep(left.min(READD_EVERY));
+                if let Some((_, exp, fp)) = self.token_state(alias)?
+                    && satisfied(need.valid_until, seen.as_deref(), dead, exp, fp.as_deref())
+                {
+                    return Ok(());
+                }
+                // Cleared (a refresher's notice found no room): back to waiting
+                // on notices, all of the new stream's.
+                let top = self.top_notice(&tok)?;
+                if top.is_none_or(|t| id_ms(&t) <= now_ms().saturating_add(FUTURE_SLACK_MS)) {
+                    last = "0-0".into();
+                }
+                continue;
+            }
             let v: Value = self.run_within(left + margin, |c| {
                 redis::cmd("XREAD")
                     .arg("COUNT")
@@ -282,6 +289,20 @@ impl SharedStore {
                 });
             }
         }
+    }
+
+    /// The id of the newest notice in stream `tok`, if any.
+    fn top_notice(&self, tok: &str) -> Result<Option<String>, Error> {
+        self.run(|c| {
+            let v: Value = redis::cmd("XREVRANGE")
+                .arg(tok)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(c)?;
+            Ok(entries(&v).first().map(|(id, _)| id.clone()))
+        })
     }
 
     /// A refresher's read of requests: every org in `from` (alias → the last id
@@ -380,13 +401,21 @@ impl SharedStore {
     /// Tell the org's waiting readers how their requests were answered.
     pub fn notify(&self, alias: &str, answer: &Answer) -> Result<(), Error> {
         let tok = self.tok_key(alias);
+        let added = self.add_notice(&tok, answer)?;
+        if !added {
+            // The stream is at the last possible id (a writer gave XADD it):
+            // clear it, so notices flow again.
+            self.run(|c| redis::cmd("DEL").arg(&tok).query::<()>(c))?;
+            self.add_notice(&tok, answer)?;
+        }
+        Ok(())
+    }
+
+    /// `Ok(false)`: the stream's top id leaves no room for another entry.
+    fn add_notice(&self, tok: &str, answer: &Answer) -> Result<bool, Error> {
         self.run(|c| {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(&tok)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(TOK_MAXLEN)
-                .arg("*");
+            cmd.arg(tok).arg("MAXLEN").arg("~").arg(TOK_MAXLEN).arg("*");
             match answer {
                 Answer::Refreshed => cmd.arg("result").arg("refreshed"),
                 Answer::Fresh => cmd.arg("result").arg("fresh"),
@@ -398,9 +427,11 @@ impl SharedStore {
                     .arg("message")
                     .arg(crate::text::sanitize(message, 400)),
             };
-            cmd.query::<String>(c)
-        })?;
-        Ok(())
+            match cmd.query::<String>(c) {
+                Err(e) if stream_top_ahead(&e.to_string()) => Ok(false),
+                r => r.map(|_| true),
+            }
+        })
     }
 }
 
