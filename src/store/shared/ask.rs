@@ -223,9 +223,9 @@ impl SharedStore {
             // Its own deadline: the wait, plus a little for the reply to travel.
             let block = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             let margin = self.timeout().min(Duration::from_millis(500));
-            if id_ms(&last) > now_ms().saturating_add(FUTURE_SLACK_MS) {
-                // A notice id far ahead of the clock (a writer may give XADD
-                // any id; at the last possible one no notice can follow it):
+            if near_id_end(&last) {
+                // A notice id at the end of ids (a writer may give XADD any
+                // id; past the last possible one no notice can follow it):
                 // look at the token every READD_EVERY instead of waiting on
                 // notices that may never come, until a refresher clears it.
                 std::thread::sleep(left.min(READD_EVERY));
@@ -237,7 +237,7 @@ impl SharedStore {
                 // Cleared (a refresher's notice found no room): back to waiting
                 // on notices, all of the new stream's.
                 let top = self.top_notice(&tok)?;
-                if top.is_none_or(|t| id_ms(&t) <= now_ms().saturating_add(FUTURE_SLACK_MS)) {
+                if top.is_none_or(|t| !near_id_end(&t)) {
                     last = "0-0".into();
                 }
                 continue;
@@ -352,13 +352,10 @@ impl SharedStore {
             }
             for (id, f) in entries(&stream) {
                 from.insert(alias.to_string(), id.clone());
-                if id_ms(&id) > now_ms().saturating_add(FUTURE_SLACK_MS)
-                    && !poisoned.iter().any(|a| a == alias)
-                {
-                    // An id far ahead of the clock (a writer may give XADD any
-                    // id) leads to the last possible id, after which every
-                    // request fails: the stream is cleared below (the requests
-                    // read are still served).
+                if near_id_end(&id) && !poisoned.iter().any(|a| a == alias) {
+                    // Near the last possible id every request soon fails: the
+                    // stream is cleared below (the requests read are still
+                    // served).
                     poisoned.push(alias.to_string());
                 }
                 let fp = |name: &str| {
@@ -402,8 +399,8 @@ impl SharedStore {
     pub fn notify(&self, alias: &str, answer: &Answer) -> Result<(), Error> {
         let tok = self.tok_key(alias);
         let added = self.add_notice(&tok, answer)?;
-        if !added {
-            // The stream is at the last possible id (a writer gave XADD it):
+        if added.as_deref().is_none_or(near_id_end) {
+            // The stream is at the end of ids (a writer gave XADD such an id):
             // clear it, so notices flow again.
             self.run(|c| redis::cmd("DEL").arg(&tok).query::<()>(c))?;
             self.add_notice(&tok, answer)?;
@@ -411,8 +408,8 @@ impl SharedStore {
         Ok(())
     }
 
-    /// `Ok(false)`: the stream's top id leaves no room for another entry.
-    fn add_notice(&self, tok: &str, answer: &Answer) -> Result<bool, Error> {
+    /// The new notice's id; `Ok(None)`: the stream's top id leaves no room.
+    fn add_notice(&self, tok: &str, answer: &Answer) -> Result<Option<String>, Error> {
         self.run(|c| {
             let mut cmd = redis::cmd("XADD");
             cmd.arg(tok).arg("MAXLEN").arg("~").arg(TOK_MAXLEN).arg("*");
@@ -428,14 +425,14 @@ impl SharedStore {
                     .arg(crate::text::sanitize(message, 400)),
             };
             match cmd.query::<String>(c) {
-                Err(e) if stream_top_ahead(&e.to_string()) => Ok(false),
-                r => r.map(|_| true),
+                Err(e) if stream_top_ahead(&e.to_string()) => Ok(None),
+                r => r.map(Some),
             }
         })
     }
 }
 
-/// Whether XADD * failed because the stream's top id is ahead of the clock.
+/// Whether XADD * failed because the stream has no id left after its top.
 fn stream_top_ahead(e: &str) -> bool {
     e.contains("equal or smaller") || e.contains("exhausted the last possible ID")
 }
@@ -448,16 +445,13 @@ fn id_ms(id: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from(now.as_millis()).unwrap_or(u64::MAX)
+/// Whether a stream id is in the last millisecond there is: a writer may give
+/// XADD any id, and from there a stream soon has no room for another entry
+/// (at `u64::MAX-u64::MAX` it has none). Ids merely ahead of the clock do no
+/// harm (`XADD *` continues from the top), so they are left alone.
+fn near_id_end(id: &str) -> bool {
+    id_ms(id) == u64::MAX
 }
-
-/// How far ahead of this machine's clock a request's id may be (clock skew)
-/// before the refresher treats its stream as broken and clears it.
-const FUTURE_SLACK_MS: u64 = 10 * 60 * 1000;
 /// How often a reader tries again to leave its request while the request
 /// stream is at the last possible id (until a refresher clears it).
 const READD_EVERY: Duration = Duration::from_millis(200);
