@@ -690,3 +690,46 @@ fn a_notice_stream_at_the_last_possible_id_does_not_keep_readers_waiting() {
     let tok = f.r.cli(&["XRANGE", "sfx:tok:{prod}", "-", "+"]);
     assert!(!tok.contains(top), "{tok}");
 }
+
+#[test]
+fn two_watching_refreshers_together_refresh_an_org_at_most_once_a_second_for_requests() {
+    // Each refresher kept its own once-a-second gap, so a reader writing one
+    // request naming the current token as dead after each answer got a refresh
+    // from whichever refresher was not in its gap: twice a second with two.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut a = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    let mut b = crate::watch::spawn_cmd(f.std(2), &["--all"], &[]);
+    a.event("checked", Duration::from_secs(60));
+    b.event("checked", Duration::from_secs(60));
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    for _ in 0..6 {
+        let token = f.token(0);
+        let before = last_notice(&f, "prod");
+        ask(&f, "prod", now() + 60, &fp(&token), &fp(&token));
+        // Both refreshers answer; wait (blocking) until one says "refreshed".
+        loop {
+            let out =
+                f.r.cli(&["XRANGE", "sfx:tok:{prod}", &format!("({before}"), "+"]);
+            assert!(!out.lines().any(|l| l == "failed"), "{out}");
+            if out.lines().any(|l| l == "refreshed") {
+                break;
+            }
+            let seen = out
+                .lines()
+                .rev()
+                .find(|l| l.contains('-') && l.split('-').all(|p| p.parse::<u64>().is_ok()))
+                .unwrap_or(&before)
+                .to_string();
+            next_notice(&f, "prod", &seen, Duration::from_secs(10));
+        }
+    }
+    let took = t0.elapsed();
+    let refreshes = f.t.fake.count_grant("refresh_token");
+    assert!(refreshes >= 6, "{refreshes}");
+    assert!(
+        refreshes as u64 <= 1 + took.as_secs(),
+        "{refreshes} refreshes in {took:?}"
+    );
+}

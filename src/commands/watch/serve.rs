@@ -262,6 +262,18 @@ fn answer(
     if let Some(wait) = last.and_then(|t| REQUESTED_REFRESH_GAP.checked_sub(t.elapsed())) {
         std::thread::sleep(wait);
     }
+    // Another host's watch may have refreshed just now: the stored token's
+    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
+    // keeps the gap across refreshers too, capped at the gap for clock skew.
+    if let Some(i) = record.issued_at {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
+        if let Some(wait) = after.checked_sub(now) {
+            std::thread::sleep(wait.min(REQUESTED_REFRESH_GAP));
+        }
+    }
     let org = Org { record, env: None };
     let Some((org, lock)) = ctx.locked(&org)? else {
         return Err(gone());
