@@ -589,3 +589,147 @@ fn a_refresh_the_refresher_cannot_make_is_exit_4_on_the_reader_at_once_not_after
     assert!(!err.contains(&rt), "{err}");
     w.event("error", Duration::from_secs(10));
 }
+
+#[test]
+fn requests_cannot_make_a_refresher_retry_a_failing_refresh_more_than_once_a_second() {
+    // A reader may write requests; when the refresh fails (the login revoked in
+    // Salesforce) each request must not cost another token request at once:
+    // requests cause at most one refresh attempt per org a second, failed or not.
+    let f = Fleet::new();
+    f.login("prod");
+    let rt = {
+        let s = library_store(&f, Duration::from_secs(60));
+        let (rec, _) = s.read_org("prod").unwrap().unwrap();
+        s.secret(&rec, sfx::store::SecretKind::RefreshToken)
+            .unwrap()
+            .unwrap()
+            .expose()
+            .to_string()
+    };
+    let token = f.token(0);
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    f.t.fake.revoke_token(&rt);
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    // Five requests, each sent once the previous one is answered ("failed").
+    for _ in 0..5 {
+        let before = last_notice(&f, "prod");
+        ask(&f, "prod", now() + 60, &fp(&token), &fp(&token));
+        assert_eq!(
+            next_notice(&f, "prod", &before, Duration::from_secs(10)),
+            "failed"
+        );
+    }
+    let took = t0.elapsed();
+    let attempts = f.t.fake.count_grant("refresh_token");
+    assert!(attempts >= 1, "the refresher tried");
+    assert!(
+        attempts as u64 <= 1 + took.as_secs(),
+        "{attempts} refresh attempts in {took:?}"
+    );
+}
+
+#[test]
+fn a_request_id_far_ahead_of_the_clock_does_not_lock_readers_out() {
+    // XADD takes any id from a writer, the documented reader user included (it
+    // may XADD to `sfx:req:{*}`); once the top id is the largest there is, every
+    // other reader's `XADD *` fails. A watching refresher clears such a stream,
+    // and a reader whose request could not be left yet tries again meanwhile.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    // (What such an id does to a stream, shown on one nobody reads.)
+    let top = "18446744073709551615-18446744073709551615";
+    f.r.cli(&["XADD", "sfx:req:{scratch}", top, "until", "1"]);
+    let refused = f.r.cli(&["XADD", "sfx:req:{scratch}", "*", "until", "1"]);
+    assert!(
+        refused.contains("exhausted the last possible ID"),
+        "{refused}"
+    );
+    f.r.cli(&["XADD", "sfx:req:{prod}", top, "until", "1"]);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let out = reader(&f, 2)
+        .args(["token", "--wait", "10s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(f.t.fake.is_active(text(&out.stdout).trim()));
+    assert_eq!(f.t.fake.count(TOKEN), 1);
+    let req = f.r.cli(&["XRANGE", "sfx:req:{prod}", "-", "+"]);
+    assert!(!req.contains(top), "{req}");
+}
+
+#[test]
+fn a_notice_stream_at_the_last_possible_id_does_not_keep_readers_waiting() {
+    // A Redis writer puts the last possible id into the org's notice stream: no
+    // notice can follow it, so a reader blocked on notices would sit out its
+    // whole --wait though the refresher answered. The refresher clears the
+    // stream; the reader looks at the token itself meanwhile.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut w = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    w.event("checked", Duration::from_secs(60));
+    let top = "18446744073709551615-18446744073709551615";
+    f.r.cli(&["XADD", "sfx:tok:{prod}", top, "result", "fresh"]);
+    expire(&f, "prod");
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    let out = reader(&f, 2)
+        .args(["token", "--wait", "20s"])
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(f.t.fake.is_active(text(&out.stdout).trim()));
+    assert_eq!(f.t.fake.count(TOKEN), 1);
+    // The stream works again: the next reader waits on notices.
+    let tok = f.r.cli(&["XRANGE", "sfx:tok:{prod}", "-", "+"]);
+    assert!(!tok.contains(top), "{tok}");
+}
+
+#[test]
+fn two_watching_refreshers_together_refresh_an_org_at_most_once_a_second_for_requests() {
+    // Each refresher kept its own once-a-second gap, so a reader writing one
+    // request naming the current token as dead after each answer got a refresh
+    // from whichever refresher was not in its gap: twice a second with two.
+    let f = Fleet::new();
+    f.login("prod");
+    let mut a = crate::watch::spawn_cmd(f.std(1), &["--all"], &[]);
+    let mut b = crate::watch::spawn_cmd(f.std(2), &["--all"], &[]);
+    a.event("checked", Duration::from_secs(60));
+    b.event("checked", Duration::from_secs(60));
+    f.t.fake.clear_requests();
+    let t0 = Instant::now();
+    for _ in 0..6 {
+        let token = f.token(0);
+        let before = last_notice(&f, "prod");
+        ask(&f, "prod", now() + 60, &fp(&token), &fp(&token));
+        // Both refreshers answer; wait (blocking) until one says "refreshed".
+        loop {
+            let out =
+                f.r.cli(&["XRANGE", "sfx:tok:{prod}", &format!("({before}"), "+"]);
+            assert!(!out.lines().any(|l| l == "failed"), "{out}");
+            if out.lines().any(|l| l == "refreshed") {
+                break;
+            }
+            let seen = out
+                .lines()
+                .rev()
+                .find(|l| l.contains('-') && l.split('-').all(|p| p.parse::<u64>().is_ok()))
+                .unwrap_or(&before)
+                .to_string();
+            next_notice(&f, "prod", &seen, Duration::from_secs(10));
+        }
+    }
+    let took = t0.elapsed();
+    let refreshes = f.t.fake.count_grant("refresh_token");
+    assert!(refreshes >= 6, "{refreshes}");
+    assert!(
+        refreshes as u64 <= 1 + took.as_secs(),
+        "{refreshes} refreshes in {took:?}"
+    );
+}

@@ -36,7 +36,7 @@ const REQUESTED_REFRESH_GAP: Duration = Duration::from_secs(1);
 struct Queue {
     pending: HashMap<String, Vec<Request>>,
     busy: HashSet<String>,
-    /// When requests last caused a refresh of each org.
+    /// When requests last caused a refresh of each org, or an attempt that failed.
     refreshed: HashMap<String, Instant>,
 }
 
@@ -223,7 +223,9 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             // nothing in flight.
             let mut q = state.queue.lock().unwrap_or_else(|p| p.into_inner());
             q.busy.remove(&alias);
-            if answer == Answer::Refreshed {
+            // A failed attempt counts too: a reader's requests must not make
+            // the refresher retry a failing refresh at Salesforce at once.
+            if answer != Answer::Fresh {
                 q.refreshed.insert(alias.clone(), Instant::now());
             }
             state.ready.notify_all();
@@ -259,6 +261,18 @@ fn answer(
     }
     if let Some(wait) = last.and_then(|t| REQUESTED_REFRESH_GAP.checked_sub(t.elapsed())) {
         std::thread::sleep(wait);
+    }
+    // Another host's watch may have refreshed just now: the stored token's
+    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
+    // keeps the gap across refreshers too, capped at the gap for clock skew.
+    if let Some(i) = record.issued_at {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
+        if let Some(wait) = after.checked_sub(now) {
+            std::thread::sleep(wait.min(REQUESTED_REFRESH_GAP));
+        }
     }
     let org = Org { record, env: None };
     let Some((org, lock)) = ctx.locked(&org)? else {

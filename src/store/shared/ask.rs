@@ -67,11 +67,7 @@ pub struct Request {
 impl Request {
     /// When it was made: the server's milliseconds in its id.
     pub fn made_ms(&self) -> u64 {
-        self.id
-            .split('-')
-            .next()
-            .and_then(|m| m.parse().ok())
-            .unwrap_or(0)
+        id_ms(&self.id)
     }
 
     /// Whether the stored token (its known expiry `exp`, unix s, and its
@@ -178,19 +174,7 @@ impl SharedStore {
         };
         let (tok, req) = (self.tok_key(alias), self.req_key(alias));
         // Where the notices stand before asking: every answer comes after it.
-        let mut last: String = self.run(|c| {
-            let v: Value = redis::cmd("XREVRANGE")
-                .arg(&tok)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query(c)?;
-            Ok(entries(&v)
-                .first()
-                .map(|(id, _)| id.clone())
-                .unwrap_or_else(|| "0-0".into()))
-        })?;
+        let mut last: String = self.top_notice(&tok)?.unwrap_or_else(|| "0-0".into());
         let (_, exp, seen) = self.token_state(alias)?.ok_or_else(gone)?;
         let dead = need.dead_token_fp.as_deref();
         // Already there (another refresher was quicker than this reader's look).
@@ -199,21 +183,38 @@ impl SharedStore {
         {
             return Ok(());
         }
-        self.run(|c| {
-            redis::cmd("XADD")
-                .arg(&req)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(REQ_MAXLEN)
-                .arg("*")
-                .arg("until")
-                .arg(need.valid_until)
-                .arg("seen")
-                .arg(seen.as_deref().unwrap_or(""))
-                .arg("dead")
-                .arg(dead.unwrap_or(""))
-                .query::<String>(c)
-        })?;
+        // A writer may have put the last possible id at the stream's top,
+        // which makes every XADD * fail; a watching refresher clears such a
+        // stream within a second or so, so try again until the wait ends.
+        loop {
+            let added = self.run(|c| {
+                let r = redis::cmd("XADD")
+                    .arg(&req)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(REQ_MAXLEN)
+                    .arg("*")
+                    .arg("until")
+                    .arg(need.valid_until)
+                    .arg("seen")
+                    .arg(seen.as_deref().unwrap_or(""))
+                    .arg("dead")
+                    .arg(dead.unwrap_or(""))
+                    .query::<String>(c);
+                match r {
+                    Err(e) if stream_top_ahead(&e.to_string()) => Ok(false),
+                    r => r.map(|_| true),
+                }
+            })?;
+            if added {
+                break;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_refresher_answered(alias, wait));
+            }
+            std::thread::sleep(left.min(READD_EVERY));
+        }
         loop {
             let left = end.saturating_duration_since(Instant::now());
             if left < Duration::from_millis(1) {
@@ -222,6 +223,25 @@ impl SharedStore {
             // Its own deadline: the wait, plus a little for the reply to travel.
             let block = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             let margin = self.timeout().min(Duration::from_millis(500));
+            if near_id_end(&last) {
+                // A notice id at the end of ids (a writer may give XADD any
+                // id; past the last possible one no notice can follow it):
+                // look at the token every READD_EVERY instead of waiting on
+                // notices that may never come, until a refresher clears it.
+                std::thread::sleep(left.min(READD_EVERY));
+                if let Some((_, exp, fp)) = self.token_state(alias)?
+                    && satisfied(need.valid_until, seen.as_deref(), dead, exp, fp.as_deref())
+                {
+                    return Ok(());
+                }
+                // Cleared (a refresher's notice found no room): back to waiting
+                // on notices, all of the new stream's.
+                let top = self.top_notice(&tok)?;
+                if top.is_none_or(|t| !near_id_end(&t)) {
+                    last = "0-0".into();
+                }
+                continue;
+            }
             let v: Value = self.run_within(left + margin, |c| {
                 redis::cmd("XREAD")
                     .arg("COUNT")
@@ -271,6 +291,20 @@ impl SharedStore {
         }
     }
 
+    /// The id of the newest notice in stream `tok`, if any.
+    fn top_notice(&self, tok: &str) -> Result<Option<String>, Error> {
+        self.run(|c| {
+            let v: Value = redis::cmd("XREVRANGE")
+                .arg(tok)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query(c)?;
+            Ok(entries(&v).first().map(|(id, _)| id.clone()))
+        })
+    }
+
     /// A refresher's read of requests: every org in `from` (alias → the last id
     /// seen, updated here), blocking up to `block` when none is waiting.
     pub fn read_requests(
@@ -301,6 +335,7 @@ impl SharedStore {
         })?;
         let prefix = self.k(&["req", ""]);
         let mut out = Vec::new();
+        let mut poisoned = Vec::new();
         for stream in streams(&v) {
             let Some(name) = stream_name(&stream) else {
                 continue;
@@ -317,6 +352,12 @@ impl SharedStore {
             }
             for (id, f) in entries(&stream) {
                 from.insert(alias.to_string(), id.clone());
+                if near_id_end(&id) && !poisoned.iter().any(|a| a == alias) {
+                    // Near the last possible id every request soon fails: the
+                    // stream is cleared below (the requests read are still
+                    // served).
+                    poisoned.push(alias.to_string());
+                }
                 let fp = |name: &str| {
                     f.get(name)
                         .filter(|s| !s.is_empty() && s.len() <= 64)
@@ -333,6 +374,11 @@ impl SharedStore {
                     dead: fp("dead"),
                 });
             }
+        }
+        for alias in poisoned {
+            let key = self.req_key(&alias);
+            self.run(|c| redis::cmd("DEL").arg(&key).query::<()>(c))?;
+            from.insert(alias, self.requests_since_backlog()?);
         }
         Ok(out)
     }
@@ -352,13 +398,21 @@ impl SharedStore {
     /// Tell the org's waiting readers how their requests were answered.
     pub fn notify(&self, alias: &str, answer: &Answer) -> Result<(), Error> {
         let tok = self.tok_key(alias);
+        let added = self.add_notice(&tok, answer)?;
+        if added.as_deref().is_none_or(near_id_end) {
+            // The stream is at the end of ids (a writer gave XADD such an id):
+            // clear it, so notices flow again.
+            self.run(|c| redis::cmd("DEL").arg(&tok).query::<()>(c))?;
+            self.add_notice(&tok, answer)?;
+        }
+        Ok(())
+    }
+
+    /// The new notice's id; `Ok(None)`: the stream's top id leaves no room.
+    fn add_notice(&self, tok: &str, answer: &Answer) -> Result<Option<String>, Error> {
         self.run(|c| {
             let mut cmd = redis::cmd("XADD");
-            cmd.arg(&tok)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(TOK_MAXLEN)
-                .arg("*");
+            cmd.arg(tok).arg("MAXLEN").arg("~").arg(TOK_MAXLEN).arg("*");
             match answer {
                 Answer::Refreshed => cmd.arg("result").arg("refreshed"),
                 Answer::Fresh => cmd.arg("result").arg("fresh"),
@@ -370,11 +424,37 @@ impl SharedStore {
                     .arg("message")
                     .arg(crate::text::sanitize(message, 400)),
             };
-            cmd.query::<String>(c)
-        })?;
-        Ok(())
+            match cmd.query::<String>(c) {
+                Err(e) if stream_top_ahead(&e.to_string()) => Ok(None),
+                r => r.map(Some),
+            }
+        })
     }
 }
+
+/// Whether XADD * failed because the stream has no id left after its top.
+fn stream_top_ahead(e: &str) -> bool {
+    e.contains("equal or smaller") || e.contains("exhausted the last possible ID")
+}
+
+/// The milliseconds part of a stream id.
+fn id_ms(id: &str) -> u64 {
+    id.split('-')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Whether a stream id is in the last millisecond there is: a writer may give
+/// XADD any id, and from there a stream soon has no room for another entry
+/// (at `u64::MAX-u64::MAX` it has none). Ids merely ahead of the clock do no
+/// harm (`XADD *` continues from the top), so they are left alone.
+fn near_id_end(id: &str) -> bool {
+    id_ms(id) == u64::MAX
+}
+/// How often a reader tries again to leave its request while the request
+/// stream is at the last possible id (until a refresher clears it).
+const READD_EVERY: Duration = Duration::from_millis(200);
 
 /// Exit 5: nobody with the refresher key answered within `wait`.
 pub fn no_refresher_answered(alias: &str, wait: Duration) -> Error {
