@@ -3,7 +3,6 @@
 //! share one slot, so leases and compare-and-set hold as on one server.
 
 use std::collections::HashSet;
-use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use crate::common::redis_cluster::RedisCluster;
@@ -201,13 +200,6 @@ fn every_command_works_on_a_three_node_cluster_whichever_node_the_store_names() 
     assert_eq!(f.c.cli(&["SMEMBERS", "sfx:orgs"]).trim(), b);
 }
 
-fn wait_all(children: Vec<Child>) -> Vec<Output> {
-    children
-        .into_iter()
-        .map(|c| c.wait_with_output().unwrap())
-        .collect()
-}
-
 #[test]
 fn thirty_racers_on_three_hosts_naming_three_nodes_make_one_token_request() {
     let f = Fleet::new();
@@ -218,35 +210,7 @@ fn thirty_racers_on_three_hosts_naming_three_nodes_make_one_token_request() {
     f.t.fake.clear_requests();
     // The refresh is slowed so the other 29 are all waiting on the lease.
     f.t.fake.inject(TOKEN, Fault::delay(500));
-    let mut children = Vec::new();
-    for host in 0..3 {
-        for _ in 0..10 {
-            children.push(
-                f.std(host)
-                    .arg("token")
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            );
-        }
-    }
-    let outs = wait_all(children);
-    let failures: Vec<String> = outs
-        .iter()
-        .filter(|o| !o.status.success())
-        .map(|o| text(&o.stderr))
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "{} failures: {failures:#?}",
-        failures.len()
-    );
-    let tokens: HashSet<String> = outs
-        .iter()
-        .map(|o| text(&o.stdout).trim().to_string())
-        .collect();
-    assert_eq!(tokens.len(), 1, "30 identical tokens: {tokens:?}");
+    let token = crate::shared::thirty_tokens(|h| f.std(h));
     assert_eq!(
         f.t.fake.count_grant("refresh_token"),
         1,
@@ -255,7 +219,7 @@ fn thirty_racers_on_three_hosts_naming_three_nodes_make_one_token_request() {
     no_replays(&f.t);
     // The rotated refresh token still works (a replay would have revoked it).
     f.expire("prod");
-    assert_ne!(f.token(2, "prod"), tokens.into_iter().next().unwrap());
+    assert_ne!(f.token(2, "prod"), token);
     assert_eq!(f.t.fake.count_grant("refresh_token"), 2);
     no_replays(&f.t);
 }

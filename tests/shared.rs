@@ -290,20 +290,15 @@ fn on_valkey_thirty_token_calls_on_three_hosts_make_one_refresh_and_agree() {
     thirty_racers(Fleet::with(RedisServer::start_valkey()));
 }
 
-fn thirty_racers(f: Fleet) {
-    f.t.fake
-        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
-    f.login("prod");
-    f.expire("prod");
-    f.t.fake.clear_requests();
-    // The refresh is slowed so the other 29 are all waiting on the lease.
-    f.t.fake.inject(TOKEN, Fault::delay(500));
+/// 3 hosts × 10 `sfx token` at once (`host(i)` builds host i's command): every one
+/// succeeds and all print the same token, which is returned.
+pub(crate) fn thirty_tokens(host: impl Fn(usize) -> std::process::Command) -> String {
     let mut children = Vec::new();
-    for host in 0..3 {
+    for h in 0..3 {
         for _ in 0..10 {
+            let mut c = host(h);
             children.push(
-                f.std(host)
-                    .arg("token")
+                c.arg("token")
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
                     .spawn()
@@ -327,6 +322,18 @@ fn thirty_racers(f: Fleet) {
         .map(|o| text(&o.stdout).trim().to_string())
         .collect();
     assert_eq!(tokens.len(), 1, "30 identical tokens: {tokens:?}");
+    tokens.into_iter().next().unwrap()
+}
+
+fn thirty_racers(f: Fleet) {
+    f.t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    f.login("prod");
+    f.expire("prod");
+    f.t.fake.clear_requests();
+    // The refresh is slowed so the other 29 are all waiting on the lease.
+    f.t.fake.inject(TOKEN, Fault::delay(500));
+    let token = thirty_tokens(|h| f.std(h));
     assert_eq!(
         f.t.fake.count_grant("refresh_token"),
         1,
@@ -334,7 +341,6 @@ fn thirty_racers(f: Fleet) {
     );
     assert_eq!(f.t.token_requests(), 1);
     no_replays(&f.t);
-    let token = tokens.into_iter().next().unwrap();
     assert!(f.t.fake.is_active(&token));
     // The login survived: the rotated refresh token works (a replay would have revoked it).
     f.expire("prod");
