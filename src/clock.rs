@@ -1,19 +1,56 @@
-//! Time as an input: every "now" in sfx comes from a [`Clock`] held by the
-//! context, so the token lifecycle's rules can be tested at any instant.
+//! Time as an input: every "now", every deadline and every wait in sfx goes
+//! through a [`Clock`], so the token lifecycle's rules, locks, leases, back-off
+//! and `sfx watch`'s schedule can be tested at any instant and without waiting.
 //!
-//! The binary uses [`SystemClock`]. **Test-only:** `SFX_TEST_NOW` (RFC 3339 or
-//! Unix seconds) makes the clock stand still at that instant, so golden files
-//! can pin times exactly. It is for the integration tests only (a clock that
-//! never moves would stall `sfx watch`); users have no reason to set it.
+//! A clock has three readings and one way to wait:
+//! - [`Clock::now`]: wall time (token expiry, `issued_at`, what users see);
+//! - [`Clock::instant`]: a monotonic [`Instant`] for deadlines and elapsed time
+//!   inside one process (locks, retries, server deadlines);
+//! - [`Clock::boot`]: a [`BootInstant`] that keeps counting while the machine is
+//!   suspended, for deadlines other hosts rely on (the attempt window);
+//! - [`Clock::sleep`]: wait. [`recv_timeout`] and [`wait_timeout`] wait on a
+//!   channel or a condition variable through the clock.
+//!
+//! The binary uses [`SystemClock`]. Tests use [`FakeClock`], whose sleeps
+//! return at once after moving all three readings forward together, so an
+//! hour of schedule runs in milliseconds. **Test-only:** `SFX_TEST_NOW`
+//! (RFC 3339 or Unix seconds) makes the wall clock stand still at that instant
+//! (monotonic time and sleeps stay real), so golden files can pin times exactly.
+//! It is for the integration tests only; users have no reason to set it.
 
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-/// Where "now" comes from.
+/// Where "now" comes from, and how to wait.
 pub trait Clock: Send + Sync {
+    /// Wall time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Monotonic time, for deadlines inside this process.
+    fn instant(&self) -> Instant {
+        Instant::now()
+    }
+
+    /// Monotonic time that counts suspended time, for deadlines other hosts
+    /// rely on.
+    fn boot(&self) -> BootInstant {
+        BootInstant::now()
+    }
+
+    /// Wait `d`.
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d)
+    }
+
+    /// Whether waits are real (threads block in the kernel). A fake clock's
+    /// waits return at once; [`recv_timeout`] and [`wait_timeout`] use this to
+    /// poll instead of blocking.
+    fn waits_are_real(&self) -> bool {
+        true
+    }
 }
 
 /// The real clock.
@@ -26,7 +63,8 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that stands still until moved: for unit tests.
+/// A wall clock that stands still until moved (`SFX_TEST_NOW`, golden tests);
+/// monotonic time and sleeps are real.
 #[derive(Debug)]
 pub struct FixedClock(Mutex<DateTime<Utc>>);
 
@@ -45,6 +83,125 @@ impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A clock for tests where time passes only when something sleeps (or the
+/// test calls [`FakeClock::advance`]): a sleep moves wall, monotonic and boot
+/// time forward together by exactly its length and returns at once. Shared by
+/// threads; each sleep advances the one clock, so two threads sleeping 1 s each
+/// move it 2 s (tests of concurrent waiters should reason in "at least").
+#[derive(Debug)]
+pub struct FakeClock {
+    start_wall: DateTime<Utc>,
+    start_instant: Instant,
+    start_boot: BootInstant,
+    elapsed: Mutex<Duration>,
+    /// Every sleep asked for, in order (tests assert the pacing).
+    slept: Mutex<Vec<Duration>>,
+}
+
+impl FakeClock {
+    /// A fake clock whose wall time starts at `t`.
+    pub fn at(t: DateTime<Utc>) -> FakeClock {
+        FakeClock {
+            start_wall: t,
+            start_instant: Instant::now(),
+            start_boot: BootInstant::now(),
+            elapsed: Mutex::new(Duration::ZERO),
+            slept: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Move time forward by `d` without recording a sleep.
+    pub fn advance(&self, d: Duration) {
+        let mut e = self.elapsed.lock().unwrap_or_else(|e| e.into_inner());
+        *e = e.saturating_add(d);
+    }
+
+    /// How much fake time has passed since the clock was made.
+    pub fn elapsed(&self) -> Duration {
+        *self.elapsed.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every sleep so far, in order.
+    pub fn slept(&self) -> Vec<Duration> {
+        self.slept.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> DateTime<Utc> {
+        let e = chrono::Duration::from_std(self.elapsed()).unwrap_or(chrono::Duration::MAX);
+        self.start_wall
+            .checked_add_signed(e)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+    fn instant(&self) -> Instant {
+        self.start_instant + self.elapsed()
+    }
+    fn boot(&self) -> BootInstant {
+        self.start_boot + self.elapsed()
+    }
+    fn sleep(&self, d: Duration) {
+        self.slept.lock().unwrap_or_else(|e| e.into_inner()).push(d);
+        self.advance(d);
+        // Let other threads run: a fake sleep must not turn a wait loop into a
+        // busy loop that starves the thread it is waiting for.
+        std::thread::yield_now();
+    }
+    fn waits_are_real(&self) -> bool {
+        false
+    }
+}
+
+/// `rx.recv_timeout(d)` through `clock`: on a real clock it blocks; on a fake
+/// one it takes what is there, else sleeps `d` on the clock and looks again.
+pub fn recv_timeout<T>(
+    clock: &dyn Clock,
+    rx: &Receiver<T>,
+    d: Duration,
+) -> Result<T, RecvTimeoutError> {
+    if clock.waits_are_real() {
+        return rx.recv_timeout(d);
+    }
+    use std::sync::mpsc::TryRecvError;
+    match rx.try_recv() {
+        Ok(v) => return Ok(v),
+        Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+        Err(TryRecvError::Empty) => {}
+    }
+    clock.sleep(d);
+    match rx.try_recv() {
+        Ok(v) => Ok(v),
+        Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+        Err(TryRecvError::Empty) => Err(RecvTimeoutError::Timeout),
+    }
+}
+
+/// `cv.wait_timeout(guard, d)` through `clock`: on a real clock it blocks; on
+/// a fake one it releases the lock for a real millisecond and, if nobody
+/// notified, sleeps `d` on the clock. Returns the guard and whether it timed
+/// out; callers re-check their condition as with any condition variable.
+pub fn wait_timeout<'a, T>(
+    clock: &dyn Clock,
+    cv: &Condvar,
+    guard: MutexGuard<'a, T>,
+    d: Duration,
+) -> (MutexGuard<'a, T>, bool) {
+    if clock.waits_are_real() {
+        let (g, r) = cv.wait_timeout(guard, d).unwrap_or_else(|e| e.into_inner());
+        return (g, r.timed_out());
+    }
+    // Release the lock for a moment (so the thread that would notify can run),
+    // then, if nobody did, let the fake time pass.
+    let (g, r) = cv
+        .wait_timeout(guard, Duration::from_millis(1))
+        .unwrap_or_else(|e| e.into_inner());
+    if !r.timed_out() {
+        return (g, false);
+    }
+    clock.sleep(d);
+    (g, true)
 }
 
 /// The clock of this run: `SFX_TEST_NOW` if set (test-only), else the system
@@ -183,6 +340,63 @@ mod tests {
         );
         let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
         assert!(BootInstant::now().0 >= mono);
+    }
+
+    #[test]
+    fn a_fake_clock_sleeps_at_once_and_moves_every_reading_together() {
+        let t0 = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let c = FakeClock::at(t0);
+        let (i0, b0) = (c.instant(), c.boot());
+        let real = std::time::Instant::now();
+        c.sleep(Duration::from_secs(3600));
+        assert!(real.elapsed() < Duration::from_secs(5));
+        assert_eq!(c.now().timestamp(), 1_700_003_600);
+        assert_eq!(c.instant() - i0, Duration::from_secs(3600));
+        assert_eq!(
+            c.boot().saturating_duration_since(b0),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(c.slept(), vec![Duration::from_secs(3600)]);
+        c.advance(Duration::from_secs(1));
+        assert_eq!(c.elapsed(), Duration::from_secs(3601));
+        assert_eq!(c.slept().len(), 1);
+    }
+
+    #[test]
+    fn waits_through_a_fake_clock_take_what_is_there_else_advance() {
+        let c = FakeClock::at(DateTime::from_timestamp(0, 0).unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(7).unwrap();
+        assert_eq!(recv_timeout(&c, &rx, Duration::from_secs(60)), Ok(7));
+        assert_eq!(c.elapsed(), Duration::ZERO);
+        assert_eq!(
+            recv_timeout(&c, &rx, Duration::from_secs(60)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert_eq!(c.elapsed(), Duration::from_secs(60));
+        drop(tx);
+        assert_eq!(
+            recv_timeout(&c, &rx, Duration::from_secs(60)),
+            Err(RecvTimeoutError::Disconnected)
+        );
+        let m = Mutex::new(1);
+        let cv = Condvar::new();
+        let (g, timed_out) = wait_timeout(&c, &cv, m.lock().unwrap(), Duration::from_secs(5));
+        assert!(timed_out);
+        assert_eq!(*g, 1);
+        assert_eq!(c.elapsed(), Duration::from_secs(65));
+    }
+
+    #[test]
+    fn real_waits_block_for_their_time() {
+        let c = SystemClock;
+        let (_tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = c.instant();
+        assert_eq!(
+            recv_timeout(&c, &rx, Duration::from_millis(20)),
+            Err(RecvTimeoutError::Timeout)
+        );
+        assert!(c.instant() - t >= Duration::from_millis(20));
     }
 
     #[test]
