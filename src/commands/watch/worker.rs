@@ -200,11 +200,24 @@ pub(super) fn refresh(
     ))
 }
 
+/// One request to Salesforce: a check or a refresh of the task's org.
+pub(super) fn work(
+    ctx: &Context,
+    task: Task,
+    p: &Pace,
+) -> Result<(Outcome, Option<Handoff>), Error> {
+    match task.job {
+        Job::Check => check(ctx, task, p),
+        Job::Refresh(reason) => refresh(ctx, task, reason, p),
+    }
+}
+
 pub(super) fn worker(
     ctx: Arc<Context>,
     jobs: Arc<Mutex<Receiver<Task>>>,
     tx: Sender<Msg>,
     p: Pace,
+    work: Work,
 ) {
     loop {
         let task = {
@@ -218,14 +231,12 @@ pub(super) fn worker(
         let (name, is_refresh, t0) = (
             task.org.name().to_string(),
             matches!(task.job, Job::Refresh(_)),
-            Instant::now(),
+            ctx.clock().instant(),
         );
-        let result = match task.job {
-            Job::Check => check(&ctx, task, &p),
-            Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
-        };
+        let result = work(&ctx, task, &p);
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
-        feed::observe(&name, is_refresh, &outcome, t0.elapsed());
+        let took = ctx.clock().instant().saturating_duration_since(t0);
+        feed::observe(&name, is_refresh, &outcome, took);
         if tx.send(Msg::Done(idx, Box::new(outcome), h)).is_err() {
             return;
         }
