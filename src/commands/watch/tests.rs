@@ -26,6 +26,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 #[derive(Debug, Clone, PartialEq)]
 struct Call {
+    org: String,
     /// Seconds after T0 on the fake clock.
     at: i64,
     /// `None`: a check; else the refresh's reason.
@@ -35,10 +36,11 @@ struct Call {
     ok: bool,
 }
 
-/// Salesforce on the fake clock: one org's session of `lifetime` seconds.
+/// Salesforce on the fake clock: sessions of `lifetime` seconds.
 struct FakeSf {
     clock: Arc<FakeClock>,
     lifetime: i64,
+    /// When prod's live access token expires.
     exp: Mutex<DateTime<Utc>>,
     minted: Mutex<u32>,
     /// Transient failures the next refreshes meet.
@@ -73,8 +75,16 @@ impl FakeSf {
         let sf = self.clone();
         Arc::new(move |_ctx, task, _p| {
             let now = sf.clock.now();
-            let exp = *sf.exp.lock().unwrap();
+            let prod = task.org.name() == "prod";
+            // Other orgs' tokens live for the session from their issue time.
+            let exp = if prod {
+                *sf.exp.lock().unwrap()
+            } else {
+                let iat = task.org.record.issued_at.unwrap_or(T0);
+                DateTime::from_timestamp(iat + sf.lifetime, 0).unwrap()
+            };
             let mut call = Call {
+                org: task.org.name().to_string(),
                 at: now.timestamp() - T0,
                 refresh: None,
                 expired: exp <= now,
@@ -115,7 +125,9 @@ impl FakeSf {
                     sf.calls.lock().unwrap().push(call);
                     let mut n = sf.minted.lock().unwrap();
                     *n += 1;
-                    *sf.exp.lock().unwrap() = now + chrono::Duration::seconds(sf.lifetime);
+                    if prod {
+                        *sf.exp.lock().unwrap() = now + chrono::Duration::seconds(sf.lifetime);
+                    }
                     let mut org = task.org;
                     org.record.issued_at = Some(now.timestamp());
                     org.record.refresh_token_used_at = Some(now.timestamp());
@@ -140,9 +152,13 @@ impl FakeSf {
 /// An org with a live access token issued `age` seconds before T0, whose
 /// refresh token was last used then.
 fn org(session: u64, age: i64) -> Org {
+    named("prod", session, age)
+}
+
+fn named(alias: &str, session: u64, age: i64) -> Org {
     Org {
         record: OrgRecord {
-            alias: "prod".into(),
+            alias: alias.into(),
             username: Some("user@example.com".into()),
             org_id: None,
             user_id: None,
@@ -371,4 +387,118 @@ fn a_wedged_scheduler_turns_healthz_503_on_the_watch_clock() {
     // The refreshes on the way were on time.
     let at: Vec<i64> = sf.refreshes().iter().take(2).map(|c| c.at).collect();
     assert_eq!(at, [3000, 9600]);
+}
+
+#[test]
+fn an_eight_second_session_is_refreshed_in_time_for_an_hour_with_the_defaults() {
+    let _g = lock();
+    // The defaults but --refresh-before: its window is capped at half the
+    // session (4 s), and the refresh point is kept to the second although
+    // checks are never closer than 30 s apart.
+    let w = world(&["--refresh-before", "5s"]);
+    let sf = FakeSf::new(&w.clock, 8, t(8));
+    let code = w.run_for(org(8, 0), &sf, Duration::from_secs(3600));
+    assert_eq!(code.unwrap(), Exit::Ok);
+    let calls = sf.calls();
+    assert!(calls.iter().all(|c| !c.expired && c.ok), "{calls:?}");
+    let at: Vec<i64> = sf.refreshes().iter().map(|c| c.at).collect();
+    // Every 4 s, from the first refresh point on: 900 in the hour.
+    assert_eq!(at.first(), Some(&4), "{calls:?}");
+    assert!(at.windows(2).all(|p| p[1] - p[0] == 4), "{at:?}");
+    assert_eq!(at.len(), 900);
+    // No busy loop of checks in between: at most one per refresh.
+    assert!(calls.len() <= 2 * at.len(), "{} calls", calls.len());
+}
+
+#[test]
+fn a_failed_refresh_of_a_short_session_is_retried_within_half_the_time_left() {
+    let _g = lock();
+    // 20 s sessions, refreshed 10 s ahead: the first refresh fails; a plain 30 s
+    // back-off would let the token expire first.
+    let w = world(&["--refresh-before", "10s"]);
+    let sf = FakeSf::new(&w.clock, 20, t(20));
+    *sf.fail_next.lock().unwrap() = 1;
+    let code = w.run_for(org(20, 0), &sf, Duration::from_secs(60));
+    assert_eq!(code.unwrap(), Exit::Ok);
+    let r = sf.refreshes();
+    assert!(r.len() >= 3, "{r:?}");
+    assert_eq!((r[0].at, r[0].ok), (10, false), "{r:?}");
+    // Half the 10 s left, then the usual pace from the new token.
+    assert_eq!((r[1].at, r[1].ok), (15, true), "{r:?}");
+    assert_eq!(r[2].at, 25, "{r:?}");
+    assert!(sf.calls().iter().all(|c| !c.expired), "{:?}", sf.calls());
+}
+
+#[test]
+fn keepalive_points_are_kept_to_the_second_although_checks_are_30_s_apart() {
+    let _g = lock();
+    // The defaults but a 3 s --keep-alive: not stretched to the 30 s floor.
+    let w = world(&["--keepalive", "3s"]);
+    let sf = FakeSf::new(&w.clock, 7200, t(7200));
+    let code = w.run_for(org(7200, 0), &sf, Duration::from_secs(60));
+    assert_eq!(code.unwrap(), Exit::Ok);
+    let at: Vec<i64> = sf.refreshes().iter().map(|c| c.at).collect();
+    assert_eq!(
+        at,
+        (1..=20).map(|i| 3 * i).collect::<Vec<_>>(),
+        "{:?}",
+        sf.calls()
+    );
+    assert!(
+        sf.refreshes()
+            .iter()
+            .all(|c| c.refresh == Some(Reason::Keepalive))
+    );
+}
+
+#[test]
+fn an_all_watch_picks_up_an_org_logged_in_while_it_runs_within_a_minute() {
+    let _g = lock();
+    let w = world(&["--all"]);
+    let sf = FakeSf::new(&w.clock, 7200, t(3600));
+    let login_at = Arc::new(Mutex::new(None::<i64>));
+    let seams = {
+        let (clock, ctx, login_at) = (w.clock.clone(), w.ctx.clone(), login_at.clone());
+        Seams {
+            work: sf.work(),
+            signals: false,
+            on_pass: Some(Box::new(move |_| {
+                let now = clock.now().timestamp() - T0;
+                let mut at = login_at.lock().unwrap();
+                if at.is_none() && now >= 1800 {
+                    // Another process logs in to dev (its token issued now).
+                    let dev = named("dev", 7200, -now).record;
+                    ctx.store
+                        .update(|m| {
+                            m.orgs.insert("dev".into(), dev);
+                            Ok(())
+                        })
+                        .unwrap();
+                    *at = Some(now);
+                }
+                clock.elapsed() >= Duration::from_secs(3 * 3600)
+            })),
+        }
+    };
+    let code = run_with(&w.args, w.ctx.clone(), vec![org(7200, 3600)], seams);
+    assert_eq!(code.unwrap(), Exit::Ok);
+    let login = login_at.lock().unwrap().expect("dev logged in");
+    let first = sf
+        .calls()
+        .into_iter()
+        .find(|c| c.org == "dev")
+        .expect("dev was watched");
+    // Seen at the loop's next wake-up: never more than a minute later.
+    assert!(
+        first.at >= login && first.at <= login + 60,
+        "logged in at {login}, first looked at at {}",
+        first.at
+    );
+    // And then kept fresh: refreshed ten minutes before its expiry.
+    let dev_refresh = sf
+        .refreshes()
+        .into_iter()
+        .find(|c| c.org == "dev")
+        .expect("dev refreshed");
+    assert_eq!(dev_refresh.at, login + 7200 - 600);
 }
