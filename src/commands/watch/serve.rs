@@ -264,21 +264,7 @@ fn answer(
         return Ok(Answer::Fresh);
     }
     let clock = ctx.clock();
-    if let Some(wait) = last.and_then(|t| {
-        REQUESTED_REFRESH_GAP.checked_sub(clock.instant().saturating_duration_since(t))
-    }) {
-        clock.sleep(wait);
-    }
-    // Another host's watch may have refreshed just now: the stored token's
-    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
-    // keeps the gap across refreshers too, capped at the gap for clock skew.
-    if let Some(i) = record.issued_at {
-        let now = Duration::from_millis(u64::try_from(clock.now().timestamp_millis()).unwrap_or(0));
-        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
-        if let Some(wait) = after.checked_sub(now) {
-            clock.sleep(wait.min(REQUESTED_REFRESH_GAP));
-        }
-    }
+    keep_the_gap(clock, last, record.issued_at);
     let org = Org { record, env: None };
     let Some((org, lock)) = ctx.locked(&org)? else {
         return Err(gone());
@@ -300,6 +286,28 @@ fn answer(
         },
     );
     r.map(|_| Answer::Refreshed)
+}
+
+/// Wait until a refresh that requests cause keeps [`REQUESTED_REFRESH_GAP`]
+/// after this refresher's `last` one and after the stored token's `issued_at`.
+fn keep_the_gap(clock: &dyn Clock, last: Option<Instant>, issued_at: Option<i64>) {
+    if let Some(wait) = last.and_then(|t| {
+        REQUESTED_REFRESH_GAP
+            .checked_sub(clock.instant().saturating_duration_since(t))
+            .filter(|w| !w.is_zero())
+    }) {
+        clock.sleep(wait);
+    }
+    // Another host's watch may have refreshed just now: the stored token's
+    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
+    // keeps the gap across refreshers too, capped at the gap for clock skew.
+    if let Some(i) = issued_at {
+        let now = Duration::from_millis(u64::try_from(clock.now().timestamp_millis()).unwrap_or(0));
+        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
+        if let Some(wait) = after.checked_sub(now) {
+            clock.sleep(wait.min(REQUESTED_REFRESH_GAP));
+        }
+    }
 }
 
 impl Scheduler {
@@ -350,5 +358,59 @@ impl Scheduler {
             }
         }
         feed::report(&self.orgs[idx], false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+
+    /// A fake clock at T0 + `ms` milliseconds (wall time).
+    fn at_ms(ms: i64) -> FakeClock {
+        FakeClock::at(DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap())
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn requested_refreshes_of_one_org_keep_a_second_apart_on_the_watch_clock() {
+        // This refresher refreshed 300 ms ago; the stored token is old: 700 ms.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(300));
+        keep_the_gap(&c, Some(last), Some(1_800_000_000 - 3600));
+        assert_eq!(c.slept(), [MS(700)]);
+        // A second or more ago: at once.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(1000));
+        keep_the_gap(&c, Some(last), None);
+        assert!(c.slept().is_empty());
+    }
+
+    #[test]
+    fn another_refreshers_token_keeps_the_gap_by_its_issue_time_capped_for_skew() {
+        // Issued in this whole second (by another host): at least a second more.
+        let c = at_ms(500);
+        keep_the_gap(&c, None, Some(1_800_000_000));
+        assert_eq!(c.slept(), [MS(1000)]);
+        // Issued in the second before, now half-way through this one: 500 ms.
+        let c = at_ms(500);
+        keep_the_gap(&c, None, Some(1_800_000_000 - 1));
+        assert_eq!(c.slept(), [MS(500)]);
+        // Long ago: at once. From the future (a skewed clock): one second at most.
+        let c = at_ms(0);
+        keep_the_gap(&c, None, Some(1_800_000_000 - 10));
+        assert!(c.slept().is_empty());
+        let c = at_ms(0);
+        keep_the_gap(&c, None, Some(1_800_000_000 + 3600));
+        assert_eq!(c.slept(), [MS(1000)]);
+        // Both: this refresher's gap first, then what is left of the token's.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(200));
+        keep_the_gap(&c, Some(last), Some(1_800_000_000));
+        assert_eq!(c.slept(), [MS(800), MS(1000)]);
     }
 }
