@@ -254,6 +254,14 @@ fn two_hour_sessions_are_refreshed_ten_minutes_ahead_of_expiry_for_eight_hours()
     assert!(calls.iter().all(|c| !c.expired), "{calls:?}");
     let checks = calls.iter().filter(|c| c.refresh.is_none()).count();
     assert!((8..=8 * 8).contains(&checks), "{checks} checks: {calls:?}");
+    // Never more than 15 min without a look, never two checks within 30 s.
+    for p in calls.windows(2) {
+        let gap = p[1].at - p[0].at;
+        assert!(gap <= 900, "{gap} s between {:?} and {:?}", p[0], p[1]);
+        if p[0].refresh.is_none() && p[1].refresh.is_none() {
+            assert!(gap >= 30, "{gap} s between two checks: {calls:?}");
+        }
+    }
     // No single wait past the loop's longest sleep (a minute).
     assert!(w.clock.slept().iter().all(|d| *d <= MAX_SLEEP));
     assert!(w.clock.elapsed() >= Duration::from_secs(8 * 3600));
@@ -501,4 +509,18 @@ fn an_all_watch_picks_up_an_org_logged_in_while_it_runs_within_a_minute() {
         .find(|c| c.org == "dev")
         .expect("dev refreshed");
     assert_eq!(dev_refresh.at, login + 7200 - 600);
+}
+
+#[test]
+fn a_long_lived_token_costs_one_check_and_the_next_comes_after_15_minutes() {
+    let _g = lock();
+    // Even with a 1 s floor between checks (the binary tests' setting).
+    let w = world(&["--min-check", "1s"]);
+    let sf = FakeSf::new(&w.clock, 7200, t(7200));
+    let code = w.run_for(org(7200, 0), &sf, Duration::from_secs(40 * 60));
+    assert_eq!(code.unwrap(), Exit::Ok);
+    // Half the run-up to the refresh point (1 h 50 min), capped at 15 min.
+    let at: Vec<i64> = sf.calls().iter().map(|c| c.at).collect();
+    assert_eq!(at, [0, 900, 1800], "{:?}", sf.calls());
+    assert!(sf.refreshes().is_empty());
 }
