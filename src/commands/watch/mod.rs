@@ -535,33 +535,6 @@ impl Scheduler {
     }
 }
 
-/// Makes one request for the scheduler, on a worker thread.
-type Work =
-    Arc<dyn Fn(&Context, Task, &Pace) -> Result<(Outcome, Option<Handoff>), Error> + Send + Sync>;
-
-/// What a test of the loop in process replaces; the binary runs [`Seams::real`].
-struct Seams {
-    /// The requests: the binary's go to Salesforce ([`worker::work`]).
-    work: Work,
-    /// Forward SIGINT/SIGTERM to the loop.
-    signals: bool,
-    /// Called on the scheduler's thread at every pass of the loop; `true` stops
-    /// the watch as SIGTERM does. (Tests watch the schedule, wedge it and end it.)
-    on_pass: Option<OnPass>,
-}
-
-type OnPass = Box<dyn FnMut(&Scheduler) -> bool + Send>;
-
-impl Seams {
-    fn real() -> Seams {
-        Seams {
-            work: Arc::new(worker::work),
-            signals: true,
-            on_pass: None,
-        }
-    }
-}
-
 pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     // Before anything else: a busy or invalid --listen address is a usage error.
     let _listener = args

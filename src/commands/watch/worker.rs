@@ -200,6 +200,33 @@ pub(super) fn refresh(
     ))
 }
 
+/// Makes one request for the scheduler, on a worker thread.
+pub(super) type Work =
+    Arc<dyn Fn(&Context, Task, &Pace) -> Result<(Outcome, Option<Handoff>), Error> + Send + Sync>;
+
+/// What a test of the loop in process replaces; the binary runs [`Seams::real`].
+pub(super) struct Seams {
+    /// The requests: the binary's go to Salesforce ([`work`]).
+    pub(super) work: Work,
+    /// Forward SIGINT/SIGTERM to the loop.
+    pub(super) signals: bool,
+    /// Called on the scheduler's thread at every pass of the loop; `true` stops
+    /// the watch as SIGTERM does. (Tests watch the schedule, wedge it and end it.)
+    pub(super) on_pass: Option<OnPass>,
+}
+
+pub(super) type OnPass = Box<dyn FnMut(&Scheduler) -> bool + Send>;
+
+impl Seams {
+    pub(super) fn real() -> Seams {
+        Seams {
+            work: Arc::new(work),
+            signals: true,
+            on_pass: None,
+        }
+    }
+}
+
 /// One request to Salesforce: a check or a refresh of the task's org.
 pub(super) fn work(
     ctx: &Context,
