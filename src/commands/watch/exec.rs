@@ -319,6 +319,7 @@ mod tests {
     }
 
     /// Processes whose command line holds `marker`.
+    #[cfg(target_os = "linux")]
     fn running(marker: &str) -> usize {
         std::fs::read_dir("/proc")
             .unwrap()
@@ -328,6 +329,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_hook_that_never_exits_is_killed_after_its_timeout_on_the_watch_clock() {
         // A command line no other process has (the shell, then the sleep).
         let marker = format!("100000.{}1", std::process::id());

@@ -200,7 +200,9 @@ fn world(flags: &[&str]) -> World {
         unreachable!()
     };
     let mut ctx = Context::new(&cli.global).unwrap().with_clock(clock.clone());
+    // This test's own local store, whatever the environment names.
     ctx.store = LocalStore::new(home.path().to_path_buf());
+    ctx.shared = None;
     World {
         clock,
         ctx: Arc::new(ctx),
