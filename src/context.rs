@@ -125,6 +125,19 @@ impl Context {
         &*self.clock
     }
 
+    /// The clock, for threads that outlive a borrow (the watch's).
+    pub fn clock_handle(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// The same run on another clock (tests: a fake one). The HTTP client is
+    /// built again on first use, on that clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Context {
+        self.clock = clock;
+        self.http = OnceLock::new();
+        self
+    }
+
     /// The HTTP client, built on first use.
     pub fn http(&self) -> &Http {
         self.http

@@ -33,6 +33,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, SystemClock};
+
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{Encoder, Histogram, HistogramOpts, TextEncoder};
 
@@ -117,6 +119,9 @@ const RENDER_REUSE: Duration = Duration::from_millis(500);
 /// The state of one watch, as the HTTP endpoints see it.
 pub struct Metrics {
     version: String,
+    /// The watch's clock: its readings date the series and judge `/healthz`
+    /// (a fake one in tests, so a wedged scheduler is seen without waiting).
+    clock: Arc<dyn Clock>,
     started: Instant,
     orgs: Mutex<BTreeMap<String, OrgStat>>,
     refresh_duration: Histogram,
@@ -130,15 +135,14 @@ pub struct Metrics {
 /// A clock for readiness (unix seconds); tests pass their own.
 pub type Now = i64;
 
-fn unix_now() -> Now {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 impl Metrics {
+    /// On the system clock.
     pub fn new(version: &str) -> Metrics {
+        Metrics::with_clock(version, Arc::new(SystemClock))
+    }
+
+    /// On `clock` (the watch's: every reading here goes through it).
+    pub fn with_clock(version: &str, clock: Arc<dyn Clock>) -> Metrics {
         let refresh_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "sfx_refresh_duration_seconds",
@@ -149,7 +153,8 @@ impl Metrics {
         .expect("fixed, valid histogram options");
         Metrics {
             version: version.to_string(),
-            started: Instant::now(),
+            started: clock.instant(),
+            clock,
             orgs: Mutex::new(BTreeMap::new()),
             refresh_duration,
             readers: readers::Readers::new(),
@@ -201,6 +206,16 @@ impl Metrics {
         }
     }
 
+    /// Wall time now, unix seconds.
+    pub fn now(&self) -> Now {
+        self.clock.now().timestamp()
+    }
+
+    /// Monotonic time since the watch started.
+    fn uptime(&self) -> Duration {
+        self.clock.instant().saturating_duration_since(self.started)
+    }
+
     pub fn refresh_took(&self, d: Duration) {
         self.refresh_duration.observe(d.as_secs_f64());
     }
@@ -214,7 +229,7 @@ impl Metrics {
     /// The scheduler is alive and will run again within `next` (plus
     /// [`HEALTH_GRACE`]).
     pub fn heartbeat(&self, next: Duration) {
-        let ms = (self.started.elapsed() + next + HEALTH_GRACE).as_millis();
+        let ms = (self.uptime() + next + HEALTH_GRACE).as_millis();
         self.heartbeat_deadline_ms
             .store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
@@ -223,10 +238,11 @@ impl Metrics {
     /// is overdue.
     pub fn health(&self) -> Result<(), Duration> {
         let deadline = self.heartbeat_deadline_ms.load(Ordering::Relaxed);
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let up = self.uptime();
+        let now = u64::try_from(up.as_millis()).unwrap_or(u64::MAX);
         if deadline == 0 {
             // Not yet run at all.
-            return Err(self.started.elapsed());
+            return Err(up);
         }
         if now <= deadline {
             Ok(())
@@ -249,13 +265,14 @@ impl Metrics {
     /// The `/metrics` body (Prometheus text format 0.0.4).
     pub fn render(&self) -> Arc<Vec<u8>> {
         let mut cache = self.rendered.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.clock.instant();
         if let Some((at, body)) = cache.as_ref()
-            && at.elapsed() < RENDER_REUSE
+            && now.saturating_duration_since(*at) < RENDER_REUSE
         {
             return body.clone();
         }
-        let body = Arc::new(self.encode(unix_now()));
-        *cache = Some((Instant::now(), body.clone()));
+        let body = Arc::new(self.encode(self.now()));
+        *cache = Some((now, body.clone()));
         body
     }
 
@@ -383,7 +400,7 @@ impl Metrics {
             "sfx_watch_start_time_seconds",
             "When this watch started, as a unix timestamp.",
             &[],
-            (now - self.started.elapsed().as_secs() as i64) as f64,
+            (now - self.uptime().as_secs() as i64) as f64,
         ));
         fams.push(single(
             "sfx_build_info",
@@ -487,10 +504,13 @@ fn sample(kind: MetricType, labels: &[(&str, &str)], v: f64) -> Metric {
 static GLOBAL: OnceLock<Arc<Metrics>> = OnceLock::new();
 
 /// Start `--listen`: bind `addr` (exit 2 when busy or unusable), make a fresh
-/// [`Metrics`] the process's instance and serve it until the returned server is
-/// dropped.
-pub fn serve(addr: std::net::SocketAddr) -> Result<server::Server, crate::error::Error> {
-    let m = Arc::new(Metrics::new(env!("CARGO_PKG_VERSION")));
+/// [`Metrics`] on the watch's `clock` the process's instance and serve it until
+/// the returned server is dropped.
+pub fn serve(
+    addr: std::net::SocketAddr,
+    clock: Arc<dyn Clock>,
+) -> Result<server::Server, crate::error::Error> {
+    let m = Arc::new(Metrics::with_clock(env!("CARGO_PKG_VERSION"), clock));
     let srv = server::Server::start(addr, m.clone())?;
     install(m);
     crate::messages::say(&format!(
@@ -555,7 +575,7 @@ pub fn checked(org: &str, result: Check) {
 }
 
 pub fn refreshed(org: &str, result: Refresh) {
-    with(|m| m.refreshed(&label(org), result, unix_now()));
+    with(|m| m.refreshed(&label(org), result, m.now()));
 }
 
 pub fn refresh_took(d: Duration) {
@@ -684,14 +704,60 @@ mod tests {
         assert_eq!(out, "m{org=\"a\\\\b\\\"c\\nd\"} 7\n");
     }
 
+    fn fake() -> (Arc<crate::clock::FakeClock>, Metrics) {
+        let c = Arc::new(crate::clock::FakeClock::at(
+            chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        ));
+        (c.clone(), Metrics::with_clock("0", c))
+    }
+
     #[test]
-    fn health_follows_the_heartbeat_promise() {
-        let m = Metrics::new("0");
+    fn health_follows_the_heartbeat_promise_on_the_watch_clock() {
+        let (clock, m) = fake();
+        // Not yet run at all.
+        assert!(m.health().is_err());
         m.heartbeat(Duration::from_secs(60));
         assert!(m.health().is_ok());
-        // A promise already broken: the deadline is in the past.
-        m.heartbeat_deadline_ms.store(0, Ordering::Relaxed);
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(m.health().is_err());
+        // Kept to the millisecond: the promised minute plus the grace...
+        clock.advance(Duration::from_secs(60) + HEALTH_GRACE);
+        assert!(m.health().is_ok());
+        // ...and broken one millisecond later, saying by how much.
+        clock.advance(Duration::from_millis(1));
+        assert_eq!(m.health(), Err(HEALTH_GRACE + Duration::from_millis(1)));
+        clock.advance(Duration::from_secs(600));
+        assert_eq!(
+            m.health().unwrap_err().as_secs(),
+            (HEALTH_GRACE + Duration::from_secs(600)).as_secs()
+        );
+        // A new heartbeat keeps the next promise.
+        m.heartbeat(Duration::from_secs(1));
+        assert!(m.health().is_ok());
+    }
+
+    #[test]
+    fn timestamps_and_the_render_cache_follow_the_watch_clock() {
+        let (clock, m) = fake();
+        m.set_token("prod", live(1_800_000_100));
+        clock.advance(Duration::from_secs(3600));
+        // The start time is the clock's, not the host's; readiness uses its now.
+        let text = String::from_utf8(m.render().to_vec()).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l == "sfx_watch_start_time_seconds 1800000000"),
+            "{text}"
+        );
+        assert!(text.contains("sfx_org_ready{org=\"prod\"} 0"), "{text}");
+        assert_eq!(m.now(), 1_800_003_600);
+        // One rendering is reused for RENDER_REUSE of the clock's time, then redone.
+        m.set_token("prod", live(1_800_009_000));
+        assert!(Arc::ptr_eq(&m.render(), &m.render()));
+        assert!(
+            String::from_utf8(m.render().to_vec())
+                .unwrap()
+                .contains("sfx_org_ready{org=\"prod\"} 0")
+        );
+        clock.advance(RENDER_REUSE);
+        let text = String::from_utf8(m.render().to_vec()).unwrap();
+        assert!(text.contains("sfx_org_ready{org=\"prod\"} 1"), "{text}");
     }
 }

@@ -44,6 +44,20 @@ const HARD_CAP: usize = 2 * MAX_CONNECTIONS;
 /// The whole response must be taken within this.
 pub const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
+/// Real time, on purpose: every deadline in this file bounds a socket syscall
+/// (`set_read_timeout`/`set_write_timeout`, `peek`, `accept`), which the kernel
+/// times in real time — a fake clock cannot make a peer send any faster. What is
+/// a rule about time (`/healthz`, `/readyz`, the series' timestamps) reads the
+/// watch's clock through [`Metrics`].
+fn socket_now() -> Instant {
+    Instant::now()
+}
+
+/// A real pause between two socket syscalls (see [`socket_now`]).
+fn socket_pause(d: Duration) {
+    std::thread::sleep(d)
+}
+
 /// Parse `--listen`: `IP:PORT`, `[IPv6]:PORT`, `localhost:PORT`, or `:PORT`
 /// (every interface, as Prometheus exporters write it).
 pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -211,7 +225,7 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
             Ok(s) => s,
             Err(_) => {
                 // Out of file descriptors or the like: do not spin.
-                std::thread::sleep(Duration::from_millis(50));
+                socket_pause(Duration::from_millis(50));
                 continue;
             }
         };
@@ -241,7 +255,7 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
             r.live.push(Conn {
                 id,
                 stream: handle,
-                opened: Instant::now(),
+                opened: socket_now(),
                 phase: Phase::Reading,
             });
             id
@@ -258,7 +272,7 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
             .spawn(move || serve(stream, &m, &slot));
         if spawned.is_err() {
             // The closure (and its slot) was dropped: the count is back.
-            std::thread::sleep(Duration::from_millis(50));
+            socket_pause(Duration::from_millis(50));
         }
     }
 }
@@ -266,10 +280,10 @@ fn accept_loop(listener: TcpListener, metrics: Arc<Metrics>, stop: Arc<AtomicBoo
 /// The request head already sent on `stream` (peeked, not read), waiting at
 /// most [`FULL_WAIT`] for it; `None` when it is not all there.
 fn waiting_head(stream: &TcpStream) -> Option<Vec<u8>> {
-    let deadline = Instant::now() + FULL_WAIT;
+    let deadline = socket_now() + FULL_WAIT;
     let mut buf = vec![0u8; HEAD_LIMIT];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(socket_now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             return None;
         }
@@ -284,7 +298,7 @@ fn waiting_head(stream: &TcpStream) -> Option<Vec<u8>> {
                     return None;
                 }
                 // Part of it: the rest is on its way.
-                std::thread::sleep(Duration::from_millis(1));
+                socket_pause(Duration::from_millis(1));
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(_) => return None,
@@ -320,11 +334,11 @@ fn answered_at_once(stream: &TcpStream, head: &[u8], metrics: &Metrics) -> bool 
 /// Read one request head within the limits; `None` when the client gave up,
 /// stalled or sent too much (`Some(Err(status))` then says what to answer).
 fn read_head(stream: &mut TcpStream) -> Option<Result<Vec<u8>, u16>> {
-    let deadline = Instant::now() + READ_DEADLINE;
+    let deadline = socket_now() + READ_DEADLINE;
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(socket_now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             return Some(Err(408));
         }
@@ -402,11 +416,7 @@ pub fn route(metrics: &Metrics, method: &str, target: &str) -> (u16, &'static st
             ),
         },
         _ => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as i64)
-                .unwrap_or(0);
-            let not_ready = metrics.not_ready(now);
+            let not_ready = metrics.not_ready(metrics.now());
             if not_ready.is_empty() {
                 (200, TEXT, Arc::new(b"ready\n".to_vec()))
             } else {
@@ -506,11 +516,11 @@ fn serve(mut stream: TcpStream, metrics: &Metrics, slot: &Slot) {
 /// Reads (and drops) at most 64 KiB more, for at most half a second.
 fn linger(stream: &mut TcpStream) {
     let _ = stream.shutdown(Shutdown::Write);
-    let deadline = Instant::now() + Duration::from_millis(500);
+    let deadline = socket_now() + Duration::from_millis(500);
     let mut sink = [0u8; 4096];
     let mut drained = 0;
     while drained < 64 * 1024 {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(socket_now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
             break;
         }
@@ -524,9 +534,9 @@ fn linger(stream: &mut TcpStream) {
 /// Write everything within [`WRITE_DEADLINE`] (in chunks, so a client that
 /// reads a byte now and then cannot stretch it).
 fn write_all(stream: &mut TcpStream, mut bytes: &[u8]) -> std::io::Result<()> {
-    let deadline = Instant::now() + WRITE_DEADLINE;
+    let deadline = socket_now() + WRITE_DEADLINE;
     while !bytes.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(socket_now());
         if left.is_zero() {
             return Err(std::io::ErrorKind::TimedOut.into());
         }

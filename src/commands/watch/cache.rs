@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::context::{Context, Org};
 use crate::lifecycle::expiry::{self, Expiry};
 
@@ -17,15 +18,18 @@ pub(super) const FLUSH_EVERY: Duration = Duration::from_secs(30);
 
 pub(super) struct Cache {
     pending: Vec<(Org, Expiry)>,
+    /// The watch's clock: [`FLUSH_EVERY`] is measured on it.
+    clock: Arc<dyn Clock>,
     last: Instant,
     writing: Option<JoinHandle<()>>,
 }
 
 impl Cache {
-    pub(super) fn new() -> Cache {
+    pub(super) fn new(clock: Arc<dyn Clock>) -> Cache {
         Cache {
             pending: Vec::new(),
-            last: Instant::now(),
+            last: clock.instant(),
+            clock,
             writing: None,
         }
     }
@@ -40,7 +44,8 @@ impl Cache {
 
     /// How long until the next write is due (`None`: nothing waits).
     pub(super) fn due_in(&self) -> Option<Duration> {
-        (!self.pending.is_empty()).then(|| FLUSH_EVERY.saturating_sub(self.last.elapsed()))
+        let since = self.clock.instant().saturating_duration_since(self.last);
+        (!self.pending.is_empty()).then(|| FLUSH_EVERY.saturating_sub(since))
     }
 
     /// Start a write on its own thread when one is due and none is running.
@@ -52,7 +57,7 @@ impl Cache {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
-        self.last = Instant::now();
+        self.last = self.clock.instant();
         let ctx = ctx.clone();
         self.writing = std::thread::Builder::new()
             .name("sfx-watch-cache".into())

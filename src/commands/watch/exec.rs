@@ -14,8 +14,9 @@ use std::collections::{HashMap, HashSet};
 use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::clock::{self, Clock};
 use crate::secret::Secret;
 
 /// A new token to hand to `--exec`.
@@ -54,6 +55,8 @@ struct State {
 struct Inner {
     cmd: String,
     timeout: Duration,
+    /// The watch's clock: the timeout, the grace and the reaping wait run on it.
+    clock: Arc<dyn Clock>,
     report: Report,
     state: Mutex<State>,
     /// Notified whenever a hook process ends or a hook thread finishes.
@@ -76,12 +79,14 @@ impl Hooks {
     pub fn new(
         cmd: String,
         timeout: Duration,
+        clock: Arc<dyn Clock>,
         report: impl Fn(usize, String) + Send + Sync + 'static,
     ) -> Hooks {
         Hooks {
             inner: Arc::new(Inner {
                 cmd,
                 timeout,
+                clock,
                 report: Box::new(report),
                 state: Mutex::new(State::default()),
                 changed: Condvar::new(),
@@ -123,37 +128,29 @@ impl Hooks {
     /// for `grace`, then whatever still runs is killed with its process group
     /// (and reaped, briefly waited for) and nothing more starts.
     pub fn stop(&self, grace: Duration) {
-        let mut st = self.inner.lock();
+        let inner = &*self.inner;
+        let c = &*inner.clock;
+        let mut st = inner.lock();
         st.stopping = true;
-        let deadline = Instant::now() + grace;
+        let deadline = c.instant() + grace;
         while st.threads > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(c.instant());
             if left.is_zero() {
                 break;
             }
-            st = self
-                .inner
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = clock::wait_timeout(c, &inner.changed, st, left).0;
         }
         st.killing = true;
         for pid in &st.pids {
             kill_group(*pid);
         }
-        let deadline = Instant::now() + REAP_WAIT;
+        let deadline = c.instant() + REAP_WAIT;
         while !st.pids.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(c.instant());
             if left.is_zero() {
                 break;
             }
-            st = self
-                .inner
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = clock::wait_timeout(c, &inner.changed, st, left).0;
         }
     }
 }
@@ -222,12 +219,14 @@ fn run_one(inner: &Inner, h: &Handoff) -> Result<(), String> {
             kill_group(pid);
             Err(format!("the --exec command could not be waited for: {e}"))
         }
-        Ok(_) => match rx.recv_timeout(inner.timeout) {
+        Ok(_) => match clock::recv_timeout(&*inner.clock, &rx, inner.timeout) {
             Ok(Ok(s)) if s.success() => Ok(()),
             Ok(Ok(s)) => Err(format!("the --exec command failed ({s})")),
             Ok(Err(e)) => Err(format!("the --exec command could not be waited for: {e}")),
             Err(RecvTimeoutError::Timeout) => {
                 kill_group(pid);
+                // Reaping a SIGKILLed group is the kernel's business: a real
+                // wait, bounded (a fake clock would not wait for it at all).
                 let _ = rx.recv_timeout(REAP_WAIT);
                 Err(format!(
                     "the --exec command did not finish within {} (--exec-timeout), so it was killed with every process it started; the watch goes on",
@@ -296,7 +295,7 @@ mod tests {
             out.display()
         );
         let (got, report) = reports();
-        let hooks = Hooks::new(cmd, Duration::from_secs(10), report);
+        let hooks = Hooks::new(cmd, Duration::from_secs(10), real(), report);
         for t in ["one", "two", "three"] {
             hooks.submit(0, handoff(t));
         }
@@ -306,28 +305,77 @@ mod tests {
         assert!(got.lock().unwrap().is_empty(), "{:?}", got.lock().unwrap());
     }
 
+    fn real() -> Arc<dyn Clock> {
+        Arc::new(crate::clock::SystemClock)
+    }
+
+    /// Wait (real time, bounded) until `f` holds.
+    fn eventually(what: &str, f: impl Fn() -> bool) {
+        let t = std::time::Instant::now();
+        while !f() {
+            assert!(t.elapsed() < Duration::from_secs(20), "never: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Processes whose command line holds `marker`.
+    #[cfg(target_os = "linux")]
+    fn running(marker: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(marker))
+            .count()
+    }
+
     #[test]
-    fn a_hook_past_its_timeout_is_killed_and_reported() {
+    #[cfg(target_os = "linux")]
+    fn a_hook_that_never_exits_is_killed_after_its_timeout_on_the_watch_clock() {
+        // A command line no other process has (the shell, then the sleep).
+        let marker = format!("100000.{}1", std::process::id());
+        let clock = Arc::new(crate::clock::FakeClock::at(
+            chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+        ));
         let (got, report) = reports();
-        let hooks = Hooks::new("sleep 1000".into(), Duration::from_millis(200), report);
-        let started = Instant::now();
-        hooks.submit(3, handoff("t"));
-        hooks.stop(Duration::from_secs(20));
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "killed, not waited for"
+        // The contract's default --exec-timeout: a minute, on the fake clock.
+        let hooks = Hooks::new(
+            format!("exec sleep {marker}"),
+            Duration::from_secs(60),
+            clock.clone(),
+            report,
         );
-        let got = got.lock().unwrap();
+        let started = std::time::Instant::now();
+        hooks.submit(3, handoff("t"));
+        eventually("the timeout reported", || !got.lock().unwrap().is_empty());
+        let got = got.lock().unwrap().clone();
         assert_eq!(got.len(), 1, "{got:?}");
-        assert!(got[0].contains("--exec-timeout"), "{}", got[0]);
+        assert!(
+            got[0].contains("did not finish within 1m (--exec-timeout)"),
+            "{}",
+            got[0]
+        );
+        // Killed after exactly its timeout of the watch's time, in real milliseconds.
+        assert_eq!(clock.slept(), [Duration::from_secs(60)]);
+        assert!(started.elapsed() < Duration::from_secs(20));
+        // Killed with its group and reaped: nothing of it is left.
+        assert!(hooks.inner.lock().pids.is_empty(), "reaped");
+        eventually("the hook's processes gone", || running(&marker) == 0);
+        hooks.stop(Duration::ZERO);
     }
 
     #[test]
     fn stop_kills_a_running_hook_after_the_grace() {
         let (got, report) = reports();
-        let hooks = Hooks::new("sleep 1000".into(), Duration::from_secs(600), report);
+        // Real time: a fake clock's wait on a real process would pass the hook's
+        // own timeout at once (the test above), so the grace is timed for real.
+        let hooks = Hooks::new(
+            "sleep 1000".into(),
+            Duration::from_secs(600),
+            real(),
+            report,
+        );
         hooks.submit(0, handoff("t"));
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         hooks.stop(Duration::from_millis(200));
         assert!(started.elapsed() >= Duration::from_millis(200), "the grace");
         assert!(started.elapsed() < Duration::from_secs(20));

@@ -47,6 +47,8 @@ mod render;
 mod schedule;
 mod serve;
 mod signals;
+#[cfg(test)]
+mod tests;
 mod worker;
 
 use exec::{Handoff, Hooks};
@@ -57,6 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 
 use crate::cli::WatchArgs;
+use crate::clock;
 use crate::context::{Context, Org};
 use crate::error::Error;
 use crate::exit::Exit;
@@ -524,6 +527,8 @@ impl Scheduler {
             }
         }
         if let Some(t) = self.printer.next_draw() {
+            // The live table's frames are paced by the terminal's real time (the
+            // printer's own `Instant`s), not by the watch's clock.
             wait = wait.min(t.saturating_duration_since(Instant::now()));
         }
         wait
@@ -532,9 +537,10 @@ impl Scheduler {
 
 pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     // Before anything else: a busy or invalid --listen address is a usage error.
-    let _listener = args.listen.map(crate::metrics::serve).transpose()?;
-    let started = ctx.now();
-    let pace = Pace::new(args, started);
+    let _listener = args
+        .listen
+        .map(|a| crate::metrics::serve(a, ctx.clock_handle()))
+        .transpose()?;
     let orgs = if args.all {
         ctx.all_orgs()?
     } else {
@@ -542,26 +548,45 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     };
     // `--all` is a daemon (contract: "`sfx watch`"): an empty store is not the
     // end, it waits for the first login (the loop below says so).
+    run_with(args, ctx, orgs, Seams::real())
+}
 
+/// The watch of `orgs`; every wait and reading of time on `ctx`'s clock.
+fn run_with(
+    args: &WatchArgs,
+    ctx: Arc<Context>,
+    orgs: Vec<Org>,
+    mut seams: Seams,
+) -> Result<Exit, Error> {
+    let started = ctx.now();
+    let pace = Pace::new(args, started);
     let (tx, rx) = mpsc::channel::<Msg>();
-    listen_for_signals(tx.clone())?;
+    if seams.signals {
+        listen_for_signals(tx.clone())?;
+    }
     let (job_tx, job_rx) = mpsc::channel::<Task>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     // One org needs one worker; `--all` may gain orgs while it runs.
     let workers = if args.all { WORKERS } else { 1 };
     for i in 0..workers {
         let (ctx, jobs, tx) = (ctx.clone(), job_rx.clone(), tx.clone());
+        let work = seams.work.clone();
         std::thread::Builder::new()
             .name(format!("sfx-watch-{i}"))
-            .spawn(move || worker(ctx, jobs, tx, pace))
+            .spawn(move || worker(ctx, jobs, tx, pace, work))
             .map_err(|e| Error::Other(format!("cannot start a worker thread: {e}")))?;
     }
     let hooks = args.exec.clone().map(|cmd| {
         let tx = Mutex::new(tx.clone());
-        Hooks::new(cmd, args.exec_timeout, move |idx, why| {
-            let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = tx.send(Msg::ExecFailed(idx, why));
-        })
+        Hooks::new(
+            cmd,
+            args.exec_timeout,
+            ctx.clock_handle(),
+            move |idx, why| {
+                let tx = tx.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = tx.send(Msg::ExecFailed(idx, why));
+            },
+        )
     });
     if ctx.mode != crate::output::Mode::Quiet {
         watch_stdout(tx.clone());
@@ -613,7 +638,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     }
 
     // Introspection results reach the metadata in batches (see cache.rs).
-    let mut cache = cache::Cache::new();
+    let mut cache = cache::Cache::new(s.ctx.clock_handle());
     let mut stop: Option<Exit> = None;
     let outcome = loop {
         let now = s.ctx.now();
@@ -651,6 +676,13 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             s.closed = true;
             continue;
         }
+        if let Some(f) = &mut seams.on_pass
+            && f(&s)
+            && stop.is_none()
+        {
+            stop = Some(Exit::Ok);
+            continue;
+        }
         let wait = if stop.is_some() {
             MAX_SLEEP
         } else if s.idle_said {
@@ -659,7 +691,16 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
             s.wait(now).min(cache.due_in().unwrap_or(MAX_SLEEP))
         };
         feed::heartbeat(wait);
-        match rx.recv_timeout(wait) {
+        let clock = s.ctx.clock();
+        let got = if busy && !clock.waits_are_real() {
+            // A fake clock (tests in process): its time passes only while no
+            // request is in flight, so an answer arrives at the instant its
+            // request was made, however long it took in real time.
+            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            clock::recv_timeout(clock, &rx, wait)
+        };
+        match got {
             Ok(Msg::Signal(code)) => {
                 if stop.is_some() {
                     // A second signal: stop now, whatever is in flight.

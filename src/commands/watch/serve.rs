@@ -17,6 +17,7 @@ use std::sync::{Condvar, Mutex};
 
 #[allow(unused_imports)]
 use super::*;
+use crate::clock::Clock;
 use crate::metrics::{self, Served};
 use crate::store::shared::{Answer, Request, SharedStore};
 
@@ -95,25 +96,32 @@ pub(super) fn start(
             .spawn(move || server(&ctx, &state, &tx, &serving))
             .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     }
+    let clock = ctx.clock_handle();
     std::thread::Builder::new()
         .name("sfx-requests".into())
-        .spawn(move || reader_loop(&shared, aliases, all, &state))
+        .spawn(move || reader_loop(&shared, aliases, all, &state, &*clock))
         .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     Ok(serving)
 }
 
-fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Shared) {
+fn reader_loop(
+    shared: &SharedStore,
+    aliases: Vec<String>,
+    all: bool,
+    state: &Shared,
+    clock: &dyn Clock,
+) {
     let mut from: HashMap<String, String> = HashMap::new();
     let mut listed: Option<Instant> = None;
     let mut said = false;
     let mut wanted = aliases;
     loop {
         if all
-            && listed.is_none_or(|t| t.elapsed() >= RELIST)
+            && listed.is_none_or(|t| clock.instant().saturating_duration_since(t) >= RELIST)
             && let Ok((_, orgs)) = shared.list()
         {
             wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
-            listed = Some(Instant::now());
+            listed = Some(clock.instant());
         }
         let new: Vec<&String> = wanted.iter().filter(|a| !from.contains_key(*a)).collect();
         if !new.is_empty() {
@@ -125,7 +133,7 @@ fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Sh
                 }
                 Err(e) => {
                     trouble(&mut said, &e);
-                    std::thread::sleep(READ_BLOCK);
+                    clock.sleep(READ_BLOCK);
                     continue;
                 }
             }
@@ -133,6 +141,8 @@ fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Sh
         if all {
             from.retain(|a, _| wanted.contains(a));
         }
+        // A blocking read at the server (XREAD BLOCK): real time, as it bounds a
+        // socket read; only the pauses around it are the watch's clock.
         match shared.read_requests(&mut from, READ_BLOCK) {
             Ok(reqs) => {
                 said = false;
@@ -147,7 +157,7 @@ fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Sh
             }
             Err(e) => {
                 trouble(&mut said, &e);
-                std::thread::sleep(READ_BLOCK);
+                clock.sleep(READ_BLOCK);
             }
         }
     }
@@ -207,13 +217,7 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             Answer::Fresh => Served::Fresh,
             Answer::Failed { .. } => Served::Failed,
         };
-        let now_ms = u64::try_from(
-            SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(0);
+        let now_ms = u64::try_from(ctx.now().timestamp_millis()).unwrap_or(0);
         for r in &reqs {
             let waited = Duration::from_millis(now_ms.saturating_sub(r.made_ms()));
             metrics::reader_served(&alias, result, waited);
@@ -226,7 +230,7 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             // A failed attempt counts too: a reader's requests must not make
             // the refresher retry a failing refresh at Salesforce at once.
             if answer != Answer::Fresh {
-                q.refreshed.insert(alias.clone(), Instant::now());
+                q.refreshed.insert(alias.clone(), ctx.clock().instant());
             }
             state.ready.notify_all();
         }
@@ -259,21 +263,8 @@ fn answer(
     if all_satisfied(exp, fp.as_deref()) {
         return Ok(Answer::Fresh);
     }
-    if let Some(wait) = last.and_then(|t| REQUESTED_REFRESH_GAP.checked_sub(t.elapsed())) {
-        std::thread::sleep(wait);
-    }
-    // Another host's watch may have refreshed just now: the stored token's
-    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
-    // keeps the gap across refreshers too, capped at the gap for clock skew.
-    if let Some(i) = record.issued_at {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
-        if let Some(wait) = after.checked_sub(now) {
-            std::thread::sleep(wait.min(REQUESTED_REFRESH_GAP));
-        }
-    }
+    let clock = ctx.clock();
+    keep_the_gap(clock, last, record.issued_at);
     let org = Org { record, env: None };
     let Some((org, lock)) = ctx.locked(&org)? else {
         return Err(gone());
@@ -282,10 +273,10 @@ fn answer(
     if all_satisfied(exp, fp.as_deref()) {
         return Ok(Answer::Fresh);
     }
-    let t0 = Instant::now();
-    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org);
+    let t0 = clock.instant();
+    let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), clock, &org);
     drop(lock);
-    metrics::refresh_took(t0.elapsed());
+    metrics::refresh_took(clock.instant().saturating_duration_since(t0));
     metrics::refreshed(
         alias,
         match &r {
@@ -295,6 +286,28 @@ fn answer(
         },
     );
     r.map(|_| Answer::Refreshed)
+}
+
+/// Wait until a refresh that requests cause keeps [`REQUESTED_REFRESH_GAP`]
+/// after this refresher's `last` one and after the stored token's `issued_at`.
+fn keep_the_gap(clock: &dyn Clock, last: Option<Instant>, issued_at: Option<i64>) {
+    if let Some(wait) = last.and_then(|t| {
+        REQUESTED_REFRESH_GAP
+            .checked_sub(clock.instant().saturating_duration_since(t))
+            .filter(|w| !w.is_zero())
+    }) {
+        clock.sleep(wait);
+    }
+    // Another host's watch may have refreshed just now: the stored token's
+    // issue time (whole seconds, so +2 s is at least 1 s after the refresh)
+    // keeps the gap across refreshers too, capped at the gap for clock skew.
+    if let Some(i) = issued_at {
+        let now = Duration::from_millis(u64::try_from(clock.now().timestamp_millis()).unwrap_or(0));
+        let after = Duration::from_secs(u64::try_from(i.saturating_add(2)).unwrap_or(0));
+        if let Some(wait) = after.checked_sub(now) {
+            clock.sleep(wait.min(REQUESTED_REFRESH_GAP));
+        }
+    }
 }
 
 impl Scheduler {
@@ -345,5 +358,59 @@ impl Scheduler {
             }
         }
         feed::report(&self.orgs[idx], false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+
+    /// A fake clock at T0 + `ms` milliseconds (wall time).
+    fn at_ms(ms: i64) -> FakeClock {
+        FakeClock::at(DateTime::from_timestamp_millis(1_800_000_000_000 + ms).unwrap())
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn requested_refreshes_of_one_org_keep_a_second_apart_on_the_watch_clock() {
+        // This refresher refreshed 300 ms ago; the stored token is old: 700 ms.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(300));
+        keep_the_gap(&c, Some(last), Some(1_800_000_000 - 3600));
+        assert_eq!(c.slept(), [MS(700)]);
+        // A second or more ago: at once.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(1000));
+        keep_the_gap(&c, Some(last), None);
+        assert!(c.slept().is_empty());
+    }
+
+    #[test]
+    fn another_refreshers_token_keeps_the_gap_by_its_issue_time_capped_for_skew() {
+        // Issued in this whole second (by another host): at least a second more.
+        let c = at_ms(500);
+        keep_the_gap(&c, None, Some(1_800_000_000));
+        assert_eq!(c.slept(), [MS(1000)]);
+        // Issued in the second before, now half-way through this one: 500 ms.
+        let c = at_ms(500);
+        keep_the_gap(&c, None, Some(1_800_000_000 - 1));
+        assert_eq!(c.slept(), [MS(500)]);
+        // Long ago: at once. From the future (a skewed clock): one second at most.
+        let c = at_ms(0);
+        keep_the_gap(&c, None, Some(1_800_000_000 - 10));
+        assert!(c.slept().is_empty());
+        let c = at_ms(0);
+        keep_the_gap(&c, None, Some(1_800_000_000 + 3600));
+        assert_eq!(c.slept(), [MS(1000)]);
+        // Both: this refresher's gap first, then what is left of the token's.
+        let c = at_ms(0);
+        let last = c.instant();
+        c.advance(MS(200));
+        keep_the_gap(&c, Some(last), Some(1_800_000_000));
+        assert_eq!(c.slept(), [MS(800), MS(1000)]);
     }
 }

@@ -200,11 +200,51 @@ pub(super) fn refresh(
     ))
 }
 
+/// Makes one request for the scheduler, on a worker thread.
+pub(super) type Work =
+    Arc<dyn Fn(&Context, Task, &Pace) -> Result<(Outcome, Option<Handoff>), Error> + Send + Sync>;
+
+/// What a test of the loop in process replaces; the binary runs [`Seams::real`].
+pub(super) struct Seams {
+    /// The requests: the binary's go to Salesforce ([`work`]).
+    pub(super) work: Work,
+    /// Forward SIGINT/SIGTERM to the loop.
+    pub(super) signals: bool,
+    /// Called on the scheduler's thread at every pass of the loop; `true` stops
+    /// the watch as SIGTERM does. (Tests watch the schedule, wedge it and end it.)
+    pub(super) on_pass: Option<OnPass>,
+}
+
+pub(super) type OnPass = Box<dyn FnMut(&Scheduler) -> bool + Send>;
+
+impl Seams {
+    pub(super) fn real() -> Seams {
+        Seams {
+            work: Arc::new(work),
+            signals: true,
+            on_pass: None,
+        }
+    }
+}
+
+/// One request to Salesforce: a check or a refresh of the task's org.
+pub(super) fn work(
+    ctx: &Context,
+    task: Task,
+    p: &Pace,
+) -> Result<(Outcome, Option<Handoff>), Error> {
+    match task.job {
+        Job::Check => check(ctx, task, p),
+        Job::Refresh(reason) => refresh(ctx, task, reason, p),
+    }
+}
+
 pub(super) fn worker(
     ctx: Arc<Context>,
     jobs: Arc<Mutex<Receiver<Task>>>,
     tx: Sender<Msg>,
     p: Pace,
+    work: Work,
 ) {
     loop {
         let task = {
@@ -218,14 +258,12 @@ pub(super) fn worker(
         let (name, is_refresh, t0) = (
             task.org.name().to_string(),
             matches!(task.job, Job::Refresh(_)),
-            Instant::now(),
+            ctx.clock().instant(),
         );
-        let result = match task.job {
-            Job::Check => check(&ctx, task, &p),
-            Job::Refresh(reason) => refresh(&ctx, task, reason, &p),
-        };
+        let result = work(&ctx, task, &p);
         let (outcome, h) = result.unwrap_or_else(|e| (Outcome::Failed(e), None));
-        feed::observe(&name, is_refresh, &outcome, t0.elapsed());
+        let took = ctx.clock().instant().saturating_duration_since(t0);
+        feed::observe(&name, is_refresh, &outcome, took);
         if tx.send(Msg::Done(idx, Box::new(outcome), h)).is_err() {
             return;
         }
