@@ -36,8 +36,9 @@ pub struct Context {
     pub org_flag: Option<String>,
     /// `org_flag` came from SFX_ORG, not `-o` (messages name the variable).
     pub org_from_env: bool,
-    /// The local store (`login`, `logout`, `doctor` and `--migrate` are about it).
-    pub store: LocalStore,
+    /// The local store: commands see it through [`Context::orgs`] /
+    /// [`Context::stored_orgs`]; `doctor` and `--migrate` by name ([`Context::backends`]).
+    store: LocalStore,
     /// `SFX_CREDENTIAL_STORE=file`.
     pub file_store_forced: bool,
     /// The org from the environment, as it was when the run began.
@@ -45,7 +46,7 @@ pub struct Context {
     /// The environment backend, when the org comes from the environment.
     env_store: Option<EnvStore>,
     /// The shared store, with `--store redis://…` / `SFX_STORE` (issue #13).
-    pub shared: Option<SharedStore>,
+    shared: Option<SharedStore>,
     clock: Arc<dyn Clock>,
     http: OnceLock<Http>,
 }
@@ -165,9 +166,16 @@ impl Context {
 
     /// The stored orgs' store in words: "the local store" or "the shared store at …".
     pub fn store_name(&self) -> String {
-        match &self.shared {
-            Some(s) => format!("the shared store at {}", s.display()),
-            None => "the local store".to_string(),
+        self.stored_orgs().describe()
+    }
+
+    /// The backends by name, for the commands that are about them (`doctor`,
+    /// `login --migrate`); every other command sees one [`OrgStore`]
+    /// (tests/layers.rs holds them to it).
+    pub fn backends(&self) -> Backends<'_> {
+        Backends {
+            local: &self.store,
+            shared: self.shared.as_ref(),
         }
     }
 
@@ -234,6 +242,13 @@ impl Context {
             StoreKind::Keychain
         }
     }
+}
+
+/// The stores by backend ([`Context::backends`]).
+pub struct Backends<'a> {
+    pub local: &'a LocalStore,
+    /// With `--store redis://…` / `SFX_STORE`.
+    pub shared: Option<&'a SharedStore>,
 }
 
 /// An org asked for by name: `-o`, or SFX_ORG (`from_env`).
@@ -380,17 +395,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         return Ok(None);
     };
     let record = OrgRecord {
-        alias: ENV_ORG.to_string(),
-        username: None,
-        org_id: None,
-        user_id: None,
-        login_url: None,
-        instance_url,
         client_id,
-        flow,
-        store: StoreKind::Env,
-        issued_at: None,
-        session_timeout_secs: 7200,
         // A JWT access token tells its own expiry: known without a request.
         expiry: access
             .as_ref()
@@ -404,11 +409,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         access_token_masked: access.as_ref().map(Secret::mask),
         has_refresh_token: refresh.is_some(),
         has_client_secret: client_secret.is_some(),
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
-        key_file: None,
-        api_version: None,
-        sf_link: None,
+        ..OrgRecord::new(ENV_ORG, instance_url, flow, StoreKind::Env)
     };
     Ok(Some(Org {
         record,

@@ -29,26 +29,14 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 fn record(alias: &str) -> OrgRecord {
     OrgRecord {
-        alias: alias.into(),
         username: Some(DEFAULT_USERNAME.into()),
-        org_id: None,
-        user_id: None,
-        instance_url: "https://a.example.com".into(),
-        login_url: None,
         client_id: Some(DEFAULT_CLIENT_ID.into()),
-        flow: Flow::AuthUrl,
-        store: StoreKind::File,
-        issued_at: None,
-        session_timeout_secs: 7200,
-        expiry: None,
-        access_token_masked: None,
-        has_refresh_token: false,
-        has_client_secret: false,
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
-        key_file: None,
-        sf_link: None,
-        api_version: None,
+        ..OrgRecord::new(
+            alias,
+            "https://a.example.com",
+            Flow::AuthUrl,
+            StoreKind::File,
+        )
     }
 }
 
@@ -210,6 +198,9 @@ impl OrgStore for MemStore {
     }
     fn set_default(&self, _a: Option<&str>) -> Result<(), Error> {
         unreachable!("the lifecycle never sets the default")
+    }
+    fn describe(&self) -> String {
+        "a test's memory".into()
     }
 }
 

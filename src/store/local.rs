@@ -525,6 +525,39 @@ impl OrgStore for LocalStore {
             Ok(())
         })
     }
+
+    fn describe(&self) -> String {
+        "the local store".to_string()
+    }
+
+    fn changed_since(&self, seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
+        // One `stat`; the file is read only when it changed.
+        let stamp = std::fs::metadata(self.metadata_path())
+            .and_then(|m| m.modified())
+            .ok();
+        let changed = stamp != *seen;
+        *seen = stamp;
+        Some(changed)
+    }
+
+    /// The keychain takes, gives back and deletes a test entry (a locked one
+    /// still answers "no such entry" to a plain read); the local files read and
+    /// their directory takes a lock. A keychain that is missing or locked fails
+    /// here, exit 6, naming `--insecure-storage`.
+    fn ready_to_save(&self, kind: StoreKind) -> Result<(), Error> {
+        if kind == StoreKind::Keychain {
+            keychain::probe().result.map_err(|t| t.into_error())?;
+        }
+        // The metadata reads, and its directory and lock can be written (an
+        // update that changes nothing writes no file).
+        self.update(|_| Ok(()))?;
+        if kind == StoreKind::File {
+            // The secrets file reads (a damaged one would refuse the write later).
+            self.backend(kind)
+                .get("sfx-login-check", SecretKind::AccessToken)?;
+        }
+        Ok(())
+    }
 }
 
 /// Delete all of an org's secrets from one backend.

@@ -18,7 +18,7 @@ use std::sync::{Condvar, Mutex};
 #[allow(unused_imports)]
 use super::*;
 use crate::metrics::{self, Served};
-use crate::store::shared::{Answer, Request, SharedStore};
+use crate::store::{Answer, OrgStore, Request, ServesReaders};
 
 /// Orgs served at once.
 const SERVERS: usize = 4;
@@ -78,10 +78,9 @@ pub(super) fn start(
     all: bool,
     tx: &Sender<Msg>,
 ) -> Result<Serving, Error> {
-    let shared = match &ctx.shared {
-        Some(s) if ctx.env_org.is_none() && !s.is_reader() => s.clone(),
-        _ => return Ok(Serving::default()),
-    };
+    if ctx.orgs().serves_readers().is_none() {
+        return Ok(Serving::default());
+    }
     let aliases: Vec<String> = orgs.iter().map(|o| o.name().to_string()).collect();
     let state = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
@@ -95,14 +94,25 @@ pub(super) fn start(
             .spawn(move || server(&ctx, &state, &tx, &serving))
             .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     }
+    let ctx = ctx.clone();
     std::thread::Builder::new()
         .name("sfx-requests".into())
-        .spawn(move || reader_loop(&shared, aliases, all, &state))
+        .spawn(move || {
+            if let Some(shared) = ctx.orgs().serves_readers() {
+                reader_loop(ctx.orgs(), shared, aliases, all, &state);
+            }
+        })
         .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     Ok(serving)
 }
 
-fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Shared) {
+fn reader_loop(
+    store: &dyn OrgStore,
+    shared: &dyn ServesReaders,
+    aliases: Vec<String>,
+    all: bool,
+    state: &Shared,
+) {
     let mut from: HashMap<String, String> = HashMap::new();
     let mut listed: Option<Instant> = None;
     let mut said = false;
@@ -110,9 +120,9 @@ fn reader_loop(shared: &SharedStore, aliases: Vec<String>, all: bool, state: &Sh
     loop {
         if all
             && listed.is_none_or(|t| t.elapsed() >= RELIST)
-            && let Ok((_, orgs)) = shared.list()
+            && let Ok(listing) = store.list()
         {
-            wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
+            wanted = listing.orgs.into_iter().map(|o| o.record.alias).collect();
             listed = Some(Instant::now());
         }
         let new: Vec<&String> = wanted.iter().filter(|a| !from.contains_key(*a)).collect();
@@ -194,7 +204,7 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             relogin: matches!(e, Error::Relogin { .. }),
             message: e.to_string(),
         });
-        if let Some(shared) = &ctx.shared
+        if let Some(shared) = ctx.orgs().serves_readers()
             && let Err(e) = shared.notify(&alias, &answer)
         {
             crate::messages::warning(&format!(
@@ -244,8 +254,8 @@ fn answer(
     last: Option<Instant>,
 ) -> Result<Answer, Error> {
     let shared = ctx
-        .shared
-        .as_ref()
+        .orgs()
+        .serves_readers()
         .ok_or_else(|| Error::Other("no shared store".into()))?;
     let gone = || {
         Error::relogin(

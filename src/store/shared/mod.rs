@@ -63,7 +63,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-pub use ask::{Answer, FreshNeed, Request, no_refresher_answered};
+pub use ask::{Answer, FreshNeed, Request, TokenState, no_refresher_answered};
 pub use keycheck::reader_refused;
 pub use seal::KeyKind;
 use seal::{Binding, Keys};
@@ -101,25 +101,6 @@ pub fn check_namespace(v: &str) -> Result<String, Error> {
         )));
     }
     Ok(v.to_string())
-}
-
-/// The outcome of a compare-and-set write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cas {
-    /// Written; the org's new version.
-    Written(u64),
-    /// Someone wrote since the version this writer read (the current one is given;
-    /// 0 = the org is gone).
-    Conflict(u64),
-}
-
-/// Which version a write expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// Write only if the org is at this version (0 = does not exist).
-    Version(u64),
-    /// Write whatever is there (a login replaces an org).
-    Any,
 }
 
 /// The default org's alias, and every org with its version.
