@@ -21,7 +21,7 @@ use crate::secret::Secret;
 use crate::store::env::EnvStore;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
 use crate::store::shared::{SharedStore, StoreChoice};
-use crate::store::{Listing, LocalStore, OrgLock, OrgStore, SecretKind};
+use crate::store::{Listing, LocalStore, Notes, OrgLock, OrgStore, Said, SecretKind};
 
 pub use crate::store::metadata::{ENV_ORG, check_alias};
 pub use crate::store::{EnvCreds, Org};
@@ -74,13 +74,20 @@ impl Context {
                 )));
             }
         };
+        // What a store has to say (a wait for another process's lock) is
+        // printed here, in the command layer: no store prints.
+        let notes = Notes::to(|said| match said {
+            Said::Waiting(line) => crate::messages::say(line),
+            Said::Note(text) => crate::messages::note(text),
+        });
         // Checked before any work (a malformed URL is exit 2); nothing is contacted yet.
         let shared =
             match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
                 StoreChoice::Local => None,
                 StoreChoice::Shared(url) => Some(
                     SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
-                        .with_wait(g.wait),
+                        .with_wait(g.wait)
+                        .with_notes(notes.clone()),
                 ),
             };
         let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
@@ -107,7 +114,9 @@ impl Context {
             wait: g.wait,
             org_flag: g.org.clone(),
             org_from_env: g.org_from_env,
-            store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
+            store: LocalStore::new(crate::store::default_home()?)
+                .with_timeout(g.timeout)
+                .with_notes(notes),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
             shared,

@@ -418,3 +418,66 @@ fn commands_name_no_store_backend() {
     let found = backend_namers(&planted);
     assert_eq!(found.len(), 3, "{found:?}");
 }
+
+/// No store prints (the `OrgStore` contract, issue #23): what a store has to
+/// say (a lock wait) goes up to its caller, which prints it through
+/// `crate::messages`.
+fn store_printers(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, text) in files {
+        if !name.starts_with("store/") {
+            continue;
+        }
+        for (i, line) in code(text).lines().enumerate() {
+            if line.contains("messages::") {
+                found.push(format!("src/{name}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_store_prints() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    assert!(files.iter().any(|(n, _)| n == "store/lock.rs"));
+    let found = store_printers(&files);
+    assert!(
+        found.is_empty(),
+        "a store prints; hand the note up (store::Notes) and let the command layer print it:\n{}",
+        found.join("\n")
+    );
+    let planted = vec![
+        (
+            "store/a.rs".to_string(),
+            "crate::messages::say(\"x\");".to_string(),
+        ),
+        (
+            "store/shared/b.rs".to_string(),
+            "use crate::messages::note;".to_string(),
+        ),
+        (
+            "store/c.rs".to_string(),
+            "// crate::messages::say in a comment".to_string(),
+        ),
+        (
+            "context.rs".to_string(),
+            "crate::messages::say(\"x\");".to_string(),
+        ),
+    ];
+    assert_eq!(store_printers(&planted).len(), 2);
+}

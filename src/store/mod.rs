@@ -148,6 +148,37 @@ pub struct Remembered<'a> {
     pub expiry: KnownExpiry,
 }
 
+/// What a store has to say while it works, handed up to its caller (no store
+/// prints): the command layer shows it through `crate::messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said<'a> {
+    /// Waiting for another holder of a lock or lease (said once per wait,
+    /// after two seconds): `sfx: {line}`.
+    Waiting(&'a str),
+    /// Worth knowing (secrets going to the unencrypted file): `sfx: note: {text}`.
+    Note(&'a str),
+}
+
+/// Whoever hears what a store says.
+type Listener = dyn Fn(Said<'_>) + Send + Sync;
+
+/// Where a store's [`Said`] goes; by default nowhere (a store in a test).
+#[derive(Clone, Default)]
+pub struct Notes(Option<std::sync::Arc<Listener>>);
+
+impl Notes {
+    /// Hand every note to `f`.
+    pub fn to(f: impl Fn(Said<'_>) + Send + Sync + 'static) -> Notes {
+        Notes(Some(std::sync::Arc::new(f)))
+    }
+
+    pub fn tell(&self, said: Said<'_>) {
+        if let Some(f) = &self.0 {
+            f(said);
+        }
+    }
+}
+
 /// A held per-org refresh lock; dropping it releases the lock.
 pub struct OrgLock {
     _held: Option<Box<dyn Send>>,

@@ -162,6 +162,8 @@ struct Inner {
     /// script: a key rotation elsewhere makes this process check its key again
     /// before it seals anything more.
     key_verified: Mutex<Option<Vec<u8>>>,
+    /// Where lease waits go (see [`crate::store::Said`]).
+    notes: crate::store::Notes,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -185,6 +187,7 @@ impl SharedStore {
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
                 key_verified: Mutex::new(None),
+                notes: crate::store::Notes::default(),
             }),
         })
     }
@@ -206,6 +209,14 @@ impl SharedStore {
     pub fn with_wait(mut self, wait: Duration) -> SharedStore {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.wait = wait;
+        }
+        self
+    }
+
+    /// The same store, telling lease waits to `notes` (alone it says nothing).
+    pub fn with_notes(mut self, notes: crate::store::Notes) -> SharedStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.notes = notes;
         }
         self
     }
