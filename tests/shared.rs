@@ -1029,3 +1029,35 @@ fn a_second_watcher_takes_the_first_ones_fresh_check_instead_of_asking_again() {
         assert!(w.exit(Duration::from_secs(30)).success());
     }
 }
+
+/// No store prints (issue #23): the shared store hands its lease wait up and
+/// the command layer prints it — the same sentence, once, after two seconds
+/// of waiting — and the refresh goes on when the lease is freed.
+#[test]
+fn a_token_call_waiting_for_another_hosts_lease_says_so_once_and_refreshes_when_it_is_freed() {
+    let f = Fleet::new();
+    f.login("a");
+    f.expire("a");
+    f.t.fake.clear_requests();
+    f.t.fake.expect_hit("/services/oauth2/token");
+    // Another host holds the org's lease (through the library, as its sfx would).
+    let other = store(&f.r, sfx::store::shared::DEFAULT_NAMESPACE);
+    let held = other.lease("a", Duration::ZERO).unwrap();
+    let mut cmd = f.std(1);
+    cmd.arg("token");
+    let mut waiting = crate::localstore::Running::spawn(cmd, "");
+    let line = waiting.wait_for("waiting for another sfx process");
+    assert_eq!(
+        line,
+        "sfx: waiting for another sfx process that holds the refresh lease of org a in the shared store…"
+    );
+    drop(held);
+    let (status, err) = waiting.finish();
+    assert!(status.success(), "{err}");
+    assert_eq!(err.matches("waiting for another").count(), 1, "{err}");
+    assert_eq!(
+        refresh_tokens_sent(&f.t).len(),
+        1,
+        "one refresh, after the wait"
+    );
+}

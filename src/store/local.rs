@@ -547,6 +547,10 @@ impl OrgStore for LocalStore {
         "the local store".to_string()
     }
 
+    fn snapshot(&self) -> Result<Arc<Metadata>, Error> {
+        LocalStore::read(self)
+    }
+
     fn changed_since(&self, seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
         // One `stat`; the file is read only when it changed.
         let stamp = std::fs::metadata(self.metadata_path())

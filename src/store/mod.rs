@@ -371,6 +371,22 @@ pub trait OrgStore: Send + Sync {
         Ok(())
     }
 
+    /// Every org's record by alias and the default mark, as one value: shared,
+    /// not copied, where the store keeps a parse (the local store, issue #16),
+    /// so take what is needed from it rather than clone it. Metadata only.
+    fn snapshot(&self) -> Result<std::sync::Arc<metadata::Metadata>, Error> {
+        let listing = self.list()?;
+        Ok(std::sync::Arc::new(metadata::Metadata {
+            version: 1,
+            default: listing.default,
+            orgs: listing
+                .orgs
+                .into_iter()
+                .map(|o| (o.record.alias.clone(), o.record))
+                .collect(),
+        }))
+    }
+
     /// Readers' requests this store carries, for a refresher to serve (a
     /// shared store opened with the refresher key, issue #20); `None` for any
     /// other store.

@@ -445,14 +445,11 @@ impl Scheduler {
                 self.shared_scan = Some(now);
             }
         }
-        let Ok(listing) = self.ctx.orgs().list() else {
+        // The local store's parse is shared (an `Arc`, issue #16): borrowed, not copied.
+        let Ok(snapshot) = self.ctx.orgs().snapshot() else {
             return;
         };
-        let meta: std::collections::BTreeMap<String, crate::store::metadata::OrgRecord> = listing
-            .orgs
-            .into_iter()
-            .map(|o| (o.record.alias.clone(), o.record))
-            .collect();
+        let meta = &snapshot.orgs;
         for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
             if let Some(rec) = meta.get(w.org.name())
                 && (rec.access_token_masked != w.org.record.access_token_masked
