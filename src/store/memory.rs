@@ -8,16 +8,18 @@
 //! secret, under one mutex; versions come from one counter, so an org removed
 //! and stored again never repeats a version a reader may hold. The refresh
 //! lock is per alias, held by a guard across threads; waiting for it is
-//! bounded (then `StoreUnavailable`, as the other stores).
+//! bounded (then `StoreUnavailable`, as the other stores) and goes through the
+//! store's [`Clock`] (a fake one makes the wait instant).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::metadata::OrgRecord;
 use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, Version, Versioned,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -68,6 +70,7 @@ pub struct MemoryStore {
     locks: Arc<Locks>,
     /// How long [`OrgStore::lock`] waits for another holder.
     lock_wait: Duration,
+    clock: Arc<dyn Clock>,
 }
 
 impl Default for MemoryStore {
@@ -83,7 +86,14 @@ impl MemoryStore {
             state: Mutex::default(),
             locks: Arc::default(),
             lock_wait: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Wait for a lock on `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> MemoryStore {
+        self.clock = clock;
+        self
     }
 
     /// Wait at most `wait` for another holder of an org's lock.
@@ -194,10 +204,12 @@ impl OrgStore for MemoryStore {
     }
 
     fn lock(&self, alias: &str) -> Result<OrgLock, Error> {
-        let started = Instant::now();
+        let clock = &*self.clock;
+        let started = clock.instant();
         let mut held = self.locks.held.lock().unwrap_or_else(|e| e.into_inner());
         while held.contains(alias) {
-            let Some(left) = self.lock_wait.checked_sub(started.elapsed()) else {
+            let waited = clock.instant().saturating_duration_since(started);
+            let Some(left) = self.lock_wait.checked_sub(waited).filter(|l| !l.is_zero()) else {
                 return Err(Error::StoreUnavailable {
                     message: format!(
                         "another thread has held the refresh lock of org {alias} for more than {}, so this one gives up",
@@ -207,12 +219,7 @@ impl OrgStore for MemoryStore {
                     source: None,
                 });
             };
-            held = self
-                .locks
-                .freed
-                .wait_timeout(held, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            held = crate::clock::wait_timeout(clock, &self.locks.freed, held, left).0;
         }
         held.insert(alias.to_string());
         Ok(OrgLock::new(Held {
@@ -357,7 +364,9 @@ mod tests {
 
     #[test]
     fn the_lock_is_per_alias_and_a_second_holder_waits_a_bounded_time() {
-        let store = with_org("a").with_lock_wait(Duration::from_millis(50));
+        // Thirty seconds of waiting, on a clock whose waits return at once.
+        let clock = Arc::new(crate::clock::FakeClock::at(chrono::Utc::now()));
+        let store = with_org("a").with_clock(clock.clone());
         let held = store.lock("a").unwrap();
         let _other = store.lock("b").expect("two aliases never share a lock");
         let e = match store.lock("a") {
@@ -365,6 +374,11 @@ mod tests {
             Ok(_) => panic!("a held lock was taken twice"),
         };
         assert!(matches!(e, Error::StoreUnavailable { .. }), "{e}");
+        assert!(e.to_string().contains("more than 30s"), "{e}");
+        assert!(
+            clock.elapsed() >= Duration::from_secs(30),
+            "the wait was on the clock"
+        );
         drop(held);
         drop(store.lock("a").expect("free again once dropped"));
         // Across threads: the waiter gets it when the holder lets go.
