@@ -21,7 +21,7 @@ use crate::secret::Secret;
 use crate::store::env::EnvStore;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
 use crate::store::shared::{SharedStore, StoreChoice};
-use crate::store::{Listing, LocalStore, OrgLock, OrgStore, SecretKind};
+use crate::store::{Listing, LocalStore, Notes, OrgLock, OrgStore, Said, SecretKind};
 
 pub use crate::store::metadata::{ENV_ORG, check_alias};
 pub use crate::store::{EnvCreds, Org};
@@ -36,8 +36,9 @@ pub struct Context {
     pub org_flag: Option<String>,
     /// `org_flag` came from SFX_ORG, not `-o` (messages name the variable).
     pub org_from_env: bool,
-    /// The local store (`login`, `logout`, `doctor` and `--migrate` are about it).
-    pub store: LocalStore,
+    /// The local store: commands see it through [`Context::orgs`] /
+    /// [`Context::stored_orgs`]; `doctor` and `--migrate` by name ([`Context::backends`]).
+    store: LocalStore,
     /// `SFX_CREDENTIAL_STORE=file`.
     pub file_store_forced: bool,
     /// The org from the environment, as it was when the run began.
@@ -45,7 +46,7 @@ pub struct Context {
     /// The environment backend, when the org comes from the environment.
     env_store: Option<EnvStore>,
     /// The shared store, with `--store redis://…` / `SFX_STORE` (issue #13).
-    pub shared: Option<SharedStore>,
+    shared: Option<SharedStore>,
     clock: Arc<dyn Clock>,
     http: OnceLock<Http>,
 }
@@ -73,13 +74,20 @@ impl Context {
                 )));
             }
         };
+        // What a store has to say (a wait for another process's lock) is
+        // printed here, in the command layer: no store prints.
+        let notes = Notes::to(|said| match said {
+            Said::Waiting(line) => crate::messages::say(line),
+            Said::Note(text) => crate::messages::note(text),
+        });
         // Checked before any work (a malformed URL is exit 2); nothing is contacted yet.
         let shared =
             match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
                 StoreChoice::Local => None,
                 StoreChoice::Shared(url) => Some(
                     SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
-                        .with_wait(g.wait),
+                        .with_wait(g.wait)
+                        .with_notes(notes.clone()),
                 ),
             };
         let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
@@ -106,7 +114,9 @@ impl Context {
             wait: g.wait,
             org_flag: g.org.clone(),
             org_from_env: g.org_from_env,
-            store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
+            store: LocalStore::new(crate::store::default_home()?)
+                .with_timeout(g.timeout)
+                .with_notes(notes),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
             shared,
@@ -135,6 +145,15 @@ impl Context {
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Context {
         self.clock = clock;
         self.http = OnceLock::new();
+        self
+    }
+
+    /// The same run on a local store at `home` and no shared store (tests in
+    /// process: their own store, whatever the environment names).
+    #[cfg(test)]
+    pub fn with_local_home(mut self, home: std::path::PathBuf) -> Context {
+        self.store = LocalStore::new(home).with_timeout(self.timeout);
+        self.shared = None;
         self
     }
 
@@ -178,9 +197,16 @@ impl Context {
 
     /// The stored orgs' store in words: "the local store" or "the shared store at …".
     pub fn store_name(&self) -> String {
-        match &self.shared {
-            Some(s) => format!("the shared store at {}", s.display()),
-            None => "the local store".to_string(),
+        self.stored_orgs().describe()
+    }
+
+    /// The backends by name, for the commands that are about them (`doctor`,
+    /// `login --migrate`); every other command sees one [`OrgStore`]
+    /// (tests/layers.rs holds them to it).
+    pub fn backends(&self) -> Backends<'_> {
+        Backends {
+            local: &self.store,
+            shared: self.shared.as_ref(),
         }
     }
 
@@ -247,6 +273,13 @@ impl Context {
             StoreKind::Keychain
         }
     }
+}
+
+/// The stores by backend ([`Context::backends`]).
+pub struct Backends<'a> {
+    pub local: &'a LocalStore,
+    /// With `--store redis://…` / `SFX_STORE`.
+    pub shared: Option<&'a SharedStore>,
 }
 
 /// An org asked for by name: `-o`, or SFX_ORG (`from_env`).
@@ -393,17 +426,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         return Ok(None);
     };
     let record = OrgRecord {
-        alias: ENV_ORG.to_string(),
-        username: None,
-        org_id: None,
-        user_id: None,
-        login_url: None,
-        instance_url,
         client_id,
-        flow,
-        store: StoreKind::Env,
-        issued_at: None,
-        session_timeout_secs: 7200,
         // A JWT access token tells its own expiry: known without a request.
         expiry: access
             .as_ref()
@@ -417,11 +440,7 @@ fn env_org(now: DateTime<Utc>) -> Result<Option<Org>, Error> {
         access_token_masked: access.as_ref().map(Secret::mask),
         has_refresh_token: refresh.is_some(),
         has_client_secret: client_secret.is_some(),
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
-        key_file: None,
-        api_version: None,
-        sf_link: None,
+        ..OrgRecord::new(ENV_ORG, instance_url, flow, StoreKind::Env)
     };
     Ok(Some(Org {
         record,

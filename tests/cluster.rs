@@ -9,7 +9,8 @@ use crate::common::redis_cluster::RedisCluster;
 use crate::common::*;
 use crate::shared::{TOKEN, key_b64, no_replays, record};
 use serde_json::Value;
-use sfx::store::shared::{Cas, Expect, SharedStore, url};
+use sfx::store::shared::{SharedStore, url};
+use sfx::store::{Cas, Version};
 
 /// Hosts as processes with separate homes; host `i` names node `i % 3`.
 pub(crate) struct Fleet {
@@ -230,12 +231,12 @@ fn compare_and_set_and_the_lease_hold_on_the_orgs_node_and_follow_a_resharding()
     let slot = c.slot(&org_key("a"));
     // Through a node that does not hold the org: the first MOVED teaches the map.
     let s = store(&c, other_node(&c, slot));
-    let Cas::Written(v1) = s.write(&record("a"), &[], Expect::Version(0)).unwrap() else {
+    let Cas::Written(v1) = s.write(&record("a"), &[], Some(Version(0))).unwrap() else {
         panic!("first write conflicted")
     };
     assert_eq!(
-        s.write(&record("a"), &[], Expect::Version(0)).unwrap(),
-        Cas::Conflict(v1),
+        s.write(&record("a"), &[], Some(Version(0))).unwrap(),
+        Cas::Conflict,
         "a second creator loses"
     );
     let lease = s.lease("a", Duration::from_millis(200)).unwrap();
@@ -251,13 +252,15 @@ fn compare_and_set_and_the_lease_hold_on_the_orgs_node_and_follow_a_resharding()
     c.move_slot(slot, to);
     assert_eq!(c.owner(slot), to);
     let (rec, v) = s.read_org("a").unwrap().expect("the org after the move");
-    assert_eq!((rec.alias.as_str(), v), ("a", v1));
-    let Cas::Written(v2) = s.write(&record("a"), &[], Expect::Version(v1)).unwrap() else {
+    assert_eq!((rec.alias.as_str(), Version(v)), ("a", v1));
+    let Cas::Written(v2) = s.write(&record("a"), &[], Some(v1)).unwrap() else {
         panic!("write at the current version conflicted")
     };
+    assert_eq!(s.write(&record("a"), &[], Some(v1)).unwrap(), Cas::Conflict);
     assert_eq!(
-        s.write(&record("a"), &[], Expect::Version(v1)).unwrap(),
-        Cas::Conflict(v2)
+        s.read_org("a").unwrap().map(|(_, v)| Version(v)),
+        Some(v2),
+        "the stale write left the winner's version"
     );
     drop(s.lease("a", Duration::from_secs(2)).unwrap());
     let (_, orgs) = s.list().unwrap();
@@ -268,7 +271,7 @@ fn compare_and_set_and_the_lease_hold_on_the_orgs_node_and_follow_a_resharding()
 fn a_slot_in_migration_is_followed_through_ask() {
     let c = RedisCluster::start();
     let s = store(&c, 0);
-    s.write(&record("a"), &[], Expect::Any).unwrap();
+    s.write(&record("a"), &[], None).unwrap();
     let slot = c.slot(&org_key("a"));
     let (from, to) = (c.owner(slot), other_node(&c, slot));
     let id = |i: usize| c.node_cli(i, &["CLUSTER", "MYID"]).trim().to_string();

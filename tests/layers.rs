@@ -325,3 +325,159 @@ fn only_the_messages_module_writes_to_stderr() {
     let found = stderr_writers(&planted);
     assert_eq!(found.len(), 2, "{found:?}");
 }
+
+/// What a command must not name (issue #23): commands see one `dyn OrgStore`
+/// (`ctx.orgs()`, `ctx.stored_orgs()`), never a backend. `doctor` and
+/// `login --migrate`, which are about backends, reach them through
+/// `ctx.backends()`; no other command may call that either.
+const BACKEND_NAMES: &[&str] = &[
+    "LocalStore",
+    "SharedStore",
+    "EnvStore",
+    "MemoryStore",
+    "store::local::",
+    "store::shared::",
+    "store::env::",
+    "store::memory::",
+    "store::keychain",
+    "store::file::",
+    ".is_env()",
+    ".backends()",
+];
+
+/// The commands that are about backends.
+const ABOUT_BACKENDS: &[&str] = &["commands/doctor.rs", "commands/login/migrate.rs"];
+
+fn backend_namers(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, text) in files {
+        if !name.starts_with("commands/") || ABOUT_BACKENDS.contains(&name.as_str()) {
+            continue;
+        }
+        for (i, line) in code(text).lines().enumerate() {
+            if let Some(b) = BACKEND_NAMES.iter().find(|b| line.contains(*b)) {
+                found.push(format!("src/{name}:{}: names {b}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn commands_name_no_store_backend() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    assert!(files.iter().any(|(n, _)| n == "commands/doctor.rs"));
+    let found = backend_namers(&files);
+    assert!(
+        found.is_empty(),
+        "a command names a store backend; go through the one handle (`ctx.orgs()` / `ctx.stored_orgs()`, an `OrgStore` method) instead:\n{}",
+        found.join("\n")
+    );
+    // The check itself can fail: planted names are found; a comment, a file
+    // outside commands/ and the commands about backends are not.
+    let planted = vec![
+        (
+            "commands/a.rs".to_string(),
+            "let s: &LocalStore = x;".to_string(),
+        ),
+        (
+            "commands/watch/b.rs".to_string(),
+            "if org.is_env() {}".to_string(),
+        ),
+        (
+            "commands/c.rs".to_string(),
+            "use crate::store::shared::Answer;".to_string(),
+        ),
+        (
+            "commands/d.rs".to_string(),
+            "// SharedStore in a comment".to_string(),
+        ),
+        (
+            "context.rs".to_string(),
+            "let s = SharedStore::new();".to_string(),
+        ),
+        (
+            "commands/doctor.rs".to_string(),
+            "let b = ctx.backends();".to_string(),
+        ),
+    ];
+    let found = backend_namers(&planted);
+    assert_eq!(found.len(), 3, "{found:?}");
+}
+
+/// No store prints (the `OrgStore` contract, issue #23): what a store has to
+/// say (a lock wait) goes up to its caller, which prints it through
+/// `crate::messages`.
+fn store_printers(files: &[(String, String)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (name, text) in files {
+        if !name.starts_with("store/") {
+            continue;
+        }
+        for (i, line) in code(text).lines().enumerate() {
+            if line.contains("messages::") {
+                found.push(format!("src/{name}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn no_store_prints() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    let files: Vec<(String, String)> = paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect();
+    assert!(files.iter().any(|(n, _)| n == "store/lock.rs"));
+    let found = store_printers(&files);
+    assert!(
+        found.is_empty(),
+        "a store prints; hand the note up (store::Notes) and let the command layer print it:\n{}",
+        found.join("\n")
+    );
+    let planted = vec![
+        (
+            "store/a.rs".to_string(),
+            "crate::messages::say(\"x\");".to_string(),
+        ),
+        (
+            "store/shared/b.rs".to_string(),
+            "use crate::messages::note;".to_string(),
+        ),
+        (
+            "store/c.rs".to_string(),
+            "// crate::messages::say in a comment".to_string(),
+        ),
+        (
+            "context.rs".to_string(),
+            "crate::messages::say(\"x\");".to_string(),
+        ),
+    ];
+    assert_eq!(store_printers(&planted).len(), 2);
+}

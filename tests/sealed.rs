@@ -67,8 +67,8 @@ fn a_redis_writer_without_the_key_cannot_redirect_a_secret_anywhere() {
 #[test]
 fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_the_next_write() {
     use sfx::secret::Secret;
+    use sfx::store::Cas;
     use sfx::store::SecretKind;
-    use sfx::store::shared::{Cas, Expect};
     let r = crate::common::redis_server::RedisServer::start();
     let s = crate::shared::store(&r, "sfx");
     s.set_key(&crate::shared::key_b64(3)).unwrap();
@@ -86,7 +86,7 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
                 (SecretKind::ClientSecret, Some(&cs)),
                 (SecretKind::AccessToken, Some(&at)),
             ],
-            Expect::Any,
+            None,
         )
         .unwrap()
     else {
@@ -97,11 +97,7 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
     moved.instance_url = "https://moved.my.salesforce.com".into();
     let at2 = Secret::new("00D-access-2");
     let written = s
-        .write(
-            &moved,
-            &[(SecretKind::AccessToken, Some(&at2))],
-            Expect::Version(v),
-        )
+        .write(&moved, &[(SecretKind::AccessToken, Some(&at2))], Some(v))
         .unwrap();
     assert!(matches!(written, Cas::Written(_)), "{written:?}");
     let open = |r: &sfx::store::metadata::OrgRecord, k| {
@@ -152,7 +148,7 @@ fn a_new_instance_url_seals_the_kept_secrets_again_and_old_records_convert_on_th
     s.write(
         &moved,
         &[(SecretKind::AccessToken, Some(&at3))],
-        Expect::Version(v),
+        Some(sfx::store::Version(v)),
     )
     .unwrap();
     for (hash, kind) in [
@@ -176,23 +172,22 @@ fn a_process_that_verified_its_key_checks_it_again_after_the_store_key_is_rotate
     // old process must not seal anything more with the old key.
     use sfx::secret::Secret;
     use sfx::store::SecretKind;
-    use sfx::store::shared::Expect;
     let r = crate::common::redis_server::RedisServer::start();
     let old = crate::shared::store(&r, "sfx");
     old.set_key(&crate::shared::key_b64(1)).unwrap();
     let rt = Secret::new("5Aep-rt");
     let with_rt = [(SecretKind::RefreshToken, Some(&rt))];
-    old.write(&crate::shared::record("x"), &with_rt, Expect::Any)
+    old.write(&crate::shared::record("x"), &with_rt, None)
         .unwrap();
     // The rotation, by another machine with the new key.
     let new = crate::shared::store(&r, "sfx");
     new.set_key(&crate::shared::key_b64(2)).unwrap();
     new.delete("x").unwrap();
-    new.write(&crate::shared::record("y"), &with_rt, Expect::Any)
+    new.write(&crate::shared::record("y"), &with_rt, None)
         .unwrap();
     // The old process writes again: refused, nothing sealed with the old key.
     let err = old
-        .write(&crate::shared::record("z"), &with_rt, Expect::Any)
+        .write(&crate::shared::record("z"), &with_rt, None)
         .unwrap_err();
     assert_eq!(err.exit(), sfx::exit::Exit::StoreUnavailable, "{err}");
     assert!(err.to_string().contains("SFX_STORE_KEY"), "{err}");
@@ -369,8 +364,8 @@ fn a_redis_writer_cannot_change_how_a_secret_is_used_flow_rotation_or_key_file()
 #[test]
 fn writes_that_change_how_secrets_are_used_seal_the_kept_ones_again() {
     use sfx::secret::Secret;
+    use sfx::store::Cas;
     use sfx::store::SecretKind;
-    use sfx::store::shared::{Cas, Expect};
     let r = crate::common::redis_server::RedisServer::start();
     let s = crate::shared::store(&r, "sfx");
     s.set_key(&crate::shared::key_b64(3)).unwrap();
@@ -389,7 +384,7 @@ fn writes_that_change_how_secrets_are_used_seal_the_kept_ones_again() {
                 (SecretKind::ClientSecret, Some(&cs)),
                 (SecretKind::AccessToken, Some(&at)),
             ],
-            Expect::Any,
+            None,
         )
         .unwrap()
     else {
@@ -407,7 +402,7 @@ fn writes_that_change_how_secrets_are_used_seal_the_kept_ones_again() {
                 (SecretKind::RefreshToken, Some(&rt2)),
                 (SecretKind::AccessToken, Some(&at2)),
             ],
-            Expect::Version(v),
+            Some(v),
         )
         .unwrap();
     let Cas::Written(v) = w else { panic!("{w:?}") };
@@ -432,7 +427,7 @@ fn writes_that_change_how_secrets_are_used_seal_the_kept_ones_again() {
     let mut jwt = rotated.clone();
     jwt.flow = sfx::store::metadata::Flow::Jwt;
     jwt.key_file = Some("/etc/sfx/prod.pem".into());
-    let w = s.write(&jwt, &[], Expect::Version(v)).unwrap();
+    let w = s.write(&jwt, &[], Some(v)).unwrap();
     assert!(matches!(w, Cas::Written(_)), "{w:?}");
     for (k, want) in [
         (SecretKind::RefreshToken, "5Aep-2"),

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::redis_server::RedisServer;
 use sfx::store::metadata::{Flow, OrgRecord, StoreKind};
-use sfx::store::shared::{Cas, Expect, SharedStore, url};
+use sfx::store::shared::{SharedStore, url};
+use sfx::store::{Cas, Version};
 
 pub(crate) fn store(r: &RedisServer, ns: &str) -> SharedStore {
     let url::StoreChoice::Shared(u) = url::parse(Some(&r.url()), "--store").unwrap() else {
@@ -18,26 +19,15 @@ pub(crate) fn store(r: &RedisServer, ns: &str) -> SharedStore {
 
 pub(crate) fn record(alias: &str) -> OrgRecord {
     OrgRecord {
-        alias: alias.into(),
         username: Some(format!("{alias}@example.com")),
-        org_id: None,
-        user_id: None,
-        instance_url: "https://example.my.salesforce.com".into(),
-        login_url: None,
         client_id: Some("3MVG9client".into()),
-        flow: Flow::AuthUrl,
-        store: StoreKind::File,
         issued_at: Some(1_700_000_000),
-        session_timeout_secs: 7200,
-        expiry: None,
-        access_token_masked: None,
-        has_refresh_token: false,
-        has_client_secret: false,
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
-        key_file: None,
-        sf_link: None,
-        api_version: None,
+        ..OrgRecord::new(
+            alias,
+            "https://example.my.salesforce.com",
+            Flow::AuthUrl,
+            StoreKind::File,
+        )
     }
 }
 
@@ -46,28 +36,25 @@ fn compare_and_set_writes_only_at_the_version_read_and_lists_in_two_round_trips(
     let r = RedisServer::start();
     let s = store(&r, "t1");
     assert_eq!(s.read_org("a").unwrap(), None);
-    let Cas::Written(v1) = s.write(&record("a"), &[], Expect::Version(0)).unwrap() else {
+    let Cas::Written(v1) = s.write(&record("a"), &[], Some(Version(0))).unwrap() else {
         panic!("first write conflicted")
     };
     // A second creator that also read "absent" loses.
     assert_eq!(
-        s.write(&record("a"), &[], Expect::Version(0)).unwrap(),
-        Cas::Conflict(v1)
+        s.write(&record("a"), &[], Some(Version(0))).unwrap(),
+        Cas::Conflict
     );
     let mut newer = record("a");
     newer.issued_at = Some(1_700_000_100);
-    let Cas::Written(v2) = s.write(&newer, &[], Expect::Version(v1)).unwrap() else {
+    let Cas::Written(v2) = s.write(&newer, &[], Some(v1)).unwrap() else {
         panic!("write at the current version conflicted")
     };
-    assert!(v2 > v1);
+    assert!(v2.0 > v1.0);
     // A stale writer (read v1) cannot overwrite the newer record.
-    assert_eq!(
-        s.write(&record("a"), &[], Expect::Version(v1)).unwrap(),
-        Cas::Conflict(v2)
-    );
+    assert_eq!(s.write(&record("a"), &[], Some(v1)).unwrap(), Cas::Conflict);
     let (rec, v) = s.read_org("a").unwrap().unwrap();
-    assert_eq!((rec.issued_at, v), (Some(1_700_000_100), v2));
-    s.write(&record("b"), &[], Expect::Any).unwrap();
+    assert_eq!((rec.issued_at, Version(v)), (Some(1_700_000_100), v2));
+    s.write(&record("b"), &[], None).unwrap();
     s.set_default(Some("b")).unwrap();
     let (default, orgs) = s.list().unwrap();
     assert_eq!(default.as_deref(), Some("b"));
@@ -1041,4 +1028,36 @@ fn a_second_watcher_takes_the_first_ones_fresh_check_instead_of_asking_again() {
         w.signal("TERM");
         assert!(w.exit(Duration::from_secs(30)).success());
     }
+}
+
+/// No store prints (issue #23): the shared store hands its lease wait up and
+/// the command layer prints it — the same sentence, once, after two seconds
+/// of waiting — and the refresh goes on when the lease is freed.
+#[test]
+fn a_token_call_waiting_for_another_hosts_lease_says_so_once_and_refreshes_when_it_is_freed() {
+    let f = Fleet::new();
+    f.login("a");
+    f.expire("a");
+    f.t.fake.clear_requests();
+    f.t.fake.expect_hit("/services/oauth2/token");
+    // Another host holds the org's lease (through the library, as its sfx would).
+    let other = store(&f.r, sfx::store::shared::DEFAULT_NAMESPACE);
+    let held = other.lease("a", Duration::ZERO).unwrap();
+    let mut cmd = f.std(1);
+    cmd.arg("token");
+    let mut waiting = crate::localstore::Running::spawn(cmd, "");
+    let line = waiting.wait_for("waiting for another sfx process");
+    assert_eq!(
+        line,
+        "sfx: waiting for another sfx process that holds the refresh lease of org a in the shared store…"
+    );
+    drop(held);
+    let (status, err) = waiting.finish();
+    assert!(status.success(), "{err}");
+    assert_eq!(err.matches("waiting for another").count(), 1, "{err}");
+    assert_eq!(
+        refresh_tokens_sent(&f.t).len(),
+        1,
+        "one refresh, after the wait"
+    );
 }

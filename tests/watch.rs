@@ -495,6 +495,38 @@ fn env_only_mode_keeps_tokens_in_memory_hands_them_on_and_writes_nothing() {
     assert!(!t.home().exists(), "nothing under SFX_HOME");
 }
 
+/// The environment's org under rotation (issue #23 moved this from an
+/// `is_env()` branch to the store's `persistent()`): the refresh says the
+/// token in the environment is dead, the next one sends the rotated token the
+/// process holds in memory, and nothing is written under SFX_HOME.
+#[test]
+fn env_only_mode_under_rotation_says_the_environments_token_is_dead_and_refreshes_with_the_new_one()
+{
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    let mut w = spawn(
+        &t,
+        &["--keepalive", "1s"],
+        &[("SFX_AUTH_URL", &t.auth_url())],
+    );
+    for _ in 0..2 {
+        let r = w.event("refreshed", LONG);
+        assert_eq!(r["org"], "env");
+        let m = r["message"].as_str().unwrap();
+        assert!(
+            m.contains("Salesforce rotated the refresh token, so the one in the environment is now dead and this process holds the only live one"),
+            "{r}"
+        );
+    }
+    w.signal("TERM");
+    assert_eq!(w.exit(LONG).code(), Some(0), "{}", w.stderr());
+    // Two refreshes, each with the token the one before it got: none was refused.
+    assert!(t.fake.count_grant("refresh_token") >= 2);
+    assert!(!w.stderr().contains("error"), "{}", w.stderr());
+    assert!(!t.home().exists(), "nothing under SFX_HOME");
+}
+
 #[test]
 fn sigterm_exits_0_and_sigint_exits_130() {
     let t = T::new();

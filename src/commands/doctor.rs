@@ -383,18 +383,20 @@ impl Report for DoctorReport {
 }
 
 pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
-    let file = ctx.store.home.join(file::FILE_NAME);
-    let shared = ctx.shared.as_ref().map(|s| SharedCheck {
+    // doctor is about the backends: it names them.
+    let backends = ctx.backends();
+    let file = backends.local.home.join(file::FILE_NAME);
+    let shared = backends.shared.map(|s| SharedCheck {
         store: s.display(),
         namespace: s.namespace().to_string(),
         result: s.probe().map_err(|e| e.to_string()),
     });
-    let home_problems = crate::store::local::trust_problems(&ctx.store.home);
+    let home_problems = crate::store::local::trust_problems(&backends.local.home);
     // The orgs of the store in use (a shared store that cannot be listed: none;
     // one that failed its probe is not asked again, so --timeout bounds doctor
     // as it bounds every other command; a home that is not trusted is not read).
     let probe_failed = shared.as_ref().is_some_and(|s| s.result.is_err());
-    let orgs = match &ctx.shared {
+    let orgs = match backends.shared {
         Some(_) if probe_failed => Vec::new(),
         None if !home_problems.is_empty() => Vec::new(),
         Some(s) => crate::store::OrgStore::list(s)
@@ -403,8 +405,8 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
             .into_iter()
             .map(|o| (o.record.alias, o.record.store))
             .collect(),
-        None => ctx
-            .store
+        None => backends
+            .local
             .read()?
             .orgs
             .values()
@@ -413,7 +415,7 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
     };
     Ok(DoctorReport {
         probe: keychain::probe(),
-        home: ctx.store.home.clone(),
+        home: backends.local.home.clone(),
         file_exists: file.is_file(),
         file_mode: file_mode(&file),
         file,
@@ -423,7 +425,7 @@ pub fn run(_args: &DoctorArgs, ctx: &Context) -> Result<DoctorReport, Error> {
         environment: ctx.env_org.is_some(),
         shared,
         home_problems,
-        home_read_only: read_only(&ctx.store.home),
+        home_read_only: read_only(&backends.local.home),
     })
 }
 

@@ -34,17 +34,13 @@ pub struct Row {
 }
 
 /// The command that gets a live token for `org` again: a refresh when sfx can
-/// make one (a refresh token, or a JWT / client-credentials grant), else a login.
-pub fn next_step(org: &Org) -> String {
+/// make one (a refresh token, or a JWT / client-credentials grant), else a login
+/// — unless the org's store has its own answer (the environment's org).
+pub fn next_step(ctx: &Context, org: &Org) -> String {
     let rec = &org.record;
     let name = org.name();
-    if org.is_env() {
-        return if rec.has_refresh_token {
-            "`sfx token` refreshes it".to_string()
-        } else {
-            "it cannot be refreshed: put a new token (or an SFDX auth URL) in the environment"
-                .to_string()
-        };
+    if let Some(hint) = ctx.orgs().renew_hint(org) {
+        return hint;
     }
     if rec.has_refresh_token || matches!(rec.flow, Flow::Jwt | Flow::ClientCredentials) {
         format!("`sfx refresh -o {name}` gets a new one (it says so if a new login is needed)")
@@ -325,7 +321,7 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
                 username: org.record.username.clone(),
                 instance_url: org.record.instance_url.clone(),
                 outcome: Ok(e),
-                next_step: next_step(&org),
+                next_step: next_step(ctx, &org),
             }],
             all: false,
             format: args.format,
@@ -342,7 +338,7 @@ pub fn run(args: &ExpiresArgs, ctx: &Context) -> Result<ExpiresReport, Error> {
             username: org.record.username.clone(),
             instance_url: org.record.instance_url.clone(),
             outcome: outcome.map_err(|e| (e.exit(), e.to_string())),
-            next_step: next_step(org),
+            next_step: next_step(ctx, org),
         })
         .collect();
     Ok(ExpiresReport {

@@ -79,7 +79,7 @@ pub fn valid_token(
     let org = ctx.org()?;
     // An environment access token with no way to refresh is handed out as it is,
     // unless it is known to be dead (then the refresh below says "log in again").
-    if org.is_env() && !org.record.has_refresh_token {
+    if !ctx.orgs().persistent() && !org.record.has_refresh_token {
         let known = expiry::offline(&org.record, ctx.now());
         if known.is_none_or(|e| e.active)
             && let Some(token) = ctx.secret(&org, crate::store::SecretKind::AccessToken)?
@@ -100,7 +100,7 @@ pub fn valid_token(
         min_valid,
     )?
     .ok_or_else(logged_out_meanwhile)?;
-    Ok(from_fresh(fresh))
+    Ok(from_fresh(fresh, ctx.orgs().persistent()))
 }
 
 /// After Salesforce answered 401 to `sent` (revoked, or its session ended
@@ -119,12 +119,14 @@ pub fn after_rejection(
         sent,
     )?
     .ok_or_else(logged_out_meanwhile)?;
-    Ok(from_fresh(fresh))
+    Ok(from_fresh(fresh, ctx.orgs().persistent()))
 }
 
-fn from_fresh(fresh: crate::lifecycle::Fresh) -> ValidToken {
+/// `persistent`: whether the org's store keeps what is written (else a rotated
+/// refresh token is dead wherever the caller keeps the old one).
+fn from_fresh(fresh: crate::lifecycle::Fresh, persistent: bool) -> ValidToken {
     let rotated = fresh.refreshed.as_ref().is_some_and(|r| r.rotated);
-    let notes = if rotated && fresh.org.is_env() {
+    let notes = if rotated && !persistent {
         vec![ROTATED_IN_ENV.to_string()]
     } else {
         vec![]

@@ -307,11 +307,7 @@ pub fn run(args: &OrgsArgs, ctx: &Context) -> Result<OrgsReport, Error> {
     Ok(OrgsReport {
         rows,
         now,
-        shared: ctx
-            .shared
-            .as_ref()
-            .filter(|_| ctx.env_org.is_none())
-            .map(|s| s.display()),
+        shared: ctx.orgs().shared_at(),
         aliases_only: args.aliases,
     })
 }

@@ -112,7 +112,9 @@ pub fn run(args: &RefreshArgs, ctx: &Context) -> Result<RefreshReport, Error> {
             window,
         });
     }
-    let from_env = org.is_env();
+    // Nothing is stored for an org from the environment: a rotated refresh
+    // token must be handed back.
+    let from_env = !ctx.orgs().persistent();
     let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &org)?;
     let expiry = expiry::after_mint(&r.org.record, now);
     let new_auth_url = new_auth_url(&r);

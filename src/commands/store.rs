@@ -8,8 +8,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::output::{Report, Style};
 use crate::secret::Secret;
-use crate::store::shared::KeyKind;
-use crate::store::shared::seal::{KEY_VAR, Keys};
+use crate::store::keys::{KEY_VAR, KeyKind, Keys};
 
 pub struct ReaderKeyReport {
     pub reader_key: Secret,

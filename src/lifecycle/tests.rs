@@ -2,7 +2,6 @@
 //! (with a journal and a way to lose a compare-and-set race), and the real
 //! client against the in-repo fake Salesforce over real HTTP.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,6 +15,7 @@ use crate::error::Error;
 use crate::salesforce::Client;
 use crate::salesforce::http::Http;
 use crate::secret::Secret;
+use crate::store::memory::MemoryStore;
 use crate::store::metadata::{ExactSource, Flow, KnownExpiry, OrgRecord, StoreKind};
 use crate::store::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, Version, Versioned,
@@ -29,26 +29,14 @@ fn at(secs: i64) -> DateTime<Utc> {
 
 fn record(alias: &str) -> OrgRecord {
     OrgRecord {
-        alias: alias.into(),
         username: Some(DEFAULT_USERNAME.into()),
-        org_id: None,
-        user_id: None,
-        instance_url: "https://a.example.com".into(),
-        login_url: None,
         client_id: Some(DEFAULT_CLIENT_ID.into()),
-        flow: Flow::AuthUrl,
-        store: StoreKind::File,
-        issued_at: None,
-        session_timeout_secs: 7200,
-        expiry: None,
-        access_token_masked: None,
-        has_refresh_token: false,
-        has_client_secret: false,
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
-        key_file: None,
-        sf_link: None,
-        api_version: None,
+        ..OrgRecord::new(
+            alias,
+            "https://a.example.com",
+            Flow::AuthUrl,
+            StoreKind::File,
+        )
     }
 }
 
@@ -61,37 +49,37 @@ fn known(exp: i64, source: ExactSource) -> Option<KnownExpiry> {
     })
 }
 
-// ----- an in-memory store --------------------------------------------------------
+// ----- an in-memory store that can lose a race ----------------------------------
 
+/// What these tests watch besides the store: the answers remembered, a rival
+/// writer that wins the next compare-and-set, and the token writes made.
 #[derive(Default)]
 struct Mem {
-    orgs: HashMap<String, (OrgRecord, u64)>,
-    secrets: HashMap<(String, &'static str), Secret>,
-    journal: HashMap<String, String>,
     remembered: Vec<(String, KnownExpiry)>,
     /// The next write_tokens loses to this writer: (record, access token).
     rival: Option<(OrgRecord, Secret)>,
     writes: usize,
 }
 
+/// The in-memory store ([`MemoryStore`]) with [`Mem`] beside it.
 #[derive(Default, Clone)]
-struct MemStore(Arc<Mutex<Mem>>);
+struct MemStore(Arc<(MemoryStore, Mutex<Mem>)>);
 
 impl MemStore {
     fn with(rec: OrgRecord, secrets: &[(SecretKind, &str)]) -> MemStore {
         let s = MemStore::default();
-        {
-            let mut m = s.0.lock().unwrap();
-            for (k, v) in secrets {
-                m.secrets
-                    .insert((rec.alias.clone(), k.as_str()), Secret::new(*v));
-            }
-            m.orgs.insert(rec.alias.clone(), (rec, 1));
-        }
+        let secrets: Vec<(SecretKind, Secret)> =
+            secrets.iter().map(|(k, v)| (*k, Secret::new(*v))).collect();
+        let refs: Vec<(SecretKind, Option<&Secret>)> =
+            secrets.iter().map(|(k, v)| (*k, Some(v))).collect();
+        s.store().save_org(&rec, &refs, false).unwrap();
         s
     }
+    fn store(&self) -> &MemoryStore {
+        &self.0.0
+    }
     fn m(&self) -> std::sync::MutexGuard<'_, Mem> {
-        self.0.lock().unwrap()
+        self.0.1.lock().unwrap()
     }
     fn org(&self, alias: &str) -> Org {
         self.read(alias).unwrap().unwrap().org
@@ -100,102 +88,53 @@ impl MemStore {
 
 impl OrgStore for MemStore {
     fn list(&self) -> Result<Listing, Error> {
-        let m = self.m();
-        Ok(Listing {
-            default: None,
-            orgs: m
-                .orgs
-                .values()
-                .map(|(r, _)| Org {
-                    record: r.clone(),
-                    env: None,
-                })
-                .collect(),
-        })
+        self.store().list()
     }
     fn read(&self, alias: &str) -> Result<Option<Versioned>, Error> {
-        Ok(self.m().orgs.get(alias).map(|(r, v)| Versioned {
-            org: Org {
-                record: r.clone(),
-                env: None,
-            },
-            version: Version(*v),
-        }))
+        self.store().read(alias)
     }
     fn secret(&self, org: &Org, kind: SecretKind) -> Result<Option<Secret>, Error> {
-        Ok(self
-            .m()
-            .secrets
-            .get(&(org.name().to_string(), kind.as_str()))
-            .cloned())
+        self.store().secret(org, kind)
     }
     fn write_tokens(&self, expected: Version, new: &NewTokens<'_>) -> Result<Cas, Error> {
-        let mut m = self.m();
-        let alias = new.record.alias.clone();
-        if let Some((rec, token)) = m.rival.take() {
+        if let Some((rec, token)) = self.m().rival.take() {
             // Someone else stores first.
-            m.secrets.insert((alias.clone(), "access-token"), token);
-            let v = m.orgs[&alias].1 + 1;
-            m.orgs.insert(alias.clone(), (rec, v));
+            self.store()
+                .save_org(&rec, &[(SecretKind::AccessToken, Some(&token))], false)?;
         }
-        let Some((_, v)) = m.orgs.get(&alias) else {
-            return Ok(Cas::Conflict);
-        };
-        if Version(*v) != expected {
-            return Ok(Cas::Conflict);
+        let done = self.store().write_tokens(expected, new)?;
+        if let Cas::Written(_) = done {
+            self.m().writes += 1;
         }
-        let v = *v + 1;
-        if let Some(rt) = new.refresh_token {
-            m.secrets
-                .insert((alias.clone(), "refresh-token"), rt.clone());
-        }
-        m.secrets
-            .insert((alias.clone(), "access-token"), new.access_token.clone());
-        m.orgs.insert(alias, (new.record.clone(), v));
-        m.writes += 1;
-        Ok(Cas::Written(Version(v)))
+        Ok(done)
     }
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
-        self.m()
-            .secrets
-            .insert((org.name().to_string(), kind.as_str()), value.clone());
-        Ok(())
+        self.store().put_secret(org, kind, value)
     }
     fn update_record(
         &self,
         alias: &str,
         change: &mut dyn FnMut(&mut OrgRecord),
     ) -> Result<bool, Error> {
-        let mut m = self.m();
-        Ok(m.orgs
-            .get_mut(alias)
-            .map(|(r, v)| {
-                change(r);
-                *v += 1;
-            })
-            .is_some())
+        self.store().update_record(alias, change)
     }
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
-        let mut m = self.m();
-        for a in answers {
-            m.remembered.push((a.alias.to_string(), a.expiry));
-        }
-        Ok(())
+        self.m()
+            .remembered
+            .extend(answers.iter().map(|a| (a.alias.to_string(), a.expiry)));
+        self.store().remember(answers)
     }
-    fn lock(&self, _alias: &str) -> Result<OrgLock, Error> {
-        Ok(OrgLock::none())
+    fn lock(&self, alias: &str) -> Result<OrgLock, Error> {
+        self.store().lock(alias)
     }
     fn journal_pending(&self, alias: &str, t: &Secret) -> Result<bool, Error> {
-        Ok(self.m().journal.get(alias).map(String::as_str) == Some(t.expose()))
+        self.store().journal_pending(alias, t)
     }
     fn journal_begin(&self, alias: &str, t: &Secret) -> Result<bool, Error> {
-        self.m()
-            .journal
-            .insert(alias.to_string(), t.expose().to_string());
-        Ok(true)
+        self.store().journal_begin(alias, t)
     }
     fn journal_settle(&self, alias: &str) {
-        self.m().journal.remove(alias);
+        self.store().journal_settle(alias)
     }
     fn save_org(
         &self,
@@ -210,6 +149,9 @@ impl OrgStore for MemStore {
     }
     fn set_default(&self, _a: Option<&str>) -> Result<(), Error> {
         unreachable!("the lifecycle never sets the default")
+    }
+    fn describe(&self) -> String {
+        self.store().describe()
     }
 }
 
@@ -648,7 +590,13 @@ fn the_rotation_journal_never_replays_a_spent_refresh_token() {
         match r {
             Ok(r) => {
                 assert!(r.rotated, "{}", c.name);
-                assert!(store.m().journal.is_empty(), "{}: settled", c.name);
+                assert!(
+                    !store
+                        .journal_pending("prod", &Secret::new(rt.clone()))
+                        .unwrap(),
+                    "{}: settled",
+                    c.name
+                );
                 let stored = store
                     .secret(&r.org, SecretKind::RefreshToken)
                     .unwrap()
@@ -662,7 +610,13 @@ fn the_rotation_journal_never_replays_a_spent_refresh_token() {
             }
             Err(e) => {
                 assert_eq!(e.exit(), crate::exit::Exit::Relogin, "{}", c.name);
-                assert!(!store.m().journal.is_empty(), "{}: still unsettled", c.name);
+                assert!(
+                    store
+                        .journal_pending("prod", &Secret::new(rt.clone()))
+                        .unwrap(),
+                    "{}: still unsettled",
+                    c.name
+                );
             }
         }
     }

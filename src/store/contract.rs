@@ -1,5 +1,5 @@
 //! The [`OrgStore`] contract as one check every backend runs (test-only):
-//! local and environment here; a new backend calls [`check`] on a store that
+//! local and environment here, memory and shared in their modules; a new backend calls [`check`] on a store that
 //! holds one org `alias` with an access token, a refresh token and
 //! `has_refresh_token` set.
 
@@ -128,26 +128,10 @@ mod tests {
 
     fn record(alias: &str, store: StoreKind) -> OrgRecord {
         OrgRecord {
-            alias: alias.into(),
-            username: None,
-            org_id: None,
-            user_id: None,
-            instance_url: "https://a.example.com".into(),
-            login_url: None,
             client_id: Some("id".into()),
-            flow: Flow::AuthUrl,
-            store,
-            issued_at: None,
-            session_timeout_secs: 7200,
-            expiry: None,
             access_token_masked: Some("00D…zero".into()),
             has_refresh_token: true,
-            has_client_secret: false,
-            refresh_token_used_at: None,
-            rotates_refresh_token: false,
-            key_file: None,
-            sf_link: None,
-            api_version: None,
+            ..OrgRecord::new(alias, "https://a.example.com", Flow::AuthUrl, store)
         }
     }
 

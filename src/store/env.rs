@@ -160,4 +160,21 @@ impl OrgStore for EnvStore {
     fn set_default(&self, _alias: Option<&str>) -> Result<(), Error> {
         Err(refused("made the default"))
     }
+
+    fn describe(&self) -> String {
+        "the environment".to_string()
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+
+    fn renew_hint(&self, org: &Org) -> Option<String> {
+        Some(if org.record.has_refresh_token {
+            "`sfx token` refreshes it".to_string()
+        } else {
+            "it cannot be refreshed: put a new token (or an SFDX auth URL) in the environment"
+                .to_string()
+        })
+    }
 }

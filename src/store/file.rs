@@ -20,6 +20,8 @@ pub struct FileStore {
     /// yet a write by another process (a new file, renamed into place) is
     /// always seen. Readers take the one secret they ask for, never a copy of all.
     cache: Cached<Doc>,
+    /// Where lock waits and notes go (see [`super::Said`]).
+    pub notes: super::Notes,
 }
 
 type Doc = BTreeMap<String, BTreeMap<String, Secret>>;
@@ -29,6 +31,7 @@ impl FileStore {
         FileStore {
             path,
             cache: Cached::default(),
+            notes: super::Notes::default(),
         }
     }
 
@@ -121,6 +124,7 @@ impl SecretStore for FileStore {
             "secrets",
             super::lock::SHORT_WAIT,
             "the secrets file lock",
+            &self.notes,
         )?;
         let before = self.read()?;
         let mut doc = Doc::clone(&before);
@@ -143,10 +147,10 @@ impl SecretStore for FileStore {
         if changes.iter().any(|(_, v)| v.is_some())
             && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
-            crate::messages::note(&format!(
+            self.notes.tell(super::Said::Note(&format!(
                 "storing secrets unencrypted in {} (insecure storage, mode 0600)",
                 self.path.display()
-            ));
+            )));
         }
         // The one place the file's secrets leave their wrapper.
         let exposed: BTreeMap<&str, BTreeMap<&str, &str>> = doc

@@ -90,6 +90,8 @@ pub struct LocalStore {
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
+    /// Where lock waits and notes go (see [`super::Said`]).
+    notes: super::Notes,
 }
 
 /// The longest a refresh can legitimately hold its org's lock: three attempts of
@@ -109,7 +111,15 @@ impl LocalStore {
             file,
             meta: cache::Cached::default(),
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
+            notes: super::Notes::default(),
         }
+    }
+
+    /// Tell lock waits and notes to `notes` (a store alone says nothing).
+    pub fn with_notes(mut self, notes: super::Notes) -> LocalStore {
+        self.file.notes = notes.clone();
+        self.notes = notes;
+        self
     }
 
     /// Size the wait for another process's refresh from the per-request timeout.
@@ -145,7 +155,13 @@ impl LocalStore {
     /// Read-modify-write the metadata under `orgs.lock`.
     pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
         ensure_private_dir(&self.home)?;
-        let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
+        let _guard = lock::acquire(
+            &self.home,
+            "orgs",
+            lock::SHORT_WAIT,
+            "the metadata lock",
+            &self.notes,
+        )?;
         let before = self.read()?;
         let mut meta = Metadata::clone(&before);
         let out = f(&mut meta)?;
@@ -294,6 +310,7 @@ impl LocalStore {
             &org_lock_name(alias),
             self.refresh_lock_wait,
             &format!("the refresh lock of org {alias}"),
+            &self.notes,
         )
     }
 }
@@ -524,6 +541,43 @@ impl OrgStore for LocalStore {
             meta.default = alias.map(str::to_string);
             Ok(())
         })
+    }
+
+    fn describe(&self) -> String {
+        "the local store".to_string()
+    }
+
+    fn snapshot(&self) -> Result<Arc<Metadata>, Error> {
+        LocalStore::read(self)
+    }
+
+    fn changed_since(&self, seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
+        // One `stat`; the file is read only when it changed.
+        let stamp = std::fs::metadata(self.metadata_path())
+            .and_then(|m| m.modified())
+            .ok();
+        let changed = stamp != *seen;
+        *seen = stamp;
+        Some(changed)
+    }
+
+    /// The keychain takes, gives back and deletes a test entry (a locked one
+    /// still answers "no such entry" to a plain read); the local files read and
+    /// their directory takes a lock. A keychain that is missing or locked fails
+    /// here, exit 6, naming `--insecure-storage`.
+    fn ready_to_save(&self, kind: StoreKind) -> Result<(), Error> {
+        if kind == StoreKind::Keychain {
+            keychain::probe().result.map_err(|t| t.into_error())?;
+        }
+        // The metadata reads, and its directory and lock can be written (an
+        // update that changes nothing writes no file).
+        self.update(|_| Ok(()))?;
+        if kind == StoreKind::File {
+            // The secrets file reads (a damaged one would refuse the write later).
+            self.backend(kind)
+                .get("sfx-login-check", SecretKind::AccessToken)?;
+        }
+        Ok(())
     }
 }
 

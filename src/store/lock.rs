@@ -51,8 +51,15 @@ pub fn encode(alias: &str) -> String {
 }
 
 /// Take the lock `name` under `dir`, waiting at most `wait` for another process
-/// to release it. `what` names the lock in messages ("the refresh lock of org prod").
-pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Lock, Error> {
+/// to release it. `what` names the lock in messages ("the refresh lock of org prod");
+/// a wait of more than two seconds is told to `notes`.
+pub fn acquire(
+    dir: &Path,
+    name: &str,
+    wait: Duration,
+    what: &str,
+    notes: &super::Notes,
+) -> Result<Lock, Error> {
     let locks = dir.join("locks");
     super::trust::check(dir, false)?;
     super::ensure_private_dir(&locks)?;
@@ -92,9 +99,9 @@ pub fn acquire(dir: &Path, name: &str, wait: Duration, what: &str) -> Result<Loc
             let holder = holder_pid(&mut file)
                 .map(|p| format!(" (pid {p})"))
                 .unwrap_or_default();
-            crate::messages::say(&format!(
+            notes.tell(super::Said::Waiting(&format!(
                 "waiting for another sfx process{holder} that holds {what}…"
-            ));
+            )));
         }
         std::thread::sleep(pause.min(wait.saturating_sub(waited)));
         pause = (pause * 2).min(Duration::from_millis(100));

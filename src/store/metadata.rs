@@ -277,6 +277,40 @@ impl OrgRecord {
 }
 
 impl OrgRecord {
+    /// A record with what every org has — its alias, instance, how it logged
+    /// in and where its secrets are — and nothing else yet: no username or
+    /// ids, no token (nor its issue time or expiry), no refresh token or
+    /// client secret, the default session timeout (2 h). Set the rest on it.
+    pub fn new(
+        alias: impl Into<String>,
+        instance_url: impl Into<String>,
+        flow: Flow,
+        store: StoreKind,
+    ) -> OrgRecord {
+        OrgRecord {
+            alias: alias.into(),
+            username: None,
+            org_id: None,
+            user_id: None,
+            instance_url: instance_url.into(),
+            login_url: None,
+            client_id: None,
+            flow,
+            store,
+            issued_at: None,
+            session_timeout_secs: default_timeout(),
+            expiry: None,
+            access_token_masked: None,
+            has_refresh_token: false,
+            has_client_secret: false,
+            refresh_token_used_at: None,
+            rotates_refresh_token: false,
+            key_file: None,
+            api_version: None,
+            sf_link: None,
+        }
+    }
+
     /// Whether [`Metadata::parse`] would accept this record: sfx never writes a
     /// record it would refuse to read back (issue #11).
     pub fn readable(&self) -> Result<(), String> {

@@ -11,7 +11,12 @@
 //! - [`env`](mod@env): the org given by `SFX_AUTH_URL` / `SFX_REFRESH_TOKEN` /
 //!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere;
 //! - [`shared`]: a Redis/Valkey server shared by many machines (`--store redis://…`):
-//!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes.
+//!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes;
+//! - [`memory`]: everything in this process (tests).
+//!
+//! Commands see one `&dyn OrgStore` (`Context::orgs`); what differs between
+//! backends is a method of the trait (`describe`, `persistent`, `claim_check`,
+//! `ready_to_save`, …), never a branch on the backend (tests/layers.rs).
 
 pub mod atomic;
 pub mod cache;
@@ -23,6 +28,7 @@ pub mod journal;
 pub mod keychain;
 pub mod local;
 pub mod lock;
+pub mod memory;
 pub mod metadata;
 pub mod shared;
 pub mod trust;
@@ -140,6 +146,37 @@ pub struct Remembered<'a> {
     /// The masked access token the answer is about.
     pub masked: String,
     pub expiry: KnownExpiry,
+}
+
+/// What a store has to say while it works, handed up to its caller (no store
+/// prints): the command layer shows it through `crate::messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Said<'a> {
+    /// Waiting for another holder of a lock or lease (said once per wait,
+    /// after two seconds): `sfx: {line}`.
+    Waiting(&'a str),
+    /// Worth knowing (secrets going to the unencrypted file): `sfx: note: {text}`.
+    Note(&'a str),
+}
+
+/// Whoever hears what a store says.
+type Listener = dyn Fn(Said<'_>) + Send + Sync;
+
+/// Where a store's [`Said`] goes; by default nowhere (a store in a test).
+#[derive(Clone, Default)]
+pub struct Notes(Option<std::sync::Arc<Listener>>);
+
+impl Notes {
+    /// Hand every note to `f`.
+    pub fn to(f: impl Fn(Said<'_>) + Send + Sync + 'static) -> Notes {
+        Notes(Some(std::sync::Arc::new(f)))
+    }
+
+    pub fn tell(&self, said: Said<'_>) {
+        if let Some(f) = &self.0 {
+            f(said);
+        }
+    }
 }
 
 /// A held per-org refresh lock; dropping it releases the lock.
@@ -287,6 +324,106 @@ pub trait OrgStore: Send + Sync {
             "org {alias}: only a shared store opened with a reader key asks refreshers"
         )))
     }
+
+    /// The store in words, for messages: "the local store", "the shared store
+    /// at …".
+    fn describe(&self) -> String;
+
+    /// Where the store is when other machines share it (its address, no
+    /// password); `None` for a store of this machine or this process.
+    fn shared_at(&self) -> Option<String> {
+        None
+    }
+
+    /// Whether what is written here outlives this process. `false` for the
+    /// environment's org: nothing is stored, so a rotated refresh token must be
+    /// handed back to the caller, and an answer is not worth remembering.
+    fn persistent(&self) -> bool {
+        true
+    }
+
+    /// How to get a live token for `org` again, when this store has its own
+    /// answer (the environment's org: put a new token there); `None`: the
+    /// usual refresh or login.
+    fn renew_hint(&self, _org: &Org) -> Option<String> {
+        None
+    }
+
+    /// Claim the next check of an org's token for `hold` (several watchers
+    /// on one shared store, issue #13: the first to claim asks Salesforce, the
+    /// others take the answer it stores, which it stores at once). `Ok(true)`:
+    /// this process checks — always, for a store no other host watches.
+    fn claim_check(&self, _alias: &str, _hold: std::time::Duration) -> Result<bool, Error> {
+        Ok(true)
+    }
+
+    /// Whether the stored orgs may have changed since `seen`, a cheap reading
+    /// this updates (the local metadata file's modification time). `None`: the
+    /// store cannot tell cheaply; list it to find out.
+    fn changed_since(&self, _seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
+        None
+    }
+
+    /// Before a login sends anything (and before a person spends effort in a
+    /// browser): can an org whose secrets go to `kind` be saved here? Read,
+    /// locked, reachable, the right key — whatever this store needs.
+    fn ready_to_save(&self, _kind: StoreKind) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Every org's record by alias and the default mark, as one value: shared,
+    /// not copied, where the store keeps a parse (the local store, issue #16),
+    /// so take what is needed from it rather than clone it. Metadata only.
+    fn snapshot(&self) -> Result<std::sync::Arc<metadata::Metadata>, Error> {
+        let listing = self.list()?;
+        Ok(std::sync::Arc::new(metadata::Metadata {
+            version: 1,
+            default: listing.default,
+            orgs: listing
+                .orgs
+                .into_iter()
+                .map(|o| (o.record.alias.clone(), o.record))
+                .collect(),
+        }))
+    }
+
+    /// Readers' requests this store carries, for a refresher to serve (a
+    /// shared store opened with the refresher key, issue #20); `None` for any
+    /// other store.
+    fn serves_readers(&self) -> Option<&dyn ServesReaders> {
+        None
+    }
+}
+
+/// A store whose readers ask refreshers for fresher tokens (the shared store,
+/// issue #20): what a refresher's `sfx watch` reads and answers.
+pub trait ServesReaders: Send + Sync {
+    /// Where reading starts for an org newly watched: after the requests a
+    /// reader may still be waiting on.
+    fn requests_since_backlog(&self) -> Result<String, Error>;
+
+    /// Requests for the orgs in `from` (alias → where to read from, updated),
+    /// blocking at most `block`.
+    fn read_requests(
+        &self,
+        from: &mut std::collections::HashMap<String, String>,
+        block: std::time::Duration,
+    ) -> Result<Vec<Request>, Error>;
+
+    /// Tell an org's waiting readers the answer.
+    fn notify(&self, alias: &str, answer: &Answer) -> Result<(), Error>;
+
+    /// An org's record, its token's known expiry and fingerprint (what a
+    /// request is judged against); `None` when it is not stored.
+    fn token_state(&self, alias: &str) -> Result<Option<shared::TokenState>, Error>;
+}
+
+pub use shared::{Answer, FreshNeed, Request, TokenState};
+
+/// The keys of a shared store (`sfx store reader-key`, issue #20).
+pub mod keys {
+    pub use super::shared::KeyKind;
+    pub use super::shared::seal::{KEY_VAR, Keys};
 }
 
 /// Which backend kind holds an org's secrets: for messages only.

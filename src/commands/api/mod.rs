@@ -152,12 +152,11 @@ fn api_version(ctx: &Context, org: &Org) -> Result<String, Error> {
             }
         )));
     };
-    if !org.is_env() {
-        // Only a cache: failing to remember it is not worth failing the call for.
-        let _ = ctx.orgs().update_record(org.name(), &mut |rec| {
-            rec.api_version = Some(latest.clone())
-        });
-    }
+    // Only a cache: failing to remember it is not worth failing the call for
+    // (an org from the environment keeps it in memory only).
+    let _ = ctx.orgs().update_record(org.name(), &mut |rec| {
+        rec.api_version = Some(latest.clone())
+    });
     Ok(latest)
 }
 

@@ -107,26 +107,16 @@ pub(super) fn finish(
         }
     };
     let mut record = OrgRecord {
-        alias: alias.clone(),
         username,
         org_id: info.organization_id.clone(),
         user_id: info.user_id.clone(),
-        instance_url,
         login_url,
         client_id,
-        flow,
-        store,
-        issued_at: None,
         session_timeout_secs: args.session_timeout.as_secs().max(60),
-        expiry: None,
-        access_token_masked: None,
         has_refresh_token: refresh_token.is_some(),
         has_client_secret: client_secret.is_some(),
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
         key_file,
-        api_version: None,
-        sf_link: None,
+        ..OrgRecord::new(alias.clone(), instance_url, flow, store)
     };
     lifecycle::apply_token(&mut record, resp, now);
     // A refresh-token grant that returns a refresh token is rotation: remember it,

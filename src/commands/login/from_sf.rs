@@ -97,15 +97,14 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
             "credentials are set in the environment (SFX_AUTH_URL, SFX_REFRESH_TOKEN or SFX_ACCESS_TOKEN), which override the store; unset them to take an org from sf",
         ));
     }
-    if let Some(shared) = &ctx.shared {
+    if let Some(shared) = ctx.stored_orgs().shared_at() {
         // The link is sf's files on this machine, which other machines can
         // neither read nor update; unlinked, sf and the fleet would hold one
         // refresh token, and under rotation the first to refresh spends the
         // other's (a replay revokes the login). Refused before anything is read,
         // sent or written.
         return Err(Error::usage(format!(
-            "`sfx login --from-sf` takes sf's login into this machine's local store only: it stays linked to sf's files here, which other machines cannot read or update, and the shared store at {} would share sf's refresh token (under rotation, the first to refresh spends the other's). Nothing was stored. To use sf's login on this machine, run it without --store / SFX_STORE; to give the shared store a login of its own, run `sfx login --web --alias <ALIAS>` (or --device, --jwt) with the store set",
-            shared.display()
+            "`sfx login --from-sf` takes sf's login into this machine's local store only: it stays linked to sf's files here, which other machines cannot read or update, and the shared store at {shared} would share sf's refresh token (under rotation, the first to refresh spends the other's). Nothing was stored. To use sf's login on this machine, run it without --store / SFX_STORE; to give the shared store a login of its own, run `sfx login --web --alias <ALIAS>` (or --device, --jwt) with the store set"
         )));
     }
     let store = crate::commands::login::store_for(ctx, args)?;
@@ -161,21 +160,17 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
             (None, sf.org_id.clone())
         }
     };
+    let flow = match kind {
+        Kind::Linked => Flow::Sf,
+        Kind::Jwt(_) => Flow::Jwt,
+        Kind::AccessTokenOnly => Flow::AccessToken,
+    };
     let record = OrgRecord {
-        alias: alias.clone(),
         username: Some(sf.username.clone()),
         org_id,
         user_id,
-        instance_url: sf.instance_url.clone(),
         login_url: sf.login_url.clone(),
         client_id: Some(sf.client_id.clone()),
-        flow: match kind {
-            Kind::Linked => Flow::Sf,
-            Kind::Jwt(_) => Flow::Jwt,
-            Kind::AccessTokenOnly => Flow::AccessToken,
-        },
-        store,
-        issued_at: None,
         session_timeout_secs: args.session_timeout.as_secs().max(60),
         expiry: jwt::times(sf.access_token.expose()).map(|t| KnownExpiry {
             exp: t.exp.timestamp(),
@@ -186,14 +181,12 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<FromSf, Error> {
         access_token_masked: Some(sf.access_token.mask()),
         has_refresh_token: sf.refresh_token.is_some(),
         has_client_secret: sf.client_secret.is_some(),
-        refresh_token_used_at: None,
-        rotates_refresh_token: false,
         key_file: match &kind {
             Kind::Jwt(key) => Some(key.clone()),
             _ => None,
         },
         sf_link: sf.link(),
-        api_version: None,
+        ..OrgRecord::new(alias.clone(), sf.instance_url.clone(), flow, store)
     };
     // Secrets first, metadata last, old copies in another backend deleted: the
     // save path of every login.

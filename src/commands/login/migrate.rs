@@ -103,18 +103,18 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
     if let Some(to) = args.to {
         return between(args, ctx, to);
     }
-    if ctx.shared.is_some() {
+    if ctx.backends().shared.is_some() {
         return Err(Error::usage(
             "with a shared store, say which way to move: `sfx login --migrate --to shared` (this machine's store → the shared store) or `--to local` (the shared store → this machine's)",
         ));
     }
     let to = ctx.store_for_new_login(args.insecure_storage);
-    let file = ctx.store.home.join(file::FILE_NAME);
+    let local = ctx.backends().local;
+    let file = local.home.join(file::FILE_NAME);
     let picked = ctx.org()?;
-    let _lock = ctx.store.org_lock(picked.name())?;
+    let _lock = local.org_lock(picked.name())?;
     // Read again under the lock: a refresh may have just finished.
-    let org = ctx
-        .store
+    let org = local
         .read()?
         .orgs
         .get(picked.name())
@@ -141,7 +141,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         // Finish a move that stopped after the switch: a file copy left behind.
         // (The keychain is not opened for nothing when the org lives in the file.)
         if to == StoreKind::Keychain {
-            delete_secrets(ctx.store.backend(StoreKind::File), &alias)?;
+            delete_secrets(local.backend(StoreKind::File), &alias)?;
         }
         return Ok(report);
     }
@@ -150,7 +150,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
     for kind in SecretKind::ALL {
         secrets.push((kind, ctx.secret(&org, kind)?));
     }
-    let target = ctx.store.backend(to);
+    let target = local.backend(to);
     let changes: Vec<(SecretKind, Option<&Secret>)> =
         secrets.iter().map(|(k, v)| (*k, v.as_ref())).collect();
     target.put(&alias, &changes)?;
@@ -169,7 +169,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
             });
         }
     }
-    ctx.store.update(|meta| match meta.orgs.get_mut(&alias) {
+    local.update(|meta| match meta.orgs.get_mut(&alias) {
         Some(rec) => {
             rec.store = to;
             Ok(())
@@ -179,7 +179,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
             crate::lifecycle::relogin_hint(&org),
         )),
     })?;
-    if let Err(e) = delete_secrets(ctx.store.backend(from), &alias) {
+    if let Err(e) = delete_secrets(local.backend(from), &alias) {
         let retry = match to {
             StoreKind::Keychain => format!("run `sfx login --migrate -o {alias}` again to retry"),
             _ => format!(
@@ -199,13 +199,13 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
 /// Move an org between this machine's store and the shared store.
 fn between(args: &LoginArgs, ctx: &Context, to: MigrateTo) -> Result<MigrateReport, Error> {
     use crate::store::OrgStore;
-    use crate::store::shared::{Cas, Expect};
-    let Some(shared) = &ctx.shared else {
+    use crate::store::{Cas, Version};
+    let Some(shared) = ctx.backends().shared else {
         return Err(Error::usage(
             "--migrate --to needs a shared store: set SFX_STORE (or --store) to redis://… (rediss:// for TLS)",
         ));
     };
-    let local = &ctx.store;
+    let local = ctx.backends().local;
     let local_kind = ctx.local_kind_for_new_login(args.insecure_storage);
     // Which org: chosen in the store it leaves.
     let source: &dyn OrgStore = match to {
@@ -264,7 +264,7 @@ fn between(args: &LoginArgs, ctx: &Context, to: MigrateTo) -> Result<MigrateRepo
     } else {
         match to {
             MigrateTo::Shared => {
-                if let Cas::Conflict(_) = shared.write(&record, &changes, Expect::Version(0))? {
+                if let Cas::Conflict = shared.write(&record, &changes, Some(Version(0)))? {
                     return Err(Error::Other(format!(
                         "org {alias} appeared in the shared store meanwhile; nothing was moved"
                     )));

@@ -31,7 +31,6 @@ use crate::context::{Context, check_alias};
 use crate::error::Error;
 use crate::salesforce::auth_url::AuthUrl;
 use crate::secret::Secret;
-use crate::store::SecretKind;
 use crate::store::metadata::{Flow, StoreKind};
 use flows::{
     client_credentials_flow, device_flow, import_access_token, import_refresh_token, jwt_flow,
@@ -192,8 +191,10 @@ pub fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
     let Some(alias) = &args.alias else {
         return Ok(store);
     };
-    Ok(match ctx.store.read()?.orgs.get(alias) {
-        Some(prev) if prev.store == StoreKind::File => {
+    // Only the local store keeps orgs in a keychain (a shared store chose above).
+    let prev = ctx.stored_orgs().read(alias)?.map(|v| v.org.record.store);
+    Ok(match prev {
+        Some(StoreKind::File) => {
             crate::messages::note(&format!(
                 "org {alias} is kept in the secrets file (it was logged in with --insecure-storage), so its new secrets go there too; `sfx login --migrate -o {alias}` moves it to the keychain"
             ));
@@ -204,29 +205,12 @@ pub fn store_for(ctx: &Context, args: &LoginArgs) -> Result<StoreKind, Error> {
 }
 
 /// Before anything is sent (and before a person spends effort in a browser or
-/// on another device): can the login be saved? The shared store answers and the
-/// key is its key; the keychain takes, gives back and deletes a test entry (a
-/// locked one still answers "no such entry" to a plain read); the local files
-/// read and their directory takes a lock. A keychain that is missing or locked
-/// fails here, exit 6, naming `--insecure-storage`.
+/// on another device): can the login be saved? The store the login goes to
+/// answers ([`crate::store::OrgStore::ready_to_save`]): a shared store is
+/// reachable and the key is its key; a keychain takes, gives back and deletes a
+/// test entry; the local files read and their directory takes a lock. A
+/// keychain that is missing or locked fails here, exit 6, naming
+/// `--insecure-storage`.
 pub fn check_store(ctx: &Context, store: StoreKind) -> Result<(), Error> {
-    if let Some(shared) = &ctx.shared {
-        // Reachable, and this machine's SFX_STORE_KEY is the store's key.
-        return shared.ready_for_write();
-    }
-    if store == StoreKind::Keychain {
-        crate::store::keychain::probe()
-            .result
-            .map_err(|t| t.into_error())?;
-    }
-    // The metadata reads, and its directory and lock can be written (an update
-    // that changes nothing writes no file).
-    ctx.store.update(|_| Ok(()))?;
-    if store == StoreKind::File {
-        // The secrets file reads (a damaged one would refuse the write later).
-        ctx.store
-            .backend(store)
-            .get("sfx-login-check", SecretKind::AccessToken)?;
-    }
-    Ok(())
+    ctx.stored_orgs().ready_to_save(store)
 }

@@ -37,7 +37,9 @@ impl Cache {
     /// Keep a check's result (only stored orgs, only introspection answers are
     /// ever written; see [`expiry::remember_masked`]).
     pub(super) fn add(&mut self, org: &Org, expiry: &Expiry) {
-        if !org.is_env() && org.record.access_token_masked.is_some() {
+        // (An org from the environment is remembered nowhere: its store's
+        // `remember` keeps nothing.)
+        if org.record.access_token_masked.is_some() {
             self.pending.push((org.clone(), expiry.clone()));
         }
     }

@@ -180,9 +180,10 @@ struct Scheduler {
     printer: Printer,
     /// stdout was closed: stop quietly.
     closed: bool,
-    /// The metadata file's modification time when last looked at.
+    /// The store's cheap reading when last looked at (the local metadata
+    /// file's modification time; see `OrgStore::changed_since`).
     store_stamp: Option<SystemTime>,
-    /// With a shared store (no file to stat): when it was last listed.
+    /// With a store that cannot tell cheaply (a shared one): when it was last listed.
     shared_scan: Option<DateTime<Utc>>,
     /// `--all` said that no org is watchable now (said once per spell).
     idle_said: bool,
@@ -432,44 +433,26 @@ impl Scheduler {
         if self.ctx.env_org.is_some() {
             return;
         }
+        match self.ctx.orgs().changed_since(&mut self.store_stamp) {
+            Some(false) => return,
+            Some(true) => {}
+            // A store that cannot tell cheaply (a shared one): at most one
+            // listing per shortest pause.
+            None => {
+                if self
+                    .shared_scan
+                    .is_some_and(|at| now < schedule::plus(at, self.pace.min_check))
+                {
+                    return;
+                }
+                self.shared_scan = Some(now);
+            }
+        }
         // The local store's parse is shared (an `Arc`, issue #16): borrowed, not copied.
-        let local;
-        let meta: std::borrow::Cow<
-            '_,
-            std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>,
-        > = if self.ctx.shared.is_some() {
-            // At most one listing per shortest pause.
-            if self
-                .shared_scan
-                .is_some_and(|at| now < schedule::plus(at, self.pace.min_check))
-            {
-                return;
-            }
-            self.shared_scan = Some(now);
-            let Ok(listing) = self.ctx.orgs().list() else {
-                return;
-            };
-            std::borrow::Cow::Owned(
-                listing
-                    .orgs
-                    .into_iter()
-                    .map(|o| (o.record.alias.clone(), o.record))
-                    .collect(),
-            )
-        } else {
-            let stamp = std::fs::metadata(self.ctx.store.metadata_path())
-                .and_then(|m| m.modified())
-                .ok();
-            if stamp == self.store_stamp {
-                return;
-            }
-            self.store_stamp = stamp;
-            let Ok(meta) = self.ctx.store.read() else {
-                return;
-            };
-            local = meta;
-            std::borrow::Cow::Borrowed(&local.orgs)
+        let Ok(snapshot) = self.ctx.orgs().snapshot() else {
+            return;
         };
+        let meta = &snapshot.orgs;
         for w in self.orgs.iter_mut().filter(|w| w.needs_login && !w.busy) {
             if let Some(rec) = meta.get(w.org.name())
                 && (rec.access_token_masked != w.org.record.access_token_masked
@@ -608,9 +591,11 @@ fn run_with(
     );
     let mut s = Scheduler {
         printer: Printer::new(ctx.mode, ctx.style, header),
-        store_stamp: std::fs::metadata(ctx.store.metadata_path())
-            .and_then(|m| m.modified())
-            .ok(),
+        store_stamp: {
+            let mut seen = None;
+            ctx.orgs().changed_since(&mut seen);
+            seen
+        },
         shared_scan: Some(started),
         orgs: orgs.into_iter().map(|o| Watched::new(o, started)).collect(),
         ctx,

@@ -215,26 +215,17 @@ mod tests {
     fn org(used: Option<i64>) -> Org {
         Org {
             record: OrgRecord {
-                alias: "prod".into(),
-                username: None,
-                org_id: None,
-                user_id: None,
-                instance_url: "https://a.example.com".into(),
-                login_url: None,
                 client_id: Some("id".into()),
-                flow: Flow::AuthUrl,
-                store: StoreKind::File,
                 issued_at: Some(t(0).timestamp()),
-                session_timeout_secs: 7200,
-                expiry: None,
                 access_token_masked: Some("00D…abcd".into()),
                 has_refresh_token: true,
-                has_client_secret: false,
                 refresh_token_used_at: used.map(|u| t(u).timestamp()),
-                rotates_refresh_token: false,
-                key_file: None,
-                api_version: None,
-                sf_link: None,
+                ..OrgRecord::new(
+                    "prod",
+                    "https://a.example.com",
+                    Flow::AuthUrl,
+                    StoreKind::File,
+                )
             },
             env: None,
         }

@@ -19,7 +19,7 @@ use std::sync::{Condvar, Mutex};
 use super::*;
 use crate::clock::Clock;
 use crate::metrics::{self, Served};
-use crate::store::shared::{Answer, Request, SharedStore};
+use crate::store::{Answer, OrgStore, Request, ServesReaders};
 
 /// Orgs served at once.
 const SERVERS: usize = 4;
@@ -79,10 +79,9 @@ pub(super) fn start(
     all: bool,
     tx: &Sender<Msg>,
 ) -> Result<Serving, Error> {
-    let shared = match &ctx.shared {
-        Some(s) if ctx.env_org.is_none() && !s.is_reader() => s.clone(),
-        _ => return Ok(Serving::default()),
-    };
+    if ctx.orgs().serves_readers().is_none() {
+        return Ok(Serving::default());
+    }
     let aliases: Vec<String> = orgs.iter().map(|o| o.name().to_string()).collect();
     let state = Arc::new(Shared {
         queue: Mutex::new(Queue::default()),
@@ -96,16 +95,21 @@ pub(super) fn start(
             .spawn(move || server(&ctx, &state, &tx, &serving))
             .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     }
-    let clock = ctx.clock_handle();
+    let ctx = ctx.clone();
     std::thread::Builder::new()
         .name("sfx-requests".into())
-        .spawn(move || reader_loop(&shared, aliases, all, &state, &*clock))
+        .spawn(move || {
+            if let Some(shared) = ctx.orgs().serves_readers() {
+                reader_loop(ctx.orgs(), shared, aliases, all, &state, ctx.clock());
+            }
+        })
         .map_err(|e| Error::Other(format!("cannot start a thread: {e}")))?;
     Ok(serving)
 }
 
 fn reader_loop(
-    shared: &SharedStore,
+    store: &dyn OrgStore,
+    shared: &dyn ServesReaders,
     aliases: Vec<String>,
     all: bool,
     state: &Shared,
@@ -118,9 +122,9 @@ fn reader_loop(
     loop {
         if all
             && listed.is_none_or(|t| clock.instant().saturating_duration_since(t) >= RELIST)
-            && let Ok((_, orgs)) = shared.list()
+            && let Ok(listing) = store.list()
         {
-            wanted = orgs.into_iter().map(|(r, _)| r.alias).collect();
+            wanted = listing.orgs.into_iter().map(|o| o.record.alias).collect();
             listed = Some(clock.instant());
         }
         let new: Vec<&String> = wanted.iter().filter(|a| !from.contains_key(*a)).collect();
@@ -204,7 +208,7 @@ fn server(ctx: &Context, state: &Shared, tx: &Sender<Msg>, serving: &Serving) {
             relogin: matches!(e, Error::Relogin { .. }),
             message: e.to_string(),
         });
-        if let Some(shared) = &ctx.shared
+        if let Some(shared) = ctx.orgs().serves_readers()
             && let Err(e) = shared.notify(&alias, &answer)
         {
             crate::messages::warning(&format!(
@@ -248,8 +252,8 @@ fn answer(
     last: Option<Instant>,
 ) -> Result<Answer, Error> {
     let shared = ctx
-        .shared
-        .as_ref()
+        .orgs()
+        .serves_readers()
         .ok_or_else(|| Error::Other("no shared store".into()))?;
     let gone = || {
         Error::relogin(

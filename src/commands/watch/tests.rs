@@ -11,7 +11,6 @@ use clap::Parser;
 
 use super::*;
 use crate::clock::{Clock, FakeClock};
-use crate::store::LocalStore;
 use crate::store::metadata::{Flow, OrgRecord, StoreKind};
 
 const T0: i64 = 1_800_000_000;
@@ -199,10 +198,11 @@ fn world(flags: &[&str]) -> World {
     let crate::cli::Command::Watch(args) = cli.command else {
         unreachable!()
     };
-    let mut ctx = Context::new(&cli.global).unwrap().with_clock(clock.clone());
     // This test's own local store, whatever the environment names.
-    ctx.store = LocalStore::new(home.path().to_path_buf());
-    ctx.shared = None;
+    let ctx = Context::new(&cli.global)
+        .unwrap()
+        .with_clock(clock.clone())
+        .with_local_home(home.path().to_path_buf());
     World {
         clock,
         ctx: Arc::new(ctx),
@@ -478,12 +478,7 @@ fn an_all_watch_picks_up_an_org_logged_in_while_it_runs_within_a_minute() {
                 if at.is_none() && now >= 1800 {
                     // Another process logs in to dev (its token issued now).
                     let dev = named("dev", 7200, -now).record;
-                    ctx.store
-                        .update(|m| {
-                            m.orgs.insert("dev".into(), dev);
-                            Ok(())
-                        })
-                        .unwrap();
+                    ctx.stored_orgs().save_org(&dev, &[], false).unwrap();
                     *at = Some(now);
                 }
                 clock.elapsed() >= Duration::from_secs(3 * 3600)

@@ -52,7 +52,7 @@ pub(super) enum Msg {
     /// Nobody reads stdout any more.
     StdoutClosed,
     /// Readers' requests for an org were answered (alias, how, how many).
-    Served(String, crate::store::shared::Answer, usize),
+    Served(String, crate::store::Answer, usize),
 }
 
 pub(super) fn reread(ctx: &Context, alias: &str) -> Result<Option<Org>, Error> {
@@ -72,69 +72,52 @@ pub(super) fn check(
     task: Task,
     p: &Pace,
 ) -> Result<(Outcome, Option<Handoff>), Error> {
-    let org = if task.org.is_env() {
-        task.org
-    } else {
-        let Some(fresh) = reread(ctx, task.org.name())? else {
-            return Ok((Outcome::Gone, None));
+    let Some(fresh) = reread(ctx, task.org.name())? else {
+        return Ok((Outcome::Gone, None));
+    };
+    let changed = fresh.record.access_token_masked != task.org.record.access_token_masked;
+    // Several watchers on one shared store: the first to claim the check asks
+    // Salesforce; the others take the answer it left in the shared record
+    // (issue #13: checks are not multiplied by the number of hosts).
+    if let Some(known) = expiry::offline(&fresh.record, ctx.now())
+        && !ctx.orgs().claim_check(
+            fresh.name(),
+            p.min_check.to_std().unwrap_or(Duration::from_secs(30)),
+        )?
+    {
+        let h = if changed && known.active {
+            ctx.secret(&fresh, SecretKind::AccessToken)?
+                .map(|t| handoff(&fresh, t))
+        } else {
+            None
         };
-        let changed = fresh.record.access_token_masked != task.org.record.access_token_masked;
-        // Several watchers on one shared store: the first to claim the check asks
-        // Salesforce; the others take the answer it left in the shared record
-        // (issue #13: checks are not multiplied by the number of hosts).
-        if let Some(shared) = &ctx.shared
-            && let Some(known) = expiry::offline(&fresh.record, ctx.now())
-            && !shared.claim_check(
-                fresh.name(),
-                p.min_check.to_std().unwrap_or(Duration::from_secs(30)),
-            )?
-        {
-            let h = if changed && known.active {
-                ctx.secret(&fresh, SecretKind::AccessToken)?
-                    .map(|t| handoff(&fresh, t))
-            } else {
-                None
-            };
-            return Ok((
-                Outcome::Checked {
-                    org: fresh,
-                    expiry: known,
-                    changed,
-                },
-                h,
-            ));
-        }
-        let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
-            return Ok((Outcome::NoToken { org: fresh }, None));
-        };
-        let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
-        if ctx.shared.is_some() {
-            // Watchers on other hosts take this answer instead of asking (see the
-            // claim above): it must be in the store now, not at the next batch
-            // (a write to Redis is one small compare-and-set, not a file rewrite).
-            expiry::remember(ctx.orgs(), &[(&fresh, &token, &expiry)]);
-        }
-        let h = (changed && expiry.active).then(|| handoff(&fresh, token));
         return Ok((
             Outcome::Checked {
                 org: fresh,
-                expiry,
+                expiry: known,
                 changed,
             },
             h,
         ));
+    }
+    let Some(token) = ctx.secret(&fresh, SecretKind::AccessToken)? else {
+        return Ok((Outcome::NoToken { org: fresh }, None));
     };
-    let Some(token) = ctx.secret(&org, SecretKind::AccessToken)? else {
-        return Ok((Outcome::NoToken { org }, None));
-    };
-    let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &org, &token)?;
+    let expiry = expiry::ask_server_only(ctx.orgs(), &ctx.client(), ctx.now(), &fresh, &token)?;
+    if ctx.orgs().shared_at().is_some() {
+        // Watchers on other hosts take this answer instead of asking (see the
+        // claim above): it must be in the store now, not at the next batch
+        // (a write to Redis is one small compare-and-set, not a file rewrite).
+        expiry::remember(ctx.orgs(), &[(&fresh, &token, &expiry)]);
+    }
+    let h = (changed && expiry.active).then(|| handoff(&fresh, token));
     Ok((
         Outcome::Checked {
-            org,
+            org: fresh,
             expiry,
-            changed: false,
+            changed,
         },
-        None,
+        h,
     ))
 }
 
@@ -145,21 +128,6 @@ pub(super) fn refresh(
     p: &Pace,
 ) -> Result<(Outcome, Option<Handoff>), Error> {
     let now = ctx.now();
-    if task.org.is_env() {
-        // Env orgs live in memory only: no lock, nothing written.
-        let r = refresh::refresh_now(ctx.orgs(), &ctx.client(), ctx.clock(), &task.org)?;
-        let h = handoff(&r.org, r.access_token);
-        return Ok((
-            Outcome::Refreshed {
-                expiry: Some(expiry::after_mint(&r.org.record, now)),
-                org: r.org,
-                reason,
-                by_other: false,
-                rotated_env: r.rotated,
-            },
-            Some(h),
-        ));
-    }
     // The same lock as `sfx refresh`, then re-read: another process may have
     // refreshed while this one was deciding.
     let Some((org, lock)) = ctx.locked(&task.org)? else {
@@ -194,7 +162,9 @@ pub(super) fn refresh(
             org: r.org,
             reason,
             by_other: false,
-            rotated_env: false,
+            // Nothing is stored for an org from the environment: a rotated
+            // refresh token is said (the one there is dead).
+            rotated_env: r.rotated && !ctx.orgs().persistent(),
         },
         Some(h),
     ))

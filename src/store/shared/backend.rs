@@ -1,12 +1,13 @@
 //! The shared store behind the store interface ([`OrgStore`]): the token
 //! lifecycle uses it exactly as it uses the local store.
 
-use super::{Cas as SharedCas, Expect, SharedStore};
+use super::SharedStore;
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::metadata::{OrgRecord, StoreKind};
 use crate::store::{
-    Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, Version, Versioned,
+    Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, ServesReaders,
+    Version, Versioned,
 };
 
 fn stored(mut record: OrgRecord) -> Org {
@@ -56,16 +57,7 @@ impl OrgStore for SharedStore {
         }
         secrets.push((SecretKind::AccessToken, Some(new.access_token)));
         // One Lua script: version compared, secrets and record written together.
-        Ok(
-            match self.write(
-                &as_shared(new.record),
-                &secrets,
-                Expect::Version(expected.0),
-            )? {
-                SharedCas::Written(v) => Cas::Written(Version(v)),
-                SharedCas::Conflict(_) => Cas::Conflict,
-            },
-        )
+        self.write(&as_shared(new.record), &secrets, Some(expected))
     }
 
     fn put_secret(&self, org: &Org, kind: SecretKind, value: &Secret) -> Result<(), Error> {
@@ -97,7 +89,7 @@ impl OrgStore for SharedStore {
                 return Ok(false);
             };
             change(&mut rec);
-            if let SharedCas::Written(_) = self.write(&as_shared(&rec), &[], Expect::Version(v))? {
+            if let Cas::Written(_) = self.write(&as_shared(&rec), &[], Some(Version(v)))? {
                 return Ok(true);
             }
         }
@@ -121,7 +113,7 @@ impl OrgStore for SharedStore {
             }
             rec.expiry = Some(a.expiry);
             // A conflict means newer tokens: the answer is stale, drop it.
-            self.write(&rec, &[], Expect::Version(v))?;
+            self.write(&rec, &[], Some(Version(v)))?;
         }
         Ok(())
     }
@@ -166,7 +158,7 @@ impl OrgStore for SharedStore {
         secrets: &[(SecretKind, Option<&Secret>)],
         make_default: bool,
     ) -> Result<Vec<String>, Error> {
-        self.write(&as_shared(record), secrets, Expect::Any)?;
+        self.write(&as_shared(record), secrets, None)?;
         if make_default {
             self.set_default(Some(&record.alias))?;
         }
@@ -191,6 +183,50 @@ impl OrgStore for SharedStore {
 
     fn ask_refreshers(&self, alias: &str, need: &super::FreshNeed) -> Result<(), Error> {
         SharedStore::ask_refreshers(self, alias, need, self.reader_wait())
+    }
+
+    fn describe(&self) -> String {
+        format!("the shared store at {}", self.display())
+    }
+
+    fn shared_at(&self) -> Option<String> {
+        Some(self.display())
+    }
+
+    fn claim_check(&self, alias: &str, hold: std::time::Duration) -> Result<bool, Error> {
+        SharedStore::claim_check(self, alias, hold)
+    }
+
+    fn ready_to_save(&self, _kind: StoreKind) -> Result<(), Error> {
+        // Reachable, and this machine's SFX_STORE_KEY is the store's key.
+        self.ready_for_write()
+    }
+
+    fn serves_readers(&self) -> Option<&dyn ServesReaders> {
+        // A reader key cannot refresh, so it serves nobody.
+        (!SharedStore::is_reader(self)).then_some(self as &dyn ServesReaders)
+    }
+}
+
+impl ServesReaders for SharedStore {
+    fn requests_since_backlog(&self) -> Result<String, Error> {
+        SharedStore::requests_since_backlog(self)
+    }
+
+    fn read_requests(
+        &self,
+        from: &mut std::collections::HashMap<String, String>,
+        block: std::time::Duration,
+    ) -> Result<Vec<super::Request>, Error> {
+        SharedStore::read_requests(self, from, block)
+    }
+
+    fn notify(&self, alias: &str, answer: &super::Answer) -> Result<(), Error> {
+        SharedStore::notify(self, alias, answer)
+    }
+
+    fn token_state(&self, alias: &str) -> Result<Option<super::TokenState>, Error> {
+        SharedStore::token_state(self, alias)
     }
 }
 
@@ -256,26 +292,18 @@ mod tests {
         ))
         .unwrap();
         let rec = OrgRecord {
-            alias: "a".into(),
             username: Some("a@example.com".into()),
-            org_id: None,
-            user_id: None,
-            instance_url: "https://example.my.salesforce.com".into(),
-            login_url: None,
             client_id: Some("3MVG9client".into()),
-            flow: Flow::AuthUrl,
-            store: StoreKind::Shared,
             issued_at: Some(1_700_000_000),
-            session_timeout_secs: 7200,
-            expiry: None,
             access_token_masked: Some("00D…zero".into()),
             has_refresh_token: true,
-            has_client_secret: false,
-            refresh_token_used_at: None,
             rotates_refresh_token: true,
-            key_file: None,
-            sf_link: None,
-            api_version: None,
+            ..OrgRecord::new(
+                "a",
+                "https://example.my.salesforce.com",
+                Flow::AuthUrl,
+                StoreKind::Shared,
+            )
         };
         let (at, rt) = (Secret::new("00D-access-zero"), Secret::new("5Aep-zero"));
         OrgStore::save_org(

@@ -136,9 +136,9 @@ impl Lease {
             }
             if !told && waited >= Duration::from_secs(2) {
                 told = true;
-                crate::messages::say(&format!(
+                store.inner.notes.tell(crate::store::Said::Waiting(&format!(
                     "waiting for another sfx process that holds the refresh lease of org {alias} in the shared store…"
-                ));
+                )));
             }
             std::thread::sleep(pause.min(wait.saturating_sub(waited)));
             pause = (pause * 2).min(Duration::from_millis(50));

@@ -63,7 +63,7 @@ use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
-pub use ask::{Answer, FreshNeed, Request, no_refresher_answered};
+pub use ask::{Answer, FreshNeed, Request, TokenState, no_refresher_answered};
 pub use keycheck::reader_refused;
 pub use seal::KeyKind;
 use seal::{Binding, Keys};
@@ -101,25 +101,6 @@ pub fn check_namespace(v: &str) -> Result<String, Error> {
         )));
     }
     Ok(v.to_string())
-}
-
-/// The outcome of a compare-and-set write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cas {
-    /// Written; the org's new version.
-    Written(u64),
-    /// Someone wrote since the version this writer read (the current one is given;
-    /// 0 = the org is gone).
-    Conflict(u64),
-}
-
-/// Which version a write expects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    /// Write only if the org is at this version (0 = does not exist).
-    Version(u64),
-    /// Write whatever is there (a login replaces an org).
-    Any,
 }
 
 /// The default org's alias, and every org with its version.
@@ -181,6 +162,8 @@ struct Inner {
     /// script: a key rotation elsewhere makes this process check its key again
     /// before it seals anything more.
     key_verified: Mutex<Option<Vec<u8>>>,
+    /// Where lease waits go (see [`crate::store::Said`]).
+    notes: crate::store::Notes,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -204,6 +187,7 @@ impl SharedStore {
                 held: Mutex::new(std::collections::HashMap::new()),
                 key: OnceLock::new(),
                 key_verified: Mutex::new(None),
+                notes: crate::store::Notes::default(),
             }),
         })
     }
@@ -225,6 +209,14 @@ impl SharedStore {
     pub fn with_wait(mut self, wait: Duration) -> SharedStore {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.wait = wait;
+        }
+        self
+    }
+
+    /// The same store, telling lease waits to `notes` (alone it says nothing).
+    pub fn with_notes(mut self, notes: crate::store::Notes) -> SharedStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.notes = notes;
         }
         self
     }

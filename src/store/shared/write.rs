@@ -3,23 +3,25 @@
 //! one secret on its own, removal, the default mark.
 
 use super::seal::{Binding, Keys};
-use super::{Cas, Expect, SharedStore, reader_refused};
+use super::{SharedStore, reader_refused};
 use crate::error::Error;
 use crate::secret::Secret;
-use crate::store::SecretKind;
 use crate::store::metadata::OrgRecord;
+use crate::store::{Cas, SecretKind, Version};
 
 impl SharedStore {
     // ----- writes --------------------------------------------------------
 
     /// Write an org's record and secrets in one step, only if its version is
-    /// `expect` (the compare-and-set that fences stale writers). `None` in
-    /// `secrets` deletes that secret; kinds not named are kept.
+    /// `expect` (the compare-and-set that fences stale writers; version 0: the
+    /// org does not exist), or whatever is there with `None` (a login replaces
+    /// an org). `None` in `secrets` deletes that secret; kinds not named are
+    /// kept.
     pub fn write(
         &self,
         record: &OrgRecord,
         secrets: &[(SecretKind, Option<&Secret>)],
-        expect: Expect,
+        expect: Option<Version>,
     ) -> Result<Cas, Error> {
         // The store's key check changed since this process verified its key (a
         // key rotation): verify again — which refuses a key that is no longer
@@ -37,7 +39,7 @@ impl SharedStore {
         &self,
         record: &OrgRecord,
         secrets: &[(SecretKind, Option<&Secret>)],
-        expect: Expect,
+        expect: Option<Version>,
     ) -> Result<Option<Cas>, Error> {
         let alias = record.alias.as_str();
         if record.sf_link.is_some() {
@@ -71,10 +73,10 @@ impl SharedStore {
         }
         let cur = self.current(alias)?;
         let cur_v = cur.version;
-        if let Expect::Version(v) = expect
-            && v != cur_v
+        if let Some(v) = expect
+            && v.0 != cur_v
         {
-            return Ok(Some(Cas::Conflict(cur_v)));
+            return Ok(Some(Cas::Conflict));
         }
         // The secrets this write keeps are sealed with the record they were
         // written with: when this record changes what they bind (a new instance
@@ -116,8 +118,8 @@ impl SharedStore {
                     ));
                 }
                 // A new login replaces what it cannot vouch for.
-                (None, Expect::Any) => fields.push((kind.as_str(), String::new())),
-                (None, Expect::Version(_)) => {
+                (None, None) => fields.push((kind.as_str(), String::new())),
+                (None, Some(_)) => {
                     return Err(self.not_opened(
                         alias,
                         &format!("the {} of org {alias}", kind.as_str().replace('-', " ")),
@@ -126,12 +128,12 @@ impl SharedStore {
             }
             resealed = true;
         }
-        if resealed && expect == Expect::Any && cur.meta.is_some() {
-            expect = Expect::Version(cur_v);
+        if resealed && expect.is_none() && cur.meta.is_some() {
+            expect = Some(Version(cur_v));
         }
         let expected = match expect {
-            Expect::Version(v) => v.to_string(),
-            Expect::Any => "*".to_string(),
+            Some(v) => v.0.to_string(),
+            None => "*".to_string(),
         };
         let sealing = fields.iter().any(|(_, v)| !v.is_empty());
         if cur.legacy && !sealing && cur.secrets.iter().any(|(_, r)| r.is_some()) {
@@ -179,9 +181,9 @@ impl SharedStore {
             inv.invoke(c)
         })?;
         Ok(match ok {
-            1 => Some(Cas::Written(v)),
+            1 => Some(Cas::Written(Version(v))),
             -1 => None,
-            _ => Some(Cas::Conflict(v)),
+            _ => Some(Cas::Conflict),
         })
     }
 
@@ -267,9 +269,9 @@ impl SharedStore {
                 .invoke(c)
         })?;
         Ok(if ok == 1 {
-            Cas::Written(v)
+            Cas::Written(Version(v))
         } else {
-            Cas::Conflict(v)
+            Cas::Conflict
         })
     }
 
