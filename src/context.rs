@@ -73,16 +73,17 @@ impl Context {
                 )));
             }
         };
+        let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         // Checked before any work (a malformed URL is exit 2); nothing is contacted yet.
         let shared =
             match crate::store::shared::url::parse(g.store.as_deref(), "--store (or SFX_STORE)")? {
                 StoreChoice::Local => None,
                 StoreChoice::Shared(url) => Some(
                     SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
-                        .with_wait(g.wait),
+                        .with_wait(g.wait)
+                        .with_clock(clock.clone()),
                 ),
             };
-        let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         let env_org = env_org(clock.now())?;
         // `env` names the environment's org: `sfx watch --exec` hands SFX_ORG=env to
         // its command, which may itself run sfx with the same environment.
@@ -106,7 +107,9 @@ impl Context {
             wait: g.wait,
             org_flag: g.org.clone(),
             org_from_env: g.org_from_env,
-            store: LocalStore::new(crate::store::default_home()?).with_timeout(g.timeout),
+            store: LocalStore::new(crate::store::default_home()?)
+                .with_timeout(g.timeout)
+                .with_clock(clock.clone()),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
             shared,
@@ -123,6 +126,11 @@ impl Context {
     /// Where "now" comes from.
     pub fn clock(&self) -> &dyn Clock {
         &*self.clock
+    }
+
+    /// The clock, to hand to a thread.
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     /// The HTTP client, built on first use.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::cache::{Cached, Fail};
@@ -20,6 +21,8 @@ pub struct FileStore {
     /// yet a write by another process (a new file, renamed into place) is
     /// always seen. Readers take the one secret they ask for, never a copy of all.
     cache: Cached<Doc>,
+    /// Paces the wait for the secrets file lock.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 type Doc = BTreeMap<String, BTreeMap<String, Secret>>;
@@ -29,6 +32,7 @@ impl FileStore {
         FileStore {
             path,
             cache: Cached::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -121,6 +125,7 @@ impl SecretStore for FileStore {
             "secrets",
             super::lock::SHORT_WAIT,
             "the secrets file lock",
+            &*self.clock,
         )?;
         let before = self.read()?;
         let mut doc = Doc::clone(&before);

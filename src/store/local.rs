@@ -29,6 +29,7 @@ use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
     Versioned, atomic, cache, file, journal, keychain, lock,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -90,6 +91,8 @@ pub struct LocalStore {
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
+    /// Paces and bounds the lock waits.
+    clock: Arc<dyn Clock>,
 }
 
 /// The longest a refresh can legitimately hold its org's lock: three attempts of
@@ -109,7 +112,15 @@ impl LocalStore {
             file,
             meta: cache::Cached::default(),
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Wait for locks on `clock` (the context's; a test's fake).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> LocalStore {
+        self.file.clock = clock.clone();
+        self.clock = clock;
+        self
     }
 
     /// Size the wait for another process's refresh from the per-request timeout.
@@ -145,7 +156,13 @@ impl LocalStore {
     /// Read-modify-write the metadata under `orgs.lock`.
     pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
         ensure_private_dir(&self.home)?;
-        let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
+        let _guard = lock::acquire(
+            &self.home,
+            "orgs",
+            lock::SHORT_WAIT,
+            "the metadata lock",
+            &*self.clock,
+        )?;
         let before = self.read()?;
         let mut meta = Metadata::clone(&before);
         let out = f(&mut meta)?;
@@ -294,6 +311,7 @@ impl LocalStore {
             &org_lock_name(alias),
             self.refresh_lock_wait,
             &format!("the refresh lock of org {alias}"),
+            &*self.clock,
         )
     }
 }
