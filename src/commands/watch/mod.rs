@@ -582,7 +582,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         }
     );
     let mut s = Scheduler {
-        printer: Printer::new(ctx.mode, ctx.style, header),
+        printer: Printer::new(ctx.mode, ctx.style, header, ctx.clock_arc()),
         store_stamp: std::fs::metadata(ctx.store.metadata_path())
             .and_then(|m| m.modified())
             .ok(),

@@ -132,12 +132,13 @@ impl Listener {
     fn wait_for_code(
         &self,
         state: &str,
+        clock: &dyn crate::clock::Clock,
         deadline: Instant,
         wait: Duration,
         doing: &str,
     ) -> Result<(Secret, Request), Error> {
         loop {
-            let Some(req) = self.bound.next(deadline) else {
+            let Some(req) = self.bound.next(clock, deadline) else {
                 return Err(Error::LoginTimeout {
                     message: format!(
                         "no browser login came back to {} within {}; the login was not finished",
@@ -239,10 +240,12 @@ pub fn login(
         login_hint: p.login_hint,
     });
     on_url(&url);
-    let started = Instant::now();
+    let clock = client.http.clock();
+    let started = clock.instant();
     // `wait` is bounded by --login-timeout's range; checked all the same.
     let deadline = started.checked_add(p.wait).unwrap_or(started);
-    let (code, browser) = listener.wait_for_code(&state, deadline, p.wait, "the browser login")?;
+    let (code, browser) =
+        listener.wait_for_code(&state, clock, deadline, p.wait, "the browser login")?;
     let form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
