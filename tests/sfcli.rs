@@ -526,14 +526,14 @@ fn an_sf_lock_kept_fresh_past_the_wait_fails_clearly_and_sends_nothing() {
         .expect("imported")
         .org;
     assert!(org.record.sf_link.is_some(), "linked to sf's file");
-    let err = sfx::lifecycle::refresh::refresh_now(
+    let Err(err) = sfx::lifecycle::refresh::refresh_now(
         &store,
         &sfx::salesforce::Client { http: &http },
         &*clock,
         &org,
-    )
-    .err()
-    .expect("gives up");
+    ) else {
+        panic!("refreshed while sf held its lock");
+    };
     assert_eq!(err.exit(), sfx::exit::Exit::StoreUnavailable, "{err}");
     let msg = err.to_string();
     assert!(
