@@ -131,6 +131,45 @@ fn the_lease_is_exclusive_outlives_its_ttl_while_held_and_frees_on_drop() {
     assert_eq!(clock.slept().len(), n, "taken without waiting");
 }
 
+/// A reader's wait for a refresher, on a fake clock: its request is left in
+/// the store, and with nobody answering it ends after exactly `--wait` with
+/// exit 5 (the real-time test through the binary, with a short --wait, is in
+/// readers.rs).
+#[test]
+fn a_readers_wait_for_a_refresher_ends_after_exactly_its_wait() {
+    use sfx::clock::FakeClock;
+    let r = RedisServer::start();
+    let clock = std::sync::Arc::new(FakeClock::at(chrono::Utc::now()));
+    let s = store(&r, "t3").with_clock(clock.clone());
+    s.set_key(&key_b64(7)).unwrap();
+    s.write(&record("a"), &[], Expect::Any).unwrap();
+    let need = sfx::store::shared::FreshNeed {
+        valid_until: chrono::Utc::now().timestamp() + 3600,
+        dead_token_fp: None,
+    };
+    let real = Instant::now();
+    let err = s
+        .ask_refreshers("a", &need, Duration::from_secs(10))
+        .unwrap_err();
+    assert_eq!(err.exit(), sfx::exit::Exit::Network, "{err}");
+    assert!(
+        err.to_string()
+            .contains("no refresher answered within 10s for org a"),
+        "{err}"
+    );
+    assert_eq!(clock.elapsed(), Duration::from_secs(10));
+    assert!(
+        real.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        real.elapsed()
+    );
+    assert_eq!(
+        r.cli(&["XLEN", "t3:req:{a}"]).trim(),
+        "1",
+        "the request was left"
+    );
+}
+
 #[test]
 fn unreachable_and_wrong_password_fail_closed_naming_the_store_not_the_password() {
     let r = RedisServer::start();
