@@ -187,7 +187,8 @@ fn a_lock_held_by_a_sigkilled_process_does_not_block() {
 /// fails nor refreshes behind the holder's back), says so after 2 s, and goes
 /// through as soon as the holder lets go. Giving up after 3 x --timeout + 30 s
 /// (exit 6, naming the holder's pid and the lock file) is pinned on the fake
-/// clock, in milliseconds: `store::lock::tests::a_stuck_holder_makes_a_waiter_give_up_after_exactly_its_bound`.
+/// clock, in milliseconds: `store::lock::tests::a_stuck_holder_makes_a_waiter_give_up_after_exactly_its_bound`
+/// and `store::local::tests::a_stuck_refresh_lock_is_waited_for_three_timeouts_and_30_s_on_the_stores_clock`.
 #[test]
 fn a_waiter_waits_for_the_holder_says_so_and_goes_on_when_it_lets_go() {
     use std::io::{BufRead, BufReader};

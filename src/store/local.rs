@@ -554,6 +554,28 @@ pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Erro
 mod tests {
     use super::*;
 
+    /// The refresh lock's wait is 3 x --timeout + 30 s, on the store's clock:
+    /// a stuck holder makes the waiter give up after exactly that, exit 6.
+    #[test]
+    fn a_stuck_refresh_lock_is_waited_for_three_timeouts_and_30_s_on_the_stores_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::FakeClock::at(chrono::Utc::now()));
+        let store = LocalStore::new(dir.path().to_path_buf())
+            .with_timeout(std::time::Duration::from_secs(1))
+            .with_clock(clock.clone());
+        let _held = store.org_lock("prod").unwrap();
+        let Err(err) = store.org_lock("prod") else {
+            panic!("took a held lock")
+        };
+        assert_eq!(err.exit(), crate::exit::Exit::StoreUnavailable);
+        assert!(
+            err.to_string()
+                .contains("has held the refresh lock of org prod for more than 33s"),
+            "{err}"
+        );
+        assert_eq!(clock.elapsed(), std::time::Duration::from_secs(33));
+    }
+
     fn record(alias: &str) -> OrgRecord {
         serde_json::from_value(serde_json::json!({
             "alias": alias,

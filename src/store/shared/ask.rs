@@ -326,13 +326,16 @@ impl SharedStore {
         }
         let aliases: Vec<String> = from.keys().cloned().collect();
         let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+        // The server blocks in real time: on a fake clock, read without
+        // blocking and let the clock pass `block` when nothing came.
+        let real = self.clock().waits_are_real();
         let v: Value = self.run_within(block + self.timeout(), |c| {
             let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT")
-                .arg(REQ_MAXLEN)
-                .arg("BLOCK")
-                .arg(ms)
-                .arg("STREAMS");
+            cmd.arg("COUNT").arg(REQ_MAXLEN);
+            if real {
+                cmd.arg("BLOCK").arg(ms);
+            }
+            cmd.arg("STREAMS");
             for a in &aliases {
                 cmd.arg(self.req_key(a));
             }
@@ -341,6 +344,9 @@ impl SharedStore {
             }
             cmd.query(c)
         })?;
+        if !real && streams(&v).is_empty() {
+            self.clock().sleep(block);
+        }
         let prefix = self.k(&["req", ""]);
         let mut out = Vec::new();
         let mut poisoned = Vec::new();
