@@ -309,6 +309,28 @@ fn html_escape(s: &str) -> String {
 mod tests {
     use super::*;
 
+    /// Nobody comes back from the browser: the wait ends after exactly
+    /// --login-timeout on the login's clock (the real-time test through the
+    /// binary is `flows::web_login_gives_up_when_no_browser_comes_back`).
+    #[test]
+    fn the_wait_for_the_browser_ends_after_exactly_the_login_timeout() {
+        use crate::clock::Clock;
+        let l = Listener::bind(0).unwrap();
+        let clock = crate::clock::FakeClock::at(chrono::Utc::now());
+        let wait = Duration::from_secs(120);
+        let deadline = clock.instant() + wait;
+        let Err(err) = l.wait_for_code("st", &clock, deadline, wait, "the browser login") else {
+            panic!("a code came from nowhere")
+        };
+        assert_eq!(err.exit(), crate::exit::Exit::Relogin, "{err}");
+        assert!(
+            err.to_string().contains("no browser login came back")
+                && err.to_string().contains("within 2m"),
+            "{err}"
+        );
+        assert_eq!(clock.elapsed(), wait);
+    }
+
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {
         assert_eq!(

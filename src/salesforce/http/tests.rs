@@ -166,7 +166,7 @@ mod on_a_fake_clock {
     };
 
     use super::*;
-    use crate::clock::FakeClock;
+    use crate::clock::{Clock, FakeClock};
     use crate::salesforce::{Client, ClientCreds};
 
     const TOKEN: &str = "/services/oauth2/token";
@@ -217,6 +217,31 @@ mod on_a_fake_clock {
             assert!((125..=375).contains(&ms(&slept[0])), "{slept:?}");
             assert!((250..=750).contains(&ms(&slept[1])), "{slept:?}");
         }
+    }
+
+    /// A journaled refresh's attempt window is read on the client's clock: a
+    /// wait (here `Retry-After: 2`) that carries it past the window's end
+    /// means the retry is never sent.
+    #[test]
+    fn no_attempt_starts_once_the_attempt_window_has_closed() {
+        let sf = FakeSalesforce::start();
+        let clock = fake_clock();
+        sf.inject(TOKEN, Fault::status(503).retry_after(2).times(1));
+        let http = Http::with_clock(Duration::from_secs(5), 0, clock.clone());
+        let by = clock.boot() + Duration::from_secs(1);
+        let (result, delivery) = http.send_tracked(&Request {
+            method: "POST",
+            url: format!("{}{TOKEN}", sf.url()),
+            form: vec![("grant_type", "refresh_token".into())],
+            bearer: None,
+            basic: None,
+            retry: Retry::OnlyUnsentBy(by),
+        });
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("attempt window closed"), "{err}");
+        assert_eq!(delivery, Delivery::NotProcessed);
+        assert_eq!(sf.count(TOKEN), 1, "the retry was not sent");
+        assert_eq!(clock.slept(), [Duration::from_secs(2)]);
     }
 
     /// `Retry-After` sets the wait exactly; one longer than the cap (10 s) is
