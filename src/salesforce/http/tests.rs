@@ -217,6 +217,17 @@ mod on_a_fake_clock {
             assert!((125..=375).contains(&ms(&slept[0])), "{slept:?}");
             assert!((250..=750).contains(&ms(&slept[1])), "{slept:?}");
         }
+        // The same with no body to go by.
+        for status in [500, 503, 429] {
+            let sf = FakeSalesforce::start();
+            let clock = fake_clock();
+            sf.inject(TOKEN, Fault::status(status).forever());
+            let err = refresh(&sf, &clock).unwrap_err();
+            assert_eq!(err.exit(), crate::exit::Exit::Network, "{status}: {err}");
+            assert_eq!(sf.count(TOKEN), 3, "{status}: three attempts");
+            assert_eq!(clock.slept().len(), 2, "{status}");
+            assert!(clock.elapsed() <= Duration::from_millis(375 + 750));
+        }
     }
 
     /// A journaled refresh's attempt window is read on the client's clock: a
