@@ -74,6 +74,7 @@ impl Context {
                 )));
             }
         };
+        let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         // What a store has to say (a wait for another process's lock) is
         // printed here, in the command layer: no store prints.
         let notes = Notes::to(|said| match said {
@@ -87,10 +88,10 @@ impl Context {
                 StoreChoice::Shared(url) => Some(
                     SharedStore::new(url, crate::store::shared::namespace_from_env()?, g.timeout)?
                         .with_wait(g.wait)
-                        .with_notes(notes.clone()),
+                        .with_notes(notes.clone())
+                        .with_clock(clock.clone()),
                 ),
             };
-        let clock: Arc<dyn Clock> = Arc::from(crate::clock::from_env().map_err(Error::usage)?);
         let env_org = env_org(clock.now())?;
         // `env` names the environment's org: `sfx watch --exec` hands SFX_ORG=env to
         // its command, which may itself run sfx with the same environment.
@@ -116,7 +117,8 @@ impl Context {
             org_from_env: g.org_from_env,
             store: LocalStore::new(crate::store::default_home()?)
                 .with_timeout(g.timeout)
-                .with_notes(notes),
+                .with_notes(notes)
+                .with_clock(clock.clone()),
             file_store_forced,
             env_store: env_org.clone().map(EnvStore::new),
             shared,
@@ -140,16 +142,20 @@ impl Context {
         self.clock.clone()
     }
 
-    /// The same run on another clock (tests: a fake one). The HTTP client is
-    /// built again on first use, on that clock.
+    /// The same run on another clock (tests: a fake one): the stores wait on
+    /// it, and the HTTP client is built again on first use, on it.
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Context {
+        self.store = self.store.with_clock(clock.clone());
+        self.shared = self.shared.map(|s| s.with_clock(clock.clone()));
         self.clock = clock;
         self.http = OnceLock::new();
         self
     }
 
     /// The same run on a local store at `home` and no shared store (tests in
-    /// process: their own store, whatever the environment names).
+    /// process: their own store, whatever the environment names). Its lock
+    /// waits are real: another thread of the test really holds a lock for a
+    /// moment, and a fake clock would skip through the wait at once.
     #[cfg(test)]
     pub fn with_local_home(mut self, home: std::path::PathBuf) -> Context {
         self.store = LocalStore::new(home).with_timeout(self.timeout);

@@ -504,34 +504,52 @@ fn a_stale_sf_lock_is_taken_over() {
     assert_eq!(sf.token(USER, "refreshToken"), t.refresh_token("prod"));
 }
 
+/// sf keeps its lock fresh past sfx's wait: the refresh gives up with exit 6
+/// naming the lock, sends nothing and leaves sf's file alone. In process, on a
+/// fake clock: the 15 s wait passes at once (`sfx_waits_for_sfs_lock_then_proceeds`
+/// is the real-time test of the lock through the binary).
 #[test]
 fn an_sf_lock_kept_fresh_past_the_wait_fails_clearly_and_sends_nothing() {
+    use sfx::clock::FakeClock;
+    use sfx::store::OrgStore;
     let (t, sf) = setup(KeyVersion::V1, true);
     import(&t);
     let before = std::fs::read(sf.file(USER)).unwrap();
     let lock = PathBuf::from(format!("{}.lock", sf.file(USER).display()));
+    // Fresh (just made) for the whole fake wait: real time barely moves.
     std::fs::create_dir(&lock).unwrap();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let keeper = {
-        let (lock, stop) = (lock.clone(), stop.clone());
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = std::fs::File::open(&lock).map(|f| f.set_modified(SystemTime::now()));
-                std::thread::sleep(Duration::from_millis(500));
-            }
-        })
+    let clock = std::sync::Arc::new(FakeClock::at(chrono::Utc::now()));
+    let store = sfx::store::local::LocalStore::new(t.home()).with_clock(clock.clone());
+    let http = sfx::salesforce::http::Http::with_clock(Duration::from_secs(5), 0, clock.clone());
+    let org = OrgStore::read(&store, "prod")
+        .unwrap()
+        .expect("imported")
+        .org;
+    assert!(org.record.sf_link.is_some(), "linked to sf's file");
+    let Err(err) = sfx::lifecycle::refresh::refresh_now(
+        &store,
+        &sfx::salesforce::Client { http: &http },
+        &*clock,
+        &org,
+    ) else {
+        panic!("refreshed while sf held its lock");
     };
-    let out = sfx(&t).args(["refresh"]).output().unwrap();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    keeper.join().unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
-    let err = text(&out.stderr);
+    assert_eq!(err.exit(), sfx::exit::Exit::StoreUnavailable, "{err}");
+    let msg = err.to_string();
     assert!(
-        err.contains("has held the lock") && err.contains(".lock"),
-        "{err}"
+        msg.contains("has held the lock") && msg.contains("for more than 15 s"),
+        "{msg}"
     );
+    assert!(
+        err.hint()
+            .unwrap_or_default()
+            .contains(&lock.display().to_string()),
+        "{err:?}"
+    );
+    assert_eq!(clock.elapsed(), Duration::from_secs(15), "waited its bound");
     assert_eq!(t.token_requests(), 0);
     assert_eq!(std::fs::read(sf.file(USER)).unwrap(), before);
+    assert!(lock.is_dir(), "sf's lock is sf's");
 }
 
 #[test]

@@ -73,18 +73,39 @@ fn compare_and_set_writes_only_at_the_version_read_and_lists_in_two_round_trips(
     }
 }
 
+/// On a fake clock (the renewer's TTL/3 waits pass at once): a lease whose
+/// key is about to expire in Redis is renewed back to its full life while
+/// held, so it outlives its TTL; its waiter gives up after its wait.
 #[test]
 fn the_lease_is_exclusive_outlives_its_ttl_while_held_and_frees_on_drop() {
+    use sfx::clock::FakeClock;
+    use sfx::store::shared::lease::TTL;
     let r = RedisServer::start();
-    let s = store(&r, "t2");
+    let clock = std::sync::Arc::new(FakeClock::at(chrono::Utc::now()));
+    let s = store(&r, "t2").with_clock(clock.clone());
     let held = s.lease("a", Duration::ZERO).unwrap();
     let e = s.lease("a", Duration::from_millis(200)).unwrap_err();
     assert_eq!(e.exit(), sfx::exit::Exit::StoreUnavailable);
     assert!(e.to_string().contains("refresh lease of org a"), "{e}");
     // Another org is not blocked.
     drop(s.lease("b", Duration::ZERO).unwrap());
-    // Held past its TTL: the renewal keeps it.
-    std::thread::sleep(sfx::store::shared::lease::TTL + Duration::from_secs(1));
+    // Held past its TTL: the key is 300 ms from expiring in Redis, and the
+    // renewal gives it its whole life back.
+    let pttl = || {
+        r.cli(&["PTTL", "t2:lease:{a}"])
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    assert!(pttl() > 0);
+    r.cli(&["PEXPIRE", "t2:lease:{a}", "300"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pttl() < 1_000 {
+        assert!(Instant::now() < deadline, "never renewed: {}", pttl());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(pttl() <= TTL.as_millis() as i64);
+    assert!(clock.slept().contains(&(TTL / 3)), "{:?}", clock.slept());
     assert!(!held.lost());
     assert!(
         s.lease("a", Duration::ZERO).is_err(),
@@ -92,9 +113,48 @@ fn the_lease_is_exclusive_outlives_its_ttl_while_held_and_frees_on_drop() {
     );
     // Only the owner's release frees it; then it is free at once.
     drop(held);
-    let started = Instant::now();
+    let n = clock.slept().len();
     drop(s.lease("a", Duration::ZERO).unwrap());
-    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(clock.slept().len(), n, "taken without waiting");
+}
+
+/// A reader's wait for a refresher, on a fake clock: its request is left in
+/// the store, and with nobody answering it ends after exactly `--wait` with
+/// exit 5 (the real-time test through the binary, with a short --wait, is in
+/// readers.rs).
+#[test]
+fn a_readers_wait_for_a_refresher_ends_after_exactly_its_wait() {
+    use sfx::clock::FakeClock;
+    let r = RedisServer::start();
+    let clock = std::sync::Arc::new(FakeClock::at(chrono::Utc::now()));
+    let s = store(&r, "t3").with_clock(clock.clone());
+    s.set_key(&key_b64(7)).unwrap();
+    s.write(&record("a"), &[], None).unwrap();
+    let need = sfx::store::shared::FreshNeed {
+        valid_until: chrono::Utc::now().timestamp() + 3600,
+        dead_token_fp: None,
+    };
+    let real = Instant::now();
+    let err = s
+        .ask_refreshers("a", &need, Duration::from_secs(10))
+        .unwrap_err();
+    assert_eq!(err.exit(), sfx::exit::Exit::Network, "{err}");
+    assert!(
+        err.to_string()
+            .contains("no refresher answered within 10s for org a"),
+        "{err}"
+    );
+    assert_eq!(clock.elapsed(), Duration::from_secs(10));
+    assert!(
+        real.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        real.elapsed()
+    );
+    assert_eq!(
+        r.cli(&["XLEN", "t3:req:{a}"]).trim(),
+        "1",
+        "the request was left"
+    );
 }
 
 #[test]

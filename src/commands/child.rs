@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The variables no child of sfx inherits.
 pub const WITHHELD: [&str; 5] = [
@@ -51,8 +51,8 @@ const LAUNCHER_CHECK: Duration = Duration::from_millis(250);
 
 /// Open `url` in the desktop's browser, detached, through the `open` crate's
 /// launchers with [`WITHHELD`] removed. True when a launcher started and did not
-/// fail within a moment.
-pub fn open_browser(url: &str) -> bool {
+/// fail within a moment (on `clock`).
+pub fn open_browser(url: &str, clock: &dyn crate::clock::Clock) -> bool {
     for mut c in open::commands(url) {
         withhold(&mut c);
         c.stdin(Stdio::null())
@@ -63,18 +63,20 @@ pub fn open_browser(url: &str) -> bool {
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut c, 0);
         let Ok(mut child) = c.spawn() else { continue };
-        let started = Instant::now();
+        let started = clock.instant();
         loop {
             match child.try_wait() {
                 Ok(Some(status)) if status.success() => return true,
                 Ok(Some(_)) | Err(_) => break,
-                Ok(None) if started.elapsed() >= LAUNCHER_CHECK => {
+                Ok(None)
+                    if clock.instant().saturating_duration_since(started) >= LAUNCHER_CHECK =>
+                {
                     // Still running (a browser in the foreground): reap it later,
                     // off the login's path.
                     std::thread::spawn(move || child.wait());
                     return true;
                 }
-                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Ok(None) => clock.sleep(Duration::from_millis(10)),
             }
         }
     }

@@ -124,7 +124,7 @@ pub fn auth_url(ctx: &Context) -> Result<AuthUrlReport, Error> {
             crate::lifecycle::relogin_hint(&org),
         ));
     };
-    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt)?;
+    let rt = crate::sfcli::link::current_refresh_token(ctx.orgs(), &org, rt, ctx.clock())?;
     let secret = ctx.secret(&org, SecretKind::ClientSecret)?;
     let url = crate::salesforce::auth_url::AuthUrl::format(
         client_id,

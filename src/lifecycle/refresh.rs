@@ -231,7 +231,7 @@ pub fn refresh_now(
     };
     // Linked to the Salesforce CLI: hold sf's lock and send the newer of the two
     // tools' refresh tokens (sf may have rotated it).
-    let sf_link = crate::sfcli::link::before_refresh(store, org, &mut refresh_token)?;
+    let sf_link = crate::sfcli::link::before_refresh(store, org, &mut refresh_token, clock)?;
     let client_secret = secret(store, org, SecretKind::ClientSecret)?;
     let creds = ClientCreds {
         id: client_id,
@@ -275,7 +275,7 @@ pub fn refresh_now(
                     org.name(),
                     crate::timefmt::humanize(left)
                 ));
-                std::thread::sleep(left + Duration::from_millis(100));
+                clock.sleep(left + Duration::from_millis(100));
                 if let Some(now) = store.read(&rec.alias)?
                     && now.version != version
                 {
@@ -290,7 +290,7 @@ pub fn refresh_now(
             // the margin covers Salesforce finishing a request sfx gave up on.
             let timeout = sf.http.timeout();
             let window = timeout.saturating_mul(2).saturating_add(ATTEMPT_MARGIN);
-            send_by = Some(crate::clock::BootInstant::now() + timeout);
+            send_by = Some(clock.boot() + timeout);
             if !store.attempt_begin(&rec.alias, window)? {
                 // The journal stays: whoever holds the lease now may be sending
                 // this very token, and its entry is the same.

@@ -121,7 +121,13 @@ pub enum Printer {
 }
 
 impl Printer {
-    pub fn new(mode: Mode, style: Style, header: String) -> Printer {
+    /// `clock` paces the live table's redraws (the context's).
+    pub fn new(
+        mode: Mode,
+        style: Style,
+        header: String,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Printer {
         match mode {
             Mode::Json => Printer::Json,
             Mode::Quiet => Printer::Quiet,
@@ -132,6 +138,7 @@ impl Printer {
                 last_draw: None,
                 entered: false,
                 last_frame: Vec::new(),
+                clock,
             }),
             Mode::Human => Printer::Lines,
         }
@@ -159,7 +166,7 @@ impl Printer {
         match self {
             Printer::Live(l) => Some(
                 l.last_draw
-                    .map_or_else(Instant::now, |t| t + Duration::from_secs(1)),
+                    .map_or_else(|| l.clock.instant(), |t| t + Duration::from_secs(1)),
             ),
             _ => None,
         }
@@ -169,8 +176,9 @@ impl Printer {
     pub fn draw(&mut self, rows: &[Row], now: DateTime<Utc>) -> io::Result<()> {
         match self {
             Printer::Live(l)
-                if l.last_draw
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) =>
+                if l.last_draw.is_none_or(|t| {
+                    l.clock.instant().saturating_duration_since(t) >= Duration::from_secs(1)
+                }) =>
             {
                 l.draw(rows, now)
             }
@@ -213,6 +221,7 @@ pub struct Live {
     /// The alternate screen is in use.
     entered: bool,
     last_frame: Vec<String>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 impl Live {
@@ -356,7 +365,7 @@ impl Live {
         queue!(out, terminal::Clear(terminal::ClearType::FromCursorDown))?;
         out.flush()?;
         self.last_frame = lines;
-        self.last_draw = Some(Instant::now());
+        self.last_draw = Some(self.clock.instant());
         Ok(())
     }
 
@@ -408,6 +417,7 @@ mod tests {
             last_draw: None,
             entered: false,
             last_frame: Vec::new(),
+            clock: std::sync::Arc::new(crate::clock::SystemClock),
         };
         let rows: Vec<Row> = (0..40)
             .map(|i| Row {

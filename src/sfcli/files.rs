@@ -14,11 +14,12 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value};
 
 use super::crypto::{self, Key};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -31,6 +32,8 @@ pub const STALE: Duration = Duration::from_secs(10);
 pub const LOCK_WAIT: Duration = Duration::from_secs(15);
 /// How often sfx refreshes the mtime of a lock it holds (proper-lockfile: stale / 2).
 const LOCK_UPDATE: Duration = Duration::from_secs(5);
+/// How often a waiter looks at sf's lock again.
+const LOCK_POLL: Duration = Duration::from_millis(100);
 /// sf's default connected app, used when a file names none.
 pub const SF_DEFAULT_CLIENT_ID: &str = "PlatformCLI";
 
@@ -335,10 +338,12 @@ fn touch(dir: &Path) {
 
 /// Take sf's lock on `file` as proper-lockfile does: `mkdir <file>.lock`; a lock
 /// not refreshed for [`STALE`] is taken over; one kept fresh for longer than
-/// `wait` makes sfx give up with exit 6.
-pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
+/// `wait` makes sfx give up with exit 6. The wait and its pacing go through
+/// `clock`; the lock's age is the directory's real modification time (sf
+/// reads it too).
+pub fn lock(file: &Path, wait: Duration, clock: &dyn Clock) -> Result<SfLock, Error> {
     let dir = lock_dir(file);
-    let started = Instant::now();
+    let started = clock.instant();
     loop {
         match std::fs::create_dir(&dir) {
             Ok(()) => break,
@@ -352,7 +357,7 @@ pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
                     let _ = std::fs::remove_dir(&dir);
                     continue;
                 }
-                if started.elapsed() >= wait {
+                if clock.instant().saturating_duration_since(started) >= wait {
                     return Err(Error::StoreUnavailable {
                         message: format!(
                             "the Salesforce CLI has held the lock on {} for more than {} s and keeps it fresh, so sfx gives up rather than race it",
@@ -366,7 +371,7 @@ pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
                         source: None,
                     });
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                clock.sleep(LOCK_POLL);
             }
             Err(e) => {
                 return Err(Error::Other(format!(
@@ -380,6 +385,8 @@ pub fn lock(file: &Path, wait: Duration) -> Result<SfLock, Error> {
     let d = dir.clone();
     let mine = Arc::new(Mutex::new(stamp(&dir)));
     let kept = mine.clone();
+    // Real time, on purpose: the keeper keeps the directory's modification
+    // time fresh for sf, another process that judges it by the real clock.
     let keeper = std::thread::spawn(move || {
         while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(LOCK_UPDATE) {
             let mut m = kept.lock().unwrap_or_else(|e| e.into_inner());
@@ -486,10 +493,19 @@ mod tests {
     fn a_stale_lock_is_taken_over_and_a_fresh_one_waited_for() {
         let t = tempfile::tempdir().unwrap();
         let f = t.path().join("me@a.com.json");
-        let l = lock(&f, Duration::from_millis(300)).unwrap();
+        let clock = crate::clock::FakeClock::at(chrono::Utc::now());
+        let l = lock(&f, LOCK_WAIT, &clock).unwrap();
         assert!(t.path().join("me@a.com.json.lock").is_dir());
-        let err = lock(&f, Duration::from_millis(300)).err().unwrap();
+        assert!(clock.slept().is_empty());
+        // A lock kept fresh: waited for exactly LOCK_WAIT, looked at every
+        // LOCK_POLL, then exit 6.
+        let err = lock(&f, LOCK_WAIT, &clock).err().unwrap();
         assert_eq!(err.exit(), crate::exit::Exit::StoreUnavailable);
+        assert!(err.to_string().contains("for more than 15 s"), "{err}");
+        assert_eq!(clock.elapsed(), LOCK_WAIT);
+        let slept = clock.slept();
+        assert_eq!(slept.len(), 150);
+        assert!(slept.iter().all(|d| *d == LOCK_POLL), "{slept:?}");
         drop(l);
         assert!(!t.path().join("me@a.com.json.lock").exists());
         // A lock left 11 s ago by a dead process.
@@ -499,6 +515,8 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(11))
             .unwrap();
-        let _l = lock(&f, Duration::from_millis(300)).unwrap();
+        let before = clock.slept().len();
+        let _l = lock(&f, LOCK_WAIT, &clock).unwrap();
+        assert_eq!(clock.slept().len(), before, "taken over at once");
     }
 }

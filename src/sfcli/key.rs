@@ -153,6 +153,7 @@ fn read_key_json(p: &Path) -> Result<Option<String>, Error> {
     Ok(v.get("key").and_then(|k| k.as_str()).map(str::to_string))
 }
 
+/// Real time, on purpose: the bound is on a real OS keychain call.
 fn bounded<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Trouble> + Send + 'static,
 ) -> Result<T, Error> {

@@ -105,6 +105,7 @@ pub fn before_refresh(
     store: &dyn OrgStore,
     org: &Org,
     refresh_token: &mut Secret,
+    clock: &dyn crate::clock::Clock,
 ) -> Result<Option<Linked>, Error> {
     let Some(link) = org.record.sf_link.as_ref().filter(|_| !org.is_env()) else {
         return Ok(None);
@@ -123,7 +124,7 @@ pub fn before_refresh(
             ),
         );
     }
-    let lock = files::lock(&path, files::LOCK_WAIT)?;
+    let lock = files::lock(&path, files::LOCK_WAIT, clock)?;
     let file = match AuthFile::read(&path) {
         Ok(Some(f)) => f,
         Ok(None) => {
@@ -256,9 +257,10 @@ pub fn current_refresh_token(
     store: &dyn OrgStore,
     org: &Org,
     stored: Secret,
+    clock: &dyn crate::clock::Clock,
 ) -> Result<Secret, Error> {
     let mut rt = stored;
-    drop(before_refresh(store, org, &mut rt)?);
+    drop(before_refresh(store, org, &mut rt, clock)?);
     Ok(rt)
 }
 

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::cache::{Cached, Fail};
@@ -22,6 +23,8 @@ pub struct FileStore {
     cache: Cached<Doc>,
     /// Where lock waits and notes go (see [`super::Said`]).
     pub notes: super::Notes,
+    /// Paces the wait for the secrets file lock.
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 type Doc = BTreeMap<String, BTreeMap<String, Secret>>;
@@ -32,6 +35,7 @@ impl FileStore {
             path,
             cache: Cached::default(),
             notes: super::Notes::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -125,6 +129,7 @@ impl SecretStore for FileStore {
             super::lock::SHORT_WAIT,
             "the secrets file lock",
             &self.notes,
+            &*self.clock,
         )?;
         let before = self.read()?;
         let mut doc = Doc::clone(&before);

@@ -333,6 +333,8 @@ fn map_err(e: keyring::Error, account: &str) -> Error {
 
 /// Run one keychain call on a helper thread, bounded by [`TIMEOUT`]. A call that
 /// does not answer in time is left behind; the process does not wait for it.
+/// Real time, on purpose: the bound is on a real OS call (a keychain that
+/// hangs), which no fake clock can hurry.
 fn bounded<T: Send + 'static>(
     f: impl FnOnce() -> keyring::Result<T> + Send + 'static,
 ) -> Result<keyring::Result<T>, Trouble> {
@@ -451,6 +453,7 @@ pub struct Probe {
 /// honest test that the keychain works (a locked keychain still answers
 /// "no such entry" to a plain read).
 pub fn probe() -> Probe {
+    // Real time, on purpose: doctor shows how long the real OS calls took.
     let start = Instant::now();
     let value: Vec<u8> = format!("sfx-doctor-{}", std::process::id()).into_bytes();
     let result = match bounded(move || {

@@ -29,6 +29,7 @@ use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
     Versioned, atomic, cache, file, journal, keychain, lock,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 
@@ -92,6 +93,8 @@ pub struct LocalStore {
     pub refresh_lock_wait: std::time::Duration,
     /// Where lock waits and notes go (see [`super::Said`]).
     notes: super::Notes,
+    /// Paces and bounds the lock waits.
+    clock: Arc<dyn Clock>,
 }
 
 /// The longest a refresh can legitimately hold its org's lock: three attempts of
@@ -112,6 +115,7 @@ impl LocalStore {
             meta: cache::Cached::default(),
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
             notes: super::Notes::default(),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -119,6 +123,13 @@ impl LocalStore {
     pub fn with_notes(mut self, notes: super::Notes) -> LocalStore {
         self.file.notes = notes.clone();
         self.notes = notes;
+        self
+    }
+
+    /// Wait for locks on `clock` (the context's; a test's fake).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> LocalStore {
+        self.file.clock = clock.clone();
+        self.clock = clock;
         self
     }
 
@@ -161,6 +172,7 @@ impl LocalStore {
             lock::SHORT_WAIT,
             "the metadata lock",
             &self.notes,
+            &*self.clock,
         )?;
         let before = self.read()?;
         let mut meta = Metadata::clone(&before);
@@ -311,6 +323,7 @@ impl LocalStore {
             self.refresh_lock_wait,
             &format!("the refresh lock of org {alias}"),
             &self.notes,
+            &*self.clock,
         )
     }
 }
@@ -589,6 +602,28 @@ pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The refresh lock's wait is 3 x --timeout + 30 s, on the store's clock:
+    /// a stuck holder makes the waiter give up after exactly that, exit 6.
+    #[test]
+    fn a_stuck_refresh_lock_is_waited_for_three_timeouts_and_30_s_on_the_stores_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(crate::clock::FakeClock::at(chrono::Utc::now()));
+        let store = LocalStore::new(dir.path().to_path_buf())
+            .with_timeout(std::time::Duration::from_secs(1))
+            .with_clock(clock.clone());
+        let _held = store.org_lock("prod").unwrap();
+        let Err(err) = store.org_lock("prod") else {
+            panic!("took a held lock")
+        };
+        assert_eq!(err.exit(), crate::exit::Exit::StoreUnavailable);
+        assert!(
+            err.to_string()
+                .contains("has held the refresh lock of org prod for more than 33s"),
+            "{err}"
+        );
+        assert_eq!(clock.elapsed(), std::time::Duration::from_secs(33));
+    }
 
     fn record(alias: &str) -> OrgRecord {
         serde_json::from_value(serde_json::json!({

@@ -15,7 +15,9 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::Clock;
 
 use crate::error::Error;
 
@@ -52,13 +54,15 @@ pub fn encode(alias: &str) -> String {
 
 /// Take the lock `name` under `dir`, waiting at most `wait` for another process
 /// to release it. `what` names the lock in messages ("the refresh lock of org prod");
-/// a wait of more than two seconds is told to `notes`.
+/// a wait of more than two seconds is told to `notes`. The wait and its pacing go
+/// through `clock`.
 pub fn acquire(
     dir: &Path,
     name: &str,
     wait: Duration,
     what: &str,
     notes: &super::Notes,
+    clock: &dyn Clock,
 ) -> Result<Lock, Error> {
     let locks = dir.join("locks");
     super::trust::check(dir, false)?;
@@ -66,7 +70,7 @@ pub fn acquire(
     super::trust::check(&locks, false)?;
     let path = path_for(dir, name);
     let mut file = open_lock_file(&path)?;
-    let started = Instant::now();
+    let started = clock.instant();
     let mut pause = Duration::from_millis(5);
     let mut told = false;
     loop {
@@ -77,7 +81,7 @@ pub fn acquire(
                 return Err(Error::io(format!("cannot lock {}", path.display()), e));
             }
         }
-        let waited = started.elapsed();
+        let waited = clock.instant().saturating_duration_since(started);
         if waited >= wait {
             let holder = holder_pid(&mut file)
                 .map(|p| format!("sfx process {p}"))
@@ -103,7 +107,7 @@ pub fn acquire(
                 "waiting for another sfx process{holder} that holds {what}…"
             )));
         }
-        std::thread::sleep(pause.min(wait.saturating_sub(waited)));
+        clock.sleep(pause.min(wait.saturating_sub(waited)));
         pause = (pause * 2).min(Duration::from_millis(100));
     }
     // Say who holds it, for the message of a process that gives up waiting.
@@ -219,5 +223,82 @@ mod tests {
         assert_eq!(encode("prod.eu-1@x"), "prod.eu-1@x");
         assert_eq!(encode("a+b"), "a_2bb");
         assert_eq!(encode("a_b"), "a_5fb");
+    }
+
+    /// A holder that is alive but stuck: the waiter gives up after exactly its
+    /// bound (3 x --timeout + 30 s, here with --timeout 1s), naming the holder's
+    /// pid and the lock file, looking again at 5, 10, 20, 40, 80, then every
+    /// 100 ms. On the fake clock this takes milliseconds.
+    #[test]
+    fn a_stuck_holder_makes_a_waiter_give_up_after_exactly_its_bound() {
+        let home = tempfile::tempdir().unwrap();
+        let clock = crate::clock::FakeClock::at(chrono::Utc::now());
+        // The refresh lock's bound with --timeout 1s: 3 x 1 s + 30 s.
+        let wait = Duration::from_secs(33);
+        let told = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let notes = {
+            let told = told.clone();
+            crate::store::Notes::to(move |said| {
+                if let crate::store::Said::Waiting(line) = said {
+                    told.lock().unwrap().push(line.to_string());
+                }
+            })
+        };
+        let held = acquire(
+            home.path(),
+            "org-prod",
+            wait,
+            "the refresh lock of org prod",
+            &notes,
+            &clock,
+        )
+        .unwrap();
+        assert!(clock.slept().is_empty(), "a free lock is taken at once");
+        let err = acquire(
+            home.path(),
+            "org-prod",
+            wait,
+            "the refresh lock of org prod",
+            &notes,
+            &clock,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.exit(), crate::exit::Exit::StoreUnavailable);
+        let text = format!("{err} {}", err.hint().unwrap_or_default());
+        assert!(
+            text.contains(&format!(
+                "sfx process {} has held the refresh lock of org prod for more than 33s",
+                std::process::id()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("locks/org-prod.lock"), "{text}");
+        assert_eq!(clock.elapsed(), wait, "gave up after exactly its bound");
+        // The wait was said once, to the caller (no store prints).
+        assert_eq!(
+            *told.lock().unwrap(),
+            [format!(
+                "waiting for another sfx process (pid {}) that holds the refresh lock of org prod…",
+                std::process::id()
+            )]
+        );
+        let slept = clock.slept();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(slept[..6], [ms(5), ms(10), ms(20), ms(40), ms(80), ms(100)]);
+        assert!(slept[5..].iter().all(|d| *d <= ms(100)), "{slept:?}");
+        // Released: the next one takes it at once.
+        drop(held);
+        let n = clock.slept().len();
+        acquire(
+            home.path(),
+            "org-prod",
+            wait,
+            "the refresh lock of org prod",
+            &notes,
+            &clock,
+        )
+        .unwrap();
+        assert_eq!(clock.slept().len(), n);
     }
 }

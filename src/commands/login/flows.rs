@@ -68,7 +68,7 @@ pub(super) fn web_flow(
                     "open this URL in a browser to log in ({waiting}):"
                 ));
                 crate::messages::raw(url);
-            } else if crate::commands::child::open_browser(url) {
+            } else if crate::commands::child::open_browser(url, ctx.clock()) {
                 say(&format!(
                     "opened the browser to log in; {waiting}. If no browser appeared, open:"
                 ));
@@ -122,7 +122,6 @@ pub(super) fn device_flow(
                 humantime::format_duration(wait)
             ));
         },
-        std::thread::sleep,
     )
     .map_err(|e| {
         e.with_relogin_hint(|| hint.into()).with_timeout_hint(|| {

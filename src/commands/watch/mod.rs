@@ -590,7 +590,7 @@ fn run_with(
         }
     );
     let mut s = Scheduler {
-        printer: Printer::new(ctx.mode, ctx.style, header),
+        printer: Printer::new(ctx.mode, ctx.style, header, ctx.clock_handle()),
         store_stamp: {
             let mut seen = None;
             ctx.orgs().changed_since(&mut seen);

@@ -78,10 +78,10 @@ impl Drop for Bound {
 }
 
 impl Bound {
-    /// The next request head, or `None` at the deadline.
-    pub fn next(&self, deadline: Instant) -> Option<Request> {
-        let left = deadline.checked_duration_since(Instant::now())?;
-        self.requests.recv_timeout(left).ok()
+    /// The next request head, or `None` at the deadline (on `clock`).
+    pub fn next(&self, clock: &dyn crate::clock::Clock, deadline: Instant) -> Option<Request> {
+        let left = deadline.checked_duration_since(clock.instant())?;
+        crate::clock::recv_timeout(clock, &self.requests, left).ok()
     }
 }
 
@@ -146,6 +146,8 @@ type Reading = Arc<Mutex<VecDeque<(u64, TcpStream)>>>;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+// Real time, on purpose: this polls a real non-blocking socket, which no
+// fake clock can make ready sooner.
 fn accept_loop(l: TcpListener, tx: mpsc::Sender<Request>, stop: Arc<AtomicBool>, active: Reading) {
     while !stop.load(Ordering::SeqCst) {
         let stream = match l.accept() {
@@ -190,6 +192,7 @@ fn accept_loop(l: TcpListener, tx: mpsc::Sender<Request>, stop: Arc<AtomicBool>,
 /// came (the connection is closed; an oversized head is answered 431).
 fn read_head(mut stream: TcpStream) -> Option<Request> {
     let _ = stream.set_nonblocking(false);
+    // Real time, on purpose: the deadline becomes the socket's read timeout.
     let deadline = Instant::now() + READ_DEADLINE;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];

@@ -8,7 +8,7 @@
 //! sf CLI's type); approval must happen within about 10 minutes, so that is the
 //! limit unless the server names one or the caller sets a shorter wait.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::salesforce::http::Retry;
@@ -98,19 +98,20 @@ pub fn request(client: &Client<'_>, p: &DeviceLogin<'_>) -> Result<DeviceCode, E
     })
 }
 
-/// Run the flow: `on_code` shows the user code and URL; `sleep` waits between
-/// polls. Returns the token response once the user has approved.
+/// Run the flow: `on_code` shows the user code and URL; the client's clock
+/// paces the polls and bounds the wait. Returns the token response once the
+/// user has approved.
 pub fn login(
     client: &Client<'_>,
     p: &DeviceLogin<'_>,
     on_code: impl FnOnce(&DeviceCode),
-    mut sleep: impl FnMut(Duration),
 ) -> Result<TokenResponse, Error> {
+    let clock = client.http.clock();
     let code = request(client, p)?;
     on_code(&code);
     let lifetime = code.expires_in.unwrap_or(DEFAULT_LIFETIME);
     let limit = p.wait.map_or(lifetime, |w| w.min(lifetime));
-    let started = Instant::now();
+    let started = clock.instant();
     // `limit` is at most an hour (clamped above and by --login-timeout's range),
     // yet checked: no input may make this overflow.
     let deadline = started.checked_add(limit).unwrap_or(started);
@@ -121,7 +122,7 @@ pub fn login(
     };
     loop {
         let Some(left) = deadline
-            .checked_duration_since(Instant::now())
+            .checked_duration_since(clock.instant())
             .filter(|l| !l.is_zero())
         else {
             return Err(not_approved(&format!(
@@ -134,7 +135,7 @@ pub fn login(
                 }
             )));
         };
-        sleep(interval.min(left));
+        clock.sleep(interval.min(left));
         let form = vec![
             ("grant_type", "device".to_string()),
             ("code", code.device_code.expose().to_string()),
@@ -151,5 +152,85 @@ pub fn login(
             }
             Err(e) => return Err(errors::explain(&e, "the device login")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use fake_salesforce::{DEFAULT_CLIENT_ID, DEFAULT_USERNAME, FakeSalesforce, Fault};
+
+    use super::*;
+    use crate::clock::FakeClock;
+    use crate::salesforce::http::Http;
+
+    fn setup() -> (FakeSalesforce, Arc<FakeClock>, Http) {
+        let sf = FakeSalesforce::start();
+        // The fake's own slow_down (real time between polls) off; its 0 s
+        // interval is sfx's 1 s minimum.
+        sf.set_device_interval(0);
+        let clock = Arc::new(FakeClock::at(chrono::Utc::now()));
+        let http = Http::with_clock(Duration::from_secs(5), 0, clock.clone());
+        (sf, clock, http)
+    }
+
+    /// `slow_down` makes every later poll wait 5 s more (RFC 8628 §3.5): the
+    /// polls are paced on the client's clock, so this takes milliseconds.
+    #[test]
+    fn slow_down_adds_five_seconds_to_the_interval() {
+        let (sf, clock, http) = setup();
+        let url = sf.url();
+        let p = DeviceLogin {
+            base: &url,
+            creds: ClientCreds {
+                id: DEFAULT_CLIENT_ID,
+                secret: None,
+            },
+            scope: None,
+            wait: None,
+        };
+        let resp = login(&Client { http: &http }, &p, |code| {
+            // The first poll is told to slow down; the user approves meanwhile.
+            sf.inject(
+                "/services/oauth2/token",
+                Fault::json(400, r#"{"error":"slow_down"}"#).times(1),
+            );
+            assert!(sf.approve_device(code.user_code.as_str(), DEFAULT_USERNAME));
+        })
+        .unwrap();
+        assert!(sf.is_active(resp.access_token.expose()));
+        assert_eq!(sf.count_grant("device"), 2);
+        assert_eq!(
+            clock.slept(),
+            [Duration::from_secs(1), Duration::from_secs(6)],
+            "one interval, then the interval plus 5 s"
+        );
+    }
+
+    /// Unapproved: sfx polls every interval and stops after exactly
+    /// --login-timeout, saying so (exit 4).
+    #[test]
+    fn an_unapproved_login_stops_after_exactly_the_login_timeout() {
+        let (sf, clock, http) = setup();
+        let url = sf.url();
+        let p = DeviceLogin {
+            base: &url,
+            creds: ClientCreds {
+                id: DEFAULT_CLIENT_ID,
+                secret: None,
+            },
+            scope: None,
+            wait: Some(Duration::from_secs(30)),
+        };
+        let err = login(&Client { http: &http }, &p, |_| {}).unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::Relogin, "{err}");
+        assert!(
+            err.to_string().contains("after 30s (--login-timeout)"),
+            "{err}"
+        );
+        assert_eq!(clock.elapsed(), Duration::from_secs(30));
+        assert_eq!(clock.slept(), vec![Duration::from_secs(1); 30]);
+        assert_eq!(sf.count_grant("device"), 30);
     }
 }

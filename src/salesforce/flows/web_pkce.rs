@@ -132,12 +132,13 @@ impl Listener {
     fn wait_for_code(
         &self,
         state: &str,
+        clock: &dyn crate::clock::Clock,
         deadline: Instant,
         wait: Duration,
         doing: &str,
     ) -> Result<(Secret, Request), Error> {
         loop {
-            let Some(req) = self.bound.next(deadline) else {
+            let Some(req) = self.bound.next(clock, deadline) else {
                 return Err(Error::LoginTimeout {
                     message: format!(
                         "no browser login came back to {} within {}; the login was not finished",
@@ -239,10 +240,12 @@ pub fn login(
         login_hint: p.login_hint,
     });
     on_url(&url);
-    let started = Instant::now();
+    let clock = client.http.clock();
+    let started = clock.instant();
     // `wait` is bounded by --login-timeout's range; checked all the same.
     let deadline = started.checked_add(p.wait).unwrap_or(started);
-    let (code, browser) = listener.wait_for_code(&state, deadline, p.wait, "the browser login")?;
+    let (code, browser) =
+        listener.wait_for_code(&state, clock, deadline, p.wait, "the browser login")?;
     let form = vec![
         ("grant_type", "authorization_code".to_string()),
         ("code", code.expose().to_string()),
@@ -305,6 +308,28 @@ fn html_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Nobody comes back from the browser: the wait ends after exactly
+    /// --login-timeout on the login's clock (the real-time test through the
+    /// binary is `flows::web_login_gives_up_when_no_browser_comes_back`).
+    #[test]
+    fn the_wait_for_the_browser_ends_after_exactly_the_login_timeout() {
+        use crate::clock::Clock;
+        let l = Listener::bind(0).unwrap();
+        let clock = crate::clock::FakeClock::at(chrono::Utc::now());
+        let wait = Duration::from_secs(120);
+        let deadline = clock.instant() + wait;
+        let Err(err) = l.wait_for_code("st", &clock, deadline, wait, "the browser login") else {
+            panic!("a code came from nowhere")
+        };
+        assert_eq!(err.exit(), crate::exit::Exit::Relogin, "{err}");
+        assert!(
+            err.to_string().contains("no browser login came back")
+                && err.to_string().contains("within 2m"),
+            "{err}"
+        );
+        assert_eq!(clock.elapsed(), wait);
+    }
 
     #[test]
     fn s256_matches_rfc_7636_appendix_b() {

@@ -189,6 +189,12 @@ impl Http {
         self.timeout
     }
 
+    /// The clock this client waits on (back-off, `Retry-After`, the attempt
+    /// window) and that login flows pace their deadlines by.
+    pub fn clock(&self) -> &dyn crate::clock::Clock {
+        &*self.clock
+    }
+
     pub fn new(timeout: Duration, verbose: u8) -> Http {
         Http::with_clock(
             timeout,

@@ -1,7 +1,7 @@
 //! The retry rules: the loop shared by buffered and streamed requests, `Retry-After`
 //! (seconds or an HTTP date) and the jittered exponential back-off between attempts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 
@@ -20,8 +20,8 @@ impl Http {
         let mut attempt = 1;
         let mut doubt = Delivery::NotProcessed;
         loop {
-            let started = Instant::now();
-            let now = BootInstant::now();
+            let started = self.clock.instant();
+            let now = self.clock.boot();
             if let Retry::OnlyUnsentBy(by) = retry
                 && now >= by
             {
@@ -42,7 +42,10 @@ impl Http {
             trace_attempt(attempt);
             match once() {
                 Ok(answer) => {
-                    trace_answer(&answer, started.elapsed());
+                    trace_answer(
+                        &answer,
+                        self.clock.instant().saturating_duration_since(started),
+                    );
                     let Head {
                         status,
                         retry_after: asked,
@@ -76,7 +79,7 @@ impl Http {
                         ));
                         // The unread answer is dropped here, closing its connection.
                         drop(answer);
-                        std::thread::sleep(wait);
+                        self.clock.sleep(wait);
                         attempt += 1;
                         continue;
                     }
@@ -96,7 +99,7 @@ impl Http {
                     if may_retry && attempt < ATTEMPTS {
                         let wait = backoff(attempt);
                         self.trace_line(&format!("retrying in {} ms", wait.as_millis()));
-                        std::thread::sleep(wait);
+                        self.clock.sleep(wait);
                         attempt += 1;
                         continue;
                     }

@@ -155,3 +155,123 @@ fn bodies_are_redacted_in_traces() {
     );
     assert!(r.contains("https://a"));
 }
+
+/// A refresh against the in-repo fake on a fake clock: retries and their
+/// waits run in milliseconds, and `slept()` shows the waits.
+mod on_a_fake_clock {
+    use std::sync::Arc;
+
+    use fake_salesforce::{
+        DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, DEFAULT_USERNAME, FakeSalesforce, Fault,
+    };
+
+    use super::*;
+    use crate::clock::{Clock, FakeClock};
+    use crate::salesforce::{Client, ClientCreds};
+
+    const TOKEN: &str = "/services/oauth2/token";
+
+    fn refresh(sf: &FakeSalesforce, clock: &Arc<FakeClock>) -> Result<(), crate::error::Error> {
+        let http = Http::with_clock(Duration::from_secs(5), 0, clock.clone());
+        let rt =
+            crate::secret::Secret::new(sf.grant_refresh_token(DEFAULT_CLIENT_ID, DEFAULT_USERNAME));
+        let secret = crate::secret::Secret::new(DEFAULT_CLIENT_SECRET);
+        Client { http: &http }
+            .refresh(
+                &sf.url(),
+                &rt,
+                ClientCreds {
+                    id: DEFAULT_CLIENT_ID,
+                    secret: Some(&secret),
+                },
+                false,
+                "refreshing org prod",
+            )
+            .map(|_| ())
+            .map_err(|f| f.error)
+    }
+
+    fn fake_clock() -> Arc<FakeClock> {
+        Arc::new(FakeClock::at(chrono::Utc::now()))
+    }
+
+    /// A 5xx or 429 with an OAuth error body is trouble at the server, not a
+    /// refusal: three attempts with jittered, growing back-off, then exit 5
+    /// saying so.
+    #[test]
+    fn a_5xx_or_429_with_an_oauth_error_body_is_retried_with_backoff_then_exit_5() {
+        let body = r#"{"error":"server_error","error_description":"An internal server error has occurred"}"#;
+        for status in [500, 503, 429, 502] {
+            let sf = FakeSalesforce::start();
+            let clock = fake_clock();
+            sf.inject(TOKEN, Fault::json(status, body).forever());
+            let err = refresh(&sf, &clock).unwrap_err();
+            assert_eq!(err.exit(), crate::exit::Exit::Network, "{status}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("HTTP {status}")), "{msg}");
+            assert!(msg.contains("not a refusal of the credentials"), "{msg}");
+            assert_eq!(sf.count(TOKEN), 3, "{status}: three attempts");
+            let slept = clock.slept();
+            assert_eq!(slept.len(), 2, "{status}: {slept:?}");
+            let ms = |d: &Duration| d.as_millis() as u64;
+            assert!((125..=375).contains(&ms(&slept[0])), "{slept:?}");
+            assert!((250..=750).contains(&ms(&slept[1])), "{slept:?}");
+        }
+        // The same with no body to go by.
+        for status in [500, 503, 429] {
+            let sf = FakeSalesforce::start();
+            let clock = fake_clock();
+            sf.inject(TOKEN, Fault::status(status).forever());
+            let err = refresh(&sf, &clock).unwrap_err();
+            assert_eq!(err.exit(), crate::exit::Exit::Network, "{status}: {err}");
+            assert_eq!(sf.count(TOKEN), 3, "{status}: three attempts");
+            assert_eq!(clock.slept().len(), 2, "{status}");
+            assert!(clock.elapsed() <= Duration::from_millis(375 + 750));
+        }
+    }
+
+    /// A journaled refresh's attempt window is read on the client's clock: a
+    /// wait (here `Retry-After: 2`) that carries it past the window's end
+    /// means the retry is never sent.
+    #[test]
+    fn no_attempt_starts_once_the_attempt_window_has_closed() {
+        let sf = FakeSalesforce::start();
+        let clock = fake_clock();
+        sf.inject(TOKEN, Fault::status(503).retry_after(2).times(1));
+        let http = Http::with_clock(Duration::from_secs(5), 0, clock.clone());
+        let by = clock.boot() + Duration::from_secs(1);
+        let (result, delivery) = http.send_tracked(&Request {
+            method: "POST",
+            url: format!("{}{TOKEN}", sf.url()),
+            form: vec![("grant_type", "refresh_token".into())],
+            bearer: None,
+            basic: None,
+            retry: Retry::OnlyUnsentBy(by),
+        });
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("attempt window closed"), "{err}");
+        assert_eq!(delivery, Delivery::NotProcessed);
+        assert_eq!(sf.count(TOKEN), 1, "the retry was not sent");
+        assert_eq!(clock.slept(), [Duration::from_secs(2)]);
+    }
+
+    /// `Retry-After` sets the wait exactly; one longer than the cap (10 s) is
+    /// not waited for at all.
+    #[test]
+    fn retry_after_sets_the_wait_and_one_past_the_cap_is_not_retried() {
+        let sf = FakeSalesforce::start();
+        let clock = fake_clock();
+        sf.inject(TOKEN, Fault::status(503).retry_after(7).times(2));
+        refresh(&sf, &clock).unwrap();
+        assert_eq!(sf.count(TOKEN), 3);
+        assert_eq!(clock.slept(), [Duration::from_secs(7); 2]);
+
+        sf.clear_requests();
+        let clock = fake_clock();
+        sf.inject(TOKEN, Fault::status(503).retry_after(11).times(1));
+        let err = refresh(&sf, &clock).unwrap_err();
+        assert_eq!(err.exit(), crate::exit::Exit::Network, "{err}");
+        assert_eq!(sf.count(TOKEN), 1, "not retried");
+        assert!(clock.slept().is_empty());
+    }
+}

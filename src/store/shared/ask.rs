@@ -23,7 +23,7 @@
 //! so every call here touches one slot (a Redis Cluster serves them too).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Value;
 
@@ -160,7 +160,8 @@ impl SharedStore {
         need: &FreshNeed,
         wait: Duration,
     ) -> Result<(), Error> {
-        let end = Instant::now() + wait;
+        let clock = self.clock();
+        let end = clock.instant() + wait;
         let gone = || {
             Error::relogin(
                 format!(
@@ -209,26 +210,33 @@ impl SharedStore {
             if added {
                 break;
             }
-            let left = end.saturating_duration_since(Instant::now());
+            let left = end.saturating_duration_since(clock.instant());
             if left.is_zero() {
                 return Err(no_refresher_answered(alias, wait));
             }
-            std::thread::sleep(left.min(READD_EVERY));
+            clock.sleep(left.min(READD_EVERY));
         }
         loop {
-            let left = end.saturating_duration_since(Instant::now());
+            let left = end.saturating_duration_since(clock.instant());
             if left < Duration::from_millis(1) {
                 return Err(no_refresher_answered(alias, wait));
             }
+            // The server blocks in real time: on a fake clock, read without
+            // blocking and let the clock pass the round below.
+            let real = clock.waits_are_real();
+            let round = left.min(READD_EVERY);
+            let block_real = if real { left } else { Duration::ZERO };
             // Its own deadline: the wait, plus a little for the reply to travel.
-            let block = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+            let block = u64::try_from(block_real.as_millis())
+                .unwrap_or(u64::MAX)
+                .max(1);
             let margin = self.timeout().min(Duration::from_millis(500));
             if near_id_end(&last) {
                 // A notice id at the end of ids (a writer may give XADD any
                 // id; past the last possible one no notice can follow it):
                 // look at the token every READD_EVERY instead of waiting on
                 // notices that may never come, until a refresher clears it.
-                std::thread::sleep(left.min(READD_EVERY));
+                clock.sleep(left.min(READD_EVERY));
                 if let Some((_, exp, fp)) = self.token_state(alias)?
                     && satisfied(need.valid_until, seen.as_deref(), dead, exp, fp.as_deref())
                 {
@@ -242,16 +250,13 @@ impl SharedStore {
                 }
                 continue;
             }
-            let v: Value = self.run_within(left + margin, |c| {
-                redis::cmd("XREAD")
-                    .arg("COUNT")
-                    .arg(TOK_MAXLEN)
-                    .arg("BLOCK")
-                    .arg(block)
-                    .arg("STREAMS")
-                    .arg(&tok)
-                    .arg(&last)
-                    .query(c)
+            let v: Value = self.run_within(block_real + margin, |c| {
+                let mut cmd = redis::cmd("XREAD");
+                cmd.arg("COUNT").arg(TOK_MAXLEN);
+                if real {
+                    cmd.arg("BLOCK").arg(block);
+                }
+                cmd.arg("STREAMS").arg(&tok).arg(&last).query(c)
             })?;
             let mut failed = None;
             for stream in streams(&v) {
@@ -267,6 +272,9 @@ impl SharedStore {
                         ));
                     }
                 }
+            }
+            if !real && streams(&v).is_empty() {
+                clock.sleep(round);
             }
             let (_, exp, fp) = self.token_state(alias)?.ok_or_else(gone)?;
             if satisfied(need.valid_until, seen.as_deref(), dead, exp, fp.as_deref()) {
@@ -313,18 +321,21 @@ impl SharedStore {
         block: Duration,
     ) -> Result<Vec<Request>, Error> {
         if from.is_empty() {
-            std::thread::sleep(block);
+            self.clock().sleep(block);
             return Ok(Vec::new());
         }
         let aliases: Vec<String> = from.keys().cloned().collect();
         let ms = u64::try_from(block.as_millis()).unwrap_or(u64::MAX).max(1);
+        // The server blocks in real time: on a fake clock, read without
+        // blocking and let the clock pass `block` when nothing came.
+        let real = self.clock().waits_are_real();
         let v: Value = self.run_within(block + self.timeout(), |c| {
             let mut cmd = redis::cmd("XREAD");
-            cmd.arg("COUNT")
-                .arg(REQ_MAXLEN)
-                .arg("BLOCK")
-                .arg(ms)
-                .arg("STREAMS");
+            cmd.arg("COUNT").arg(REQ_MAXLEN);
+            if real {
+                cmd.arg("BLOCK").arg(ms);
+            }
+            cmd.arg("STREAMS");
             for a in &aliases {
                 cmd.arg(self.req_key(a));
             }
@@ -333,6 +344,9 @@ impl SharedStore {
             }
             cmd.query(c)
         })?;
+        if !real && streams(&v).is_empty() {
+            self.clock().sleep(block);
+        }
         let prefix = self.k(&["req", ""]);
         let mut out = Vec::new();
         let mut poisoned = Vec::new();

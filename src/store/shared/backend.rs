@@ -231,14 +231,14 @@ impl ServesReaders for SharedStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::process::{Child, Command, Stdio};
     use std::time::{Duration, Instant};
 
     /// A real redis-server on a free loopback port, killed on drop (a missing
     /// one fails the test: scripts/test.sh installs it).
-    struct Server(Child, u16);
+    pub(in crate::store::shared) struct Server(Child, pub(in crate::store::shared) u16);
 
     impl Drop for Server {
         fn drop(&mut self) {
@@ -247,7 +247,7 @@ mod tests {
         }
     }
 
-    fn server() -> Server {
+    pub(in crate::store::shared) fn server() -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())

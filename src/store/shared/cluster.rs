@@ -105,6 +105,8 @@ pub struct Routed<'a> {
     deadline: Instant,
     conns: Vec<(Addr, Conn)>,
     last: Option<Addr>,
+    /// Paces `TRYAGAIN` (the deadline itself bounds real sockets: see conn.rs).
+    clock: &'a dyn crate::clock::Clock,
 }
 
 impl<'a> Routed<'a> {
@@ -115,7 +117,14 @@ impl<'a> Routed<'a> {
             deadline,
             conns: Vec::new(),
             last: None,
+            clock: &crate::clock::SystemClock,
         }
+    }
+
+    /// Back off on `clock` (the store's).
+    pub fn with_clock(mut self, clock: &'a dyn crate::clock::Clock) -> Routed<'a> {
+        self.clock = clock;
+        self
     }
 
     fn seed(&self) -> Addr {
@@ -269,8 +278,10 @@ impl<'a> Routed<'a> {
                     asking = true;
                 }
                 Redirect::TryAgain => {
+                    // Real time: the deadline bounds this call's sockets (conn.rs).
                     let left = self.deadline.saturating_duration_since(Instant::now());
-                    std::thread::sleep(left.min(Duration::from_millis(20) * hops as u32));
+                    self.clock
+                        .sleep(left.min(Duration::from_millis(20) * hops as u32));
                 }
             }
         }
@@ -516,8 +527,11 @@ impl SharedStore {
         within: Duration,
         f: impl FnOnce(&mut Routed<'_>) -> redis::RedisResult<T>,
     ) -> Result<T, Error> {
+        // Real time: the deadline bounds reads and writes on real sockets
+        // (conn.rs sets their timeouts from it), which a fake clock cannot move.
         let deadline = Instant::now() + within;
-        let mut routed = Routed::new(&self.inner.url, &self.inner.pools, deadline);
+        let mut routed =
+            Routed::new(&self.inner.url, &self.inner.pools, deadline).with_clock(self.clock());
         let out = f(&mut routed);
         let healthy = match &out {
             Ok(_) => true,

@@ -41,6 +41,7 @@ impl Timed {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .deadline;
+        // Real time, on purpose: what is left becomes a real socket's timeout.
         let left = d.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(io::Error::new(
@@ -175,6 +176,7 @@ impl Conn {
             deadline,
             bytes: REPLY_LIMIT,
         }));
+        // Real time, on purpose: each step's bound is a real socket's timeout.
         let left = || {
             let l = deadline.saturating_duration_since(Instant::now());
             if l.is_zero() {

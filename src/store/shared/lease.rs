@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::SharedStore;
 use crate::error::Error;
@@ -80,7 +80,8 @@ impl Lease {
         let key = store.tagged("lease", alias);
         let owner = owner_token()?;
         let ttl_ms = TTL.as_millis() as u64;
-        let started = Instant::now();
+        let clock = store.clock();
+        let started = clock.instant();
         let mut pause = Duration::from_millis(5);
         let mut told = false;
         loop {
@@ -111,7 +112,7 @@ impl Lease {
                     source: None,
                 });
             }
-            let waited = started.elapsed();
+            let waited = clock.instant().saturating_duration_since(started);
             if waited >= wait {
                 let holder: Option<String> = store
                     .run(|c| redis::cmd("GET").arg(&key).query(c))
@@ -140,7 +141,7 @@ impl Lease {
                     "waiting for another sfx process that holds the refresh lease of org {alias} in the shared store…"
                 )));
             }
-            std::thread::sleep(pause.min(wait.saturating_sub(waited)));
+            clock.sleep(pause.min(wait.saturating_sub(waited)));
             pause = (pause * 2).min(Duration::from_millis(50));
         }
         store
@@ -196,19 +197,17 @@ fn renew_until_stopped(
     // Each renewal ends well inside the lease, whatever --timeout says: a
     // renewal that waited longer than the lease could never save it.
     let bound = store.timeout().min(RENEW_BOUND);
+    let clock = store.clock();
     let (m, cv) = stop;
     let mut stopped = m.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let deadline = Instant::now() + every;
+        let deadline = clock.instant() + every;
         while !*stopped {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(clock.instant());
             if left.is_zero() {
                 break;
             }
-            stopped = cv
-                .wait_timeout(stopped, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            stopped = crate::clock::wait_timeout(clock, cv, stopped, left).0;
         }
         if *stopped {
             return;
@@ -259,5 +258,116 @@ impl Drop for Lease {
         let _ = self
             .store
             .run(|c| script.key(&self.key).arg(&self.owner).invoke::<i64>(c));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FakeClock;
+
+    fn store(clock: &Arc<FakeClock>) -> (super::super::backend::tests::Server, SharedStore) {
+        let srv = super::super::backend::tests::server();
+        let url = match super::super::url::parse(
+            Some(&format!("redis://:pw@127.0.0.1:{}", srv.1)),
+            "--store",
+        )
+        .unwrap()
+        {
+            super::super::StoreChoice::Shared(u) => u,
+            super::super::StoreChoice::Local => unreachable!(),
+        };
+        let s = SharedStore::new(url, "lease".into(), Duration::from_secs(2))
+            .unwrap()
+            .with_clock(clock.clone());
+        (srv, s)
+    }
+
+    fn fake() -> Arc<FakeClock> {
+        Arc::new(FakeClock::at(chrono::Utc::now()))
+    }
+
+    /// A held lease is renewed every third of its life on the store's clock:
+    /// three renewals carry it past its TTL (10 s of fake time in
+    /// milliseconds), and it is still this process's.
+    #[test]
+    fn a_held_lease_is_renewed_every_third_of_its_life() {
+        let clock = fake();
+        let (_srv, s) = store(&clock);
+        let lease = Lease::acquire(&s, "a", Duration::from_secs(60)).unwrap();
+        assert!(clock.slept().is_empty(), "a free lease is taken at once");
+        // About to expire in Redis: a renewal gives it its whole life back.
+        let key = s.tagged("lease", "a");
+        let _: i64 = s
+            .run(|c| redis::cmd("PEXPIRE").arg(&key).arg(300).query(c))
+            .unwrap();
+        let real = std::time::Instant::now();
+        while clock.slept().len() < 4 {
+            assert!(
+                real.elapsed() < Duration::from_secs(20),
+                "no renewals: {:?}",
+                clock.slept()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let slept = clock.slept();
+        assert!(slept.iter().all(|d| *d == TTL / 3), "{slept:?}");
+        assert!(
+            clock.elapsed() > TTL,
+            "past the unrenewed life of the lease"
+        );
+        assert!(!lease.lost());
+        let (owner, pttl): (Option<String>, i64) = s
+            .run(|c| {
+                let o = redis::cmd("GET").arg(&key).query(c)?;
+                let t = redis::cmd("PTTL").arg(&key).query(c)?;
+                Ok((o, t))
+            })
+            .unwrap();
+        assert_eq!(owner.as_deref(), Some(lease.owner.as_str()));
+        assert!(pttl > 1_000 && pttl <= TTL.as_millis() as i64, "{pttl}");
+        drop(lease);
+        let gone: Option<String> = s.run(|c| redis::cmd("GET").arg(&key).query(c)).unwrap();
+        assert_eq!(gone, None, "released on drop");
+    }
+
+    /// Another holder keeps the lease: the waiter gives up after exactly its
+    /// wait (a minute of fake time), naming the holder's host, looking again at
+    /// 5, 10, 20, 40 ms and then every 50 ms.
+    #[test]
+    fn a_waiter_gives_up_after_exactly_its_wait() {
+        let clock = fake();
+        let (_srv, s) = store(&clock);
+        let key = s.tagged("lease", "a");
+        let _: () = s
+            .run(|c| {
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg("00ff:otherhost:4242")
+                    .arg("PX")
+                    .arg(600_000)
+                    .query(c)
+            })
+            .unwrap();
+        let wait = Duration::from_secs(60);
+        let err = Lease::acquire(&s, "a", wait).err().unwrap();
+        assert_eq!(err.exit(), crate::exit::Exit::StoreUnavailable);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("an sfx process on otherhost:4242 has held the refresh lease of org a")
+                && msg.contains("for more than 1m"),
+            "{msg}"
+        );
+        assert_eq!(clock.elapsed(), wait);
+        let slept = clock.slept();
+        let ms = Duration::from_millis;
+        assert_eq!(slept[..5], [ms(5), ms(10), ms(20), ms(40), ms(50)]);
+        // Every 50 ms after that; the last pause only up to the bound.
+        let (last, middle) = slept[4..].split_last().unwrap();
+        assert!(middle.iter().all(|d| *d == ms(50)));
+        assert!(*last <= ms(50));
+        // The holder's lease was left alone.
+        let still: Option<String> = s.run(|c| redis::cmd("GET").arg(&key).query(c)).unwrap();
+        assert_eq!(still.as_deref(), Some("00ff:otherhost:4242"));
     }
 }

@@ -54,11 +54,12 @@ pub mod url;
 mod write;
 
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::RedisError;
 use sha2::{Digest, Sha256};
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::secret::Secret;
 use crate::store::SecretKind;
@@ -164,6 +165,9 @@ struct Inner {
     key_verified: Mutex<Option<Vec<u8>>>,
     /// Where lease waits go (see [`crate::store::Said`]).
     notes: crate::store::Notes,
+    /// Paces and bounds every wait: the lease, its renewal, a reader's wait,
+    /// the cluster router's back-off.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for SharedStore {
@@ -188,6 +192,7 @@ impl SharedStore {
                 key: OnceLock::new(),
                 key_verified: Mutex::new(None),
                 notes: crate::store::Notes::default(),
+                clock: Arc::new(SystemClock),
             }),
         })
     }
@@ -224,6 +229,20 @@ impl SharedStore {
     /// How long a reader waits for a refresher (`--wait`, default 60 s).
     pub fn wait(&self) -> Duration {
         self.inner.wait
+    }
+
+    /// Wait on `clock` (the context's; a test's fake). Like `with_wait`, set
+    /// before the handle is shared.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SharedStore {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.clock = clock;
+        }
+        self
+    }
+
+    /// The clock this store waits on.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.inner.clock
     }
 
     fn k(&self, parts: &[&str]) -> String {
@@ -509,9 +528,9 @@ impl SharedStore {
 
     /// Reachable, round trip, server version, whether the key works.
     pub fn probe(&self) -> Result<Probe, Error> {
-        let started = Instant::now();
+        let started = self.clock().instant();
         self.run(|c| redis::cmd("PING").query::<String>(c))?;
-        let round_trip = started.elapsed();
+        let round_trip = self.clock().instant().saturating_duration_since(started);
         let info: String = self.run(|c| redis::cmd("INFO").arg("server").query(c))?;
         let field = |name: &str| {
             info.lines()
