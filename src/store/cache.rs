@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 
 /// Which version of a file: device, inode, modification time, size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp(u64, u64, std::time::SystemTime, u64);
+pub struct Stamp(u64, u64, std::time::SystemTime, u64);
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
         #[cfg(unix)]
         let (dev, ino) = {
             use std::os::unix::fs::MetadataExt;

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::metadata::{self, Metadata, OrgRecord, StoreKind};
 use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
-    Versioned, atomic, cache, file, journal, keychain, lock,
+    Versioned, file, journal, keychain, lock, orgsfile,
 };
 use crate::error::Error;
 use crate::secret::Secret;
@@ -55,6 +55,7 @@ pub fn trust_problems(home: &Path) -> Vec<String> {
         (home.to_path_buf(), false),
         (home.join("locks"), false),
         (home.join(metadata::FILE_NAME), false),
+        (home.join(orgsfile::JOURNAL_NAME), false),
         (home.join(file::FILE_NAME), true),
     ];
     items
@@ -85,8 +86,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
 pub struct LocalStore {
     pub home: PathBuf,
     file: file::FileStore,
-    /// The parsed `orgs.json`, while it is the version parsed (see [`cache`]).
-    meta: cache::Cached<Metadata>,
+    /// `orgs.json` and its journal, parsed while they are the versions parsed.
+    meta: orgsfile::OrgsFile,
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
@@ -104,10 +105,11 @@ pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
 impl LocalStore {
     pub fn new(home: PathBuf) -> LocalStore {
         let file = file::FileStore::new(home.join(file::FILE_NAME));
+        let meta = orgsfile::OrgsFile::new(home.join(metadata::FILE_NAME));
         LocalStore {
             home,
             file,
-            meta: cache::Cached::default(),
+            meta,
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
         }
     }
@@ -131,22 +133,16 @@ impl LocalStore {
         super::trust::check_ancestors(&self.home)?;
         super::trust::check(&self.home, false)?;
         super::trust::check(&path, false)?;
-        match self
-            .meta
-            .load(&path, crate::limits::STORE_FILE_MAX, Metadata::parse)
-        {
-            Ok(Some(meta)) => Ok(meta),
-            Ok(None) => Ok(Arc::new(Metadata::default())),
-            Err(cache::Fail::Io(e)) => Err(Metadata::unreadable(&path, e)),
-            Err(cache::Fail::Parse(why)) => Err(Metadata::damaged(&path, &why)),
-        }
+        Ok(self.meta.load()?.merged)
     }
 
     /// Read-modify-write the metadata under `orgs.lock`.
     pub fn update<T>(&self, f: impl FnOnce(&mut Metadata) -> Result<T, Error>) -> Result<T, Error> {
         ensure_private_dir(&self.home)?;
         let _guard = lock::acquire(&self.home, "orgs", lock::SHORT_WAIT, "the metadata lock")?;
-        let before = self.read()?;
+        self.read()?;
+        let now = self.meta.load()?;
+        let before = now.merged.clone();
         let mut meta = Metadata::clone(&before);
         let out = f(&mut meta)?;
         if meta == *before {
@@ -162,14 +158,8 @@ impl LocalStore {
                 self.metadata_path().display()
             ))
         })?;
-        let written = atomic::write_kept_with(&self.metadata_path(), &mut |w| meta.write_to(w))
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot write {}", self.metadata_path().display()),
-                    e,
-                )
-            })?;
-        self.meta.wrote(written, Arc::new(meta));
+        // Appended to the journal, or the file written anew (see [`orgsfile`]).
+        self.meta.write(&now, meta)?;
         Ok(out)
     }
 
@@ -535,6 +525,7 @@ pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::atomic;
 
     fn record(alias: &str) -> OrgRecord {
         serde_json::from_value(serde_json::json!({

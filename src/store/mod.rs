@@ -13,6 +13,7 @@
 //! - [`shared`]: a Redis/Valkey server shared by many machines (`--store redis://…`):
 //!   secrets sealed with `SFX_STORE_KEY`, a lease per org, compare-and-set writes.
 
+pub mod applog;
 pub mod atomic;
 pub mod cache;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub mod keychain;
 pub mod local;
 pub mod lock;
 pub mod metadata;
+pub mod orgsfile;
 pub mod shared;
 pub mod trust;
 
