@@ -1,16 +1,17 @@
 //! A refresh's write cost (issue #23): in a large store, a refresh appends its
-//! record to `orgs.journal` instead of rewriting `orgs.json`; readers apply the
-//! journal; it is folded back into `orgs.json` when it outgrows a quarter of it.
-//! The real `sfx` against the fake, sizes measured in bytes on disk.
+//! record to `orgs.journal` (and, with the file credential store, its tokens to
+//! `secrets.journal`) instead of rewriting `orgs.json` (and `secrets.json`);
+//! readers apply the journal; it is folded back into the file when it outgrows
+//! a quarter of it. The real `sfx` against the fake, sizes measured in bytes on disk.
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::common::*;
 
-/// A home with `a` logged in for real, its session 3 hours old (so `sfx token`
-/// would refresh it), and `n` more orgs written directly as `sfx login` stores
-/// them (never used, so no secrets).
+/// A home with `logins` logged in for real, their sessions 3 hours old (so
+/// `sfx token` would refresh them), and `n` more orgs written directly as
+/// `sfx login` stores them, with tokens of Salesforce's lengths (never used).
 fn big_home(t: &T, logins: &[&str], n: usize) {
     for alias in logins {
         t.login(alias);
@@ -27,10 +28,23 @@ fn big_home(t: &T, logins: &[&str], n: usize) {
         v["orgs"][alias] = r;
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let path = t.home().join("secrets.json");
+    let mut s = read_json(&path);
+    for i in 0..n {
+        s[format!("org{i:05}")] = json!({
+            "access-token": format!("00D5g000004FAKE!{i:0>96}"),
+            "refresh-token": format!("5Aep861{i:0>80}"),
+        });
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&s).unwrap()).unwrap();
 }
 
 fn journal(t: &T) -> std::path::PathBuf {
     t.home().join("orgs.journal")
+}
+
+fn secrets_journal(t: &T) -> std::path::PathBuf {
+    t.home().join("secrets.journal")
 }
 
 fn len(p: &std::path::Path) -> u64 {
@@ -50,10 +64,32 @@ fn refresh(t: &T, alias: &str) {
 /// The records as sfx reads them, computed apart from sfx: `orgs.json`, with
 /// the journal's whole lines applied when its header names these exact bytes.
 fn merged(t: &T) -> Value {
-    let base = std::fs::read(t.home().join("orgs.json")).unwrap();
-    let mut v: Value = serde_json::from_slice(&base).unwrap();
-    let Ok(log) = std::fs::read(journal(t)) else {
-        return v;
+    merged_file(t, "orgs.json", &journal(t), "orgs")
+}
+
+/// The stored access token of `alias`, as sfx reads the secrets file.
+fn stored_token(t: &T, alias: &str) -> String {
+    let v = merged_file(t, "secrets.json", &secrets_journal(t), "");
+    v["records"][alias]["access-token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `{file's top level…, "records": the records}` with the journal applied;
+/// `records_at`: where the file keeps its records ("" for the top level).
+fn merged_file(t: &T, file: &str, log: &std::path::Path, records_at: &str) -> Value {
+    let base = std::fs::read(t.home().join(file)).unwrap();
+    let top: Value = serde_json::from_slice(&base).unwrap();
+    let mut v = if records_at.is_empty() {
+        json!({ "records": top })
+    } else {
+        let mut v = top.clone();
+        v["records"] = top[records_at].clone();
+        v
+    };
+    let Ok(log) = std::fs::read(log) else {
+        return fold(v, records_at);
     };
     let id: String = Sha256::digest(&base)
         .iter()
@@ -62,13 +98,20 @@ fn merged(t: &T) -> Value {
     let mut lines = log.split(|&b| b == b'\n');
     let header: Value = serde_json::from_slice(lines.next().unwrap()).unwrap();
     if header["base"] != json!(id) {
-        return v;
+        return fold(v, records_at);
     }
     for line in lines.filter(|l| !l.is_empty()) {
         let Ok(l) = serde_json::from_slice::<Value>(line) else {
             break; // a torn last line
         };
-        v["orgs"][l["key"].as_str().unwrap()] = l["value"].clone();
+        v["records"][l["key"].as_str().unwrap()] = l["value"].clone();
+    }
+    fold(v, records_at)
+}
+
+fn fold(mut v: Value, records_at: &str) -> Value {
+    if !records_at.is_empty() {
+        v[records_at] = v["records"].take();
     }
     v
 }
@@ -79,7 +122,7 @@ fn token_is_fresh(t: &T, alias: &str) {
     let before = t.token_requests();
     let out = t.sfx().args(["token", "--org", alias]).output().unwrap();
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout).trim(), t.access_token(alias));
+    assert_eq!(text(&out.stdout).trim(), stored_token(t, alias));
     assert_eq!(
         t.token_requests(),
         before,
@@ -90,36 +133,50 @@ fn token_is_fresh(t: &T, alias: &str) {
 #[test]
 fn a_refresh_writes_the_same_bytes_whatever_the_number_of_orgs() {
     let mut per_refresh = Vec::new();
-    for n in [150, 1_500] {
+    for n in [300, 3_000] {
         let t = T::new();
         big_home(&t, &["a"], n);
-        let orgs = t.home().join("orgs.json");
-        let base = std::fs::read(&orgs).unwrap();
+        let files = ["orgs.json", "secrets.json"].map(|f| t.home().join(f));
+        let bases = files.clone().map(|f| std::fs::read(f).unwrap());
         let mut sizes = Vec::new();
         for _ in 0..3 {
             refresh(&t, "a");
-            sizes.push(len(&journal(&t)));
+            sizes.push([len(&journal(&t)), len(&secrets_journal(&t))]);
         }
-        assert_eq!(
-            std::fs::read(&orgs).unwrap(),
-            base,
-            "orgs.json ({n} orgs, {} bytes) is not written by a refresh",
-            base.len()
-        );
+        for (f, base) in files.iter().zip(&bases) {
+            assert!(
+                std::fs::read(f).unwrap() == *base,
+                "{} ({n} orgs, {} bytes) is not written by a refresh",
+                f.display(),
+                base.len()
+            );
+        }
         let a = &merged(&t)["orgs"]["a"];
         assert!(a["issued_at"].as_i64().unwrap() >= now() - 60, "{a}");
         token_is_fresh(&t, "a");
         #[cfg(unix)]
-        assert_eq!(mode(&journal(&t)), 0o600);
-        per_refresh.push([sizes[1] - sizes[0], sizes[2] - sizes[1]]);
+        {
+            assert_eq!(mode(&journal(&t)), 0o600);
+            assert_eq!(mode(&secrets_journal(&t)), 0o600);
+        }
+        for k in 0..2 {
+            per_refresh.push((n, k, sizes[1][k] - sizes[0][k], sizes[2][k] - sizes[1][k]));
+        }
     }
-    let (small, large) = (per_refresh[0], per_refresh[1]);
-    for (s, l) in small.iter().zip(large) {
-        assert!(*s > 0 && *s < 2048, "one record's line: {s} bytes");
-        assert!(
-            s.abs_diff(l) <= 16,
-            "150 orgs: {s} bytes, 1,500 orgs: {l} bytes"
-        );
+    // Per journal: the bytes of the 2nd and 3rd refresh, small store vs large.
+    for k in 0..2 {
+        let small = per_refresh.iter().find(|p| p.1 == k && p.0 == 300).unwrap();
+        let large = per_refresh
+            .iter()
+            .find(|p| p.1 == k && p.0 == 3_000)
+            .unwrap();
+        for (s, l) in [(small.2, large.2), (small.3, large.3)] {
+            assert!(s > 0 && s < 2048, "one record's line: {s} bytes ({k})");
+            assert!(
+                s.abs_diff(l) <= 16,
+                "300 orgs: {s} bytes, 3,000 orgs: {l} bytes ({k})"
+            );
+        }
     }
 }
 
@@ -129,7 +186,7 @@ fn an_append_cut_short_by_a_crash_is_ignored_then_cut_off() {
     big_home(&t, &["a"], 150);
     refresh(&t, "a");
     let whole = std::fs::read(journal(&t)).unwrap();
-    let token = t.access_token("a");
+    let token = stored_token(&t, "a");
     // A crash in the middle of the next append: a line without its end, whose
     // record would send the tokens elsewhere were it ever applied.
     let torn = br#"{"key":"a","value":{"alias":"a","instance_url":"https://evil.example.com","flow":"auth_url","sto"#;
@@ -145,7 +202,7 @@ fn an_append_cut_short_by_a_crash_is_ignored_then_cut_off() {
         .find(|o| o["org"] == "a")
         .unwrap();
     assert_eq!(a["instance_url"], json!(t.fake.url()));
-    assert_eq!(t.access_token("a"), token);
+    assert_eq!(stored_token(&t, "a"), token);
     token_is_fresh(&t, "a");
     // The next append starts where the whole lines end.
     refresh(&t, "a");
@@ -227,7 +284,7 @@ fn two_processes_refreshing_at_once_lose_no_update() {
     let v = merged(&t);
     for alias in ["a", "b"] {
         let masked = v["orgs"][alias]["access_token_masked"].as_str().unwrap();
-        let token = t.access_token(alias);
+        let token = stored_token(&t, alias);
         assert!(
             masked.starts_with(&token[..5]) && masked.ends_with(&token[token.len() - 4..]),
             "{alias}: the record names the stored token"
@@ -345,4 +402,29 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
     // Moved away, as the sentence says: orgs.json as last written whole.
     std::fs::remove_file(journal(&t)).unwrap();
     t.sfx().args(["orgs", "--json"]).assert().success();
+}
+
+/// The secrets journal (file credential store) is read as carefully: damage is
+/// a sentence that quotes no secret, and nothing is sent.
+#[test]
+fn a_damaged_secrets_journal_names_no_secret() {
+    let t = T::new();
+    big_home(&t, &["a"], 300);
+    refresh(&t, "a");
+    let good = std::fs::read(secrets_journal(&t)).unwrap();
+    let token = stored_token(&t, "a");
+    let bad = format!("{{\"key\":\"a\",\"value\":{{\"access-token\":[\"{token}\"]}}}}\n");
+    std::fs::write(secrets_journal(&t), [&good[..], bad.as_bytes()].concat()).unwrap();
+    let requests = t.token_requests();
+    for args in [&["token", "--org", "a"][..], &["refresh", "--org", "a"]] {
+        let out = t.sfx().args(args).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("secrets.journal is damaged (line 3 does not parse"),
+            "{err}"
+        );
+        assert!(!err.contains(&token[..20]), "{err}");
+    }
+    assert_eq!(t.token_requests(), requests, "nothing sent");
 }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use super::metadata::{self, Metadata, OrgRecord, StoreKind};
 use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
-    Versioned, file, journal, keychain, lock, orgsfile,
+    Versioned, file, journal, journaled, keychain, lock,
 };
 use crate::error::Error;
 use crate::secret::Secret;
@@ -55,7 +55,8 @@ pub fn trust_problems(home: &Path) -> Vec<String> {
         (home.to_path_buf(), false),
         (home.join("locks"), false),
         (home.join(metadata::FILE_NAME), false),
-        (home.join(orgsfile::JOURNAL_NAME), false),
+        (home.join(journaled::JOURNAL_NAME), false),
+        (home.join(file::JOURNAL_NAME), true),
         (home.join(file::FILE_NAME), true),
     ];
     items
@@ -87,7 +88,7 @@ pub struct LocalStore {
     pub home: PathBuf,
     file: file::FileStore,
     /// `orgs.json` and its journal, parsed while they are the versions parsed.
-    meta: orgsfile::OrgsFile,
+    meta: journaled::Journaled<Metadata>,
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
@@ -105,7 +106,11 @@ pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
 impl LocalStore {
     pub fn new(home: PathBuf) -> LocalStore {
         let file = file::FileStore::new(home.join(file::FILE_NAME));
-        let meta = orgsfile::OrgsFile::new(home.join(metadata::FILE_NAME));
+        let meta = journaled::Journaled::new(
+            home.join(metadata::FILE_NAME),
+            journaled::JOURNAL_NAME,
+            false,
+        );
         LocalStore {
             home,
             file,
@@ -158,7 +163,7 @@ impl LocalStore {
                 self.metadata_path().display()
             ))
         })?;
-        // Appended to the journal, or the file written anew (see [`orgsfile`]).
+        // Appended to the journal, or the file written anew (see [`journaled`]).
         self.meta.write(&now, meta)?;
         Ok(out)
     }

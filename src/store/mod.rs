@@ -21,11 +21,11 @@ pub mod contract;
 pub mod env;
 pub mod file;
 pub mod journal;
+pub mod journaled;
 pub mod keychain;
 pub mod local;
 pub mod lock;
 pub mod metadata;
-pub mod orgsfile;
 pub mod shared;
 pub mod trust;
 

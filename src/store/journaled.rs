@@ -1,82 +1,107 @@
-//! `orgs.json` and its journal `orgs.journal` (see [`super::applog`]): the
-//! records as readers see them, and how a change is written.
+//! A store file and its journal (see [`super::applog`]): `orgs.json` with
+//! `orgs.journal`, and the secrets file `secrets.json` with `secrets.journal`.
+//! The records as readers see them, and how a change is written.
 //!
-//! A change that only replaces records already in a large file (a refresh, an
-//! expiry learned) is appended to the journal; anything else (a login, a
-//! logout, the default mark), a small file (under [`JOURNAL_MIN`]: rewriting it
-//! costs no more than the journal would), or a journal due for compaction
-//! writes `orgs.json` anew and removes the journal. So the bytes a refresh
-//! writes are bounded whatever the number of orgs: one record's line, plus, on
-//! average, four lines' worth of the compaction that a quarter of the file's
-//! size in lines pays for.
+//! A change that only replaces records already in a large file (a refresh's
+//! new token state and tokens, an expiry learned) is appended to the journal;
+//! anything else (a login, a logout, the default mark), a small file (under
+//! [`JOURNAL_MIN`]: rewriting it costs no more than the journal would), or a
+//! journal due for compaction writes the file anew and removes the journal.
+//! So the bytes a refresh writes are bounded whatever the number of orgs: one
+//! record's line, plus, on average, four lines' worth of the compaction that a
+//! quarter of the file's size in lines pays for.
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use std::collections::BTreeMap;
+
 use super::applog::{self, BaseId, Parsed};
 use super::cache::{self, Stamp};
 use super::metadata::{Metadata, OrgRecord};
 use crate::error::Error;
 
+/// The journal of `orgs.json`.
 pub const JOURNAL_NAME: &str = "orgs.journal";
+
+/// A store file that keeps a journal: a map of records (by alias) and what
+/// else the file holds.
+pub trait Doc: Clone + Default + PartialEq + Send + Sync + 'static {
+    type Rec: Clone + PartialEq + serde::de::DeserializeOwned;
+    /// What the journal is called in messages.
+    const JOURNAL: &'static str;
+    fn parse(bytes: &[u8]) -> Result<Self, String>;
+    fn unreadable(path: &Path, e: std::io::Error) -> Error;
+    fn damaged(path: &Path, why: &str) -> Error;
+    /// Stream the whole file.
+    fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()>;
+    fn write_failed(path: &Path, e: std::io::Error) -> Error;
+    fn records(&self) -> &BTreeMap<String, Self::Rec>;
+    fn records_mut(&mut self) -> &mut BTreeMap<String, Self::Rec>;
+    /// Everything but the records is the same: a change the journal can carry.
+    fn same_frame(&self, other: &Self) -> bool;
+    /// Check (and tidy) a record read from the journal, as from the file.
+    fn check(key: &str, rec: &mut Self::Rec) -> Result<(), String>;
+    /// One journal line (see [`applog`]) for a record.
+    fn line(key: &str, rec: &Self::Rec, out: &mut Vec<u8>) -> std::io::Result<()>;
+}
 
 /// Below this size `orgs.json` is rewritten for every change (about 100 orgs):
 /// a journal would save less than it costs in files.
 pub const JOURNAL_MIN: u64 = 64 * 1024;
 
 /// The base file parsed, with the id of its bytes.
-struct Based {
-    meta: Arc<Metadata>,
+struct Based<D> {
+    meta: Arc<D>,
     id: BaseId,
     len: u64,
 }
 
 /// The journal applied over a base, while both are the versions read.
-struct View {
-    base: Arc<Based>,
+struct View<D> {
+    base: Arc<Based<D>>,
     stamp: Stamp,
     /// The journal as read, held open so its inode is not reused (see [`cache`]).
     _pin: File,
     /// Where its whole lines end (`None`: it extends another base).
     whole: Option<u64>,
-    merged: Arc<Metadata>,
+    merged: Arc<D>,
 }
 
 /// What a writer needs of the current state.
-pub struct Current {
-    base: Arc<Based>,
+pub struct Current<D> {
+    base: Arc<Based<D>>,
     /// The journal's whole lines, when it extends this base and has a header.
     whole: Option<u64>,
-    pub merged: Arc<Metadata>,
+    pub merged: Arc<D>,
 }
 
-pub struct OrgsFile {
+pub struct Journaled<D> {
     path: PathBuf,
     log_path: PathBuf,
-    base: cache::Cached<Based>,
-    view: Mutex<Option<View>>,
+    /// The journal holds secrets (see [`super::trust`]).
+    secret: bool,
+    base: cache::Cached<Based<D>>,
+    view: Mutex<Option<View<D>>>,
 }
 
-impl OrgsFile {
-    pub fn new(path: PathBuf) -> OrgsFile {
-        let log_path = path.with_file_name(JOURNAL_NAME);
-        OrgsFile {
+impl<D: Doc> Journaled<D> {
+    pub fn new(path: PathBuf, journal_name: &str, secret: bool) -> Journaled<D> {
+        let log_path = path.with_file_name(journal_name);
+        Journaled {
             path,
             log_path,
+            secret,
             base: cache::Cached::default(),
             view: Mutex::new(None),
         }
     }
 
-    pub fn journal_path(&self) -> &Path {
-        &self.log_path
-    }
-
     /// The records as of the file with its journal applied. The caller has
     /// checked the home and the file are trusted.
-    pub fn load(&self) -> Result<Current, Error> {
+    pub fn load(&self) -> Result<Current<D>, Error> {
         // A compaction by another process between reading the base and the
         // journal shows as a new base: read again (a writer renames the new
         // base before it removes the journal, so a base that stayed the same
@@ -93,9 +118,9 @@ impl OrgsFile {
         }
     }
 
-    fn load_base(&self) -> Result<Arc<Based>, Error> {
+    fn load_base(&self) -> Result<Arc<Based<D>>, Error> {
         let parse = |b: &[u8]| {
-            Metadata::parse(b).map(|m| Based {
+            D::parse(b).map(|m| Based {
                 meta: Arc::new(m),
                 id: BaseId::of(b),
                 len: b.len() as u64,
@@ -111,13 +136,13 @@ impl OrgsFile {
                 id: BaseId::of(b""),
                 len: 0,
             })),
-            Err(cache::Fail::Io(e)) => Err(Metadata::unreadable(&self.path, e)),
-            Err(cache::Fail::Parse(why)) => Err(Metadata::damaged(&self.path, &why)),
+            Err(cache::Fail::Io(e)) => Err(D::unreadable(&self.path, e)),
+            Err(cache::Fail::Parse(why)) => Err(D::damaged(&self.path, &why)),
         }
     }
 
-    fn apply_log(&self, base: Arc<Based>) -> Result<Current, Error> {
-        let plain = |base: Arc<Based>| Current {
+    fn apply_log(&self, base: Arc<Based<D>>) -> Result<Current<D>, Error> {
+        let plain = |base: Arc<Based<D>>| Current {
             merged: base.meta.clone(),
             base,
             whole: None,
@@ -130,7 +155,7 @@ impl OrgsFile {
             }
             Err(e) => return Err(self.unreadable(e)),
         };
-        super::trust::check(&self.log_path, false)?;
+        super::trust::check(&self.log_path, self.secret)?;
         let meta = file.metadata().map_err(|e| self.unreadable(e))?;
         let stamp = Stamp::of(&meta);
         {
@@ -158,22 +183,22 @@ impl OrgsFile {
             .take(max + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| self.unreadable(e))?;
-        let (whole, merged) = match applog::parse::<OrgRecord>(&bytes, &base.id) {
+        let (whole, merged) = match applog::parse::<D::Rec>(&bytes, &base.id) {
             Err(why) => return Err(self.damaged(&why)),
             Ok(Parsed::Other) => (None, base.meta.clone()),
             Ok(Parsed::Applies { whole: 0, .. }) => (None, base.meta.clone()),
             Ok(Parsed::Applies { entries, whole }) => {
-                let mut meta = Metadata::clone(&base.meta);
+                let mut meta = D::clone(&base.meta);
                 for (n, (key, value)) in entries.into_iter().enumerate() {
                     match value {
                         Some(mut rec) => {
-                            rec.check(&key).map_err(|why| {
+                            D::check(&key, &mut rec).map_err(|why| {
                                 self.damaged(&format!("update {} is refused: {why}", n + 1))
                             })?;
-                            meta.orgs.insert(key, rec);
+                            meta.records_mut().insert(key, rec);
                         }
                         None => {
-                            meta.orgs.remove(&key);
+                            meta.records_mut().remove(&key);
                         }
                     }
                 }
@@ -196,17 +221,17 @@ impl OrgsFile {
 
     /// Write `meta`, a change of `now` (the caller holds `orgs.lock`, and has
     /// checked that every changed record reads back).
-    pub fn write(&self, now: &Current, meta: Metadata) -> Result<(), Error> {
+    pub fn write(&self, now: &Current<D>, meta: D) -> Result<(), Error> {
         if let Some(lines) = self.journal_lines(now, &meta) {
             let appended = match now.whole {
                 Some(whole) => applog::append(&self.log_path, whole, &lines).map(|f| (f, whole)),
-                None => applog::start(&now.base.id, &[] as &[(&str, Option<&OrgRecord>)]).and_then(
-                    |head| {
+                None => {
+                    applog::start(&now.base.id, &[] as &[(&str, Option<&()>)]).and_then(|head| {
                         let bytes = [head.as_slice(), lines.as_slice()].concat();
                         super::atomic::write_kept(&self.log_path, &bytes)
                             .map(|f| (f, head.len() as u64))
-                    },
-                ),
+                    })
+                }
             };
             // When the journal cannot take it (a full disk), the whole file is
             // written instead, which says why if it cannot be either.
@@ -227,31 +252,29 @@ impl OrgsFile {
     }
 
     /// The journal's lines for this change, when it goes there (see the module doc).
-    fn journal_lines(&self, now: &Current, meta: &Metadata) -> Option<Vec<u8>> {
+    fn journal_lines(&self, now: &Current<D>, meta: &D) -> Option<Vec<u8>> {
         let before = &now.merged;
         if now.base.len < JOURNAL_MIN
-            || meta.default != before.default
-            || meta.version != before.version
-            || meta.orgs.len() != before.orgs.len()
+            || !meta.same_frame(before)
+            || meta.records().len() != before.records().len()
         {
             return None;
         }
-        let mut changed = Vec::new();
-        for ((k, new), (k0, old)) in meta.orgs.iter().zip(before.orgs.iter()) {
+        let mut lines = Vec::new();
+        for ((k, new), (k0, old)) in meta.records().iter().zip(before.records().iter()) {
             if k != k0 {
                 return None;
             }
             if new != old {
-                changed.push((k.as_str(), Some(new)));
+                D::line(k, new, &mut lines).ok()?;
             }
         }
-        let lines = applog::lines(&changed).ok()?;
         let used = now.whole.unwrap_or(0);
         (!applog::due(used + lines.len() as u64 + 128, now.base.len)).then_some(lines)
     }
 
     /// Write `orgs.json` anew (the journal folded in), then remove the journal.
-    fn rewrite(&self, meta: Metadata) -> Result<(), Error> {
+    fn rewrite(&self, meta: D) -> Result<(), Error> {
         let mut id = None;
         let written = super::atomic::write_kept_with(&self.path, &mut |w| {
             let mut h = applog::Hashing::new(w);
@@ -259,7 +282,7 @@ impl OrgsFile {
             id = Some(h.id());
             Ok(())
         })
-        .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))?;
+        .map_err(|e| D::write_failed(&self.path, e))?;
         let len = written.metadata().map(|m| m.len()).unwrap_or(0);
         let based = Based {
             meta: Arc::new(meta),
@@ -276,14 +299,15 @@ impl OrgsFile {
 
     fn unreadable(&self, e: std::io::Error) -> Error {
         Error::io(
-            format!("cannot read the org journal {}", self.log_path.display()),
+            format!("cannot read the {} {}", D::JOURNAL, self.log_path.display()),
             e,
         )
     }
 
     fn damaged(&self, why: &str) -> Error {
         Error::Other(format!(
-            "the org journal {} is damaged ({why}); move it away (`mv {} {}.damaged`): sfx then reads {} as it was last written whole, and learns the newest token state again at the next check or refresh",
+            "the {} {} is damaged ({why}); move it away (`mv {} {}.damaged`): sfx then reads {} as it was last written whole, and learns the newest token state again at the next check or refresh",
+            D::JOURNAL,
             self.log_path.display(),
             self.log_path.display(),
             self.log_path.display(),
@@ -316,5 +340,41 @@ fn open_log(path: &Path) -> std::io::Result<Option<File>> {
             "it is a symbolic link, which sfx does not follow there",
         )),
         Err(e) => Err(e),
+    }
+}
+
+impl Doc for Metadata {
+    type Rec = OrgRecord;
+    const JOURNAL: &'static str = "org journal";
+    fn parse(bytes: &[u8]) -> Result<Self, String> {
+        Metadata::parse(bytes)
+    }
+    fn unreadable(path: &Path, e: std::io::Error) -> Error {
+        Metadata::unreadable(path, e)
+    }
+    fn damaged(path: &Path, why: &str) -> Error {
+        Metadata::damaged(path, why)
+    }
+    fn write_to(&self, w: &mut dyn std::io::Write) -> std::io::Result<()> {
+        Metadata::write_to(self, w)
+    }
+    fn write_failed(path: &Path, e: std::io::Error) -> Error {
+        Error::io(format!("cannot write {}", path.display()), e)
+    }
+    fn records(&self) -> &BTreeMap<String, OrgRecord> {
+        &self.orgs
+    }
+    fn records_mut(&mut self) -> &mut BTreeMap<String, OrgRecord> {
+        &mut self.orgs
+    }
+    fn same_frame(&self, other: &Self) -> bool {
+        self.default == other.default && self.version == other.version
+    }
+    fn check(key: &str, rec: &mut OrgRecord) -> Result<(), String> {
+        rec.check(key)
+    }
+    fn line(key: &str, rec: &OrgRecord, out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.extend(applog::lines(&[(key, Some(rec))])?);
+        Ok(())
     }
 }
