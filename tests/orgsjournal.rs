@@ -335,12 +335,15 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
     let good = std::fs::read(journal(&t)).unwrap();
     let header_end = good.iter().position(|&b| b == b'\n').unwrap() + 1;
     let with_line = |line: &[u8]| [&good[..header_end], line, &good[header_end..]].concat();
-    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str);
+    // What, how it is made, the sentence, the exit code (6: the store cannot
+    // be used, as for an odd lock file; 1: damage, as for orgs.json).
+    type Case<'a> = (&'a str, Box<dyn Fn() + 'a>, &'a str, i32);
     let mut cases: Vec<Case> = vec![
         (
             "garbage in the middle",
             Box::new(|| std::fs::write(journal(&t), with_line(b"not json\n")).unwrap()),
             "orgs.journal is damaged (line 2 does not parse",
+            1,
         ),
         (
             "a record sending the tokens elsewhere",
@@ -352,6 +355,7 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
                 std::fs::write(journal(&t), with_line(line.as_bytes())).unwrap()
             }),
             "orgs.journal is damaged (update 1 is refused: entry `a` has an unusable instance_url",
+            1,
         ),
         (
             "a format from the future",
@@ -359,6 +363,7 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
                 std::fs::write(journal(&t), b"{\"sfx_journal\":9,\"base\":\"x\"}\n").unwrap()
             }),
             "format 9, which this sfx does not read",
+            1,
         ),
     ];
     #[cfg(unix)]
@@ -371,6 +376,7 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
                 std::os::unix::fs::symlink(&target, journal(&t)).unwrap();
             }),
             "symbolic link",
+            6,
         ));
         cases.push((
             "a FIFO",
@@ -380,9 +386,10 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
                 assert_eq!(unsafe { libc::mkfifo(p.as_ptr(), 0o600) }, 0);
             }),
             "not a regular file",
+            6,
         ));
     }
-    for (what, make, want) in cases {
+    for (what, make, want, code) in cases {
         let _ = std::fs::remove_file(journal(&t));
         make();
         let requests = t.token_requests();
@@ -393,7 +400,7 @@ fn a_damaged_or_hostile_journal_is_a_sentence_and_nothing_is_sent() {
         ] {
             let out = t.sfx().args(args).output().unwrap();
             let err = text(&out.stderr);
-            assert_eq!(out.status.code(), Some(1), "{what}: {args:?}: {err}");
+            assert_eq!(out.status.code(), Some(code), "{what}: {args:?}: {err}");
             assert!(err.contains(want), "{what}: {args:?}: {err}");
             assert!(!err.contains("panicked"), "{what}: {err}");
         }

@@ -211,6 +211,14 @@ impl journaled::Doc for Secrets {
     fn check(_: &str, _: &mut Self::Rec) -> Result<(), String> {
         Ok(())
     }
+    /// A new refresh token (Salesforce rotated it) or client secret is always
+    /// written into the file itself: an older sfx, which reads only the file,
+    /// must never send a spent refresh token (that revokes the whole login).
+    fn may_journal(old: &Self::Rec, new: &Self::Rec) -> bool {
+        ["refresh-token", "client-secret"]
+            .iter()
+            .all(|k| old.get(*k) == new.get(*k))
+    }
     fn line(key: &str, rec: &Self::Rec, out: &mut Vec<u8>) -> std::io::Result<()> {
         out.extend(super::applog::lines(&[(key, Some(&exposed(rec)))])?);
         Ok(())

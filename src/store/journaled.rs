@@ -44,6 +44,12 @@ pub trait Doc: Clone + Default + PartialEq + Send + Sync + 'static {
     fn same_frame(&self, other: &Self) -> bool;
     /// Check (and tidy) a record read from the journal, as from the file.
     fn check(key: &str, rec: &mut Self::Rec) -> Result<(), String>;
+    /// Whether this change of a record may go to the journal (else the file
+    /// is written anew): what an older sfx, which reads only the file, must
+    /// never see stale is kept out of the journal.
+    fn may_journal(_old: &Self::Rec, _new: &Self::Rec) -> bool {
+        true
+    }
     /// One journal line (see [`applog`]) for a record.
     fn line(key: &str, rec: &Self::Rec, out: &mut Vec<u8>) -> std::io::Result<()>;
 }
@@ -266,6 +272,9 @@ impl<D: Doc> Journaled<D> {
                 return None;
             }
             if new != old {
+                if !D::may_journal(old, new) {
+                    return None;
+                }
                 D::line(k, new, &mut lines).ok()?;
             }
         }
@@ -298,10 +307,21 @@ impl<D: Doc> Journaled<D> {
     }
 
     fn unreadable(&self, e: std::io::Error) -> Error {
-        Error::io(
-            format!("cannot read the {} {}", D::JOURNAL, self.log_path.display()),
-            e,
-        )
+        // Not a file sfx wrote (a link, a FIFO) or not readable: as with the
+        // lock files, named and left as it is.
+        Error::StoreUnavailable {
+            message: format!(
+                "cannot read the {} {}: {e}",
+                D::JOURNAL,
+                self.log_path.display()
+            ),
+            hint: Some(format!(
+                "look at what it is, then move it away: `mv {} {}.odd`",
+                self.log_path.display(),
+                self.log_path.display()
+            )),
+            source: Some(Box::new(e)),
+        }
     }
 
     fn damaged(&self, why: &str) -> Error {
@@ -344,7 +364,7 @@ fn open_log(path: &Path) -> std::io::Result<Option<File>> {
 }
 
 impl Doc for Metadata {
-    type Rec = OrgRecord;
+    type Rec = Arc<OrgRecord>;
     const JOURNAL: &'static str = "org journal";
     fn parse(bytes: &[u8]) -> Result<Self, String> {
         Metadata::parse(bytes)
@@ -361,20 +381,21 @@ impl Doc for Metadata {
     fn write_failed(path: &Path, e: std::io::Error) -> Error {
         Error::io(format!("cannot write {}", path.display()), e)
     }
-    fn records(&self) -> &BTreeMap<String, OrgRecord> {
+    fn records(&self) -> &BTreeMap<String, Arc<OrgRecord>> {
         &self.orgs
     }
-    fn records_mut(&mut self) -> &mut BTreeMap<String, OrgRecord> {
+    fn records_mut(&mut self) -> &mut BTreeMap<String, Arc<OrgRecord>> {
         &mut self.orgs
     }
     fn same_frame(&self, other: &Self) -> bool {
         self.default == other.default && self.version == other.version
     }
-    fn check(key: &str, rec: &mut OrgRecord) -> Result<(), String> {
-        rec.check(key)
+    fn check(key: &str, rec: &mut Arc<OrgRecord>) -> Result<(), String> {
+        // Just parsed: not shared, so changed in place.
+        Arc::make_mut(rec).check(key)
     }
-    fn line(key: &str, rec: &OrgRecord, out: &mut Vec<u8>) -> std::io::Result<()> {
-        out.extend(applog::lines(&[(key, Some(rec))])?);
+    fn line(key: &str, rec: &Arc<OrgRecord>, out: &mut Vec<u8>) -> std::io::Result<()> {
+        out.extend(applog::lines(&[(key, Some(&**rec))])?);
         Ok(())
     }
 }

@@ -201,7 +201,8 @@ impl LocalStore {
             }
             changes.push((SecretKind::AccessToken, Some(new.access_token)));
             self.backend(new.record.store).put(alias, &changes)?;
-            meta.orgs.insert(alias.to_string(), new.record.clone());
+            meta.orgs
+                .insert(alias.to_string(), Arc::new(new.record.clone()));
             Ok(Cas::Written(version_of(new.record)))
         })
     }
@@ -358,7 +359,11 @@ impl OrgStore for LocalStore {
         let default = meta.default.clone().filter(|d| meta.orgs.contains_key(d));
         Ok(Listing {
             default,
-            orgs: meta.orgs.values().cloned().map(stored).collect(),
+            orgs: meta
+                .orgs
+                .values()
+                .map(|r| stored(OrgRecord::clone(r)))
+                .collect(),
         })
     }
 
@@ -366,7 +371,7 @@ impl OrgStore for LocalStore {
         Ok(LocalStore::read(self)?
             .orgs
             .get(alias)
-            .cloned()
+            .map(|r| OrgRecord::clone(r))
             .map(|record| Versioned {
                 version: version_of(&record),
                 org: stored(record),
@@ -418,7 +423,13 @@ impl OrgStore for LocalStore {
         alias: &str,
         change: &mut dyn FnMut(&mut OrgRecord),
     ) -> Result<bool, Error> {
-        self.update(|meta| Ok(meta.orgs.get_mut(alias).map(change).is_some()))
+        self.update(|meta| {
+            Ok(meta
+                .orgs
+                .get_mut(alias)
+                .map(|r| change(Arc::make_mut(r)))
+                .is_some())
+        })
     }
 
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
@@ -430,7 +441,7 @@ impl OrgStore for LocalStore {
                 if let Some(rec) = meta.orgs.get_mut(a.alias)
                     && rec.access_token_masked.as_deref() == Some(a.masked.as_str())
                 {
-                    rec.expiry = Some(a.expiry);
+                    Arc::make_mut(rec).expiry = Some(a.expiry);
                 }
             }
             Ok(())
@@ -488,7 +499,8 @@ impl OrgStore for LocalStore {
                     super::describe_kind(prev.store)
                 ));
             }
-            meta.orgs.insert(alias.to_string(), record.clone());
+            meta.orgs
+                .insert(alias.to_string(), Arc::new(record.clone()));
             if make_default {
                 meta.default = Some(alias.to_string());
             }
@@ -502,7 +514,7 @@ impl OrgStore for LocalStore {
         }
         // Under one lock, as in `save_org`.
         self.update(|meta| {
-            let Some(rec) = meta.orgs.get(alias).cloned() else {
+            let Some(rec) = meta.orgs.get(alias).map(|r| OrgRecord::clone(r)) else {
                 return Ok(None);
             };
             self.backend(rec.store).put(alias, &ALL_NONE)?;

@@ -433,7 +433,7 @@ impl Scheduler {
         let local;
         let meta: std::borrow::Cow<
             '_,
-            std::collections::BTreeMap<String, crate::store::metadata::OrgRecord>,
+            std::collections::BTreeMap<String, Arc<crate::store::metadata::OrgRecord>>,
         > = if self.ctx.shared.is_some() {
             // At most one listing per shortest pause.
             if self
@@ -450,7 +450,7 @@ impl Scheduler {
                 listing
                     .orgs
                     .into_iter()
-                    .map(|o| (o.record.alias.clone(), o.record))
+                    .map(|o| (o.record.alias.clone(), Arc::new(o.record)))
                     .collect(),
             )
         } else {
@@ -474,7 +474,7 @@ impl Scheduler {
             {
                 *w = Watched::new(
                     Org {
-                        record: rec.clone(),
+                        record: crate::store::metadata::OrgRecord::clone(rec),
                         env: None,
                     },
                     now,
@@ -490,7 +490,7 @@ impl Scheduler {
                 if !known.contains(&rec.alias) {
                     self.orgs.push(Watched::new(
                         Org {
-                            record: rec.clone(),
+                            record: crate::store::metadata::OrgRecord::clone(rec),
                             env: None,
                         },
                         now,
