@@ -3,14 +3,20 @@
 
     write-cost.py SFX FAKE_URL WORKDIR OUT.md [N ...]
 
+WATCH_SECONDS (default 30) sets the length of the second measurement (below).
+
 For each N (default 100 1000 10000): a file store of N orgs made as
 watch-scale.py makes it (`SCALE_STORE_ONLY=1`), every session 3 hours old; then
 `sfx refresh --org orgK` for 20 different orgs, each under
 `strace -f -y -e trace=write,writev,pwrite64`, which names the file behind every
 write. The bytes are summed by file: the org records (`orgs.json`, its temp
 files and `orgs.journal`), the secrets (`secrets.json` and its temp files and
-journal), and the rest (the request to the fake, locks). Appends a Markdown
-table to OUT.md.
+journal), and the rest (the request to the fake, locks).
+
+Then, with every session expired, `sfx watch --all --json` for WATCH_SECONDS:
+the bytes it wrote (`wchar` of /proc/PID/io: files, the requests and its
+events on stdout alike) divided by the `refreshed` events it printed. Appends
+Markdown tables to OUT.md.
 """
 import json
 import os
@@ -25,6 +31,7 @@ sizes = [int(n) for n in sys.argv[5:]] or [100, 1000, 10000]
 here = os.path.dirname(os.path.abspath(__file__))
 WRITE = re.compile(r'^\d+\s+(?:write|writev|pwrite64)\((\d+)<([^>]*)>.*\)\s+=\s+(\d+)$')
 REFRESHES = 20
+WATCH_SECONDS = int(os.environ.get("WATCH_SECONDS", "30"))
 
 
 def kind(path):
@@ -67,17 +74,40 @@ for n in sizes:
         for k, v in got.items():
             per[k].append(v)
     journal = os.path.join(home, "orgs.journal")
+    journal_len = os.path.getsize(journal) if os.path.exists(journal) else 0
+    # A watch over the same orgs, every session expired (as after a night off).
+    events = os.path.join(work, f"wc{n}.events")
+    with open(events, "w") as ev:
+        child = subprocess.Popen([sfx, "watch", "--all", "--json"], env=run_env, stdout=ev,
+                                 stderr=subprocess.DEVNULL)
+        wchar = 0
+        t0 = time.time()
+        while time.time() - t0 < WATCH_SECONDS:
+            time.sleep(0.5)
+            try:
+                with open(f"/proc/{child.pid}/io") as f:
+                    wchar = int(dict(l.split(": ") for l in f.read().splitlines())["wchar"])
+            except OSError:
+                break
+        child.terminate()
+        child.wait(timeout=60)
+    refreshed = sum(1 for l in open(events) if '"event":"refreshed"' in l)
     rows.append((n, files, {k: statistics.mean(v) for k, v in per.items()},
-                 {k: max(v) for k, v in per.items()},
-                 os.path.getsize(journal) if os.path.exists(journal) else 0))
+                 {k: max(v) for k, v in per.items()}, journal_len,
+                 (refreshed, wchar)))
 
 with open(out_md, "a") as f:
-    f.write(f"\n## 10. Bytes written by one `sfx refresh`, by org count ({REFRESHES} refreshes "
+    f.write(f"\n## Bytes written by one `sfx refresh`, by org count ({REFRESHES} refreshes "
             "each, file credential store, strace)\n\n")
     f.write("| orgs | orgs.json bytes | secrets.json bytes | org records: mean / max bytes per refresh "
             "| secrets: mean / max | other: mean | orgs.journal at end |\n|---|---|---|---|---|---|---|\n")
-    for n, files, mean, mx, j in rows:
+    for n, files, mean, mx, j, _ in rows:
         f.write(f"| {n:,} | {files['orgs.json']:,} | {files['secrets.json']:,} | "
                 f"{mean['orgs']:,.0f} / {mx['orgs']:,} | {mean['secrets']:,.0f} / {mx['secrets']:,} | "
                 f"{mean['other']:,.0f} | {j:,} |\n")
+    f.write(f"\n`sfx watch --all --json` for {WATCH_SECONDS} s, every session expired:\n\n"
+            "| orgs | refreshes | bytes written (wchar) | bytes per refresh |\n|---|---|---|---|\n")
+    for n, _, _, _, _, (refreshed, wchar) in rows:
+        per_refresh = f"{wchar / refreshed:,.0f}" if refreshed else "–"
+        f.write(f"| {n:,} | {refreshed:,} | {wchar:,} | {per_refresh} |\n")
 print(open(out_md).read())

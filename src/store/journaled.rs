@@ -184,7 +184,7 @@ impl<D: Doc> Journaled<D> {
                 max >> 20
             )));
         }
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
         (&file)
             .take(max + 1)
             .read_to_end(&mut bytes)
