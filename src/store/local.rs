@@ -129,6 +129,19 @@ impl LocalStore {
         self.home.join(metadata::FILE_NAME)
     }
 
+    /// When the records last changed: the later modification time of
+    /// `orgs.json` and its journal (a refresh by another process may have
+    /// changed only the journal).
+    pub fn changed_at(&self) -> Option<std::time::SystemTime> {
+        [
+            self.metadata_path(),
+            self.home.join(journaled::JOURNAL_NAME),
+        ]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max()
+    }
+
     /// Read the metadata (no lock, no keychain): parsed once per version of
     /// the file and shared, so take what is needed from it rather than clone it.
     pub fn read(&self) -> Result<Arc<Metadata>, Error> {

@@ -454,9 +454,7 @@ impl Scheduler {
                     .collect(),
             )
         } else {
-            let stamp = std::fs::metadata(self.ctx.store.metadata_path())
-                .and_then(|m| m.modified())
-                .ok();
+            let stamp = self.ctx.store.changed_at();
             if stamp == self.store_stamp {
                 return;
             }
@@ -583,9 +581,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
     );
     let mut s = Scheduler {
         printer: Printer::new(ctx.mode, ctx.style, header),
-        store_stamp: std::fs::metadata(ctx.store.metadata_path())
-            .and_then(|m| m.modified())
-            .ok(),
+        store_stamp: ctx.store.changed_at(),
         shared_scan: Some(started),
         orgs: orgs.into_iter().map(|o| Watched::new(o, started)).collect(),
         ctx,
