@@ -643,7 +643,7 @@ pub fn run(args: &WatchArgs, ctx: Arc<Context>) -> Result<Exit, Error> {
         } else if s.orgs.iter().any(|w| !w.needs_login) {
             s.idle_said = false;
         }
-        if !s.closed && s.printer.draw(&s.rows(now), now).is_err() {
+        if !s.closed && s.printer.wants_frame() && s.printer.draw(&s.rows(now), now).is_err() {
             s.closed = true;
             continue;
         }
