@@ -9,6 +9,9 @@
 //!   account `<alias>:<kind>` (see [`super::keychain`]), or `<home>/secrets.json`
 //!   `{ "<alias>": { "<kind>": "…" } }` (mode 0600, see [`super::file`]);
 //!   `<kind>` is `access-token`, `refresh-token` or `client-secret`.
+//! - `<home>/orgs.journal` and `<home>/secrets.journal` (mode 0600): in a store
+//!   of 64 KiB or more, the records a refresh changed, appended instead of a
+//!   rewrite and applied by every reader (see [`super::journaled`]).
 //! - `<home>/locks/org-<enc>.lock`: the org's refresh lock, and
 //!   `<home>/locks/org-<enc>.refreshing`: its refresh journal, where `<enc>` is
 //!   the alias with every byte outside `a-z 0-9 . - @` written as `_xx` (hex):

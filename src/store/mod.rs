@@ -7,7 +7,8 @@
 //!
 //! - [`local`]: the metadata file [`metadata`] (`orgs.json`) plus, per org, the
 //!   OS [`keychain`] or the secrets [`file`](mod@file); [`lock`] and [`journal`]
-//!   files under `<sfx home>/locks/`; [`atomic`] writes;
+//!   files under `<sfx home>/locks/`; [`atomic`] writes; a large store's
+//!   [`journaled`] updates;
 //! - [`env`](mod@env): the org given by `SFX_AUTH_URL` / `SFX_REFRESH_TOKEN` /
 //!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere;
 //! - [`shared`]: a Redis/Valkey server shared by many machines (`--store redis://…`):
