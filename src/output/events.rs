@@ -165,7 +165,6 @@ impl Printer {
         }
     }
 
-    /// Redraw the live table if it is time (at most once a second).
     /// Whether [`Printer::draw`] would draw now: only then are the rows worth
     /// making (10,000 orgs are 20,000 strings, and the watch loops at every
     /// event; issue #23).
@@ -174,6 +173,7 @@ impl Printer {
             if l.last_draw.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)))
     }
 
+    /// Redraw the live table if it is time (at most once a second).
     pub fn draw(&mut self, rows: &[Row], now: DateTime<Utc>) -> io::Result<()> {
         match self {
             Printer::Live(l)
