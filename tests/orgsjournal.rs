@@ -280,7 +280,10 @@ fn two_processes_refreshing_at_once_lose_no_update() {
         }
     }
     assert_eq!(t.token_requests(), before + 16);
-    assert_eq!(std::fs::read(&orgs).unwrap(), base, "no rewrite");
+    assert!(
+        std::fs::read(&orgs).unwrap() == base,
+        "orgs.json not rewritten"
+    );
     let v = merged(&t);
     for alias in ["a", "b"] {
         let masked = v["orgs"][alias]["access_token_masked"].as_str().unwrap();
