@@ -6,8 +6,9 @@
 #   bash bench/run.sh            # everything (installs hyperfine, and sf + Node 22 from npm, if missing)
 #   SKIP_SF=1 bash bench/run.sh  # without the Salesforce CLI peer
 #   SKIP_CLEAN_BUILD=1 …         # without the clean-build timing (about 4 minutes)
-#   STAGES="1 4" bash bench/run.sh  # only some of the nine stages (8: the shared store on redis-server; 9: readers and refreshers)
+#   STAGES="1 4" bash bench/run.sh  # only some of the ten stages (8: the shared store on redis-server; 9: readers and refreshers; 10: a refresh's write cost)
 #   SCALE_ORGS=10000 SCALE_SECONDS=180 SCALE_DELAYS_MS="0 300"  # stage 7: `watch --all --listen`
+#   WRITE_COST_ORGS="100 1000 10000" WATCH_SECONDS=30  # stage 10: bytes per refresh (needs strace)
 #
 # Results: bench/results/<name>.json (hyperfine exports) and bench/results/summary.md.
 set -euo pipefail
@@ -20,7 +21,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 say() { printf '\n== %s\n' "$*" >&2; }
-stages=" ${STAGES:-1 2 3 4 5 6 7 8 9} "
+stages=" ${STAGES:-1 2 3 4 5 6 7 8 9 10} "
 stage() { case "$stages" in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 command -v hyperfine >/dev/null || { apt-get update -qq && apt-get install -y -qq hyperfine >/dev/null; }
@@ -407,6 +408,16 @@ echo "30 readers (3 SFX_HOMEs × 10 \`sfx token\` with the reader key) on an exp
 echo "wall ms per round: ${rr_ms[*]}; token requests per round: ${rr_req[*]};"
 echo "distinct tokens printed per round: ${rr_tokens[*]}; failures per round: ${rr_fail[*]}."
 } >>"$out/summary.md"
+fi
+
+# 10. A refresh's write cost (issue #23): bytes written per refresh by file, against
+#     the number of orgs (strace -y), and a watch over expired sessions (/proc/PID/io).
+if stage 10; then
+say "10. bytes written per refresh"
+command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
+start_fake writecost
+# shellcheck disable=SC2086 # a list of org counts
+python3 "$root/bench/write-cost.py" "$sfx" "$fake_url" "$work" "$out/summary.md" ${WRITE_COST_ORGS:-100 1000 10000} >/dev/null
 fi
 
 cat "$out/summary.md"

@@ -33,6 +33,7 @@ mod locking;
 mod login;
 mod logout;
 mod orgs;
+mod orgsjournal;
 mod properties;
 mod published;
 mod quoted;

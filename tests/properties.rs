@@ -173,7 +173,7 @@ proptest! {
         let _ = Metadata::parse(&bytes);
         if let Ok(m) = Metadata::parse(v.to_string().as_bytes()) {
             for rec in m.orgs.into_values() {
-                let org = Org { record: rec, env: None };
+                let org = Org { record: (*rec).clone(), env: None };
                 let _ = sfx::lifecycle::expiry::offline(&org.record, now());
                 let _ = sfx::lifecycle::expiry::after_mint(&org.record, now());
             }
@@ -189,7 +189,7 @@ proptest! {
         for r in recs {
             let rec = serde_json::from_value(r).unwrap();
             let rec: sfx::store::metadata::OrgRecord = rec;
-            m.orgs.insert(rec.alias.clone(), rec);
+            m.orgs.insert(rec.alias.clone(), std::sync::Arc::new(rec));
         }
         let bytes = m.to_bytes();
         prop_assert_eq!(Metadata::parse(&bytes).unwrap(), m);
@@ -201,7 +201,7 @@ proptest! {
         for damaged in [truncated, &flipped[..]] {
             if let Ok(m) = Metadata::parse(damaged) {
                 for rec in m.orgs.into_values() {
-                    let _ = sfx::lifecycle::expiry::offline(&Org { record: rec, env: None }.record, now());
+                    let _ = sfx::lifecycle::expiry::offline(&Org { record: (*rec).clone(), env: None }.record, now());
                 }
             }
         }

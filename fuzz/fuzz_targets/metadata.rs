@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     for rec in meta.orgs.into_values() {
         let _ = sfx::tokens::after_mint(&rec, now);
         let org = Org {
-            record: rec,
+            record: (*rec).clone(),
             env: None,
         };
         if let Some(e) = sfx::tokens::offline(&org, now) {

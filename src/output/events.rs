@@ -172,6 +172,14 @@ impl Printer {
         }
     }
 
+    /// Whether [`Printer::draw`] would draw now: only then are the rows worth
+    /// making (10,000 orgs are 20,000 strings, and the watch loops at every
+    /// event; issue #23).
+    pub fn wants_frame(&self) -> bool {
+        matches!(self, Printer::Live(l)
+            if l.last_draw.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)))
+    }
+
     /// Redraw the live table if it is time (at most once a second).
     pub fn draw(&mut self, rows: &[Row], now: DateTime<Utc>) -> io::Result<()> {
         match self {

@@ -20,10 +20,10 @@ use std::sync::{Arc, Mutex};
 
 /// Which version of a file: device, inode, modification time, size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp(u64, u64, std::time::SystemTime, u64);
+pub struct Stamp(u64, u64, std::time::SystemTime, u64);
 
 impl Stamp {
-    fn of(meta: &std::fs::Metadata) -> Stamp {
+    pub fn of(meta: &std::fs::Metadata) -> Stamp {
         #[cfg(unix)]
         let (dev, ino) = {
             use std::os::unix::fs::MetadataExt;
@@ -57,12 +57,18 @@ pub enum Fail<E> {
 /// One file's parse, shared by every thread of the process.
 pub struct Cached<T> {
     slot: Mutex<Option<Entry<T>>>,
+    /// One read and parse at a time: threads that miss together wait for the
+    /// first one's parse rather than each holding a copy of their own (the four
+    /// workers of a watch over 10,000 orgs held four of each file at start, a
+    /// third of its peak memory; issue #23).
+    parsing: Mutex<()>,
 }
 
 impl<T> Default for Cached<T> {
     fn default() -> Self {
         Cached {
             slot: Mutex::new(None),
+            parsing: Mutex::new(()),
         }
     }
 }
@@ -88,6 +94,11 @@ impl<T> Cached<T> {
         if let Some(hit) = self.hit(Stamp::of(&now)) {
             return Ok(Some(hit));
         }
+        let _one = self.parsing.lock().unwrap_or_else(|e| e.into_inner());
+        // Parsed by another thread while this one waited.
+        if let Some(hit) = self.hit(Stamp::of(&now)) {
+            return Ok(Some(hit));
+        }
         if !now.is_file() || now.len() > max {
             // Never open a FIFO; the capped reader words the refusal.
             return Err(Fail::Io(refusal(path, max)));
@@ -109,7 +120,8 @@ impl<T> Cached<T> {
         if !opened.is_file() {
             return Err(Fail::Io(refusal(path, max)));
         }
-        let mut bytes = Vec::new();
+        // Sized once: growing by doubling held up to twice the file.
+        let mut bytes = Vec::with_capacity(opened.len().min(max) as usize + 1);
         (&file)
             .take(max + 1)
             .read_to_end(&mut bytes)
@@ -199,6 +211,41 @@ mod tests {
         assert_eq!(parses.get(), 50);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(load(), None);
+    }
+
+    /// Threads that miss together (a watch's workers at start) parse the file
+    /// once between them, not once each (issue #23: four copies at start).
+    #[test]
+    fn threads_that_miss_together_parse_once() {
+        use std::sync::{Barrier, Condvar};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.json");
+        super::super::atomic::write(&path, b"big").unwrap();
+        let cache = Cached::<String>::default();
+        let inside = (Mutex::new(0), Condvar::new());
+        let start = Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    start.wait();
+                    let got = cache.load(&path, 1024, |b| {
+                        // Wait (a bounded while) for other parsers to come in.
+                        let (n, cv) = &inside;
+                        let mut n = n.lock().unwrap();
+                        *n += 1;
+                        cv.notify_all();
+                        let _ = cv
+                            .wait_timeout_while(n, std::time::Duration::from_millis(500), |n| {
+                                *n < 4
+                            })
+                            .unwrap();
+                        parse(b)
+                    });
+                    assert_eq!(got.unwrap().unwrap().as_str(), "big");
+                });
+            }
+        });
+        assert_eq!(*inside.0.lock().unwrap(), 1, "one parse for four threads");
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //!   account `<alias>:<kind>` (see [`super::keychain`]), or `<home>/secrets.json`
 //!   `{ "<alias>": { "<kind>": "…" } }` (mode 0600, see [`super::file`]);
 //!   `<kind>` is `access-token`, `refresh-token` or `client-secret`.
+//! - `<home>/orgs.journal` and `<home>/secrets.journal` (mode 0600): in a store
+//!   of 64 KiB or more, the records a refresh changed, appended instead of a
+//!   rewrite and applied by every reader (see [`super::journaled`]).
 //! - `<home>/locks/org-<enc>.lock`: the org's refresh lock, and
 //!   `<home>/locks/org-<enc>.refreshing`: its refresh journal, where `<enc>` is
 //!   the alias with every byte outside `a-z 0-9 . - @` written as `_xx` (hex):
@@ -27,7 +30,7 @@ use sha2::{Digest, Sha256};
 use super::metadata::{self, Metadata, OrgRecord, StoreKind};
 use super::{
     Cas, Listing, NewTokens, Org, OrgLock, OrgStore, Remembered, SecretKind, SecretStore, Version,
-    Versioned, atomic, cache, file, journal, keychain, lock,
+    Versioned, file, journal, journaled, keychain, lock,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
@@ -56,6 +59,8 @@ pub fn trust_problems(home: &Path) -> Vec<String> {
         (home.to_path_buf(), false),
         (home.join("locks"), false),
         (home.join(metadata::FILE_NAME), false),
+        (home.join(journaled::JOURNAL_NAME), false),
+        (home.join(file::JOURNAL_NAME), true),
         (home.join(file::FILE_NAME), true),
     ];
     items
@@ -86,8 +91,8 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
 pub struct LocalStore {
     pub home: PathBuf,
     file: file::FileStore,
-    /// The parsed `orgs.json`, while it is the version parsed (see [`cache`]).
-    meta: cache::Cached<Metadata>,
+    /// `orgs.json` and its journal, parsed while they are the versions parsed.
+    meta: journaled::Journaled<Metadata>,
     /// How long to wait for another process's refresh of the same org
     /// (set from `--timeout` by the context: see [`refresh_lock_wait`]).
     pub refresh_lock_wait: std::time::Duration,
@@ -109,10 +114,15 @@ pub fn refresh_lock_wait(timeout: std::time::Duration) -> std::time::Duration {
 impl LocalStore {
     pub fn new(home: PathBuf) -> LocalStore {
         let file = file::FileStore::new(home.join(file::FILE_NAME));
+        let meta = journaled::Journaled::new(
+            home.join(metadata::FILE_NAME),
+            journaled::JOURNAL_NAME,
+            false,
+        );
         LocalStore {
             home,
             file,
-            meta: cache::Cached::default(),
+            meta,
             refresh_lock_wait: refresh_lock_wait(std::time::Duration::from_secs(30)),
             notes: super::Notes::default(),
             clock: Arc::new(SystemClock),
@@ -143,6 +153,19 @@ impl LocalStore {
         self.home.join(metadata::FILE_NAME)
     }
 
+    /// When the records last changed: the later modification time of
+    /// `orgs.json` and its journal (a refresh by another process may have
+    /// changed only the journal).
+    pub fn changed_at(&self) -> Option<std::time::SystemTime> {
+        [
+            self.metadata_path(),
+            self.home.join(journaled::JOURNAL_NAME),
+        ]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .max()
+    }
+
     /// Read the metadata (no lock, no keychain): parsed once per version of
     /// the file and shared, so take what is needed from it rather than clone it.
     pub fn read(&self) -> Result<Arc<Metadata>, Error> {
@@ -152,15 +175,7 @@ impl LocalStore {
         super::trust::check_ancestors(&self.home)?;
         super::trust::check(&self.home, false)?;
         super::trust::check(&path, false)?;
-        match self
-            .meta
-            .load(&path, crate::limits::STORE_FILE_MAX, Metadata::parse)
-        {
-            Ok(Some(meta)) => Ok(meta),
-            Ok(None) => Ok(Arc::new(Metadata::default())),
-            Err(cache::Fail::Io(e)) => Err(Metadata::unreadable(&path, e)),
-            Err(cache::Fail::Parse(why)) => Err(Metadata::damaged(&path, &why)),
-        }
+        Ok(self.meta.load()?.merged)
     }
 
     /// Read-modify-write the metadata under `orgs.lock`.
@@ -174,7 +189,9 @@ impl LocalStore {
             &self.notes,
             &*self.clock,
         )?;
-        let before = self.read()?;
+        self.read()?;
+        let now = self.meta.load()?;
+        let before = now.merged.clone();
         let mut meta = Metadata::clone(&before);
         let out = f(&mut meta)?;
         if meta == *before {
@@ -190,14 +207,8 @@ impl LocalStore {
                 self.metadata_path().display()
             ))
         })?;
-        let written = atomic::write_kept_with(&self.metadata_path(), &mut |w| meta.write_to(w))
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot write {}", self.metadata_path().display()),
-                    e,
-                )
-            })?;
-        self.meta.wrote(written, Arc::new(meta));
+        // Appended to the journal, or the file written anew (see [`journaled`]).
+        self.meta.write(&now, meta)?;
         Ok(out)
     }
 
@@ -234,7 +245,8 @@ impl LocalStore {
             }
             changes.push((SecretKind::AccessToken, Some(new.access_token)));
             self.backend(new.record.store).put(alias, &changes)?;
-            meta.orgs.insert(alias.to_string(), new.record.clone());
+            meta.orgs
+                .insert(alias.to_string(), Arc::new(new.record.clone()));
             Ok(Cas::Written(version_of(new.record)))
         })
     }
@@ -393,7 +405,11 @@ impl OrgStore for LocalStore {
         let default = meta.default.clone().filter(|d| meta.orgs.contains_key(d));
         Ok(Listing {
             default,
-            orgs: meta.orgs.values().cloned().map(stored).collect(),
+            orgs: meta
+                .orgs
+                .values()
+                .map(|r| stored(OrgRecord::clone(r)))
+                .collect(),
         })
     }
 
@@ -401,7 +417,7 @@ impl OrgStore for LocalStore {
         Ok(LocalStore::read(self)?
             .orgs
             .get(alias)
-            .cloned()
+            .map(|r| OrgRecord::clone(r))
             .map(|record| Versioned {
                 version: version_of(&record),
                 org: stored(record),
@@ -453,7 +469,13 @@ impl OrgStore for LocalStore {
         alias: &str,
         change: &mut dyn FnMut(&mut OrgRecord),
     ) -> Result<bool, Error> {
-        self.update(|meta| Ok(meta.orgs.get_mut(alias).map(change).is_some()))
+        self.update(|meta| {
+            Ok(meta
+                .orgs
+                .get_mut(alias)
+                .map(|r| change(Arc::make_mut(r)))
+                .is_some())
+        })
     }
 
     fn remember(&self, answers: &[Remembered<'_>]) -> Result<(), Error> {
@@ -465,7 +487,7 @@ impl OrgStore for LocalStore {
                 if let Some(rec) = meta.orgs.get_mut(a.alias)
                     && rec.access_token_masked.as_deref() == Some(a.masked.as_str())
                 {
-                    rec.expiry = Some(a.expiry);
+                    Arc::make_mut(rec).expiry = Some(a.expiry);
                 }
             }
             Ok(())
@@ -523,7 +545,8 @@ impl OrgStore for LocalStore {
                     super::describe_kind(prev.store)
                 ));
             }
-            meta.orgs.insert(alias.to_string(), record.clone());
+            meta.orgs
+                .insert(alias.to_string(), Arc::new(record.clone()));
             if make_default {
                 meta.default = Some(alias.to_string());
             }
@@ -537,7 +560,7 @@ impl OrgStore for LocalStore {
         }
         // Under one lock, as in `save_org`.
         self.update(|meta| {
-            let Some(rec) = meta.orgs.get(alias).cloned() else {
+            let Some(rec) = meta.orgs.get(alias).map(|r| OrgRecord::clone(r)) else {
                 return Ok(None);
             };
             self.backend(rec.store).put(alias, &ALL_NONE)?;
@@ -565,10 +588,9 @@ impl OrgStore for LocalStore {
     }
 
     fn changed_since(&self, seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
-        // One `stat`; the file is read only when it changed.
-        let stamp = std::fs::metadata(self.metadata_path())
-            .and_then(|m| m.modified())
-            .ok();
+        // Two `stat`s (orgs.json and its journal); the files are read only
+        // when one changed.
+        let stamp = self.changed_at();
         let changed = stamp != *seen;
         *seen = stamp;
         Some(changed)
@@ -602,6 +624,7 @@ pub fn delete_secrets(backend: &dyn SecretStore, alias: &str) -> Result<(), Erro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::atomic;
 
     /// The refresh lock's wait is 3 x --timeout + 30 s, on the store's clock:
     /// a stuck holder makes the waiter give up after exactly that, exit 6.

@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -325,8 +326,11 @@ pub struct Metadata {
     pub version: u32,
     #[serde(default)]
     pub default: Option<String>,
+    /// Each record behind an `Arc`: a change copies the map, not every record,
+    /// and the parse and its journal's view share the records they have in
+    /// common (issue #23: 10,000 orgs).
     #[serde(default)]
-    pub orgs: BTreeMap<String, OrgRecord>,
+    pub orgs: BTreeMap<String, Arc<OrgRecord>>,
 }
 
 impl Metadata {
@@ -367,7 +371,8 @@ impl Metadata {
         }
         let mut meta: Metadata = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         for (key, rec) in meta.orgs.iter_mut() {
-            rec.check(key)?;
+            // Just parsed: not shared, so changed in place.
+            Arc::make_mut(rec).check(key)?;
         }
         Ok(meta)
     }
@@ -386,7 +391,7 @@ impl Metadata {
     pub fn check_since(&self, before: &Metadata) -> Result<(), String> {
         for (key, rec) in &self.orgs {
             if before.orgs.get(key) != Some(rec) {
-                rec.clone().check(key)?;
+                OrgRecord::clone(rec).check(key)?;
             }
         }
         Ok(())
@@ -424,9 +429,10 @@ impl Metadata {
 
     /// Find an org by alias, then by username.
     pub fn find(&self, name: &str) -> Option<&OrgRecord> {
-        self.orgs.get(name).or_else(|| {
+        self.orgs.get(name).map(Arc::as_ref).or_else(|| {
             self.orgs
                 .values()
+                .map(Arc::as_ref)
                 .find(|o| o.username.as_deref() == Some(name))
         })
     }
@@ -451,7 +457,7 @@ mod tests {
         )
         .unwrap();
         assert!(meta.to_checked_bytes().is_ok());
-        let rec = meta.orgs.get_mut("a").unwrap();
+        let rec = Arc::make_mut(meta.orgs.get_mut("a").unwrap());
         rec.session_timeout_secs = 400 * 86_400;
         assert!(rec.readable().is_err());
         let why = meta.to_checked_bytes().unwrap_err();
@@ -464,9 +470,9 @@ mod tests {
         assert!(why.contains("session_timeout_secs"), "{why}");
         // A new entry under a key that is not its alias is refused too.
         let mut meta = before.clone();
-        let mut b = meta.orgs["a"].clone();
+        let mut b = OrgRecord::clone(&meta.orgs["a"]);
         b.alias = "c".into();
-        meta.orgs.insert("b".into(), b);
+        meta.orgs.insert("b".into(), Arc::new(b));
         assert!(meta.check_since(&before).is_err());
         assert!(before.check_since(&before).is_ok());
         let mut streamed = Vec::new();

@@ -7,7 +7,8 @@
 //!
 //! - [`local`]: the metadata file [`metadata`] (`orgs.json`) plus, per org, the
 //!   OS [`keychain`] or the secrets [`file`](mod@file); [`lock`] and [`journal`]
-//!   files under `<sfx home>/locks/`; [`atomic`] writes;
+//!   files under `<sfx home>/locks/`; [`atomic`] writes; a large store's
+//!   [`journaled`] updates;
 //! - [`env`](mod@env): the org given by `SFX_AUTH_URL` / `SFX_REFRESH_TOKEN` /
 //!   `SFX_ACCESS_TOKEN`, held in memory; it writes nothing anywhere;
 //! - [`shared`]: a Redis/Valkey server shared by many machines (`--store redis://…`):
@@ -18,6 +19,7 @@
 //! backends is a method of the trait (`describe`, `persistent`, `claim_check`,
 //! `ready_to_save`, …), never a branch on the backend (tests/layers.rs).
 
+pub mod applog;
 pub mod atomic;
 pub mod cache;
 #[cfg(test)]
@@ -25,6 +27,7 @@ pub mod contract;
 pub mod env;
 pub mod file;
 pub mod journal;
+pub mod journaled;
 pub mod keychain;
 pub mod local;
 pub mod lock;
@@ -382,7 +385,7 @@ pub trait OrgStore: Send + Sync {
             orgs: listing
                 .orgs
                 .into_iter()
-                .map(|o| (o.record.alias.clone(), o.record))
+                .map(|o| (o.record.alias.clone(), std::sync::Arc::new(o.record)))
                 .collect(),
         }))
     }

@@ -118,8 +118,10 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
         .read()?
         .orgs
         .get(picked.name())
-        .cloned()
-        .map(|record| crate::context::Org { record, env: None })
+        .map(|record| crate::context::Org {
+            record: (**record).clone(),
+            env: None,
+        })
         .ok_or_else(|| {
             Error::relogin(
                 format!("org {} was logged out meanwhile", picked.name()),
@@ -171,7 +173,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> Result<MigrateReport, Error> {
     }
     local.update(|meta| match meta.orgs.get_mut(&alias) {
         Some(rec) => {
-            rec.store = to;
+            std::sync::Arc::make_mut(rec).store = to;
             Ok(())
         }
         None => Err(Error::relogin(

@@ -460,7 +460,7 @@ impl Scheduler {
             {
                 *w = Watched::new(
                     Org {
-                        record: rec.clone(),
+                        record: crate::store::metadata::OrgRecord::clone(rec),
                         env: None,
                     },
                     now,
@@ -476,7 +476,7 @@ impl Scheduler {
                 if !known.contains(&rec.alias) {
                     self.orgs.push(Watched::new(
                         Org {
-                            record: rec.clone(),
+                            record: crate::store::metadata::OrgRecord::clone(rec),
                             env: None,
                         },
                         now,
@@ -657,7 +657,7 @@ fn run_with(
         } else if s.orgs.iter().any(|w| !w.needs_login) {
             s.idle_said = false;
         }
-        if !s.closed && s.printer.draw(&s.rows(now), now).is_err() {
+        if !s.closed && s.printer.wants_frame() && s.printer.draw(&s.rows(now), now).is_err() {
             s.closed = true;
             continue;
         }
