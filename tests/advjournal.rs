@@ -1,0 +1,65 @@
+//! Adversarial checks of the store's journals (issue #23): `orgs.journal` and
+//! `secrets.journal` damaged, killed mid-write, raced — through the real `sfx`
+//! against the fake over HTTP, each home its own SFX_HOME.
+
+use serde_json::json;
+
+use crate::common::*;
+
+/// A home over the journal threshold: `logins` logged in for real (sessions
+/// 3 hours old, so the next `sfx token` refreshes), and `n` more orgs.
+fn big_home(t: &T, logins: &[&str], n: usize) {
+    for alias in logins {
+        t.login(alias);
+        t.edit_org(alias, |o| o["issued_at"] = json!(now() - 3 * 3600));
+    }
+    let path = t.home().join("orgs.json");
+    let mut v = read_json(&path);
+    let template = v["orgs"][logins[0]].clone();
+    for i in 0..n {
+        let alias = format!("org{i:05}");
+        let mut r = template.clone();
+        r["alias"] = json!(alias);
+        r["username"] = json!(format!("user{i}@example.com"));
+        v["orgs"][alias] = r;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    let path = t.home().join("secrets.json");
+    let mut s = read_json(&path);
+    for i in 0..n {
+        s[format!("org{i:05}")] = json!({
+            "access-token": format!("00D5g000004FAKE!{i:0>96}"),
+            "refresh-token": format!("5Aep861{i:0>80}"),
+        });
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&s).unwrap()).unwrap();
+}
+
+/// A journal whose first line is not the header: the sentence quotes nothing
+/// of it (the secrets journal's lines hold tokens).
+#[test]
+fn a_secrets_journal_header_that_does_not_parse_names_no_secret() {
+    let t = T::new();
+    big_home(&t, &["a"], 300);
+    t.sfx().args(["refresh", "--org", "a"]).assert().success();
+    let token = t.access_token("a");
+    let journal = t.home().join("secrets.journal");
+    assert!(journal.exists(), "a refresh in a large store journals");
+    for first in [
+        format!("{{\"sfx_journal\":\"{token}\",\"base\":\"x\"}}\n"),
+        format!("{{\"sfx_journal\":1,\"base\":[\"{token}\"]}}\n"),
+        format!("{{\"{token}\":1}}\n"),
+    ] {
+        std::fs::write(&journal, &first).unwrap();
+        let requests = t.token_requests();
+        let out = t.sfx().args(["token", "--org", "a"]).output().unwrap();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("secrets.journal is damaged (line 1"), "{err}");
+        assert!(
+            !err.contains(&token[..20]),
+            "the sentence quotes the token: {err}"
+        );
+        assert_eq!(t.token_requests(), requests, "nothing sent");
+    }
+}
