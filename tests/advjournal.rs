@@ -63,3 +63,64 @@ fn a_secrets_journal_header_that_does_not_parse_names_no_secret() {
         assert_eq!(t.token_requests(), requests, "nothing sent");
     }
 }
+
+/// A journal that is a link, a directory or a FIFO stops every command that
+/// reads it (exit 6): `sfx doctor` names it too, with the fix, rather than
+/// reporting a usable store. The secrets journal is the one doctor never reads.
+#[cfg(unix)]
+#[test]
+fn doctor_names_a_journal_that_is_not_a_regular_file() {
+    let t = T::new();
+    big_home(&t, &["a"], 300);
+    t.sfx().args(["refresh", "--org", "a"]).assert().success();
+    let journal = t.home().join("secrets.journal");
+    let good = std::fs::read(&journal).unwrap();
+    let elsewhere = t.dir.path().join("elsewhere");
+    type Make<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let make: [Make; 3] = [
+        (
+            "a link to a private copy",
+            Box::new(|| {
+                std::fs::write(&elsewhere, &good).unwrap();
+                std::fs::set_permissions(
+                    &elsewhere,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .unwrap();
+                std::os::unix::fs::symlink(&elsewhere, &journal).unwrap();
+            }),
+        ),
+        (
+            "a dangling link",
+            Box::new(|| std::os::unix::fs::symlink("/nonexistent/sfx", &journal).unwrap()),
+        ),
+        (
+            "a private directory",
+            Box::new(|| {
+                std::fs::create_dir(&journal).unwrap();
+                std::fs::set_permissions(
+                    &journal,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o700),
+                )
+                .unwrap();
+            }),
+        ),
+    ];
+    for (what, make) in make {
+        let _ = std::fs::remove_file(&journal);
+        let _ = std::fs::remove_dir(&journal);
+        make();
+        let requests = t.token_requests();
+        let out = t.sfx().args(["token", "--org", "a"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(6), "{what}: {}", text(&out.stderr));
+        assert_eq!(t.token_requests(), requests, "{what}: nothing sent");
+        let out = t.sfx().arg("doctor").output().unwrap();
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(6), "{what}: doctor: {all}");
+        assert!(
+            all.contains("secrets.journal is not a regular file"),
+            "{what}: {all}"
+        );
+        assert!(all.contains("secrets.journal.odd"), "{what}: {all}");
+    }
+}
