@@ -124,3 +124,29 @@ fn doctor_names_a_journal_that_is_not_a_regular_file() {
         assert!(all.contains("secrets.journal.odd"), "{what}: {all}");
     }
 }
+
+/// A login again under an alias already stored is a login: `orgs.json` itself
+/// is written anew (as the module and docs/how-it-works.md say), never only the
+/// journal — an older sfx, which reads `orgs.json` alone, would otherwise pair
+/// the old record (here: a refresh token, a client) with the new secrets.
+#[test]
+fn a_login_again_under_a_stored_alias_writes_orgs_json_itself() {
+    let t = T::new();
+    big_home(&t, &["a"], 300);
+    t.sfx().args(["refresh", "--org", "a"]).assert().success();
+    assert!(t.home().join("orgs.journal").exists(), "a refresh journals");
+    // The same alias, now an access token alone (no refresh token, no client).
+    let token = t.login_access_token("a");
+    let file = read_json(&t.home().join("orgs.json"));
+    let a = &file["orgs"]["a"];
+    assert_eq!(a["flow"], "access_token", "orgs.json itself: {a}");
+    assert_eq!(a["has_refresh_token"], false, "{a}");
+    assert_eq!(a["client_id"], serde_json::Value::Null, "{a}");
+    assert!(!t.home().join("orgs.journal").exists(), "folded in");
+    // And sfx reads what it wrote: the new token, no refresh attempted.
+    let requests = t.token_requests();
+    let out = t.sfx().args(["token", "--org", "a"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), token);
+    assert_eq!(t.token_requests(), requests);
+}
