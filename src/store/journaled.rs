@@ -402,7 +402,7 @@ impl Doc for Metadata {
         let mut same = OrgRecord::clone(old);
         same.issued_at = new.issued_at;
         same.session_timeout_secs = new.session_timeout_secs;
-        same.expiry = new.expiry.clone();
+        same.expiry = new.expiry;
         same.access_token_masked = new.access_token_masked.clone();
         same.refresh_token_used_at = new.refresh_token_used_at;
         same == **new
