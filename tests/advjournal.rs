@@ -150,3 +150,33 @@ fn a_login_again_under_a_stored_alias_writes_orgs_json_itself() {
     assert_eq!(text(&out.stdout).trim(), token);
     assert_eq!(t.token_requests(), requests);
 }
+
+/// The same for a login again that changes only the session timeout: an older
+/// sfx reading `orgs.json` alone would otherwise keep the longer one, and hand
+/// out a token past its end.
+#[test]
+fn a_login_again_with_a_shorter_session_timeout_writes_orgs_json_itself() {
+    let t = T::new();
+    big_home(&t, &["a"], 300);
+    t.sfx().args(["refresh", "--org", "a"]).assert().success();
+    t.sfx()
+        .args([
+            "login",
+            "--auth-url",
+            "-",
+            "--alias",
+            "a",
+            "--session-timeout",
+            "15m",
+        ])
+        .write_stdin(t.auth_url())
+        .assert()
+        .success();
+    let file = read_json(&t.home().join("orgs.json"));
+    assert_eq!(
+        file["orgs"]["a"]["session_timeout_secs"], 900,
+        "{}",
+        file["orgs"]["a"]
+    );
+    assert!(!t.home().join("orgs.journal").exists(), "folded in");
+}

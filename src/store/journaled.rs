@@ -396,12 +396,11 @@ impl Doc for Metadata {
     }
     /// Only a change of the token's state (a refresh, an expiry learned, a
     /// keep-alive): a login again under the same alias (another org, flow,
-    /// client or store) writes the file anew, or an older sfx would pair the
-    /// old record with the new secrets.
+    /// client, store or session timeout) writes the file anew, or an older
+    /// sfx would pair the old record with the new secrets.
     fn may_journal(old: &Arc<OrgRecord>, new: &Arc<OrgRecord>) -> bool {
         let mut same = OrgRecord::clone(old);
         same.issued_at = new.issued_at;
-        same.session_timeout_secs = new.session_timeout_secs;
         same.expiry = new.expiry;
         same.access_token_masked = new.access_token_masked.clone();
         same.refresh_token_used_at = new.refresh_token_used_at;
