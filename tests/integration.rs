@@ -5,6 +5,7 @@
 mod common;
 
 mod adversary;
+mod advjournal;
 mod api;
 mod childenv;
 mod clients;

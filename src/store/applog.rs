@@ -125,8 +125,14 @@ pub fn parse<V: DeserializeOwned>(bytes: &[u8], base: &BaseId) -> Result<Parsed<
             whole: 0,
         });
     };
-    let header: Header = serde_json::from_slice(first)
-        .map_err(|e| format!("line 1 is not the header sfx writes ({e})"))?;
+    // serde's text may quote a value (a token, in the secrets journal): only
+    // where it failed is shown, as for the other lines.
+    let header: Header = serde_json::from_slice(first).map_err(|e| {
+        format!(
+            "line 1 is not the header sfx writes (column {})",
+            e.column()
+        )
+    })?;
     if header.sfx_journal != FORMAT {
         return Err(format!(
             "it is in format {}, which this sfx does not read (it reads format {FORMAT})",

@@ -394,6 +394,18 @@ impl Doc for Metadata {
         // Just parsed: not shared, so changed in place.
         Arc::make_mut(rec).check(key)
     }
+    /// Only a change of the token's state (a refresh, an expiry learned, a
+    /// keep-alive): a login again under the same alias (another org, flow,
+    /// client, store or session timeout) writes the file anew, or an older
+    /// sfx would pair the old record with the new secrets.
+    fn may_journal(old: &Arc<OrgRecord>, new: &Arc<OrgRecord>) -> bool {
+        let mut same = OrgRecord::clone(old);
+        same.issued_at = new.issued_at;
+        same.expiry = new.expiry;
+        same.access_token_masked = new.access_token_masked.clone();
+        same.refresh_token_used_at = new.refresh_token_used_at;
+        same == **new
+    }
     fn line(key: &str, rec: &Arc<OrgRecord>, out: &mut Vec<u8>) -> std::io::Result<()> {
         out.extend(applog::lines(&[(key, Some(&**rec))])?);
         Ok(())

@@ -65,10 +65,30 @@ pub fn trust_problems(home: &Path) -> Vec<String> {
     ];
     items
         .iter()
-        .filter_map(|(p, secret)| super::trust::problem(p, *secret))
+        .filter_map(|(p, secret)| odd_journal(p).or_else(|| super::trust::problem(p, *secret)))
         .chain(above)
         .map(|(what, fix)| format!("{what}: {fix}"))
         .collect()
+}
+
+/// A journal that is there but not a regular file (a link, a directory, a
+/// FIFO), which every command refuses to read (exit 6): for `sfx doctor` too.
+fn odd_journal(path: &Path) -> Option<(String, String)> {
+    let name = path.file_name()?;
+    if name != journaled::JOURNAL_NAME && name != file::JOURNAL_NAME {
+        return None;
+    }
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    if meta.file_type().is_file() {
+        return None;
+    }
+    let shown = path.display();
+    Some((
+        format!(
+            "{shown} is not a regular file (a link, a directory or a FIFO), which sfx does not read"
+        ),
+        format!("look at what it is, then move it away: `mv {shown} {shown}.odd`"),
+    ))
 }
 
 /// Create `dir` (mode 0700 when sfx creates it).
