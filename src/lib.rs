@@ -26,6 +26,8 @@ pub mod commands;
 pub mod context;
 pub mod error;
 pub mod exit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod generate;
 pub mod lifecycle;
 pub mod limits;

@@ -45,6 +45,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cli", 3),
     ("generate", 3),
     ("app", 3),
+    ("fuzzing", 3),
 ];
 
 /// Layers whose submodules must not form circles among themselves.
