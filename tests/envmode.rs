@@ -91,6 +91,33 @@ fn refresh_format_env_hands_back_a_rotated_auth_url_and_warns() {
         .code(4);
 }
 
+/// The human line of a rotating refresh of the environment's org does not
+/// claim the new refresh token was stored: nothing is, and the warning after it
+/// says where it went.
+#[test]
+fn a_rotating_refresh_of_the_environments_org_does_not_say_stored() {
+    let t = T::new();
+    t.fake
+        .update_client(DEFAULT_CLIENT_ID, |c| c.rotate_refresh_tokens = true);
+    t.fake.expect_hit("/services/oauth2/token");
+    let out = t
+        .sfx()
+        .args(["refresh"])
+        .env("SFX_AUTH_URL", t.auth_url())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("; refresh token rotated"), "{stdout}");
+    assert!(!stdout.contains("rotated and stored"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("now dead"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!t.home().exists(), "nothing stored");
+}
+
 #[test]
 fn refresh_token_in_the_environment_needs_client_id_and_a_url() {
     let t = T::new();

@@ -233,10 +233,12 @@ impl Report for TokenSummary {
             ),
             None => "expiry unknown".to_string(),
         };
-        let rotated = if self.rotated {
-            "; refresh token rotated and stored"
-        } else {
-            ""
+        let rotated = match (self.rotated, r.store) {
+            (false, _) => "",
+            // The environment's org stores nothing: the note after this line
+            // says where the new refresh token is.
+            (true, crate::store::metadata::StoreKind::Env) => "; refresh token rotated",
+            (true, _) => "; refresh token rotated and stored",
         };
         format!(
             "{} {} as {who} at {} — token {}, {when}{rotated}",
