@@ -361,7 +361,8 @@ pub trait OrgStore: Send + Sync {
     }
 
     /// Whether the stored orgs may have changed since `seen`, a cheap reading
-    /// this updates (the local metadata file's modification time). `None`: the
+    /// this updates (the local store: the newest modification time of
+    /// `orgs.json` and its journal). `None`: the
     /// store cannot tell cheaply; list it to find out.
     fn changed_since(&self, _seen: &mut Option<std::time::SystemTime>) -> Option<bool> {
         None
