@@ -64,6 +64,25 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every `src/**/*.rs` as (its path under `src/` with `/` separators, its text).
+fn src_texts() -> Vec<(String, String)> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut paths = Vec::new();
+    rust_files(&src, &mut paths);
+    paths
+        .iter()
+        .map(|p| {
+            (
+                p.strip_prefix(&src)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/"),
+                std::fs::read_to_string(p).unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// The code of a file without its comments (doc links are not imports).
 fn code(text: &str) -> String {
     text.lines()
@@ -291,18 +310,7 @@ fn stderr_writers(files: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn only_the_messages_module_writes_to_stderr() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut paths = Vec::new();
-    rust_files(&src, &mut paths);
-    let files: Vec<(String, String)> = paths
-        .iter()
-        .map(|p| {
-            (
-                p.strip_prefix(&src).unwrap().to_string_lossy().into_owned(),
-                std::fs::read_to_string(p).unwrap(),
-            )
-        })
-        .collect();
+    let files = src_texts();
     assert!(files.iter().any(|(n, _)| n == "messages.rs"));
     let found = stderr_writers(&files);
     assert!(
@@ -366,21 +374,7 @@ fn backend_namers(files: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn commands_name_no_store_backend() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut paths = Vec::new();
-    rust_files(&src, &mut paths);
-    let files: Vec<(String, String)> = paths
-        .iter()
-        .map(|p| {
-            (
-                p.strip_prefix(&src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-                std::fs::read_to_string(p).unwrap(),
-            )
-        })
-        .collect();
+    let files = src_texts();
     assert!(files.iter().any(|(n, _)| n == "commands/doctor.rs"));
     let found = backend_namers(&files);
     assert!(
@@ -440,21 +434,7 @@ fn store_printers(files: &[(String, String)]) -> Vec<String> {
 
 #[test]
 fn no_store_prints() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut paths = Vec::new();
-    rust_files(&src, &mut paths);
-    let files: Vec<(String, String)> = paths
-        .iter()
-        .map(|p| {
-            (
-                p.strip_prefix(&src)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-                std::fs::read_to_string(p).unwrap(),
-            )
-        })
-        .collect();
+    let files = src_texts();
     assert!(files.iter().any(|(n, _)| n == "store/lock.rs"));
     let found = store_printers(&files);
     assert!(
